@@ -1,0 +1,50 @@
+# Two entry points: `make run` and `make test`. Everything else is a step they depend on.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.bootstrapped
+# Installed before the lock, pinned apart: an unpinned torch pulls a CUDA build of several GB.
+TORCH := torch==2.13.0
+# Debian packages the tests need (dciodvfy checks every DICOM object we write).
+TEST_DEB_PACKAGES := dicom3tools
+REPORTS := var/test-reports
+
+.PHONY: run test bootstrap system-packages lock lint
+
+run: $(STAMP)
+	$(BIN)/digital-contrast phantom generate --n 1
+
+test: $(STAMP) system-packages
+	@mkdir -p $(REPORTS)
+	$(BIN)/python -m pytest --junitxml=$(REPORTS)/junit.xml \
+		--req-map=$(REPORTS)/requirements-map.json
+
+bootstrap: $(STAMP)
+
+# Re-runs only when the lock or the project metadata changed.
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--no-build-isolation --editable .
+	@touch $(STAMP)
+
+system-packages:
+	@missing=$$(for p in $(TEST_DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then echo "missing Debian packages: $$missing (run as root)"; exit 1; fi; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+# Maintainers: refresh the lock from a working venv (torch and CUDA wheels stay out of it).
+lock: $(STAMP)
+	{ echo "# Exact runtime + test dependency closure, installed after $(TORCH) (see Makefile)."; \
+	  echo "# Regenerate with 'make lock' from a working venv; torch and CUDA wheels stay out."; \
+	  $(BIN)/python -m pip freeze --all --exclude-editable \
+		| grep -v -i -E '^(torch|nvidia-|triton|pip)(==| @)'; } > requirements.lock
+
+lint: $(STAMP)
+	$(BIN)/ruff check device tests bench

@@ -1,0 +1,3 @@
+from digital_contrast.cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""`digital-contrast <group> <verb>`: the one command-line program (the only module that may
+import every item)."""
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from digital_contrast import __version__
+from digital_contrast.config import get_settings
+from digital_contrast.errors import DigitalContrastError
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(name="digital-contrast", no_args_is_help=True, add_completion=False,
+                  help="Digital Contrast: synthetic contrast-enhanced CT from non-contrast CT. "
+                       "The reference model is trained on a procedural phantom and is not "
+                       "clinically validated.")
+phantom_app = typer.Typer(no_args_is_help=True, help="Procedural abdominal CT phantom.")
+app.add_typer(phantom_app, name="phantom")
+
+
+def user_errors(func: Callable[..., T]) -> Callable[..., T]:
+    """Report a user error as `CODE: message` with exit status 2, never as a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: object, **kwargs: object) -> T:
+        try:
+            return func(*args, **kwargs)
+        except (DigitalContrastError, ValueError) as exc:
+            code = getattr(exc, "code", "INVALID_ARGUMENT")
+            detail = getattr(exc, "detail", str(exc))
+            err_console.print(f"[bold red]{code}[/]: {detail}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.command()
+def version() -> None:
+    """Print the software version and the site this installation is configured for."""
+    console.print(f"digital-contrast {__version__} (site: {get_settings().site})")
+
+
+@phantom_app.command("generate")
+@user_errors
+def phantom_generate(
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of cases.")] = 1,
+    out: Annotated[Path | None, typer.Option(help="Output folder [default: DATA_DIR/phantom].")
+                   ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the first case.")] = 0,
+    size: Annotated[str, typer.Option(help="small | clinical")] = "small",
+    fmt: Annotated[str, typer.Option("--format", help="dicom | nifti")] = "dicom",
+) -> None:
+    """Generate phantom cases: NCCT, arterial and portal-venous series, labels, manifest."""
+    from digital_contrast.imaging.phantom.export import OutputFormat, generate_study
+
+    out = out or get_settings().data_dir / "phantom"
+    try:
+        output_format = OutputFormat(fmt)
+    except ValueError:
+        raise ValueError(f"--format must be one of {[f.value for f in OutputFormat]}") from None
+    with console.status("Generating phantom cases...") as status:
+        manifest = generate_study(n, out, seed=seed, size=size, fmt=output_format,
+                                  progress=lambda i, cid: status.update(f"{cid} ({i}/{n})"))
+    table = Table(title=f"Phantom study in {out} ({manifest['notice']})")
+    for column in ("case", "matrix", "spacing (mm)", "aneurysm (mm)", "thrombus",
+                   "noise (HU)", "series"):
+        table.add_column(column)
+    for case in manifest["cases"]:
+        p = case["parameters"]
+        table.add_row(case["case_id"], "x".join(map(str, case["shape"])),
+                      " x ".join(f"{s:.2f}" for s in case["spacing_mm"]),
+                      f"{p['aneurysm_max_diameter_mm']:.0f}",
+                      f"{p['thrombus_shape']} ({p['thrombus_minus_blood_hu']:+.0f} HU)",
+                      f"{p['noise_sd_hu']:.0f}", ", ".join(case["series"]))
+    console.print(table)
+    console.print(f"Manifest: {out / 'manifest.json'}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

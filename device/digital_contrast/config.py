@@ -1,0 +1,36 @@
+"""The one Settings object: every operator-facing option, read from `DC_*` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DC_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Root of instance files, databases, runs.")
+    database_url: str = Field("", description="SQLAlchemy URL; default SQLite under data_dir.")
+    mlflow_uri: str = Field("", description="MLflow tracking URI; default SQLite under data_dir.")
+    site: str = Field("default-site", min_length=1, description="Site name stamped on records.")
+    max_upload_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Largest total uncompressed size accepted from one zip."
+    )
+    max_upload_members: int = Field(
+        20_000, gt=0, description="Most files accepted from one zip."
+    )
+
+    @model_validator(mode="after")
+    def _default_urls(self) -> "Settings":
+        data_dir = self.data_dir.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{data_dir / 'digital_contrast.db'}"
+        if not self.mlflow_uri:
+            self.mlflow_uri = f"sqlite:///{data_dir / 'mlflow.db'}"
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Quality-record tooling: schemas and generators over ../../qms and ../../risk."""

@@ -1,0 +1,15 @@
+"""Where the quality records live and how a malformed one is reported."""
+
+from pathlib import Path
+
+from digital_contrast.errors import DigitalContrastError
+
+# The repository is the technical file: records sit beside the code, not inside the package.
+REPO_ROOT = Path(__file__).resolve().parents[3]
+QMS_DIR = REPO_ROOT / "qms"
+
+
+class RecordError(DigitalContrastError):
+    """A quality record is missing, malformed or inconsistent with another record."""
+
+    code = "QMS_RECORD_INVALID"
