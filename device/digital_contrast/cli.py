@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from digital_contrast import __version__
 from digital_contrast.config import get_settings
 from digital_contrast.errors import DigitalContrastError
+from digital_contrast.imaging.phantom import OutputFormat, PhantomSize
 
 T = TypeVar("T")
 console = Console()
@@ -26,6 +28,11 @@ phantom_app = typer.Typer(no_args_is_help=True, help="Procedural abdominal CT ph
 app.add_typer(phantom_app, name="phantom")
 
 
+def _fail(code: str, detail: str) -> typer.Exit:
+    err_console.print(f"[bold red]{code}[/]: {detail}", highlight=False)
+    return typer.Exit(2)
+
+
 def user_errors(func: Callable[..., T]) -> Callable[..., T]:
     """Report a user error as `CODE: message` with exit status 2, never as a traceback."""
 
@@ -33,13 +40,21 @@ def user_errors(func: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: object, **kwargs: object) -> T:
         try:
             return func(*args, **kwargs)
-        except (DigitalContrastError, ValueError) as exc:
-            code = getattr(exc, "code", "INVALID_ARGUMENT")
-            detail = getattr(exc, "detail", str(exc))
-            err_console.print(f"[bold red]{code}[/]: {detail}", highlight=False)
-            raise typer.Exit(2) from None
+        except DigitalContrastError as exc:
+            raise _fail(exc.code, exc.detail) from None
 
     return wrapper
+
+
+@app.callback()
+def _check_settings() -> None:
+    """Refuse to start on invalid DC_* settings, naming the variable."""
+    try:
+        get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"DC_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                             for e in exc.errors())
+        raise _fail("CONFIG_INVALID", problems) from None
 
 
 @app.command()
@@ -55,19 +70,17 @@ def phantom_generate(
     out: Annotated[Path | None, typer.Option(help="Output folder [default: DATA_DIR/phantom].")
                    ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the first case.")] = 0,
-    size: Annotated[str, typer.Option(help="small | clinical")] = "small",
-    fmt: Annotated[str, typer.Option("--format", help="dicom | nifti")] = "dicom",
+    size: Annotated[PhantomSize, typer.Option(help="Field of view and matrix.")
+                    ] = PhantomSize.SMALL,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="File format.")
+                   ] = OutputFormat.DICOM,
 ) -> None:
     """Generate phantom cases: NCCT, arterial and portal-venous series, labels, manifest."""
-    from digital_contrast.imaging.phantom.export import OutputFormat, generate_study
+    from digital_contrast.imaging.phantom.export import generate_study
 
     out = out or get_settings().data_dir / "phantom"
-    try:
-        output_format = OutputFormat(fmt)
-    except ValueError:
-        raise ValueError(f"--format must be one of {[f.value for f in OutputFormat]}") from None
     with console.status("Generating phantom cases...") as status:
-        manifest = generate_study(n, out, seed=seed, size=size, fmt=output_format,
+        manifest = generate_study(n, out, seed=seed, size=size, fmt=fmt,
                                   progress=lambda i, cid: status.update(f"{cid} ({i}/{n})"))
     table = Table(title=f"Phantom study in {out} ({manifest['notice']})")
     for column in ("case", "matrix", "spacing (mm)", "aneurysm (mm)", "thrombus",

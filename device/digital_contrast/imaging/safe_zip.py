@@ -23,6 +23,9 @@ class ZipLimits:
     ratio_floor_bytes: int = 1024**2  # ratios of tiny members say nothing
 
 
+DEFAULT_LIMITS = ZipLimits()
+
+
 def _check_name(name: str) -> None:
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
@@ -66,7 +69,7 @@ def _members(archive: zipfile.ZipFile, limits: ZipLimits) -> list[zipfile.ZipInf
     return members
 
 
-def iter_zip_members(source: Path | bytes, limits: ZipLimits = ZipLimits()
+def iter_zip_members(source: Path | bytes, limits: ZipLimits = DEFAULT_LIMITS
                      ) -> Iterator[tuple[str, bytes]]:
     """Yield (name, content) of each file member; every entry is checked before the first read."""
     try:

@@ -14,11 +14,11 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import CTImageStorage, UID
+from pydicom.uid import UID, CTImageStorage
 
 from digital_contrast.imaging import geometry
 from digital_contrast.imaging.errors import ImagingError, ImagingErrorCode
-from digital_contrast.imaging.safe_zip import ZipLimits, iter_zip_members
+from digital_contrast.imaging.safe_zip import DEFAULT_LIMITS, ZipLimits, iter_zip_members
 from digital_contrast.imaging.volume import AIR_HU, SourceSeries, SourceSlice, Volume
 
 SeriesSource = Path | str | bytes | Sequence[Path | str | bytes]
@@ -40,7 +40,7 @@ _REQUIRED = ("SeriesInstanceUID", "SOPInstanceUID", "Rows", "Columns", "PixelSpa
              "ImageOrientationPatient", "ImagePositionPatient", "BitsAllocated")
 
 
-def read_series(source: SeriesSource, *, zip_limits: ZipLimits = ZipLimits()) -> Volume:
+def read_series(source: SeriesSource, *, zip_limits: ZipLimits = DEFAULT_LIMITS) -> Volume:
     """Read one CT series from a folder, a zip file, zip or DICOM bytes, or a list of files."""
     datasets = [_parse(name, data) for name, data in _iter_files(source, zip_limits)]
     if not datasets:

@@ -47,7 +47,8 @@ class Volume:
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3 or self.array.dtype != np.float32:
-            raise ValueError(f"array must be 3-D float32, got {self.array.ndim}-D {self.array.dtype}")
+            raise ValueError(
+                f"array must be 3-D float32, not {self.array.ndim}-D {self.array.dtype}")
         if self.affine.shape != (4, 4) or not np.all(np.isfinite(self.affine)):
             raise ValueError("affine must be a finite 4x4 matrix")
         if abs(np.linalg.det(self.affine[:3, :3])) < 1e-9:

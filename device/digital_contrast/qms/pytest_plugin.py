@@ -57,9 +57,9 @@ class RequirementTrace:
         if entry is None:
             return
         # The call decides, but a failed or skipped setup/teardown overrides a pass.
-        if report.when == "call" or report.outcome != "passed":
-            if entry["outcome"] != "failed":
-                entry["outcome"] = report.outcome
+        decisive = report.when == "call" or report.outcome != "passed"
+        if decisive and entry["outcome"] != "failed":
+            entry["outcome"] = report.outcome
 
     def pytest_sessionfinish(self) -> None:
         if self.map_path is None or not self.tests:

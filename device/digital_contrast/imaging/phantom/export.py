@@ -27,6 +27,7 @@ from digital_contrast.imaging.ct_image import (
     write_series_atomically,
 )
 from digital_contrast.imaging.nifti import write_nifti
+from digital_contrast.imaging.phantom import OutputFormat
 from digital_contrast.imaging.phantom.case import PhantomCase, generate_case
 from digital_contrast.imaging.uids import uid_from
 from digital_contrast.imaging.volume import Volume
@@ -39,11 +40,6 @@ class Phase(StrEnum):
     NCCT = "ncct"
     ARTERIAL = "arterial"
     PORTAL_VENOUS = "portal_venous"
-
-
-class OutputFormat(StrEnum):
-    DICOM = "dicom"
-    NIFTI = "nifti"
 
 
 @dataclass(frozen=True)

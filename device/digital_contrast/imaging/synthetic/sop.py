@@ -12,7 +12,12 @@ from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage
 
 from digital_contrast import MANUFACTURER, PRODUCT_NAME, __version__
-from digital_contrast.imaging.ct_image import add_image_plane, add_pixels, dicom_date_time, file_meta
+from digital_contrast.imaging.ct_image import (
+    add_image_plane,
+    add_pixels,
+    dicom_date_time,
+    file_meta,
+)
 from digital_contrast.imaging.errors import ImagingError, ImagingErrorCode
 from digital_contrast.imaging.synthetic.content import (
     SynthesizingModel,

@@ -1,0 +1,45 @@
+"""The committed lock is the installed environment: exact pins, no CUDA, torch apart."""
+
+import re
+from importlib.metadata import distributions, version
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+
+LOCK = Path(__file__).resolve().parents[2] / "requirements.lock"
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)$")
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = PIN.match(line)
+        assert match, f"not an exact pin: {line!r}"
+        pins[canonicalize_name(match[1])] = match[2]
+    return pins
+
+
+@pytest.mark.req("SRS-PKG-001")
+def test_lock_pins_exact_versions_without_torch_or_cuda() -> None:
+    pins = _pins()
+    assert pins, "empty lock"
+    assert "torch" not in pins
+    assert not [name for name in pins if name.startswith("nvidia-") or name == "triton"]
+    for needed in ("pydicom", "numpy", "nibabel", "pydantic-settings", "typer", "pytest"):
+        assert needed in pins
+
+
+@pytest.mark.req("SRS-PKG-001")
+def test_installed_environment_matches_the_lock() -> None:
+    pins = _pins()
+    mismatched = {name: (pinned, version(name)) for name, pinned in pins.items()
+                  if version(name) != pinned}
+    assert not mismatched
+    installed = {canonicalize_name(d.metadata["Name"]) for d in distributions()}
+    unlocked = installed - set(pins) - {"torch", "pip", "digital-contrast"}
+    assert not unlocked, f"installed but not locked: {sorted(unlocked)}"
+    assert version("torch") == "2.13.0" or version("torch").startswith("2.13.0+")
