@@ -82,19 +82,28 @@ def phantom_generate(
     with console.status("Generating phantom cases...") as status:
         manifest = generate_study(n, out, seed=seed, size=size, fmt=fmt,
                                   progress=lambda i, cid: status.update(f"{cid} ({i}/{n})"))
-    table = Table(title=f"Phantom study in {out} ({manifest['notice']})")
-    for column in ("case", "matrix", "spacing (mm)", "aneurysm (mm)", "thrombus",
-                   "noise (HU)", "series"):
-        table.add_column(column)
+    table = Table(title=f"Phantom study in {out}", caption=manifest["notice"])
+    for column in ("case", "slices x rows x cols", "voxel (mm)", "AAA (mm)", "thrombus",
+                   "thrombus-blood (HU)", "noise SD (HU)"):
+        table.add_column(column, overflow="fold")
     for case in manifest["cases"]:
         p = case["parameters"]
-        table.add_row(case["case_id"], "x".join(map(str, case["shape"])),
+        table.add_row(case["case_id"], " x ".join(map(str, case["shape"])),
                       " x ".join(f"{s:.2f}" for s in case["spacing_mm"]),
-                      f"{p['aneurysm_max_diameter_mm']:.0f}",
-                      f"{p['thrombus_shape']} ({p['thrombus_minus_blood_hu']:+.0f} HU)",
-                      f"{p['noise_sd_hu']:.0f}", ", ".join(case["series"]))
+                      f"{p['aneurysm_max_diameter_mm']:.0f}", *_thrombus_cells(p),
+                      f"{p['noise_sd_hu']:.0f}")
     console.print(table)
+    for case in manifest["cases"]:
+        paths = ", ".join(entry["path"] for entry in case["series"].values())
+        console.print(f"{case['case_id']}: {paths}, labels {case['labels']['path']}")
     console.print(f"Manifest: {out / 'manifest.json'}")
+
+
+def _thrombus_cells(p: dict) -> tuple[str, str]:
+    if p["thrombus_shape"] == "none":
+        return "none", "-"
+    return (f"{p['thrombus_shape']} {p['thrombus_max_thickness_mm']:.0f} mm",
+            f"{p['thrombus_minus_blood_hu']:+.1f}")
 
 
 def main() -> None:

@@ -126,10 +126,12 @@ def test_cli_refuses_bad_arguments_and_settings_without_traceback(
 
 @pytest.mark.req("SRS-PKG-003")
 def test_console_script_is_installed() -> None:
+    import os
     import subprocess
     import sys
 
     script = Path(sys.executable).parent / "digital-contrast"
-    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False,
+                            env=os.environ | {"COLUMNS": "200"})
     assert result.returncode == 0
     assert "phantom" in result.stdout and "not clinically validated" in result.stdout

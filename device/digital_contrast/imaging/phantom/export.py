@@ -60,11 +60,6 @@ def case_id(seed: int) -> str:
     return f"PH{seed:06d}"
 
 
-def phase_image(case: PhantomCase, phase: Phase) -> np.ndarray:
-    return {Phase.NCCT: case.ncct, Phase.ARTERIAL: case.arterial,
-            Phase.PORTAL_VENOUS: case.portal_venous}[phase]
-
-
 def _study_header(case: PhantomCase) -> Dataset:
     p = case.parameters
     acquired = _EPOCH + timedelta(days=p.seed % 3650)
@@ -129,7 +124,7 @@ def write_phase_dicom(case: PhantomCase, phase: Phase, folder: Path) -> str:
     shared.SOPClassUID = CTImageStorage
     if style.delay_s is not None:
         _contrast_bolus(shared, style.delay_s)
-    image = phase_image(case, phase)
+    image = case.phase(phase.value)
     n = image.shape[0]
 
     def write(tmp: Path) -> None:
@@ -168,7 +163,7 @@ def write_case(case: PhantomCase, out_dir: Path, fmt: OutputFormat) -> dict:
             uid = write_phase_dicom(case, phase, target)
             entry = {"series_instance_uid": str(uid), "files": len(list(target.iterdir()))}
         else:
-            target = write_nifti(Volume(phase_image(case, phase), case.affine),
+            target = write_nifti(Volume(case.phase(phase.value), case.affine),
                                  folder / f"{phase.value}.nii.gz")
             entry = {}
         series[phase.value] = {"path": target.relative_to(out_dir).as_posix(),
