@@ -303,3 +303,4 @@ def test_object_that_is_not_a_ct_image_is_refused() -> None:
 def test_empty_folder_and_missing_path_are_refused(tmp_path: Path) -> None:
     _raises(C.EMPTY, tmp_path)
     _raises(C.EMPTY, tmp_path / "nowhere")
+    _raises(C.EMPTY, [])

@@ -145,7 +145,10 @@ def test_volume_with_other_geometry_is_refused(source_volume: Volume) -> None:
     moved[:3, 3] += 5.0
     shifted = Volume(source_volume.array, moved)
     cropped = Volume(source_volume.array[:, :-2], source_volume.affine)
-    for volume in (shifted, cropped):
+    finer = source_volume.affine.copy()
+    finer[:3, 1:3] *= 0.5  # same origin and slices, other pixel spacing
+    resampled = Volume(source_volume.array, finer)
+    for volume in (shifted, cropped, resampled):
         with pytest.raises(ImagingError) as info:
             build_synthetic_series(volume, source_volume.source, MODEL)
         assert info.value.code == ImagingErrorCode.DERIVED_GEOMETRY_MISMATCH.value

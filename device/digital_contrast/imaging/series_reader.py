@@ -42,14 +42,14 @@ _REQUIRED = ("SeriesInstanceUID", "SOPInstanceUID", "Rows", "Columns", "PixelSpa
 
 def read_series(source: SeriesSource, *, zip_limits: ZipLimits = DEFAULT_LIMITS) -> Volume:
     """Read one CT series from a folder, a zip file, zip or DICOM bytes, or a list of files."""
-    datasets = [_parse(name, data) for name, data in _iter_files(source, zip_limits)]
-    if not datasets:
-        raise ImagingError(ImagingErrorCode.EMPTY, "no files were found in the input")
-    return volume_from_datasets(datasets)
+    return volume_from_datasets([_parse(name, data)
+                                 for name, data in _iter_files(source, zip_limits)])
 
 
 def volume_from_datasets(datasets: Sequence[Dataset]) -> Volume:
     """Check parsed instances as one CT series and assemble the volume."""
+    if not datasets:
+        raise ImagingError(ImagingErrorCode.EMPTY, "no files were found in the input")
     for ds in datasets:
         _check_instance(ds)
     _check_same(datasets)
@@ -78,7 +78,7 @@ def _iter_files(source: SeriesSource, limits: ZipLimits) -> Iterator[tuple[str, 
         if path.is_dir():
             yield from ((str(p), p) for p in sorted(path.rglob("*"))
                         if p.is_file() and not p.name.startswith(".") and p.name != "DICOMDIR")
-        elif path.is_file() and _is_zip(path.read_bytes()[:4]):
+        elif path.is_file() and _is_zip(_head(path)):
             yield from iter_zip_members(path, limits)
         elif path.is_file():
             yield str(path), path
@@ -88,6 +88,11 @@ def _iter_files(source: SeriesSource, limits: ZipLimits) -> Iterator[tuple[str, 
         for index, item in enumerate(source):
             yield (f"<bytes #{index}>", item) if isinstance(item, bytes) else (str(item),
                                                                               Path(item))
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(4)
 
 
 def _is_zip(head: bytes) -> bool:

@@ -19,6 +19,7 @@ from digital_contrast.imaging.ct_image import (
     file_meta,
 )
 from digital_contrast.imaging.errors import ImagingError, ImagingErrorCode
+from digital_contrast.imaging.geometry import affine_from_dicom, slice_normal
 from digital_contrast.imaging.synthetic.content import (
     SynthesizingModel,
     contributing_equipment,
@@ -82,18 +83,19 @@ def build_synthetic_series(volume: Volume, source: SourceSeries, model: Synthesi
 
 
 def _check_geometry(volume: Volume, source: SourceSeries) -> None:
-    if len(source.slices) != volume.shape[0]:
-        raise ImagingError(ImagingErrorCode.DERIVED_GEOMETRY_MISMATCH,
-                           f"volume has {volume.shape[0]} slices, source {len(source.slices)}")
     header = source.header
-    if (int(header.Rows), int(header.Columns)) != volume.shape[1:]:
+    positions = np.array([s.position for s in source.slices])
+    if (len(positions), int(header.Rows), int(header.Columns)) != volume.shape:
         raise ImagingError(ImagingErrorCode.DERIVED_GEOMETRY_MISMATCH,
-                           f"volume matrix {volume.shape[1:]} differs from the source's")
-    first, last = np.array(source.slices[0].position), np.array(source.slices[-1].position)
-    if not (np.allclose(volume.world((0, 0, 0)), first, atol=0.01)
-            and np.allclose(volume.world((volume.shape[0] - 1, 0, 0)), last, atol=0.01)):
+                           f"volume shape {volume.shape} differs from the source's "
+                           f"{(len(positions), int(header.Rows), int(header.Columns))}")
+    normal = slice_normal(header.ImageOrientationPatient)
+    step = float(np.mean(np.diff(positions, axis=0) @ normal))
+    expected = affine_from_dicom(header.ImageOrientationPatient, header.PixelSpacing,
+                                 positions[0], normal, step)
+    if not np.allclose(volume.affine, expected, atol=1e-3):
         raise ImagingError(ImagingErrorCode.DERIVED_GEOMETRY_MISMATCH,
-                           "volume slice positions differ from the source slices")
+                           "volume position, orientation or spacing differs from the source")
 
 
 def _series_attributes(source: SourceSeries, model: SynthesizingModel, flags: Sequence[str],
