@@ -1,0 +1,189 @@
+"""Envelope checks that read the image: the aortic region is found relative to the spine, then
+examined for contrast already given, metal, and positive oral contrast.
+
+Fail-closed: when the spine (and so the aortic region) cannot be found in enough slices, the
+image checks fail rather than pass unexamined.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from digital_contrast.imaging.conformity.header import result
+from digital_contrast.imaging.conformity.verdict import CheckResult
+from digital_contrast.imaging.volume import Volume
+from digital_contrast.usecases.schema import Envelope
+
+GRID_MM = 1.5  # analysis grid: fine enough for a 10 mm vessel, cheap on 512x512 slices
+SMOOTH_MM = 1.0  # suppresses noise (SD 30 HU -> ~10 HU) before thresholds
+BONE_HU = 180.0
+CORTEX_HU = 600.0  # native peak of cortical bone; diluted oral contrast stays below
+MIDLINE_MM = 50.0
+MIN_VERTEBRA_MM2 = 300.0
+BAND_MM = (20.0, 5.0)  # anterior, posterior of the vertebral body's front edge: aortic wall
+AORTIC_ROI_MM = (110.0, 10.0, 70.0)  # anterior, posterior, half-width around the vertebra
+ORAL_MIN_HU = 150.0
+MAX_UNIFORM_PEAK_ABOVE_BULK_HU = 200.0
+MIN_SPINE_FRACTION = 0.3
+
+
+@dataclass
+class AorticFindings:
+    slices: int = 0
+    spine_slices: int = 0
+    enhanced_slices: int = 0
+    enhanced_hu: list[float] | None = None
+    metal_voxels: int = 0
+    oral_ml: float = 0.0
+
+
+def _canonical(volume: Volume) -> tuple[bool, bool]:
+    """Flips that put rows anterior->posterior and columns right->left (patient)."""
+    return volume.affine[1, 1] < 0, volume.affine[0, 2] < 0
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    labels, n = ndimage.label(mask)
+    return labels, list(range(1, n + 1))
+
+
+def _vertebra(smooth: np.ndarray, peak: np.ndarray, body_x: float, py: float,
+              px: float) -> np.ndarray | None:
+    """The vertebral body (or sacrum): the most posterior large bony component near the
+    midline. Posterior, because a contrast-filled aorta can be as large and as bright."""
+    labels, ids = _components(smooth > BONE_HU)
+    if not ids:
+        return None
+    sizes = ndimage.sum_labels(np.ones_like(smooth), labels, ids) * py * px
+    peaks = ndimage.maximum(peak, labels, ids)
+    centres = ndimage.center_of_mass(smooth > BONE_HU, labels, ids)
+    candidates = [(row, index) for index, size, top, (row, col)
+                  in zip(ids, sizes, peaks, centres, strict=True)
+                  if size >= MIN_VERTEBRA_MM2 and top > CORTEX_HU
+                  and abs(col - body_x) * px <= MIDLINE_MM]
+    return labels == max(candidates)[1] if candidates else None
+
+
+def _bone_like(peaks: np.ndarray, values: np.ndarray) -> bool:
+    """Bone and calcium peak far above their bulk; blood and bowel content are uniform."""
+    return bool(peaks.max() - np.median(values) > MAX_UNIFORM_PEAK_ABOVE_BULK_HU
+                and peaks.max() > CORTEX_HU)
+
+
+def analyse_aortic_region(volume: Volume, envelope: Envelope) -> AorticFindings:
+    dz, dy, dx = volume.spacing
+    stride = max(1, round(GRID_MM / min(dy, dx)))
+    py, px = dy * stride, dx * stride
+    flip_rows, flip_cols = _canonical(volume)
+    findings = AorticFindings(slices=volume.shape[0], enhanced_hu=[])
+    for k in range(volume.shape[0]):
+        raw = volume.array[k]
+        raw = raw[::-1] if flip_rows else raw
+        raw = raw[:, ::-1] if flip_cols else raw
+        smooth = ndimage.gaussian_filter(raw, (SMOOTH_MM / dy, SMOOTH_MM / dx))[::stride, ::stride]
+        # Native peaks on the analysis grid: a thin cortical shell survives, smoothing would not.
+        peak = ndimage.maximum_filter(raw, size=stride)[::stride, ::stride]
+        body = smooth > -500
+        if not body.any():
+            continue
+        vertebra = _vertebra(smooth, peak, ndimage.center_of_mass(body)[1], py, px)
+        if vertebra is None:
+            continue
+        findings.spine_slices += 1
+        rows, cols = np.nonzero(vertebra)
+        front, centre = rows.min(), cols.mean()
+        roi = np.zeros_like(body)
+        roi[max(0, int(front - AORTIC_ROI_MM[0] / py)):int(front + AORTIC_ROI_MM[1] / py),
+            max(0, int(centre - AORTIC_ROI_MM[2] / px)):int(centre + AORTIC_ROI_MM[2] / px)] = True
+        band = np.zeros_like(body)
+        band[max(0, int(front - BAND_MM[0] / py)):int(front + BAND_MM[1] / py),
+             max(0, int(centre - 45 / px)):int(centre + 45 / px)] = True
+        not_bone = ~ndimage.binary_dilation(vertebra, iterations=2)
+
+        enhanced = (smooth > envelope.max_unenhanced_blood_hu) & (smooth < 1500) & not_bone
+        labels, ids = _components(enhanced & roi)
+        aortic = np.zeros_like(body)
+        for index in ids:
+            blob = labels == index
+            if not (blob & band).any() or _bone_like(peak[blob], smooth[blob]):
+                continue
+            aortic |= blob
+            inscribed = 2 * ndimage.distance_transform_edt(blob, sampling=(py, px)).max()
+            if inscribed >= envelope.min_vessel_diameter_mm:
+                findings.enhanced_slices += 1
+                findings.enhanced_hu.append(float(np.median(smooth[blob])))
+                break
+
+        # Metal is thin: look at every native pixel of the region, not the analysis grid.
+        full_roi = np.kron(roi, np.ones((stride, stride), dtype=bool))[:raw.shape[0], :raw.shape[1]]
+        findings.metal_voxels += int(np.count_nonzero((raw[:full_roi.shape[0], :full_roi.shape[1]]
+                                                       > envelope.metal_hu) & full_roi))
+
+        # Whole components, judged as found: cutting the spine out first would leave pieces of
+        # bone without their cortex.
+        labels, ids = _components((smooth > ORAL_MIN_HU) & (smooth < 1500) & body)
+        if ids:  # bone and calcium peak far above their bulk; bowel content is uniform
+            sizes = ndimage.sum_labels(np.ones_like(smooth), labels, ids)
+            peaks = ndimage.maximum(peak, labels, ids)
+            medians = ndimage.median(smooth, labels, ids)
+            excluded = set(np.unique(labels[vertebra | aortic]))
+            oral_px = sum(size for index, size, top, bulk
+                          in zip(ids, sizes, peaks, medians, strict=True)
+                          if index not in excluded and top <= CORTEX_HU
+                          and top - bulk <= MAX_UNIFORM_PEAK_ABOVE_BULK_HU)
+            findings.oral_ml += oral_px * py * px * dz / 1000.0
+    return findings
+
+
+def image_checks(volume: Volume, envelope: Envelope) -> list[CheckResult]:
+    checks = [hu_calibration(volume)]
+    findings = analyse_aortic_region(volume, envelope)
+    located = findings.spine_slices >= MIN_SPINE_FRACTION * max(findings.slices, 1)
+    checks.append(result(
+        "CONF_AORTA_NOT_LOCATED", "aortic region located", located,
+        f"spine in {findings.spine_slices}/{findings.slices} slices",
+        f">= {MIN_SPINE_FRACTION:.0%} of slices",
+        "the spine and aortic region could not be found, so the image cannot be checked for "
+        "contrast or metal; is this an abdominal CT?"))
+    if not located:
+        return checks
+    fraction = findings.enhanced_slices / findings.spine_slices
+    median_hu = float(np.median(findings.enhanced_hu)) if findings.enhanced_hu else None
+    checks.append(result(
+        "CONF_CONTRAST_IN_AORTA", "unenhanced aortic blood",
+        fraction < envelope.contrast_slice_fraction,
+        f"enhanced lumen in {fraction:.0%} of slices"
+        + (f", median {median_hu:.0f} HU" if median_hu is not None else ""),
+        f"< {envelope.contrast_slice_fraction:.0%} of slices above "
+        f"{envelope.max_unenhanced_blood_hu:.0f} HU",
+        f"the aorta is enhanced ({median_hu or 0:.0f} HU in {fraction:.0%} of slices): "
+        "intravenous contrast has already been given"))
+    checks.append(result(
+        "CONF_METAL", "no metal in the aortic region",
+        findings.metal_voxels <= envelope.max_metal_voxels,
+        f"{findings.metal_voxels} voxels > {envelope.metal_hu:.0f} HU",
+        f"<= {envelope.max_metal_voxels} voxels",
+        "metal in the aortic region (for example a stent-graft): outside the intended use"))
+    checks.append(result(
+        "CONF_ORAL_CONTRAST", "no positive oral contrast",
+        findings.oral_ml < envelope.oral_contrast_min_ml,
+        f"{findings.oral_ml:.1f} mL > {ORAL_MIN_HU:.0f} HU outside vessels and bone",
+        f"< {envelope.oral_contrast_min_ml:g} mL",
+        "bright bowel content suggests positive oral contrast; vessels are judged unaffected, "
+        "but read bowel near vessels with care", warn=True))
+    return checks
+
+
+def hu_calibration(volume: Volume) -> CheckResult:
+    """Calibrated HU: fat near -100 and soft tissue near +40 are where they should be (every
+    abdominal CT has plenty of both), and nothing lies far outside the CT scale."""
+    sample = volume.array[:, ::4, ::4]
+    low, high = np.percentile(sample, [0.1, 99.9])
+    fat = float(np.mean((sample > -150) & (sample < -50)))
+    soft = float(np.mean((sample >= 0) & (sample <= 100)))
+    ok = low >= -1100 and high <= 4000 and fat >= 0.02 and soft >= 0.10
+    return result("CONF_HU_RANGE", "Hounsfield calibration", ok,
+                  f"p0.1 {low:.0f} HU, p99.9 {high:.0f} HU, fat {fat:.0%}, soft tissue {soft:.0%}",
+                  "p0.1 >= -1100, p99.9 <= 4000, fat (-150..-50) >= 2%, soft (0..100) >= 10%",
+                  "the values do not look like calibrated Hounsfield units")
