@@ -44,7 +44,8 @@ lock: $(STAMP)
 	{ echo "# Exact runtime + test dependency closure, installed after $(TORCH) (see Makefile)."; \
 	  echo "# Regenerate with 'make lock' from a working venv; torch and CUDA wheels stay out."; \
 	  $(BIN)/python -m pip freeze --all --exclude-editable \
-		| grep -v -i -E '^(torch|nvidia-|triton|pip)(==| @)'; } > requirements.lock
+		| grep -v -i -E '^(torch|triton|pip)(==| @)|^nvidia-(cu|nccl|nvjitlink|nvtx|nvshmem)'; \
+	} > requirements.lock
 
 lint: $(STAMP)
 	$(BIN)/ruff check device tests bench

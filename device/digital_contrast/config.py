@@ -6,6 +6,9 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The repository is the technical file; released models are committed under releases/.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DC_", env_file=".env", extra="ignore")
@@ -14,6 +17,10 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="SQLAlchemy URL; default SQLite under data_dir.")
     mlflow_uri: str = Field("", description="MLflow tracking URI; default SQLite under data_dir.")
     site: str = Field("default-site", min_length=1, description="Site name stamped on records.")
+    releases_dir: Path = Field(REPO_ROOT / "releases",
+                               description="Released models, reports and records.")
+    inference_threads: int = Field(
+        2, ge=1, le=256, description="CPU threads for inference; fixed so results reproduce.")
     max_upload_bytes: int = Field(
         2 * 1024**3, gt=0, description="Largest total uncompressed size accepted from one zip."
     )

@@ -28,7 +28,10 @@ def test_lock_pins_exact_versions_without_torch_or_cuda() -> None:
     pins = _pins()
     assert pins, "empty lock"
     assert "torch" not in pins
-    assert not [name for name in pins if name.startswith("nvidia-") or name == "triton"]
+    # CUDA runtime wheels (nvidia-cublas-cu12, nvidia-nccl-...) must never be locked;
+    # nvidia-ml-py is only NVML bindings, used by CodeCarbon to read GPU power.
+    cuda = re.compile(r"^nvidia-(cu|nccl|nvjitlink|nvtx|nvshmem)")
+    assert not [name for name in pins if cuda.match(name) or name == "triton"]
     for needed in ("pydicom", "numpy", "nibabel", "pydantic-settings", "typer", "pytest"):
         assert needed in pins
 

@@ -1,11 +1,9 @@
 """Where the quality records live and how a malformed one is reported."""
 
-from pathlib import Path
-
+from digital_contrast.config import REPO_ROOT
 from digital_contrast.errors import DigitalContrastError
 
 # The repository is the technical file: records sit beside the code, not inside the package.
-REPO_ROOT = Path(__file__).resolve().parents[3]
 QMS_DIR = REPO_ROOT / "qms"
 
 

@@ -1,0 +1,74 @@
+"""Loading a model for clinical use: resolve, fetch, verify the hash, re-check the validation
+record, and only then build the network. Every refusal is typed; nothing half-loaded runs."""
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from digital_contrast.model.bundle import Bundle, BundleError, check_preprocessing
+from digital_contrast.model.network import NetworkConfig, build_network
+from digital_contrast.model.reference import register_reference_model
+from digital_contrast.model.registry import (
+    PRODUCTION,
+    ModelRegistry,
+    RegisteredBundle,
+    RegistryError,
+)
+from digital_contrast.model.validation_record import ValidationRecord
+from digital_contrast.usecases import UseCase, UseCaseError, load_use_case
+
+
+@dataclass(frozen=True, eq=False)
+class LockedModel:
+    use_case: UseCase
+    registered: RegisteredBundle
+    validation: ValidationRecord
+    network_config: NetworkConfig
+    network: torch.nn.Module
+
+    @property
+    def bundle_sha256(self) -> str:
+        return self.registered.sha256
+
+    @classmethod
+    def load(cls, use_case: str | UseCase, *, version: str | None = None,
+             registry: ModelRegistry | None = None) -> "LockedModel":
+        use_case = load_use_case(use_case) if isinstance(use_case, str) else use_case
+        registry = registry or ModelRegistry()
+        registered = _resolve(registry, use_case, version)
+        with tempfile.TemporaryDirectory() as tmp:
+            bundle = registry.fetch(registered, Path(tmp))  # MODEL_INTEGRITY on any change
+            _check_bundle(bundle, use_case)
+            validation = registry.require_validated(registered)  # alias set behind our back?
+            network = build_network(bundle.manifest.network)
+            network.load_state_dict(bundle.state_dict(), strict=True)
+        network.eval()
+        for parameter in network.parameters():
+            parameter.requires_grad_(False)
+        return cls(use_case=use_case, registered=registered, validation=validation,
+                   network_config=bundle.manifest.network, network=network)
+
+
+def _resolve(registry: ModelRegistry, use_case: UseCase,
+             version: str | None) -> RegisteredBundle:
+    try:
+        return registry.resolve(use_case.model_name, version=version)
+    except RegistryError as exc:
+        if exc.code != "MODEL_NOT_REGISTERED" or version is not None:
+            raise
+    # No production model: the committed reference model, if this use case has one, is
+    # registered and promoted through the same gate as any other.
+    if register_reference_model(registry, use_case) is None:
+        raise UseCaseError("USECASE_NO_MODEL",
+                           f"use case {use_case.id} has no validated production model")
+    return registry.resolve(use_case.model_name, alias=PRODUCTION)
+
+
+def _check_bundle(bundle: Bundle, use_case: UseCase) -> None:
+    if bundle.manifest.use_case != use_case.id or bundle.manifest.model_name != \
+            use_case.model_name:
+        raise BundleError("BUNDLE_MISMATCH",
+                          f"the bundle is for {bundle.manifest.use_case}, not {use_case.id}")
+    check_preprocessing(use_case, bundle.manifest.network)

@@ -1,0 +1,127 @@
+"""`synthesize`: the one entry point from an NCCT volume to a synthetic contrast volume.
+
+Conformity first (an input outside the envelope never reaches the network), then: resample to
+the working spacing, sliding-window inference with fixed overlap and blending, resample back,
+clamp the enhancement at >= 0 (iodine only adds attenuation), add it to the NCCT and clamp to
+the HU scale. Deterministic algorithms and a fixed thread count make the output bit-identical
+for the same input and bundle on the same platform; its hash is recorded.
+"""
+
+import hashlib
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.inferers import sliding_window_inference
+
+from digital_contrast import __version__
+from digital_contrast.config import get_settings
+from digital_contrast.imaging.conformity import Verdict, require_conformity
+from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
+from digital_contrast.imaging.volume import Volume
+from digital_contrast.inference.locked_model import LockedModel
+from digital_contrast.inference.resampling import to_native_grid, to_working_spacing
+from digital_contrast.model.network import scale_input, unscale_output
+from digital_contrast.usecases import UseCase, load_use_case
+
+# Locked inference settings: part of what produced an image, so recorded and hashed into the
+# derived series' UIDs.
+ROI_SIZE = (32, 96, 96)  # (slice, row, column) at working spacing; multiples of 8
+OVERLAP = 0.25
+BLEND_MODE = "gaussian"
+
+
+@dataclass(frozen=True)
+class SynthesisResult:
+    volume: Volume  # the synthetic CT, same geometry and source as the input
+    use_case: str
+    model_name: str
+    model_version: str  # the bundle's own version
+    registry_version: str
+    bundle_sha256: str
+    input_sha256: str
+    output_sha256: str
+    verdict: Verdict
+    timings_s: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+    evidence: str = ""
+    platform: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def options(self) -> dict[str, object]:
+        """What, beside the bundle, determined the output (hashed into the series UID)."""
+        return {"use_case": self.use_case, "roi_size": list(ROI_SIZE), "overlap": OVERLAP,
+                "blend": BLEND_MODE}
+
+    def to_dict(self) -> dict:
+        return {
+            "use_case": self.use_case, "evidence": self.evidence,
+            "model": {"name": self.model_name, "version": self.model_version,
+                      "registry_version": self.registry_version,
+                      "bundle_sha256": self.bundle_sha256},
+            "input_sha256": self.input_sha256, "output_sha256": self.output_sha256,
+            "options": self.options, "conformity": self.verdict.to_dict(),
+            "timings_s": self.timings_s, "warnings": self.warnings, "platform": self.platform,
+        }
+
+
+def volume_sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float32).tobytes()).hexdigest()
+
+
+def platform_info() -> dict[str, str]:
+    return {"threads": str(torch.get_num_threads()),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "machine": platform.machine(), "python": platform.python_version(),
+            "torch": torch.__version__, "monai": version("monai"), "numpy": np.__version__,
+            "digital_contrast": __version__}
+
+
+def synthesize(volume: Volume, use_case: str | UseCase,
+               model: LockedModel | None = None) -> SynthesisResult:
+    case = load_use_case(use_case) if isinstance(use_case, str) else use_case
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    verdict = require_conformity(volume, case)  # raises ConformityError before any inference
+    timings["conformity"] = time.perf_counter() - start
+
+    if model is None:
+        start = time.perf_counter()
+        model = LockedModel.load(case)
+        timings["model_load"] = time.perf_counter() - start
+    if model.use_case.id != case.id:
+        raise ValueError(f"model for {model.use_case.id} given for use case {case.id}")
+
+    start = time.perf_counter()
+    enhancement = predict_enhancement(volume, model)
+    timings["inference"] = time.perf_counter() - start
+    synthetic = np.clip(volume.array + enhancement, HU_MIN, HU_MAX).astype(np.float32)
+    output = volume.with_array(synthetic)
+    warnings = [f"{c.code}: {c.message}" for c in verdict.warnings]
+    return SynthesisResult(
+        volume=output, use_case=case.id, model_name=model.registered.name,
+        model_version=model.registered.model_version,
+        registry_version=model.registered.version, bundle_sha256=model.bundle_sha256,
+        input_sha256=volume_sha256(volume.array), output_sha256=volume_sha256(synthetic),
+        verdict=verdict, timings_s={k: round(v, 3) for k, v in timings.items()},
+        warnings=warnings, evidence=case.evidence, platform=platform_info())
+
+
+def predict_enhancement(volume: Volume, model: LockedModel) -> np.ndarray:
+    """Enhancement in HU on the volume's own grid, clamped at >= 0."""
+    config = model.network_config
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(get_settings().inference_threads)
+    with torch.inference_mode():
+        working = to_working_spacing(volume.array, volume.affine, config.spacing_mm)
+        output = sliding_window_inference(scale_input(working.as_tensor()[None], config),
+                                          roi_size=ROI_SIZE, sw_batch_size=1,
+                                          predictor=model.network, overlap=OVERLAP,
+                                          mode=BLEND_MODE, padding_mode="replicate")
+        enhancement = MetaTensor(unscale_output(output[0], config), affine=working.affine)
+        native = to_native_grid(enhancement, volume.affine, volume.shape)
+    return np.maximum(native, 0.0).astype(np.float32)

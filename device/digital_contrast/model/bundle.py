@@ -1,0 +1,104 @@
+"""The model bundle: everything that decides a synthetic image, hashed as one.
+
+A bundle is a folder: `weights.pt` (a torch state dict of tensors only, loaded with
+`weights_only=True`, so no pickled code runs) and `bundle.json` (format version, use case,
+network configuration with its preprocessing, the intended-use envelope, provenance). The
+SHA-256 of the bundle covers every file's name and bytes; a bundle whose hash differs from the
+one registered is not run.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from digital_contrast.errors import DigitalContrastError
+from digital_contrast.model.network import NetworkConfig, load_state_dict_bytes, state_dict_bytes
+from digital_contrast.usecases.schema import Envelope, UseCase
+
+BUNDLE_FORMAT = "digital-contrast-bundle/1"
+WEIGHTS = "weights.pt"
+MANIFEST = "bundle.json"
+FILES = (MANIFEST, WEIGHTS)
+
+
+class BundleError(DigitalContrastError):
+    """A bundle that is malformed (BUNDLE_INVALID) or does not match its use case
+    (BUNDLE_MISMATCH)."""
+
+
+class BundleManifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: str = Field(BUNDLE_FORMAT, pattern=rf"^{BUNDLE_FORMAT}$")
+    use_case: str
+    model_name: str
+    model_version: str
+    network: NetworkConfig
+    envelope: Envelope
+    evidence: str
+    provenance: dict[str, Any] = Field(default_factory=dict)  # training run, data manifest hash
+
+
+@dataclass(frozen=True)
+class Bundle:
+    folder: Path
+    manifest: BundleManifest
+    sha256: str
+
+    def state_dict(self) -> dict:
+        return load_state_dict_bytes((self.folder / WEIGHTS).read_bytes())
+
+
+def bundle_sha256(folder: Path) -> str:
+    """Hash of exactly the bundle's files (name and content), in a fixed order."""
+    digest = hashlib.sha256()
+    for name in FILES:
+        digest.update(name.encode() + b"\0")
+        digest.update(hashlib.sha256((folder / name).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def write_bundle(folder: Path, *, use_case: UseCase, model_version: str,
+                 network: NetworkConfig, state_dict: dict,
+                 provenance: dict[str, Any] | None = None) -> Bundle:
+    """Write a bundle for `use_case`; its preprocessing must be the use case's."""
+    check_preprocessing(use_case, network)
+    manifest = BundleManifest(use_case=use_case.id, model_name=use_case.model_name,
+                              model_version=model_version, network=network,
+                              envelope=use_case.envelope, evidence=use_case.evidence,
+                              provenance=provenance or {})
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / WEIGHTS).write_bytes(state_dict_bytes(state_dict))
+    (folder / MANIFEST).write_text(json.dumps(manifest.model_dump(mode="json"), indent=2,
+                                              sort_keys=True) + "\n", encoding="utf-8")
+    return read_bundle(folder)
+
+
+def read_bundle(folder: Path) -> Bundle:
+    folder = Path(folder)
+    missing = [name for name in FILES if not (folder / name).is_file()]
+    extra = sorted(p.name for p in folder.iterdir() if p.name not in FILES) \
+        if folder.is_dir() else []
+    if missing or extra:
+        raise BundleError("BUNDLE_INVALID", f"bundle {folder.name}: missing {missing or 'none'}"
+                                            f", unexpected {extra or 'none'}")
+    try:
+        manifest = BundleManifest.model_validate_json((folder / MANIFEST).read_text("utf-8"))
+    except (ValidationError, ValueError) as exc:
+        raise BundleError("BUNDLE_INVALID", f"bundle manifest is not valid: {exc}") from None
+    return Bundle(folder=folder, manifest=manifest, sha256=bundle_sha256(folder))
+
+
+def check_preprocessing(use_case: UseCase, network: NetworkConfig) -> None:
+    expected = use_case.preprocessing
+    if (tuple(network.spacing_mm) != tuple(expected.working_spacing_mm)
+            or tuple(network.hu_window) != tuple(expected.hu_window)):
+        raise BundleError("BUNDLE_MISMATCH",
+                          f"network preprocessing (spacing {network.spacing_mm}, window "
+                          f"{network.hu_window}) differs from use case {use_case.id} "
+                          f"({expected.working_spacing_mm}, {expected.hu_window})")

@@ -1,0 +1,135 @@
+"""synthesize: conformity first, additive clamped enhancement, determinism, resampling."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from digital_contrast.imaging.conformity import ConformityError
+from digital_contrast.imaging.phantom.case import generate_case
+from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
+from digital_contrast.imaging.series_reader import read_series
+from digital_contrast.inference import LockedModel, synthesize
+from digital_contrast.inference.resampling import to_native_grid, to_working_spacing
+from digital_contrast.model.registry import ModelRegistry
+from digital_contrast.usecases import load_use_case
+from tests.support.models import record_for, tiny_bundle
+
+AAA = load_use_case("aaa-cta")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("synthesize")
+
+
+@pytest.fixture(scope="module")
+def registry_uri(workspace: Path, empty_registry_db: Path) -> str:
+    shutil.copy(empty_registry_db, workspace / "mlflow.db")
+    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    registry = ModelRegistry(uri)
+    bundle = tiny_bundle(workspace / "bundle", AAA, seed=3)
+    registered = registry.attach_validation(registry.register(bundle), record_for(bundle))
+    registry.promote(registered.name, registered.version)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def model(registry_uri: str) -> LockedModel:
+    return LockedModel.load("aaa-cta", registry=ModelRegistry(registry_uri))
+
+
+@pytest.fixture(scope="module")
+def case():
+    return generate_case(5, "small")
+
+
+@pytest.fixture(scope="module")
+def series(case, workspace: Path) -> dict[Phase, Path]:
+    folders = {}
+    for phase in (Phase.NCCT, Phase.ARTERIAL):
+        folders[phase] = workspace / phase.value
+        write_phase_dicom(case, phase, folders[phase])
+    return folders
+
+
+@pytest.mark.req("SRS-INF-004")
+def test_out_of_envelope_input_never_reaches_the_network(model: LockedModel, series,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(model.network, "forward", lambda x: calls.append(x) or x)
+    with pytest.raises(ConformityError) as info:
+        synthesize(read_series(series[Phase.ARTERIAL]), "aaa-cta", model)
+    assert info.value.code == "CONF_CONTRAST_AGENT" and calls == []
+
+
+@pytest.mark.req("SRS-INF-005", "SRS-INF-006")
+def test_result_is_additive_clamped_and_fully_recorded(model: LockedModel, series) -> None:
+    ncct = read_series(series[Phase.NCCT])
+    result = synthesize(ncct, "aaa-cta", model)
+    out = result.volume.array
+    assert out.shape == ncct.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(result.volume.affine, ncct.affine)
+    assert result.volume.source is ncct.source
+    assert (out >= np.minimum(ncct.array, 3071) - 1e-4).all()  # never darker
+    assert out.min() >= -1024 and out.max() <= 3071
+    record = result.to_dict()
+    assert record["model"]["bundle_sha256"] == model.bundle_sha256
+    assert record["conformity"]["passed"] is True
+    assert record["evidence"] == AAA.evidence and "phantom" in record["evidence"]
+    for key in ("threads", "cpu_capability", "torch", "monai", "numpy"):
+        assert record["platform"][key]
+    assert set(record["timings_s"]) >= {"conformity", "inference"}
+    assert len(record["output_sha256"]) == 64 != record["input_sha256"]
+    json.dumps(record)  # serialisable as result.json
+
+
+@pytest.mark.req("SRS-INF-005")
+def test_negative_predicted_enhancement_is_clamped(model: LockedModel, series,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    ncct = read_series(series[Phase.NCCT])
+    monkeypatch.setattr(model.network, "forward", lambda x: torch.full_like(x, -5.0))
+    result = synthesize(ncct, "aaa-cta", model)
+    np.testing.assert_array_equal(result.volume.array, ncct.array)
+
+
+_SCRIPT = """
+import sys
+from digital_contrast.imaging.series_reader import read_series
+from digital_contrast.inference import LockedModel, synthesize
+from digital_contrast.model.registry import ModelRegistry
+model = LockedModel.load("aaa-cta", registry=ModelRegistry(sys.argv[1]))
+print(synthesize(read_series(sys.argv[2]), "aaa-cta", model).output_sha256)
+"""
+
+
+@pytest.mark.req("SRS-INF-006")
+def test_two_fresh_processes_give_bit_identical_output(registry_uri: str, series) -> None:
+    hashes = set()
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-c", _SCRIPT, registry_uri,
+                                 str(series[Phase.NCCT])], capture_output=True, text=True,
+                                check=True, env=os.environ | {"PYTHONHASHSEED": "random"},
+                                cwd=REPO)
+        hashes.add(result.stdout.strip().splitlines()[-1])
+    assert len(hashes) == 1 and len(hashes.pop()) == 64
+
+
+@pytest.mark.req("SRS-INF-007")
+def test_resampling_round_trip_keeps_a_smooth_field(case) -> None:
+    k, j, i = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in case.ncct.shape),
+                          indexing="ij")
+    field = (np.sin(k / 9) + np.cos(j / 25) + i / 200).astype(np.float32)
+    working = to_working_spacing(field, case.affine, AAA.preprocessing.working_spacing_mm)
+    assert tuple(float(s) for s in np.linalg.norm(working.affine.numpy()[:3, :3], axis=0)) == \
+        pytest.approx(AAA.preprocessing.working_spacing_mm)
+    back = to_native_grid(working, case.affine, case.ncct.shape)
+    span = field.max() - field.min()
+    assert np.abs(back - field)[2:-2, 2:-2, 2:-2].max() < 0.01 * span
