@@ -26,6 +26,8 @@ app = typer.Typer(name="digital-contrast", no_args_is_help=True, add_completion=
                        "clinically validated.")
 phantom_app = typer.Typer(no_args_is_help=True, help="Procedural abdominal CT phantom.")
 app.add_typer(phantom_app, name="phantom")
+model_app = typer.Typer(no_args_is_help=True, help="Model bundles in the registry.")
+app.add_typer(model_app, name="model")
 
 
 def _fail(code: str, detail: str) -> typer.Exit:
@@ -41,6 +43,10 @@ def user_errors(func: Callable[..., T]) -> Callable[..., T]:
         try:
             return func(*args, **kwargs)
         except DigitalContrastError as exc:
+            verdict = getattr(exc, "verdict", None)
+            for check in verdict.failures if verdict is not None else []:
+                err_console.print(f"  {check.code}: {check.message} (measured {check.measured})",
+                                  highlight=False)
             raise _fail(exc.code, exc.detail) from None
 
     return wrapper
@@ -97,6 +103,104 @@ def phantom_generate(
         paths = ", ".join(entry["path"] for entry in case["series"].values())
         console.print(f"{case['case_id']}: {paths}, labels {case['labels']['path']}")
     console.print(f"Manifest: {out / 'manifest.json'}")
+
+
+@app.command("synthesize")
+@user_errors
+def synthesize_command(
+    source: Annotated[Path, typer.Argument(help="DICOM series: folder or zip.")],
+    use_case: Annotated[str, typer.Option("--use-case", help="Use case id.")] = "aaa-cta",
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("var/synthetic"),
+) -> None:
+    """Synthesize a labelled contrast series from a non-contrast CT, offline."""
+    import json
+
+    from digital_contrast.imaging.safe_zip import ZipLimits
+    from digital_contrast.imaging.series_reader import read_series
+    from digital_contrast.imaging.synthetic import SynthesizingModel, write_synthetic_series
+    from digital_contrast.inference import synthesize
+
+    settings = get_settings()
+    volume = read_series(source, zip_limits=ZipLimits(max_total_bytes=settings.max_upload_bytes,
+                                                      max_members=settings.max_upload_members))
+    with console.status("Checking the envelope and synthesizing..."):
+        result = synthesize(volume, use_case)
+    assert volume.source is not None
+    written = write_synthetic_series(
+        result.volume, volume.source,
+        SynthesizingModel(result.model_name, result.model_version, result.bundle_sha256), out,
+        options=result.options)
+    record = result.to_dict() | {"output_series_instance_uid": written.series_instance_uid,
+                                 "output_folder": str(written.folder)}
+    (out / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    console.print(f"[bold]{result.evidence}[/]")
+    console.print(f"Model {result.model_name} {result.model_version} "
+                  f"(bundle {result.bundle_sha256[:12]}), conformity passed; "
+                  f"{sum(result.timings_s.values()):.1f} s")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/] {warning}", highlight=False)
+    console.print(f"Synthetic series: {written.folder}\nResult: {out / 'result.json'}")
+
+
+@model_app.command("list")
+@user_errors
+def model_list() -> None:
+    """Registered models and their versions."""
+    from digital_contrast.model.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    table = Table(title=f"Models in {registry.uri}")
+    for column in ("name", "version", "model version", "bundle sha256", "aliases", "validated"):
+        table.add_column(column)
+    for name in registry.names():
+        for v in registry.versions(name):
+            table.add_row(v.name, v.version, v.model_version, v.sha256[:16],
+                          ", ".join(v.aliases), "yes" if v.validation_passed else "no")
+    console.print(table)
+
+
+@model_app.command("show")
+@user_errors
+def model_show(name: str, version: str) -> None:
+    """One version: bundle identity and its validation record."""
+    from digital_contrast.model.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    registered = registry.show(name, version)
+    console.print(registered)
+    record = registry.validation_record(registered)
+    console.print(record.model_dump_json(indent=2) if record else "No validation record.")
+
+
+@model_app.command("register")
+@user_errors
+def model_register(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder (weights.pt, bundle.json).")],
+    record: Annotated[Path | None, typer.Option(help="Validation record JSON.")] = None,
+) -> None:
+    """Register a bundle (idempotent) and attach its validation record."""
+    from digital_contrast.model.bundle import read_bundle
+    from digital_contrast.model.registry import ModelRegistry
+    from digital_contrast.model.validation_record import ValidationRecord
+
+    registry = ModelRegistry()
+    registered = registry.register(read_bundle(bundle))
+    if record is not None:
+        registered = registry.attach_validation(registered, ValidationRecord.load(record))
+    console.print(f"{registered.name} version {registered.version} "
+                  f"(sha256 {registered.sha256}); validated: {registered.validation_passed}")
+
+
+@model_app.command("promote")
+@user_errors
+def model_promote(name: str, version: str,
+                  alias: Annotated[str, typer.Option(help="production | candidate")
+                                   ] = "production") -> None:
+    """Give a version an alias; production needs a passing validation record."""
+    from digital_contrast.model.registry import ModelRegistry
+
+    promoted = ModelRegistry().promote(name, version, alias)
+    console.print(f"{promoted.name} version {promoted.version}: aliases {list(promoted.aliases)}")
 
 
 def _thrombus_cells(p: dict) -> tuple[str, str]:

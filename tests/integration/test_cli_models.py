@@ -1,0 +1,96 @@
+"""Command line: offline synthesis and the registry commands, as an operator uses them."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from digital_contrast.cli import app
+from digital_contrast.config import get_settings
+from digital_contrast.imaging.phantom.case import generate_case
+from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
+from digital_contrast.usecases import load_use_case
+from tests.support.dciodvfy import dciodvfy_errors
+from tests.support.models import record_for, tiny_bundle
+
+AAA = load_use_case("aaa-cta")
+
+
+@pytest.fixture
+def operator_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 empty_registry_db: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    shutil.copy(empty_registry_db, tmp_path / "data" / "mlflow.db")
+    (tmp_path / "releases").mkdir()
+    monkeypatch.setenv("DC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DC_RELEASES_DIR", str(tmp_path / "releases"))
+    monkeypatch.delenv("DC_MLFLOW_URI", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def _invoke(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    assert "Traceback" not in result.output
+    return result
+
+
+def _bundle_with_record(folder: Path, *, passing: bool = True) -> tuple[Path, Path]:
+    bundle = tiny_bundle(folder / "bundle", AAA)
+    record = record_for(bundle, passing=passing).save(folder / "record.json")
+    return bundle.folder, record
+
+
+@pytest.mark.req("SRS-MOD-006", "SRS-MOD-005")
+def test_register_list_show_and_promote(operator_env: Path) -> None:
+    bundle, record = _bundle_with_record(operator_env / "b", passing=False)
+    registered = _invoke("model", "register", str(bundle), "--record", str(record))
+    assert registered.exit_code == 0 and "version 1" in registered.output
+    refused = _invoke("model", "promote", "aaa-cta", "1")
+    assert refused.exit_code == 2 and "MODEL_NOT_VALIDATED" in refused.output
+    listed = _invoke("model", "list")
+    assert listed.exit_code == 0 and "aaa-cta" in listed.output and "no" in listed.output
+    shown = _invoke("model", "show", "aaa-cta", "1")
+    assert shown.exit_code == 0 and '"passed": false' in shown.output
+    missing = _invoke("model", "show", "aaa-cta", "7")
+    assert missing.exit_code == 2 and "MODEL_NOT_REGISTERED" in missing.output
+
+
+@pytest.mark.req("SRS-INF-009")
+def test_synthesize_writes_the_labelled_series_and_result(operator_env: Path) -> None:
+    bundle, record = _bundle_with_record(operator_env / "b")
+    assert _invoke("model", "register", str(bundle), "--record", str(record)).exit_code == 0
+    assert _invoke("model", "promote", "aaa-cta", "1").exit_code == 0
+    case = generate_case(8, "small")
+    write_phase_dicom(case, Phase.NCCT, operator_env / "ncct")
+    out = operator_env / "out"
+    done = _invoke("synthesize", str(operator_env / "ncct"), "--use-case", "aaa-cta",
+                   "--out", str(out))
+    assert done.exit_code == 0, done.output
+    assert "not clinically validated" in " ".join(done.output.split())  # Rich wraps lines
+    result = json.loads((out / "result.json").read_text())
+    assert result["conformity"]["passed"] is True
+    series = Path(result["output_folder"])
+    files = sorted(series.iterdir())
+    assert len(files) == case.ncct.shape[0]
+    first = pydicom.dcmread(files[0])
+    assert first.SeriesInstanceUID == result["output_series_instance_uid"]
+    assert first.SyntheticData == "YES" and "aaa-cta" in first.SeriesDescription
+    assert dciodvfy_errors(files[0]) == []
+
+
+@pytest.mark.req("SRS-INF-009")
+def test_refused_input_exits_2_with_codes_and_writes_nothing(operator_env: Path) -> None:
+    case = generate_case(8, "small")
+    write_phase_dicom(case, Phase.ARTERIAL, operator_env / "cta")
+    out = operator_env / "out"
+    refused = _invoke("synthesize", str(operator_env / "cta"), "--out", str(out))
+    assert refused.exit_code == 2
+    assert "CONF_CONTRAST_AGENT" in refused.output and "CONF_CONTRAST_IN_AORTA" in refused.output
+    assert not out.exists()
+    not_ct = _invoke("synthesize", str(operator_env / "nowhere"), "--out", str(out))
+    assert not_ct.exit_code == 2 and "IMG_EMPTY" in not_ct.output
