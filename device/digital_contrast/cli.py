@@ -142,6 +142,54 @@ def synthesize_command(
     console.print(f"Synthetic series: {written.folder}\nResult: {out / 'result.json'}")
 
 
+@model_app.command("train")
+@user_errors
+def model_train(
+    use_case: Annotated[str, typer.Option("--use-case", help="Use case id.")] = "aaa-cta",
+    preset: Annotated[str, typer.Option("--config", help="reference | smoke")] = "reference",
+    model_version: Annotated[str, typer.Option(help="Version written into the bundle.")
+                             ] = "0.1.0",
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override the preset.")] = None,
+) -> None:
+    """Train a model on phantom cases (one MLflow run) and write its bundle."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from digital_contrast.model.bundle import write_bundle
+    from digital_contrast.model.training import reference_config, smoke_config, train
+    from digital_contrast.usecases import load_use_case
+
+    case = load_use_case(use_case)
+    presets = {"reference": reference_config, "smoke": smoke_config}
+    if preset not in presets:
+        raise typer.BadParameter(f"--config must be one of {sorted(presets)}")
+    base = presets[preset]()
+    # The bundle must carry the use case's preprocessing, whatever the preset's grid.
+    network = base.network.model_copy(update={
+        "spacing_mm": case.preprocessing.working_spacing_mm,
+        "hu_window": case.preprocessing.hu_window})
+    config = presets[preset](network=network, target_phase=case.target_phase.value,
+                             **({"epochs": epochs} if epochs else {}))
+    columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("train", total=config.epochs * config.steps_per_epoch,
+                                 epoch=0, loss=float("nan"))
+        result = train(config, progress=lambda epoch, step, loss: progress.update(
+            task, advance=1, epoch=epoch + 1, loss=loss))
+    folder = get_settings().data_dir / "bundles" / case.id / result.run_id
+    bundle = write_bundle(folder, use_case=case, model_version=model_version,
+                          network=result.network, state_dict=result.state_dict,
+                          provenance={"training_run_id": result.run_id,
+                                      "data_manifest_sha256": result.manifest_sha256,
+                                      "weights_sha256": result.weights_sha256,
+                                      "energy_kwh": result.energy.energy_kwh,
+                                      "duration_s": round(result.duration_s, 1)})
+    console.print(f"MLflow run {result.run_id}; energy {result.energy.energy_kwh:.4f} kWh "
+                  f"({result.energy.method}); last epoch {result.metrics}")
+    console.print(f"Bundle {bundle.folder} (sha256 {bundle.sha256}). It is not validated: run "
+                  "the validation protocol, then `model register BUNDLE --record RECORD`.")
+
+
 @model_app.command("list")
 @user_errors
 def model_list() -> None:

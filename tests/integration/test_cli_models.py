@@ -94,3 +94,19 @@ def test_refused_input_exits_2_with_codes_and_writes_nothing(operator_env: Path)
     assert not out.exists()
     not_ct = _invoke("synthesize", str(operator_env / "nowhere"), "--out", str(out))
     assert not_ct.exit_code == 2 and "IMG_EMPTY" in not_ct.output
+
+
+@pytest.mark.req("SRS-MOD-002", "SRS-MOD-003", "SRS-PKG-003")
+def test_train_command_runs_a_tracked_training_and_writes_a_bundle(operator_env: Path) -> None:
+    from digital_contrast.model.bundle import read_bundle
+
+    done = _invoke("model", "train", "--use-case", "aaa-cta", "--config", "smoke",
+                   "--model-version", "0.0.9")
+    assert done.exit_code == 0, done.output
+    (folder,) = (operator_env / "data" / "bundles" / "aaa-cta").iterdir()
+    bundle = read_bundle(folder)
+    assert bundle.manifest.model_version == "0.0.9"
+    assert bundle.manifest.network.spacing_mm == AAA.preprocessing.working_spacing_mm
+    assert bundle.manifest.provenance["training_run_id"] == folder.name
+    assert len(bundle.manifest.provenance["data_manifest_sha256"]) == 64
+    assert "not validated" in " ".join(done.output.split())

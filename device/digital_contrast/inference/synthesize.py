@@ -25,12 +25,13 @@ from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.locked_model import LockedModel
 from digital_contrast.inference.resampling import to_native_grid, to_working_spacing
+from digital_contrast.model.determinism import deterministic
 from digital_contrast.model.network import scale_input, unscale_output
 from digital_contrast.usecases import UseCase, load_use_case
 
 # Locked inference settings: part of what produced an image, so recorded and hashed into the
 # derived series' UIDs.
-ROI_SIZE = (32, 96, 96)  # (slice, row, column) at working spacing; multiples of 8
+ROI_SIZE = (64, 128, 128)  # (slice, row, column) at working spacing; multiples of 16
 OVERLAP = 0.25
 BLEND_MODE = "gaussian"
 
@@ -114,9 +115,7 @@ def synthesize(volume: Volume, use_case: str | UseCase,
 def predict_enhancement(volume: Volume, model: LockedModel) -> np.ndarray:
     """Enhancement in HU on the volume's own grid, clamped at >= 0."""
     config = model.network_config
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(get_settings().inference_threads)
-    with torch.inference_mode():
+    with deterministic(0, get_settings().inference_threads), torch.inference_mode():
         working = to_working_spacing(volume.array, volume.affine, config.spacing_mm)
         output = sliding_window_inference(scale_input(working.as_tensor()[None], config),
                                           roi_size=ROI_SIZE, sw_batch_size=1,

@@ -1,0 +1,135 @@
+"""Energy and emissions of one compute task, measured offline with CodeCarbon.
+
+The offline tracker takes the carbon intensity from CodeCarbon's bundled per-country energy
+mix, so nothing is looked up on the network, and writes nothing (no CSV, no API). How power
+was obtained depends on the machine: RAPL counters or NVML where readable, otherwise an
+estimate from CPU load times the CPU's TDP (and RAM size for memory); `method` says which.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+DEFAULT_COUNTRY = "GBR"
+
+# CodeCarbon CPU modes -> how the CPU power was obtained.
+_CPU_METHODS: dict[str, str] = {
+    "intel_rapl": "RAPL",
+    "intel_power_gadget": "Intel Power Gadget",
+    "windows_emi": "Windows EMI",
+    "cpu_load": "estimated (CPU load x TDP)",
+    "constant": "estimated (constant fraction of TDP)",
+}
+
+
+@dataclass
+class EnergyMeasurement:
+    """Filled in when the `measure_energy` block exits; zeros and 'not measured' before."""
+
+    task_name: str
+    country_iso_code: str
+    country_name: str = ""
+    duration_s: float = 0.0
+    energy_kwh: float = 0.0
+    cpu_energy_kwh: float = 0.0
+    gpu_energy_kwh: float = 0.0
+    ram_energy_kwh: float = 0.0
+    emissions_kg: float = 0.0
+    method: str = "not measured"
+    methods: dict[str, str] = field(default_factory=dict)  # per component: cpu, gpu, ram
+    codecarbon_version: str = ""
+    measured: bool = False  # False: the tracker failed; the numbers are not a measurement
+
+    def metrics(self) -> dict[str, float]:
+        """The numeric fields, e.g. for an MLflow run."""
+        return {"duration_s": self.duration_s, "energy_kwh": self.energy_kwh,
+                "cpu_energy_kwh": self.cpu_energy_kwh, "gpu_energy_kwh": self.gpu_energy_kwh,
+                "ram_energy_kwh": self.ram_energy_kwh, "emissions_kg": self.emissions_kg}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_country(country_iso_code: str) -> str:
+    """The code if CodeCarbon has an energy mix for it; it would silently fall back otherwise."""
+    from codecarbon.input import DataSource
+
+    code = country_iso_code.upper()
+    if code not in DataSource().get_global_energy_mix_data():
+        raise ValueError(f"no CodeCarbon energy mix for country {country_iso_code!r}"
+                         " (expected an ISO 3166-1 alpha-3 code such as 'GBR')")
+    return code
+
+
+def _methods(tracker: Any) -> dict[str, str]:
+    """How each hardware component was measured, read from the tracker's hardware list."""
+    methods: dict[str, str] = {}
+    for hardware in getattr(tracker, "_hardware", []):
+        kind = type(hardware).__name__
+        if kind == "CPU":
+            mode = str(getattr(hardware, "_mode", ""))
+            methods["cpu"] = _CPU_METHODS.get(mode, f"codecarbon mode {mode!r}")
+        elif kind == "GPU":
+            methods["gpu"] = "NVML"
+        elif kind == "RAM":
+            methods["ram"] = "estimated (RAM size)"
+        elif kind == "AppleSiliconChip":
+            methods["cpu"] = "powermetrics"
+        else:
+            methods[kind.lower()] = "codecarbon default"
+    return methods
+
+
+def _summary(methods: dict[str, str]) -> str:
+    """The compute methods (CPU, GPU) in one phrase; RAM is always estimated."""
+    parts = [methods[k] for k in ("cpu", "gpu") if k in methods]
+    return " + ".join(parts) if parts else "unknown"
+
+
+@contextmanager
+def measure_energy(task_name: str, country_iso_code: str = DEFAULT_COUNTRY,
+                   measure_power_secs: float = 15.0,
+                   tracking_mode: Literal["machine", "process"] = "machine",
+                   ) -> Iterator[EnergyMeasurement]:
+    """Measure the block; the yielded object is complete once the block has exited.
+
+    The tracker is stopped even when the block raises. `tracking_mode="process"` attributes
+    only this process's CPU load, "machine" the whole machine's.
+    """
+    import codecarbon
+    from codecarbon import OfflineEmissionsTracker
+
+    country_iso_code = check_country(country_iso_code)
+    # Before construction: the tracker logs at INFO while it initialises.
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)
+    result = EnergyMeasurement(task_name=task_name, country_iso_code=country_iso_code,
+                               codecarbon_version=codecarbon.__version__)
+    tracker = OfflineEmissionsTracker(
+        project_name=task_name, country_iso_code=country_iso_code,
+        output_methods=[],  # no CSV, API, logger or Prometheus output
+        measure_power_secs=measure_power_secs, tracking_mode=tracking_mode,
+        log_level="error", allow_multiple_runs=True)
+    started = time.perf_counter()
+    tracker.start()
+    try:
+        yield result
+    finally:
+        tracker.stop()
+        result.duration_s = time.perf_counter() - started
+        data = getattr(tracker, "final_emissions_data", None)
+        if data is not None:
+            result.duration_s = float(data.duration)
+            result.energy_kwh = float(data.energy_consumed)
+            result.cpu_energy_kwh = float(data.cpu_energy)
+            result.gpu_energy_kwh = float(data.gpu_energy)
+            result.ram_energy_kwh = float(data.ram_energy)
+            result.emissions_kg = float(data.emissions)
+            result.country_name = str(data.country_name)
+            result.methods = _methods(tracker)
+            result.method = _summary(result.methods)
+            result.measured = True

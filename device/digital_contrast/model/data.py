@@ -1,0 +1,190 @@
+"""Training pairs from the procedural phantom: NCCT in, enhancement (phase minus NCCT) out.
+
+A case is fully defined by its phantom parameters, so the training data is a manifest of
+parameter dicts; its canonical SHA-256 identifies the data of a run. The target is the
+*noiseless* enhancement (noiseless phase minus noiseless NCCT): the network learns the
+expected enhancement instead of chasing the noise of two independent acquisitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import CacheDataset, MetaTensor
+from monai.transforms import (
+    Compose,
+    DeleteItemsd,
+    EnsureTyped,
+    MapTransform,
+    RandWeightedCropd,
+    SelectItemsd,
+    Spacingd,
+    SpatialPadd,
+)
+
+from digital_contrast.imaging.phantom.case import noiseless_images, render_case
+from digital_contrast.imaging.phantom.labels import ARTERIAL_LUMEN_LABELS, BLOOD_LABELS, Label
+from digital_contrast.imaging.phantom.parameters import PhantomParameters, sample_parameters
+from digital_contrast.imaging.volume import AIR_HU
+
+from .network import NetworkConfig, scale_input
+
+GENERATOR = "digital_contrast.imaging.phantom"
+TARGET_DEFINITION = "noiseless(phase) - noiseless(ncct), HU"
+# Where sampling concentrates: every vessel and what surrounds the aortic lumen.
+VESSEL_LABELS: tuple[Label, ...] = (
+    *BLOOD_LABELS, Label.THROMBUS, Label.CALCIFICATION, Label.AORTIC_WALL)
+# Lumen weighted in the loss: the arterial lumen is what an angiogram is read for.
+LUMEN_LABELS: tuple[Label, ...] = ARTERIAL_LUMEN_LABELS
+# Keys of a sample: network input, target, loss weight map (all one channel, same grid).
+IMAGE, TARGET, LOSS_WEIGHT = "image", "target", "loss_weight"
+LABELS, SAMPLE_WEIGHT, PARAMETERS = "labels", "sample_weight", "parameters"
+
+
+def canonical_json(value: Any) -> str:
+    """Key-sorted, compact, ASCII JSON: one byte string per value, for hashing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def data_manifest(training_seeds: Sequence[int], validation_seeds: Sequence[int] = (),
+                  size: str = "small", target_phase: str = "arterial") -> dict[str, Any]:
+    """Everything that defines the training data: generator, target and each case's parameters."""
+    if set(training_seeds) & set(validation_seeds):
+        raise ValueError("a seed cannot be both a training and a validation case")
+
+    def cases(seeds: Sequence[int]) -> list[dict[str, Any]]:
+        return [{"seed": int(s), "parameters": sample_parameters(int(s), size).to_dict()}
+                for s in seeds]
+
+    return {"generator": GENERATOR, "size": size, "input": "ncct",
+            "target_phase": target_phase, "target": TARGET_DEFINITION,
+            "training": cases(training_seeds), "validation": cases(validation_seeds)}
+
+
+def manifest_sha256(manifest: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(manifest).encode("ascii")).hexdigest()
+
+
+class PhantomPaird(MapTransform):
+    """{'parameters': dict} -> image (noisy NCCT), target (noiseless enhancement), labels.
+
+    Arrays are (1, k, j, i) MetaTensors carrying the case affine, ready for `Spacingd`.
+    """
+
+    def __init__(self, target_phase: str = "arterial") -> None:
+        super().__init__(keys=[PARAMETERS])
+        self.target_phase = target_phase
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        case = render_case(PhantomParameters.from_dict(dict(data[PARAMETERS])))
+        clean = noiseless_images(case.parameters, case.labels)
+        enhancement = clean[self.target_phase] - clean["ncct"]
+        affine = torch.from_numpy(case.affine)
+        out = dict(data)
+        for key, array in ((IMAGE, case.ncct), (TARGET, enhancement), (LABELS, case.labels)):
+            out[key] = MetaTensor(torch.from_numpy(np.ascontiguousarray(
+                array[None], dtype=np.float32)), affine=affine.clone())
+        return out
+
+
+class WeightMapsd(MapTransform):
+    """From the labels: the loss weight map and the patch-sampling weight map.
+
+    loss_weight = 1 + lumen_weight [arterial lumen] + thrombus_weight [thrombus]: the plain
+    L1 everywhere plus the extra lumen/thrombus term. Thrombus looks like blood in the NCCT
+    but must stay unenhanced, so errors there are what the weight makes expensive.
+    sample_weight = 1 outside and `vessel_weight` inside vessels: patch centres are drawn in
+    proportion to it.
+    """
+
+    def __init__(self, lumen_weight: float, thrombus_weight: float,
+                 vessel_weight: float) -> None:
+        super().__init__(keys=[LABELS])
+        self.lumen_weight, self.thrombus_weight = lumen_weight, thrombus_weight
+        self.vessel_weight = vessel_weight
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        labels = torch.as_tensor(data[LABELS]).round().to(torch.int64)
+        lumen = torch.isin(labels, torch.tensor([int(v) for v in LUMEN_LABELS]))
+        vessel = torch.isin(labels, torch.tensor([int(v) for v in VESSEL_LABELS]))
+        thrombus = labels == int(Label.THROMBUS)
+        out = dict(data)
+        out[LOSS_WEIGHT] = (1.0 + self.lumen_weight * lumen.float()
+                            + self.thrombus_weight * thrombus.float())
+        out[SAMPLE_WEIGHT] = 1.0 + (self.vessel_weight - 1.0) * vessel.float()
+        return out
+
+
+class ScaleHUd(MapTransform):
+    """HU -> network units: `scale_input` on the image, / output_scale_hu on the target."""
+
+    def __init__(self, network: NetworkConfig) -> None:
+        super().__init__(keys=[IMAGE, TARGET])
+        self.network = network
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        out = dict(data)
+        out[IMAGE] = scale_input(data[IMAGE], self.network)
+        out[TARGET] = data[TARGET] / self.network.output_scale_hu
+        return out
+
+
+def volume_transforms(network: NetworkConfig, min_size: Sequence[int], target_phase: str,
+                      lumen_weight: float, thrombus_weight: float,
+                      vessel_weight: float) -> list[Any]:
+    """Deterministic part: render, resample to the working grid, pad, weight maps, scale."""
+    return [
+        PhantomPaird(target_phase),
+        Spacingd(keys=[IMAGE, TARGET, LABELS], pixdim=network.spacing_mm,
+                 mode=("bilinear", "bilinear", "nearest"), padding_mode="border",
+                 dtype=np.float32),
+        # A volume smaller than a patch: air around the image, nothing around the rest.
+        SpatialPadd(keys=[IMAGE], spatial_size=list(min_size), value=AIR_HU),
+        SpatialPadd(keys=[TARGET, LABELS], spatial_size=list(min_size), value=0.0),
+        WeightMapsd(lumen_weight, thrombus_weight, vessel_weight),
+        ScaleHUd(network),
+    ]
+
+
+def training_transforms(network: NetworkConfig, patch_size: Sequence[int],
+                        patches_per_volume: int, target_phase: str, lumen_weight: float,
+                        thrombus_weight: float, vessel_weight: float) -> Compose:
+    """Cached volume transforms, then vessel-weighted random patches as plain tensors."""
+    keys = [IMAGE, TARGET, LOSS_WEIGHT]
+    return Compose([
+        *volume_transforms(network, patch_size, target_phase, lumen_weight, thrombus_weight,
+                           vessel_weight),
+        DeleteItemsd(keys=[LABELS, PARAMETERS]),  # not needed for patches: smaller cache
+        RandWeightedCropd(keys=keys, w_key=SAMPLE_WEIGHT, spatial_size=list(patch_size),
+                          num_samples=patches_per_volume),
+        SelectItemsd(keys=keys),
+        EnsureTyped(keys=keys, data_type="tensor", track_meta=False),
+    ])
+
+
+def validation_transforms(network: NetworkConfig, min_size: Sequence[int], target_phase: str,
+                          lumen_weight: float, thrombus_weight: float,
+                          vessel_weight: float) -> Compose:
+    """Whole volumes on the working grid, with labels and loss weights for per-region errors."""
+    keys = [IMAGE, TARGET, LABELS, LOSS_WEIGHT]
+    return Compose([
+        *volume_transforms(network, min_size, target_phase, lumen_weight, thrombus_weight,
+                           vessel_weight),
+        SelectItemsd(keys=keys),
+        EnsureTyped(keys=keys, data_type="tensor", track_meta=False),
+    ])
+
+
+def phantom_dataset(cases: Sequence[Mapping[str, Any]], transform: Compose,
+                    num_workers: int = 1) -> CacheDataset:
+    """A CacheDataset over manifest cases: rendering and resampling run once per case."""
+    items = [{PARAMETERS: dict(c["parameters"])} for c in cases]
+    # copy_cache=False: the random tail only crops, select and convert, never in place.
+    return CacheDataset(items, transform=transform, num_workers=num_workers, progress=False,
+                        copy_cache=False)

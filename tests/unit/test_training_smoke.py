@@ -1,0 +1,186 @@
+"""Enhancement network, deterministic vessel-weighted training and its MLflow record."""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+import digital_contrast
+from digital_contrast.imaging.phantom.labels import Label
+from digital_contrast.model.data import (
+    LOSS_WEIGHT,
+    LUMEN_LABELS,
+    data_manifest,
+    manifest_sha256,
+    phantom_dataset,
+    training_transforms,
+    validation_transforms,
+)
+from digital_contrast.model.network import (
+    NetworkConfig,
+    build_network,
+    load_state_dict_bytes,
+    scale_input,
+    state_dict_bytes,
+)
+from digital_contrast.model.training import (
+    TrainingConfig,
+    TrainingResult,
+    reference_config,
+    smoke_config,
+    train,
+)
+
+EPOCHS, STEPS = 2, 8
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The smoke configuration trained twice into one temporary MLflow store."""
+    root = tmp_path_factory.mktemp("training")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    config = smoke_config(epochs=EPOCHS, steps_per_epoch=STEPS)
+    calls: list[tuple[int, int, float]] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root / ".")  # anything written relative to the cwd would show up here
+        first = train(config, uri, progress=lambda *a: calls.append(a),
+                      output_dir=root / "first")
+        second = train(config, uri, output_dir=root / "second")
+    yield {"uri": uri, "root": root, "config": config, "first": first, "second": second,
+           "calls": calls}
+
+
+@pytest.mark.req("SRS-MOD-001")
+def test_network_config_round_trips_and_maps_a_patch_to_a_patch() -> None:
+    for config in (smoke_config().network, reference_config().network):
+        assert NetworkConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+        network = build_network(config).eval()
+        patch = torch.zeros(1, 1, 32, 48, 32)
+        with torch.no_grad():
+            assert network(patch).shape == patch.shape
+    training = reference_config()
+    assert TrainingConfig.from_dict(json.loads(json.dumps(training.to_dict()))) == training
+
+
+@pytest.mark.req("SRS-MOD-001")
+def test_weights_are_small_and_reload_exactly() -> None:
+    state = build_network(reference_config().network).state_dict()
+    data = state_dict_bytes(state)
+    assert len(data) < 20 * 1024**2
+    reloaded = load_state_dict_bytes(data)
+    assert all(torch.equal(reloaded[k], v) for k, v in state.items())
+
+
+@pytest.mark.req("SRS-MOD-001")
+def test_preprocessing_is_the_stated_window_and_invalid_configs_fail() -> None:
+    config = NetworkConfig(hu_window=(-200.0, 600.0))
+    hu = torch.tensor([-1024.0, -200.0, 200.0, 600.0, 3000.0])
+    assert scale_input(hu, config).tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="strides"):
+        NetworkConfig(channels=(8, 16, 32), strides=(2,))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        reference_config(patch_size=(36, 32, 32), network=NetworkConfig())
+    with pytest.raises(ValueError, match="both a training and a validation"):
+        smoke_config(validation_seeds=(1,))
+
+
+@pytest.mark.req("SRS-MOD-002")
+def test_patches_are_drawn_towards_vessels_and_weighted_in_lumen_and_thrombus() -> None:
+    network = smoke_config().network
+    cases = data_manifest([3])["training"]  # seed 3: an aneurysm with eccentric thrombus
+    weights = {"target_phase": "arterial", "lumen_weight": 10.0, "thrombus_weight": 20.0}
+
+    volume = phantom_dataset(cases, validation_transforms(
+        network, (32, 32, 32), vessel_weight=50.0, **weights))[0]
+    labels = volume["labels"].round().long()
+    lumen = torch.isin(labels, torch.tensor([int(v) for v in LUMEN_LABELS]))
+    thrombus = labels == Label.THROMBUS
+    assert lumen.any() and thrombus.any()
+    loss_weight = volume[LOSS_WEIGHT]
+    assert torch.all(loss_weight[lumen] == 11.0) and torch.all(loss_weight[thrombus] == 21.0)
+    assert torch.all(loss_weight[~lumen & ~thrombus] == 1.0)
+
+    def weighted_fraction(vessel_weight: float) -> float:
+        """Mean fraction of lumen or thrombus voxels in 32 random small (24 mm) patches."""
+        transform = training_transforms(network, (8, 8, 8), 32,
+                                        vessel_weight=vessel_weight, **weights)
+        transform.set_random_state(seed=0)
+        patches = phantom_dataset(cases, transform)[0]
+        return sum(float((p[LOSS_WEIGHT] > 1).float().mean()) for p in patches) / len(patches)
+
+    # Uniform sampling hits the lumen or thrombus with ~0.5 % of voxels, vessel-weighted ~14 %.
+    assert weighted_fraction(50.0) > 5 * weighted_fraction(1.0)
+
+
+@pytest.mark.req("SRS-MOD-002")
+def test_loss_falls_over_training_and_progress_is_reported(runs: dict[str, Any]) -> None:
+    result: TrainingResult = runs["first"]
+    losses = result.step_losses
+    assert len(losses) == EPOCHS * STEPS
+    assert sum(losses[-4:]) / 4 < 0.8 * sum(losses[:4]) / 4
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert [(e, s) for e, s, _ in runs["calls"]] == [
+        (e, s) for e in range(EPOCHS) for s in range(STEPS)]
+    assert [loss for *_, loss in runs["calls"]] == losses
+
+
+@pytest.mark.req("SRS-MOD-002")
+def test_same_configuration_and_seed_give_identical_weights(runs: dict[str, Any]) -> None:
+    first: TrainingResult = runs["first"]
+    second: TrainingResult = runs["second"]
+    assert first.run_id != second.run_id
+    assert first.weights_sha256 == second.weights_sha256
+    assert first.weights_path.read_bytes() == second.weights_path.read_bytes()
+    assert all(torch.equal(v, second.state_dict[k]) for k, v in first.state_dict.items())
+    assert first.step_losses == second.step_losses
+    # Process-wide settings are put back after training.
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.req("SRS-MOD-003")
+def test_training_run_is_recorded_in_mlflow(runs: dict[str, Any], tmp_path: Path) -> None:
+    result: TrainingResult = runs["first"]
+    client = MlflowClient(tracking_uri=runs["uri"])
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+
+    params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
+    config = runs["config"]
+    assert params["seeds"] == "[0, 1]" and params["epochs"] == str(EPOCHS)
+    assert params["network.channels"] == str(list(config.network.channels))
+    assert params["network.spacing_mm"] == str(list(config.network.spacing_mm))
+    assert params["lumen_loss_weight"] == str(config.lumen_loss_weight)
+    manifest = data_manifest(config.seeds, config.validation_seeds)
+    assert params["data.manifest_sha256"] == tags["manifest_sha256"] == manifest_sha256(
+        manifest) == result.manifest_sha256
+    assert params["code_version"] == tags["code_version"] == digital_contrast.__version__
+    if "git_commit" in tags:
+        assert len(tags["git_commit"]) == 40 and tags["git_dirty"] in ("true", "false")
+
+    for key in ("train_loss", "train_l1_hu", "val_body_l1_hu", "val_lumen_l1_hu"):
+        history = client.get_metric_history(result.run_id, key)
+        assert [m.step for m in history] == list(range(EPOCHS)), key
+    assert metrics["energy.energy_kwh"] == pytest.approx(result.energy.energy_kwh)
+    assert metrics["energy.energy_kwh"] >= 0 and metrics["energy.emissions_kg"] >= 0
+    assert tags["energy.method"] == result.energy.method and tags["energy.country"] == "GBR"
+
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"model", "data_manifest.json", "training_config.json"} <= artifacts
+    assert {a.path for a in client.list_artifacts(result.run_id, "model")} == {
+        "model/weights.pt", "model/network_config.json"}
+    local = Path(client.download_artifacts(result.run_id, "model", str(tmp_path)))
+    weights = (local / "weights.pt").read_bytes()
+    assert hashlib.sha256(weights).hexdigest() == tags["weights_sha256"] == result.weights_sha256
+    assert NetworkConfig.from_dict(json.loads((local / "network_config.json").read_text())) \
+        == config.network
+    manifest_file = Path(client.download_artifacts(result.run_id, "data_manifest.json",
+                                                   str(tmp_path)))
+    assert hashlib.sha256(manifest_file.read_bytes()).hexdigest() == result.manifest_sha256
+    # Artifacts live beside the database, not in ./mlruns of whatever the cwd was.
+    assert not (runs["root"] / "mlruns").exists()
+    assert (runs["root"] / "mlartifacts").is_dir()
