@@ -26,7 +26,7 @@ from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.locked_model import LockedModel
 from digital_contrast.inference.resampling import to_native_grid, to_working_spacing
 from digital_contrast.model.determinism import deterministic
-from digital_contrast.model.network import scale_input, unscale_output
+from digital_contrast.model.network import NetworkConfig, scale_input, unscale_output
 from digital_contrast.usecases import UseCase, load_use_case
 
 # Locked inference settings: part of what produced an image, so recorded and hashed into the
@@ -98,7 +98,7 @@ def synthesize(volume: Volume, use_case: str | UseCase,
         raise ValueError(f"model for {model.use_case.id} given for use case {case.id}")
 
     start = time.perf_counter()
-    enhancement = predict_enhancement(volume, model)
+    enhancement = predict_enhancement(volume, model.network, model.network_config)
     timings["inference"] = time.perf_counter() - start
     synthetic = np.clip(volume.array + enhancement, HU_MIN, HU_MAX).astype(np.float32)
     output = volume.with_array(synthetic)
@@ -112,14 +112,15 @@ def synthesize(volume: Volume, use_case: str | UseCase,
         warnings=warnings, evidence=case.evidence, platform=platform_info())
 
 
-def predict_enhancement(volume: Volume, model: LockedModel) -> np.ndarray:
-    """Enhancement in HU on the volume's own grid, clamped at >= 0."""
-    config = model.network_config
+def predict_enhancement(volume: Volume, network: torch.nn.Module,
+                        config: NetworkConfig) -> np.ndarray:
+    """Enhancement in HU on the volume's own grid, clamped at >= 0. Callers other than
+    `synthesize` (validation of a candidate bundle) must vouch for the network themselves."""
     with deterministic(0, get_settings().inference_threads), torch.inference_mode():
         working = to_working_spacing(volume.array, volume.affine, config.spacing_mm)
         output = sliding_window_inference(scale_input(working.as_tensor()[None], config),
                                           roi_size=ROI_SIZE, sw_batch_size=1,
-                                          predictor=model.network, overlap=OVERLAP,
+                                          predictor=network, overlap=OVERLAP,
                                           mode=BLEND_MODE, padding_mode="replicate")
         enhancement = MetaTensor(unscale_output(output[0], config), affine=working.affine)
         native = to_native_grid(enhancement, volume.affine, volume.shape)
