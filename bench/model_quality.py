@@ -166,10 +166,8 @@ def main() -> None:
     medians: dict[tuple[str, str], dict[str, float]] = {}
     for name, strata in rows.items():
         for group, cases in sorted(strata.items()):
-            medians[name, group] = {k: statistics.median(v for c in cases if k in c and
-                                                         not np.isnan(v := c[k]))
-                                    for k in keys if any(k in c and not np.isnan(c[k])
-                                                         for c in cases)}
+            values = {k: [c[k] for c in cases if k in c and not np.isnan(c[k])] for k in keys}
+            medians[name, group] = {k: statistics.median(v) for k, v in values.items() if v}
             medians[name, group]["n"] = len(cases)
     print(f"{'method':<10}{'stratum':<26}" + "".join(f"{k[:14]:>15}" for k in ["n", *keys]))
     for (name, group), values in sorted(medians.items(), key=lambda x: (x[0][1], x[0][0])):

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from digital_contrast.config import get_settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.model.bundle import Bundle, read_bundle
+from digital_contrast.model.tracking import default_artifact_location, resolve_tracking_uri
 from digital_contrast.model.validation_record import ValidationRecord
 
 PRODUCTION = "production"
@@ -60,7 +60,7 @@ def _reaching(uri: str) -> Iterator[None]:
             raise RegistryError("MODEL_NOT_REGISTERED", exc.message) from None
         raise RegistryError("REGISTRY_UNREACHABLE",
                             f"the model registry did not answer: {exc.message[:200]}") from None
-    except (OSError, ConnectionError) as exc:
+    except OSError as exc:  # includes ConnectionError
         raise RegistryError("REGISTRY_UNREACHABLE",
                             f"the model registry cannot be reached ({type(exc).__name__})") \
             from None
@@ -70,13 +70,10 @@ class ModelRegistry:
     def __init__(self, tracking_uri: str | None = None) -> None:
         from mlflow import MlflowClient
 
-        settings = get_settings()
-        self.uri = tracking_uri or settings.mlflow_uri
-        self._artifact_root = None
-        if self.uri.startswith("sqlite:///"):  # embedded default: artifacts beside the DB
-            db = Path(self.uri.removeprefix("sqlite:///"))
-            db.parent.mkdir(parents=True, exist_ok=True)
-            self._artifact_root = (db.parent / "mlartifacts").resolve().as_uri()
+        self.uri = resolve_tracking_uri(tracking_uri)
+        self._artifact_root = default_artifact_location(self.uri)
+        if self.uri.startswith("sqlite:///"):  # SQLite cannot create the database's folder
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def _experiment_id(self) -> str:

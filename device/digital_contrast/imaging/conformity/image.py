@@ -22,6 +22,7 @@ CORTEX_HU = 600.0  # native peak of cortical bone; diluted oral contrast stays b
 MIDLINE_MM = 50.0
 MIN_VERTEBRA_MM2 = 300.0
 BAND_MM = (20.0, 5.0)  # anterior, posterior of the vertebral body's front edge: aortic wall
+BAND_HALF_WIDTH_MM = 45.0
 AORTIC_ROI_MM = (110.0, 10.0, 70.0)  # anterior, posterior, half-width around the vertebra
 ORAL_MIN_HU = 150.0
 MAX_UNIFORM_PEAK_ABOVE_BULK_HU = 200.0
@@ -71,6 +72,15 @@ def _bone_like(peaks: np.ndarray, values: np.ndarray) -> bool:
                 and peaks.max() > CORTEX_HU)
 
 
+def _box(front: int, centre: float, extent_mm: tuple[float, float, float], py: float,
+         px: float) -> tuple[slice, slice]:
+    """Rows from `extent_mm[0]` anterior to `extent_mm[1]` posterior of the front edge,
+    columns within `extent_mm[2]` of the centre (numpy clips the upper bounds)."""
+    anterior, posterior, half_width = extent_mm
+    return (slice(max(0, int(front - anterior / py)), int(front + posterior / py)),
+            slice(max(0, int(centre - half_width / px)), int(centre + half_width / px)))
+
+
 def analyse_aortic_region(volume: Volume, envelope: Envelope) -> AorticFindings:
     dz, dy, dx = volume.spacing
     stride = max(1, round(GRID_MM / min(dy, dx)))
@@ -93,12 +103,12 @@ def analyse_aortic_region(volume: Volume, envelope: Envelope) -> AorticFindings:
         findings.spine_slices += 1
         rows, cols = np.nonzero(vertebra)
         front, centre = rows.min(), cols.mean()
-        roi = np.zeros_like(body)
-        roi[max(0, int(front - AORTIC_ROI_MM[0] / py)):int(front + AORTIC_ROI_MM[1] / py),
-            max(0, int(centre - AORTIC_ROI_MM[2] / px)):int(centre + AORTIC_ROI_MM[2] / px)] = True
-        band = np.zeros_like(body)
-        band[max(0, int(front - BAND_MM[0] / py)):int(front + BAND_MM[1] / py),
-             max(0, int(centre - 45 / px)):int(centre + 45 / px)] = True
+        # Boxes relative to the vertebral body's front edge, in analysis-grid indices.
+        roi_rows, roi_cols = _box(front, centre, AORTIC_ROI_MM, py, px)
+        band_rows, band_cols = _box(front, centre, (*BAND_MM, BAND_HALF_WIDTH_MM), py, px)
+        roi, band = np.zeros_like(body), np.zeros_like(body)
+        roi[roi_rows, roi_cols] = True
+        band[band_rows, band_cols] = True
         not_bone = ~ndimage.binary_dilation(vertebra, iterations=2)
 
         enhanced = (smooth > envelope.max_unenhanced_blood_hu) & (smooth < 1500) & not_bone
@@ -116,9 +126,9 @@ def analyse_aortic_region(volume: Volume, envelope: Envelope) -> AorticFindings:
                 break
 
         # Metal is thin: look at every native pixel of the region, not the analysis grid.
-        full_roi = np.kron(roi, np.ones((stride, stride), dtype=bool))[:raw.shape[0], :raw.shape[1]]
-        findings.metal_voxels += int(np.count_nonzero((raw[:full_roi.shape[0], :full_roi.shape[1]]
-                                                       > envelope.metal_hu) & full_roi))
+        native = raw[roi_rows.start * stride:roi_rows.stop * stride,
+                     roi_cols.start * stride:roi_cols.stop * stride]
+        findings.metal_voxels += int(np.count_nonzero(native > envelope.metal_hu))
 
         # Whole components, judged as found: cutting the spine out first would leave pieces of
         # bone without their cortex.
