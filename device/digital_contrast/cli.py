@@ -28,6 +28,8 @@ phantom_app = typer.Typer(no_args_is_help=True, help="Procedural abdominal CT ph
 app.add_typer(phantom_app, name="phantom")
 model_app = typer.Typer(no_args_is_help=True, help="Model bundles in the registry.")
 app.add_typer(model_app, name="model")
+release_app = typer.Typer(no_args_is_help=True, help="Release records under releases/.")
+app.add_typer(release_app, name="release")
 
 
 def _fail(code: str, detail: str) -> typer.Exit:
@@ -155,6 +157,7 @@ def model_train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from digital_contrast.model.bundle import write_bundle
+    from digital_contrast.model.network import NetworkConfig
     from digital_contrast.model.training import reference_config, smoke_config, train
     from digital_contrast.usecases import load_use_case
 
@@ -164,9 +167,8 @@ def model_train(
         raise typer.BadParameter(f"--config must be one of {sorted(presets)}")
     base = presets[preset]()
     # The bundle must carry the use case's preprocessing, whatever the preset's grid.
-    network = base.network.model_copy(update={
-        "spacing_mm": case.preprocessing.working_spacing_mm,
-        "hu_window": case.preprocessing.hu_window})
+    network = NetworkConfig.model_validate(
+        {**base.network.model_dump(), **case.preprocessing.network_fields()})
     config = presets[preset](network=network, target_phase=case.target_phase.value,
                              **({"epochs": epochs} if epochs else {}))
     columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
@@ -249,6 +251,23 @@ def model_promote(name: str, version: str,
 
     promoted = ModelRegistry().promote(name, version, alias)
     console.print(f"{promoted.name} version {promoted.version}: aliases {list(promoted.aliases)}")
+
+
+@release_app.command("model")
+@user_errors
+def release_model_command(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder (weights.pt, bundle.json).")],
+    record: Annotated[Path, typer.Option(help="Its passing validation record (JSON).")],
+    report: Annotated[Path | None, typer.Option(
+        help="The quality report it was judged on (bench/model_quality.py --report).")] = None,
+) -> None:
+    """Release a validated bundle as a reference model: bundle, record, report, model card."""
+    from digital_contrast.release.model_release import release_model
+
+    released = release_model(bundle, record, report)
+    console.print(f"released {released.bundle.manifest.model_name} "
+                  f"{released.bundle.manifest.model_version} (bundle "
+                  f"{released.bundle.sha256[:16]}) in {released.folder}")
 
 
 def _thrombus_cells(p: dict) -> tuple[str, str]:

@@ -10,13 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from digital_contrast.imaging.conformity import ConformityError
 from digital_contrast.imaging.phantom.case import generate_case
 from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
+from digital_contrast.imaging.phantom.labels import Label
 from digital_contrast.imaging.series_reader import read_series
+from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference import LockedModel, synthesize
 from digital_contrast.inference.resampling import to_native_grid, to_working_spacing
+from digital_contrast.inference.synthesize import predict_enhancement
 from digital_contrast.model.registry import ModelRegistry
 from digital_contrast.usecases import load_use_case
 from tests.support.models import record_for, tiny_bundle
@@ -95,7 +99,7 @@ def test_result_is_additive_clamped_and_fully_recorded(model: LockedModel, serie
 def test_negative_predicted_enhancement_is_clamped(model: LockedModel, series,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     ncct = read_series(series[Phase.NCCT])
-    monkeypatch.setattr(model.network, "forward", lambda x: torch.full_like(x, -5.0))
+    monkeypatch.setattr(model.network, "forward", lambda x: torch.full_like(x[:, :1], -5.0))
     result = synthesize(ncct, "aaa-cta", model)
     np.testing.assert_array_equal(result.volume.array, ncct.array)
 
@@ -133,3 +137,27 @@ def test_resampling_round_trip_keeps_a_smooth_field(case) -> None:
     back = to_native_grid(working, case.affine, case.ncct.shape)
     span = field.max() - field.min()
     assert np.abs(back - field)[2:-2, 2:-2, 2:-2].max() < 0.01 * span
+
+
+@pytest.mark.req("SRS-INF-010")
+def test_enhancement_follows_tube_voltage_and_spares_fat_and_bone(
+        model: LockedModel, series, case, monkeypatch: pytest.MonkeyPatch) -> None:
+    ncct = read_series(series[Phase.NCCT])
+    monkeypatch.setattr(model.network, "forward", lambda x: torch.ones_like(x[:, :1]))
+    added = synthesize(ncct, "aaa-cta", model).volume.array - ncct.array
+    labels = case.labels
+    expected = 100.0 * (120.0 / case.parameters.kvp) ** AAA.preprocessing.iodine_kvp_exponent
+    core = ndimage.binary_erosion(labels == Label.AORTA_LUMEN, iterations=2)
+    assert core.sum() > 100
+    assert np.median(added[core]) == pytest.approx(expected, rel=1e-4)
+    for tissue in (Label.FAT_SUBCUTANEOUS, Label.BONE_CORTICAL):
+        inner = ndimage.binary_erosion(labels == tissue)
+        assert inner.sum() > 100
+        assert np.median(added[inner]) == 0.0
+
+
+@pytest.mark.req("SRS-INF-010")
+def test_kvp_normalised_model_needs_the_tube_voltage(model: LockedModel, case) -> None:
+    with pytest.raises(ValueError, match="tube voltage"):
+        predict_enhancement(Volume(case.ncct, case.affine), model.network,
+                            model.network_config, kvp=None)

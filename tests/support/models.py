@@ -12,8 +12,7 @@ from digital_contrast.usecases import UseCase
 
 def tiny_network(use_case: UseCase) -> NetworkConfig:
     return NetworkConfig(channels=(4, 8), strides=(2,), num_res_units=0,
-                         spacing_mm=use_case.preprocessing.working_spacing_mm,
-                         hu_window=use_case.preprocessing.hu_window)
+                         **use_case.preprocessing.network_fields())
 
 
 def tiny_bundle(folder: Path, use_case: UseCase, *, seed: int = 0,

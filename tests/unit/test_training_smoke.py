@@ -25,6 +25,7 @@ from digital_contrast.model.network import (
     NetworkConfig,
     build_network,
     load_state_dict_bytes,
+    output_scale_hu,
     scale_input,
     state_dict_bytes,
 )
@@ -79,8 +80,19 @@ def test_weights_are_small_and_reload_exactly() -> None:
 @pytest.mark.req("SRS-MOD-001")
 def test_preprocessing_is_the_stated_window_and_invalid_configs_fail() -> None:
     config = NetworkConfig(hu_window=(-200.0, 600.0))
-    hu = torch.tensor([-1024.0, -200.0, 200.0, 600.0, 3000.0])
-    assert scale_input(hu, config).tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0]
+    hu = torch.tensor([-1024.0, -200.0, 200.0, 600.0, 3000.0]).reshape(1, 1, 1, 5)
+    assert scale_input(hu, config).flatten().tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0]
+    detail = NetworkConfig(hu_window=(-200.0, 600.0), detail_window=(0.0, 100.0))
+    two_channels = scale_input(torch.zeros(1, 1, 16, 16, 16), detail)
+    assert build_network(detail)(two_channels).shape == (1, 1, 16, 16, 16)
+    assert scale_input(hu, detail)[1].flatten().tolist() == [-1.0, -1.0, 1.0, 1.0, 1.0]
+    assert output_scale_hu(NetworkConfig(iodine_kvp_exponent=1.3), 120.0) == 100.0
+    assert output_scale_hu(NetworkConfig(iodine_kvp_exponent=1.3), 80.0) == pytest.approx(
+        100.0 * 1.5**1.3)
+    with pytest.raises(ValueError, match="tube voltage"):
+        output_scale_hu(NetworkConfig(iodine_kvp_exponent=1.3), None)
+    with pytest.raises(ValueError, match="tissue_gate_hu"):
+        NetworkConfig(tissue_gate_hu=(0.0, -10.0, 100.0, 200.0))
     with pytest.raises(ValueError, match="strides"):
         NetworkConfig(channels=(8, 16, 32), strides=(2,))
     with pytest.raises(ValueError, match="multiples of 8"):

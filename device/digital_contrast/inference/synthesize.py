@@ -25,8 +25,9 @@ from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.locked_model import LockedModel
 from digital_contrast.inference.resampling import to_native_grid, to_working_spacing
+from digital_contrast.inference.tissue_gate import tissue_gate
 from digital_contrast.model.determinism import deterministic
-from digital_contrast.model.network import NetworkConfig, scale_input, unscale_output
+from digital_contrast.model.network import NetworkConfig, output_scale_hu, scale_input
 from digital_contrast.usecases import UseCase, load_use_case
 
 # Locked inference settings: part of what produced an image, so recorded and hashed into the
@@ -98,7 +99,8 @@ def synthesize(volume: Volume, use_case: str | UseCase,
         raise ValueError(f"model for {model.use_case.id} given for use case {case.id}")
 
     start = time.perf_counter()
-    enhancement = predict_enhancement(volume, model.network, model.network_config)
+    enhancement = predict_enhancement(volume, model.network, model.network_config,
+                                      kvp=source_kvp(volume))
     timings["inference"] = time.perf_counter() - start
     synthetic = np.clip(volume.array + enhancement, HU_MIN, HU_MAX).astype(np.float32)
     output = volume.with_array(synthetic)
@@ -112,16 +114,27 @@ def synthesize(volume: Volume, use_case: str | UseCase,
         warnings=warnings, evidence=case.evidence, platform=platform_info())
 
 
-def predict_enhancement(volume: Volume, network: torch.nn.Module,
-                        config: NetworkConfig) -> np.ndarray:
-    """Enhancement in HU on the volume's own grid, clamped at >= 0. Callers other than
+def source_kvp(volume: Volume) -> float | None:
+    """The tube voltage of the input series (conformity has checked it is present and in
+    range before inference runs)."""
+    value = volume.source.header.get("KVP") if volume.source is not None else None
+    return float(value) if value not in (None, "") else None
+
+
+def predict_enhancement(volume: Volume, network: torch.nn.Module, config: NetworkConfig,
+                        kvp: float | None = None) -> np.ndarray:
+    """Enhancement in HU on the volume's own grid, clamped at >= 0 and, when the bundle has a
+    tissue gate, zero where the NCCT is not blood or soft tissue. Callers other than
     `synthesize` (validation of a candidate bundle) must vouch for the network themselves."""
+    hu_per_unit = output_scale_hu(config, kvp)
     with deterministic(0, get_settings().inference_threads), torch.inference_mode():
         working = to_working_spacing(volume.array, volume.affine, config.spacing_mm)
         output = sliding_window_inference(scale_input(working.as_tensor()[None], config),
                                           roi_size=ROI_SIZE, sw_batch_size=1,
                                           predictor=network, overlap=OVERLAP,
                                           mode=BLEND_MODE, padding_mode="replicate")
-        enhancement = MetaTensor(unscale_output(output[0], config), affine=working.affine)
-        native = to_native_grid(enhancement, volume.affine, volume.shape)
-    return np.maximum(native, 0.0).astype(np.float32)
+        enhancement = MetaTensor(output[0] * hu_per_unit, affine=working.affine)
+        native = np.maximum(to_native_grid(enhancement, volume.affine, volume.shape), 0.0)
+    if config.tissue_gate_hu is not None:
+        native *= tissue_gate(volume.array, volume.spacing, config.tissue_gate_hu)
+    return native.astype(np.float32, copy=False)

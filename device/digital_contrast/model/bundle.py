@@ -95,10 +95,10 @@ def read_bundle(folder: Path) -> Bundle:
 
 
 def check_preprocessing(use_case: UseCase, network: NetworkConfig) -> None:
-    expected = use_case.preprocessing
-    if (tuple(network.spacing_mm) != tuple(expected.working_spacing_mm)
-            or tuple(network.hu_window) != tuple(expected.hu_window)):
-        raise BundleError("BUNDLE_MISMATCH",
-                          f"network preprocessing (spacing {network.spacing_mm}, window "
-                          f"{network.hu_window}) differs from use case {use_case.id} "
-                          f"({expected.working_spacing_mm}, {expected.hu_window})")
+    expected = use_case.preprocessing.network_fields()
+    actual = {name: getattr(network, name) for name in expected}
+    if actual != expected:
+        differs = ", ".join(f"{name} {actual[name]} (use case: {expected[name]})"
+                            for name in expected if actual[name] != expected[name])
+        raise BundleError("BUNDLE_MISMATCH", f"network preprocessing differs from use case "
+                                             f"{use_case.id}: {differs}")

@@ -32,7 +32,7 @@ from digital_contrast.imaging.phantom.labels import ARTERIAL_LUMEN_LABELS, BLOOD
 from digital_contrast.imaging.phantom.parameters import PhantomParameters, sample_parameters
 from digital_contrast.imaging.volume import AIR_HU
 
-from .network import NetworkConfig, scale_input
+from .network import NetworkConfig, output_scale_hu, scale_input
 
 GENERATOR = "digital_contrast.imaging.phantom"
 TARGET_DEFINITION = "noiseless(phase) - noiseless(ncct), HU"
@@ -43,7 +43,7 @@ VESSEL_LABELS: tuple[Label, ...] = (
 LUMEN_LABELS: tuple[Label, ...] = ARTERIAL_LUMEN_LABELS
 # Keys of a sample: network input, target, loss weight map (all one channel, same grid).
 IMAGE, TARGET, LOSS_WEIGHT = "image", "target", "loss_weight"
-LABELS, SAMPLE_WEIGHT, PARAMETERS = "labels", "sample_weight", "parameters"
+LABELS, SAMPLE_WEIGHT, PARAMETERS, KVP = "labels", "sample_weight", "parameters", "kvp"
 
 
 def canonical_json(value: Any) -> str:
@@ -72,7 +72,7 @@ def manifest_sha256(manifest: Mapping[str, Any]) -> str:
 
 
 class PhantomPaird(MapTransform):
-    """{'parameters': dict} -> image (noisy NCCT), target (noiseless enhancement), labels.
+    """{'parameters': dict} -> image (noisy NCCT), target (noiseless enhancement), labels, kVp.
 
     Arrays are (1, k, j, i) MetaTensors carrying the case affine, ready for `Spacingd`.
     """
@@ -87,6 +87,7 @@ class PhantomPaird(MapTransform):
         enhancement = clean[self.target_phase] - clean["ncct"]
         affine = torch.from_numpy(case.affine)
         out = dict(data)
+        out[KVP] = float(case.parameters.kvp)
         for key, array in ((IMAGE, case.ncct), (TARGET, enhancement), (LABELS, case.labels)):
             out[key] = MetaTensor(torch.from_numpy(np.ascontiguousarray(
                 array[None], dtype=np.float32)), affine=affine.clone())
@@ -122,7 +123,8 @@ class WeightMapsd(MapTransform):
 
 
 class ScaleHUd(MapTransform):
-    """HU -> network units: `scale_input` on the image, / output_scale_hu on the target."""
+    """HU -> network units: `scale_input` on the image; the target over the HU per output
+    unit at the case's tube voltage."""
 
     def __init__(self, network: NetworkConfig) -> None:
         super().__init__(keys=[IMAGE, TARGET])
@@ -131,7 +133,7 @@ class ScaleHUd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         out = dict(data)
         out[IMAGE] = scale_input(data[IMAGE], self.network)
-        out[TARGET] = data[TARGET] / self.network.output_scale_hu
+        out[TARGET] = data[TARGET] / output_scale_hu(self.network, data[KVP])
         return out
 
 
@@ -160,7 +162,7 @@ def training_transforms(network: NetworkConfig, patch_size: Sequence[int],
     return Compose([
         *volume_transforms(network, patch_size, target_phase, lumen_weight, thrombus_weight,
                            vessel_weight),
-        DeleteItemsd(keys=[LABELS, PARAMETERS]),  # not needed for patches: smaller cache
+        DeleteItemsd(keys=[LABELS, PARAMETERS, KVP]),  # not needed for patches: smaller cache
         RandWeightedCropd(keys=keys, w_key=SAMPLE_WEIGHT, spatial_size=list(patch_size),
                           num_samples=patches_per_volume),
         SelectItemsd(keys=keys),

@@ -171,7 +171,8 @@ def evaluate(model: torch.nn.Module, volumes: Sequence[Mapping[str, torch.Tensor
     """Mean absolute enhancement error (HU) on whole held-out volumes, as inference will see it.
 
     The prediction is clamped at >= 0 like inference does. Regions: the body (not air), the
-    arterial lumen and the thrombus (there, any enhancement is an error).
+    arterial lumen and the thrombus (there, any enhancement is an error). With a kVp-normalised
+    output, the errors are in HU at the reference tube voltage.
     """
     model.eval()
     scale = config.network.output_scale_hu

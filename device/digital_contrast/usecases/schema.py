@@ -1,7 +1,7 @@
 """What a use case is: intended use, exclusions, target phase, envelope, model and protocol."""
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -53,15 +53,30 @@ class Envelope(_Frozen):
 
 
 class Preprocessing(_Frozen):
+    """What the use case's model must assume; a bundle's network config must match it
+    (see digital_contrast.model.network for the meaning of each field)."""
+
     working_spacing_mm: tuple[float, float, float]  # (slice, row, column)
     hu_window: Range
+    detail_window: Range | None = None
+    iodine_kvp_exponent: float | None = Field(None, gt=0)
+    tissue_gate_hu: tuple[float, float, float, float] | None = None
 
     @model_validator(mode="after")
     def _valid(self) -> "Preprocessing":
         if min(self.working_spacing_mm) <= 0:
             raise ValueError("working spacing must be positive")
         _ordered("hu_window", self.hu_window)
+        if self.detail_window is not None:
+            _ordered("detail_window", self.detail_window)
         return self
+
+    def network_fields(self) -> dict[str, Any]:
+        """The same settings under the network config's field names."""
+        return {"spacing_mm": self.working_spacing_mm, "hu_window": self.hu_window,
+                "detail_window": self.detail_window,
+                "iodine_kvp_exponent": self.iodine_kvp_exponent,
+                "tissue_gate_hu": self.tissue_gate_hu}
 
 
 class UseCase(_Frozen):

@@ -1,0 +1,93 @@
+"""A reference model's release folder: `releases/models/<use case>/<version>/`.
+
+It holds the bundle, the validation record that lets it reach production, the quality report
+it was judged on and its model card. Only a bundle whose record passes for exactly its hash is
+released; the folder appears complete or not at all (built aside, then renamed).
+"""
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from digital_contrast.config import get_settings
+from digital_contrast.errors import DigitalContrastError
+from digital_contrast.model.bundle import FILES, Bundle, read_bundle
+from digital_contrast.model.network import build_network, parameter_count
+from digital_contrast.model.reference import BUNDLE_DIR, RECORD
+from digital_contrast.model.registry import RegistryError
+from digital_contrast.model.validation_record import ValidationRecord
+from digital_contrast.usecases import load_use_case
+
+MODEL_CARD = "MODEL_CARD.md"
+QUALITY_REPORT = "quality_report.json"
+
+
+class ReleaseError(DigitalContrastError):
+    """A release that would overwrite an earlier one (RELEASE_EXISTS) or whose quality report
+    is for another bundle (RELEASE_INVALID)."""
+
+
+@dataclass(frozen=True)
+class ModelRelease:
+    folder: Path
+    bundle: Bundle
+    record: ValidationRecord
+
+
+def render_model_card(bundle: Bundle, record: ValidationRecord,
+                      report: dict[str, Any] | None) -> str:
+    use_case = load_use_case(bundle.manifest.use_case)
+    network = bundle.manifest.network
+    environment = Environment(loader=PackageLoader("digital_contrast.release"),
+                              undefined=StrictUndefined, keep_trailing_newline=True,
+                              autoescape=False)  # Markdown, not HTML
+    return environment.get_template("model_card.md.j2").render(
+        bundle=bundle, manifest=bundle.manifest, network=network, record=record,
+        use_case=use_case, report=report, provenance=bundle.manifest.provenance,
+        parameters=parameter_count(build_network(network)),
+        weights_mb=(bundle.folder / "weights.pt").stat().st_size / 1e6)
+
+
+def release_model(bundle_dir: Path, record_path: Path, report_path: Path | None = None,
+                  releases_dir: Path | None = None) -> ModelRelease:
+    bundle = read_bundle(bundle_dir)
+    record = ValidationRecord.load(record_path)
+    if record.bundle_sha256 != bundle.sha256:
+        raise RegistryError("MODEL_INTEGRITY",
+                            f"validation record is for bundle {record.bundle_sha256[:12]}, "
+                            f"not {bundle.sha256[:12]}")
+    if not record.passed:
+        failed = ", ".join(f"{c.metric} {c.value} (needs {c.op} {c.threshold})"
+                           for c in record.criteria if not c.passed)
+        raise RegistryError("MODEL_NOT_VALIDATED",
+                            f"bundle {bundle.sha256[:12]} failed its protocol: {failed}")
+    report = json.loads(report_path.read_text("utf-8")) if report_path else None
+    if report is not None and report.get("bundle_sha256") != bundle.sha256:
+        raise ReleaseError("RELEASE_INVALID", "the quality report is for another bundle")
+
+    root = (releases_dir or get_settings().releases_dir) / "models" / bundle.manifest.use_case
+    target = root / bundle.manifest.model_version
+    if target.exists():
+        raise ReleaseError("RELEASE_EXISTS", f"{target} exists: a released version is never "
+                                             "overwritten; give the bundle a new version")
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".incomplete-") as scratch:
+        staging = Path(scratch) / "release"
+        (staging / BUNDLE_DIR).mkdir(parents=True)
+        for name in FILES:
+            shutil.copyfile(bundle.folder / name, staging / BUNDLE_DIR / name)
+        record.save(staging / RECORD)
+        if report is not None:
+            (staging / QUALITY_REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        staged = read_bundle(staging / BUNDLE_DIR)
+        if staged.sha256 != bundle.sha256:  # a copy that changed bytes is not released
+            raise RegistryError("MODEL_INTEGRITY", "the copied bundle's hash differs")
+        (staging / MODEL_CARD).write_text(render_model_card(staged, record, report),
+                                          encoding="utf-8")
+        staging.rename(target)
+    return ModelRelease(folder=target, bundle=read_bundle(target / BUNDLE_DIR), record=record)
