@@ -28,3 +28,67 @@ def registry_uri_factory(empty_registry_db: Path):
         return f"sqlite:///{folder / 'mlflow.db'}"
 
     return make
+
+
+# --- Store databases (SQLite and PostgreSQL; see tests/support/databases.py) ----------------
+
+@pytest.fixture(scope="session")
+def postgres_store_url():
+    """One migrated throwaway PostgreSQL database for the whole session (rows emptied per test)."""
+    from digital_contrast.store.database import upgrade_to_head
+    from tests.support.databases import throwaway_postgres_database
+
+    with throwaway_postgres_database() as url:
+        upgrade_to_head(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database, copied for each test (faster than migrating each time)."""
+    from digital_contrast.store.database import upgrade_to_head
+
+    path = tmp_path_factory.mktemp("store-template") / "store.db"
+    upgrade_to_head(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty, migrated store database, once per supported database."""
+    if request.param == "sqlite":
+        path = tmp_path / "store.db"
+        shutil.copy(request.getfixturevalue("sqlite_store_template"), path)
+        return f"sqlite:///{path}"
+    from digital_contrast.store.database import make_engine
+    from tests.support.databases import empty_tables
+
+    url = request.getfixturevalue("postgres_store_url")
+    engine = make_engine(url)
+    empty_tables(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def store_engine(store_url: str):
+    from digital_contrast.store.database import make_engine
+
+    engine = make_engine(store_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def store_sessions(store_engine):
+    """A sessionmaker bound to the test's store database."""
+    from digital_contrast.store.database import session_factory
+
+    return session_factory(store_engine)
+
+
+@pytest.fixture
+def instance_store(tmp_path: Path):
+    from digital_contrast.store.instance_store import InstanceStore
+
+    return InstanceStore(tmp_path / "instances")

@@ -1,0 +1,1 @@
+"""The clinical HTTP interface (FastAPI): DICOMweb and the job API."""

@@ -1,0 +1,105 @@
+"""API keys: `dc_<prefix>_<secret>`, shown once; only a salted scrypt hash is stored.
+
+The prefix is a public lookup id (indexed); the secret has 256 bits of entropy. Comparison is
+constant-time, and an unknown prefix costs the same hash as a known one.
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from digital_contrast.store.columns import utcnow
+from digital_contrast.store.enums import Role
+from digital_contrast.store.errors import StoreError, StoreErrorCode
+from digital_contrast.store.models import ApiKey
+
+SCHEME = "dc"
+_PLAINTEXT = re.compile(rf"^{SCHEME}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{20,128}})$")
+# scrypt cost: the secret is random, so this guards a leaked table, not a guessable password.
+_N, _R, _P, _DKLEN = 2**14, 8, 1, 32
+_TOUCH_EVERY = timedelta(minutes=5)  # last_used_at is bookkeeping: limit the writes it costs
+_DUMMY_SALT = bytes(16)
+
+
+def _derive(plaintext: str, salt: bytes, n: int = _N, r: int = _R, p: int = _P) -> bytes:
+    return hashlib.scrypt(plaintext.encode(), salt=salt, n=n, r=r, p=p, dklen=_DKLEN,
+                          maxmem=256 * 1024 * 1024)
+
+
+def _hash_record(plaintext: str, salt: bytes) -> str:
+    return f"scrypt${_N}${_R}${_P}${_derive(plaintext, salt).hex()}"
+
+
+def _matches(plaintext: str, key: ApiKey) -> bool:
+    scheme, n, r, p, digest = key.key_hash.split("$")
+    if scheme != "scrypt":
+        return False
+    actual = _derive(plaintext, bytes.fromhex(key.salt), int(n), int(r), int(p))
+    return hmac.compare_digest(actual, bytes.fromhex(digest))
+
+
+def create_api_key(session: Session, site: str, name: str, role: Role | str) -> tuple[
+        ApiKey, str]:
+    """A new key; the plaintext is returned once and cannot be recovered later."""
+    prefix = secrets.token_hex(6)
+    plaintext = f"{SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
+    salt = secrets.token_bytes(16)
+    key = ApiKey(site=site, name=name, role=Role(role), prefix=prefix, salt=salt.hex(),
+                 key_hash=_hash_record(plaintext, salt))
+    session.add(key)
+    session.flush()
+    return key, plaintext
+
+
+def authenticate(session: Session, plaintext: str, *, now: datetime | None = None
+                 ) -> ApiKey | None:
+    """The active key this plaintext belongs to, or None (malformed, unknown, wrong, revoked)."""
+    match = _PLAINTEXT.match(plaintext or "")
+    key = session.scalars(select(ApiKey).where(ApiKey.prefix == match.group(1))).first() \
+        if match else None
+    if key is None:
+        _derive(plaintext or "", _DUMMY_SALT)  # same cost as a real check
+        return None
+    if not _matches(plaintext, key) or key.revoked_at is not None:
+        return None
+    _touch(session, key, now or utcnow())
+    return key
+
+
+def _touch(session: Session, key: ApiKey, now: datetime) -> None:
+    if key.last_used_at is not None and now - key.last_used_at < _TOUCH_EVERY:
+        return
+    try:
+        with session.begin_nested():
+            key.last_used_at = now
+    except OperationalError:
+        # SQLite busy: a valid key is never refused over bookkeeping.
+        pass
+
+
+def revoke(session: Session, key_id: int, *, site: str | None = None,
+           now: datetime | None = None) -> ApiKey:
+    """Revoke a key for good (idempotent: a revoked key keeps its first revocation time)."""
+    key = session.get(ApiKey, key_id)
+    if key is None or (site is not None and key.site != site):
+        raise StoreError(StoreErrorCode.API_KEY_NOT_FOUND, f"no API key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = now or utcnow()
+        session.flush()
+    return key
+
+
+def list_keys(session: Session, site: str | None = None, *,
+              include_revoked: bool = True) -> list[ApiKey]:
+    query = select(ApiKey)
+    if site is not None:
+        query = query.where(ApiKey.site == site)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(query.order_by(ApiKey.id)))

@@ -1,0 +1,126 @@
+"""Engines, sessions and schema migrations (Alembic, run programmatically; never `create_all`).
+
+SQLite runs in WAL mode with foreign keys on and a busy timeout. SQLAlchemy, not the sqlite3
+driver, emits BEGIN, so reads sit inside the transaction (repeatable) and a writer can ask for
+BEGIN IMMEDIATE (`begin_write`): it then takes the single write lock up front and waits for it,
+instead of failing later on a stale snapshot.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from digital_contrast.store.errors import StoreError, StoreErrorCode
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_IMMEDIATE = "dc_sqlite_begin_immediate"
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Parse a database URL; bare `postgresql://` (and `postgres://`) use psycopg 3."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        raise StoreError(StoreErrorCode.DATABASE_URL_INVALID,
+                         "the database URL cannot be parsed") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError(StoreErrorCode.DATABASE_URL_INVALID,
+                         f"unsupported database {parsed.get_backend_name()!r}: "
+                         "use sqlite or postgresql")
+    return parsed
+
+
+def make_engine(url: str | URL, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine:
+    """An engine for SQLite (file) or PostgreSQL, configured as the store expects."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith(
+            "file:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, connect_args={"timeout": busy_timeout_s}, **kwargs)
+    _configure_sqlite(engine, busy_timeout_s)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver stops emitting BEGIN itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cursor.execute("PRAGMA synchronous=FULL")  # a committed audit row survives power loss
+        cursor.execute("PRAGMA case_sensitive_like=ON")  # DICOM matching, as on PostgreSQL
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_IMMEDIATE) else "BEGIN")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions whose objects stay readable after commit (handy for API responses)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def begin_write(session: Session) -> None:
+    """Start the session's transaction as a writer if it has not started yet.
+
+    On SQLite this is BEGIN IMMEDIATE: read-then-write sequences (claims, audit appends,
+    idempotent inserts) hold the single write lock from their first read. A transaction that
+    already started is left alone; a stale one fails with "database is locked" rather than
+    writing from an old snapshot. PostgreSQL needs nothing here (row locks do the job).
+    """
+    if session.get_bind().dialect.name == "sqlite" and not session.in_transaction():
+        session.connection(execution_options={_IMMEDIATE: True})
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _migrate(target: Engine | str | URL, action: str, revision: str) -> None:
+    engine = target if isinstance(target, Engine) else make_engine(target)
+    try:
+        with engine.begin() as connection:
+            getattr(command, action)(_alembic_config(connection), revision)
+    finally:
+        if engine is not target:
+            engine.dispose()
+
+
+def upgrade_to_head(target: Engine | str | URL) -> None:
+    """Bring the schema to the newest migration, in one transaction."""
+    _migrate(target, "upgrade", "head")
+
+
+def downgrade(target: Engine | str | URL, revision: str) -> None:
+    """Step the schema back to `revision` ("base" removes every table of the store)."""
+    _migrate(target, "downgrade", revision)
+
+
+def current_revision(target: Engine | str | URL) -> str | None:
+    engine = target if isinstance(target, Engine) else make_engine(target)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        if engine is not target:
+            engine.dispose()

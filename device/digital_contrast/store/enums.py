@@ -1,0 +1,31 @@
+"""Closed vocabularies of the store, stored as strings guarded by CHECK constraints."""
+
+from enum import StrEnum
+
+
+class Origin(StrEnum):
+    """Where a series came from: sent to us, or written by us."""
+
+    RECEIVED = "received"
+    PRODUCED = "produced"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.REJECTED, JobState.FAILED)
+
+
+class Role(StrEnum):
+    """What an API key may do; the API maps roles to permissions."""
+
+    CLINICIAN = "clinician"
+    REGULATORY = "regulatory"
+    SUSTAINABILITY = "sustainability"
+    ADMIN = "admin"

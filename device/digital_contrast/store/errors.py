@@ -1,0 +1,27 @@
+"""Typed errors of the store. Codes are stable: the API maps them to problem details."""
+
+from enum import StrEnum
+
+from digital_contrast.errors import DigitalContrastError
+
+
+class StoreErrorCode(StrEnum):
+    INSTANCE_CORRUPT = "INSTANCE_CORRUPT"  # a stored file no longer matches its hash
+    INSTANCE_MISSING = "INSTANCE_MISSING"  # a row points at a file that is not there
+    INSTANCE_CONFLICT = "INSTANCE_CONFLICT"  # same SOP Instance UID, different content
+    INSTANCE_INVALID = "INSTANCE_INVALID"  # a header lacks an identifying UID
+    QUERY_INVALID = "QUERY_INVALID"  # a query filter that is not well formed
+    JOB_NOT_FOUND = "JOB_NOT_FOUND"
+    JOB_CONFLICT = "JOB_CONFLICT"  # an idempotency key reused for another request
+    JOB_LEASE_LOST = "JOB_LEASE_LOST"  # the worker no longer holds the job
+    JOB_INVALID_STATE = "JOB_INVALID_STATE"
+    API_KEY_NOT_FOUND = "API_KEY_NOT_FOUND"
+    AUDIT_INVALID = "AUDIT_INVALID"  # an audit detail that is not plain JSON
+    DATABASE_URL_INVALID = "DATABASE_URL_INVALID"
+
+
+class StoreError(DigitalContrastError):
+    """A refusal of the store; `code` is a `StoreErrorCode`."""
+
+    def __init__(self, code: StoreErrorCode | str, detail: str = "") -> None:
+        super().__init__(StoreErrorCode(code).value, detail)

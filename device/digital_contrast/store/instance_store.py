@@ -1,0 +1,132 @@
+"""Content-addressed DICOM instance files: `<root>/ab/cd/abcd....dcm`, named by their SHA-256.
+
+Writes are atomic (temporary file, fsync, `os.replace`) and idempotent: the same bytes always
+land at the same path. Reads re-check the hash, so a file changed on disk is never served.
+"""
+
+import hashlib
+import os
+import re
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from digital_contrast.store.errors import StoreError, StoreErrorCode
+
+_RELATIVE_PATH = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.dcm$")
+_CHUNK = 1 << 20
+
+
+class StoredFile(NamedTuple):
+    path: str  # relative to the store root, always with "/" separators
+    sha256: str
+    size: int
+
+
+def relative_path_for(sha256: str) -> str:
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}.dcm"
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class InstanceStore:
+    """Files under `root` (normally `<data_dir>/instances`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> "InstanceStore":
+        return cls(Path(data_dir) / "instances")
+
+    def path(self, relative_path: str) -> Path:
+        """The absolute path of a stored file; only well-formed store paths are accepted."""
+        if not _RELATIVE_PATH.match(relative_path):
+            raise StoreError(StoreErrorCode.INSTANCE_MISSING,
+                             f"not an instance store path: {relative_path!r}")
+        return self.root / relative_path
+
+    def put(self, data: bytes) -> StoredFile:
+        sha256 = hashlib.sha256(data).hexdigest()
+        relative = relative_path_for(sha256)
+        target = self.root / relative
+        if target.is_file() and target.stat().st_size == len(data) \
+                and _file_sha256(target) == sha256:
+            os.utime(target)  # the put time tells retention the file is wanted again
+            return StoredFile(relative, sha256, len(data))
+        # A missing or damaged file is (re)written whole; readers see old or new, never half.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".dcm")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+        return StoredFile(relative, sha256, len(data))
+
+    def _existing(self, relative_path: str) -> Path:
+        path = self.path(relative_path)
+        if not path.is_file():
+            raise StoreError(StoreErrorCode.INSTANCE_MISSING,
+                             f"instance file {relative_path} is missing")
+        return path
+
+    @staticmethod
+    def _verify(relative_path: str, actual: str, expected: str) -> None:
+        if actual != expected:
+            raise StoreError(StoreErrorCode.INSTANCE_CORRUPT,
+                             f"instance file {relative_path} does not match its recorded hash")
+
+    def read(self, relative_path: str, expected_sha256: str) -> bytes:
+        """The file's bytes, after checking them against the hash recorded with the row."""
+        data = self._existing(relative_path).read_bytes()
+        self._verify(relative_path, hashlib.sha256(data).hexdigest(), expected_sha256)
+        return data
+
+    def open(self, relative_path: str, expected_sha256: str) -> BinaryIO:
+        """An open binary file, checked first (files are immutable once written)."""
+        path = self._existing(relative_path)
+        self._verify(relative_path, _file_sha256(path), expected_sha256)
+        return path.open("rb")
+
+    def exists(self, relative_path: str) -> bool:
+        return self.path(relative_path).is_file()
+
+    def delete(self, relative_path: str, *, unless_put_since: datetime | None = None) -> bool:
+        """Remove a file; False when it was already gone (deletion is re-runnable) or, with
+        `unless_put_since`, when it was put again at or after that time."""
+        path = self.path(relative_path)
+        try:
+            if unless_put_since is not None and \
+                    path.stat().st_mtime >= unless_put_since.timestamp():
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""Migrations: frozen snapshots of the schema; they never import the ORM models."""

@@ -1,0 +1,204 @@
+"""ORM models (SQLAlchemy 2 typed declarative). The schema itself is owned by the migrations.
+
+Every row that belongs to a site carries an indexed `site`; every datetime is aware UTC;
+enumerations are strings guarded by CHECK constraints so SQLite and PostgreSQL behave alike.
+Audit rows are append-only: the migration installs triggers that refuse UPDATE and DELETE.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from digital_contrast.store.columns import UTCDateTime, enum_check, str_enum, utcnow
+from digital_contrast.store.enums import JobState, Origin, Role
+
+# Deterministic constraint names, so migrations can name (and drop) what they create.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+UID = String(64)  # DICOM UI: at most 64 characters
+SHA256 = String(64)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    __table_args__ = (UniqueConstraint("site", "study_instance_uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    study_instance_uid: Mapped[str] = mapped_column(UID)
+    patient_id: Mapped[str | None] = mapped_column(Text)
+    patient_name: Mapped[str | None] = mapped_column(Text)
+    study_date: Mapped[str | None] = mapped_column(String(8))  # DICOM DA, YYYYMMDD
+    accession_number: Mapped[str | None] = mapped_column(Text)
+    study_description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    series: Mapped[list["Series"]] = relationship(back_populates="study")
+
+
+class Series(Base):
+    __tablename__ = "series"
+    __table_args__ = (UniqueConstraint("site", "series_instance_uid"), enum_check("origin", Origin))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    series_instance_uid: Mapped[str] = mapped_column(UID)
+    modality: Mapped[str | None] = mapped_column(String(16))
+    series_description: Mapped[str | None] = mapped_column(Text)
+    series_number: Mapped[int | None] = mapped_column(Integer)
+    body_part_examined: Mapped[str | None] = mapped_column(Text)
+    image_type: Mapped[str | None] = mapped_column(Text)  # values joined by backslash
+    origin: Mapped[Origin] = mapped_column(str_enum(Origin))
+    # SyntheticData YES or our Manufacturer: a series we must never take as input.
+    synthetic: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Time of the last instance received: an auto-run waits until the series is stable.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    study: Mapped[Study] = relationship(back_populates="series")
+    instances: Mapped[list["Instance"]] = relationship(back_populates="series")
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+    __table_args__ = (UniqueConstraint("site", "sop_instance_uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    sop_instance_uid: Mapped[str] = mapped_column(UID)
+    sop_class_uid: Mapped[str | None] = mapped_column(UID)
+    instance_number: Mapped[int | None] = mapped_column(Integer)
+    transfer_syntax_uid: Mapped[str | None] = mapped_column(UID)
+    file_path: Mapped[str] = mapped_column(String(128), index=True)  # relative to the store root
+    sha256: Mapped[str] = mapped_column(SHA256)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    series: Mapped[Series] = relationship(back_populates="instances")
+
+
+class ApiKey(Base):
+    """Only a salted scrypt hash of the secret is kept; `prefix` is the public lookup id."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (enum_check("role", Role),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[Role] = mapped_column(str_enum(Role))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    salt: Mapped[str] = mapped_column(String(64))  # hex
+    key_hash: Mapped[str] = mapped_column(String(255))  # "scrypt$n$r$p$hex"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (enum_check("state", JobState),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True,
+                                    default=lambda: str(uuid.uuid4()))
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    # Nulled by retention: a de-identified job keeps what it did, not whose data it was.
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), index=True)
+    use_case: Mapped[str] = mapped_column(String(64))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    instance_set_sha256: Mapped[str | None] = mapped_column(SHA256)
+    bundle_sha256: Mapped[str] = mapped_column(SHA256)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    state: Mapped[JobState] = mapped_column(str_enum(JobState), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    submitted_by: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any] | None]
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    output_series_uid: Mapped[str | None] = mapped_column(UID)
+    deidentified_at: Mapped[datetime | None]
+
+    events: Mapped[list["JobEvent"]] = relationship(back_populates="job",
+                                                    order_by="JobEvent.id")
+
+
+class JobEvent(Base):
+    __tablename__ = "job_events"
+    __table_args__ = (enum_check("from_state", JobState), enum_check("to_state", JobState))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    from_state: Mapped[JobState | None] = mapped_column(str_enum(JobState))  # None: submitted
+    to_state: Mapped[JobState] = mapped_column(str_enum(JobState))
+    detail: Mapped[dict[str, Any] | None]
+
+    job: Mapped[Job] = relationship(back_populates="events")
+
+
+class EmissionRecord(Base):
+    __tablename__ = "emission_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    duration_s: Mapped[float]
+    energy_kwh: Mapped[float]
+    emissions_kg_co2e: Mapped[float]
+    country_iso_code: Mapped[str | None] = mapped_column(String(3))
+    method: Mapped[str] = mapped_column(String(64))  # e.g. "codecarbon-offline"
+    detail: Mapped[dict[str, Any] | None]
+
+
+class AuditEvent(Base):
+    """Append-only and hash chained: hash = sha256(prev_hash + canonical JSON of the fields)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]]
+    # Unique: two appends can never both follow the same row, so the chain cannot fork.
+    prev_hash: Mapped[str] = mapped_column(SHA256, unique=True)
+    hash: Mapped[str] = mapped_column(SHA256, unique=True)
+
+
+class FileDeletion(Base):
+    """Instance files whose rows are gone, pending removal: makes a purge safely re-runnable."""
+
+    __tablename__ = "file_deletions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_path: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,146 @@
+"""Store schema: migrations up and down on both databases, models match them, engine settings,
+CHECK constraints and aware UTC datetimes."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from digital_contrast.store import JobState, StoreError
+from digital_contrast.store.database import (
+    MIGRATIONS_DIR,
+    current_revision,
+    downgrade,
+    make_engine,
+    normalise_url,
+    upgrade_to_head,
+)
+from digital_contrast.store.models import Base, Job
+from tests.support.databases import (
+    STORE_TABLES,
+    table_names,
+    throwaway_postgres_database,
+)
+
+EXPECTED_TABLES = {"studies", "series", "instances", "jobs", "job_events", "emission_records",
+                   "audit_events", "api_keys", "file_deletions"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """An empty database (no tables), once per supported database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nested' / 'blank.db'}"
+        return
+    with throwaway_postgres_database() as url:
+        yield url
+
+
+def _revisions() -> list[str]:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return [s.revision for s in ScriptDirectory.from_config(config).walk_revisions("base",
+                                                                                    "heads")]
+
+
+@pytest.mark.req("SRS-STORE-001")
+def test_upgrade_to_head_creates_every_table(blank_url: str) -> None:
+    engine = make_engine(blank_url)
+    try:
+        assert table_names(engine) == set()
+        upgrade_to_head(engine)
+        assert table_names(engine) == EXPECTED_TABLES | {"alembic_version"}
+        assert set(STORE_TABLES) == EXPECTED_TABLES
+        assert current_revision(engine) == _revisions()[0]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.req("SRS-STORE-001")
+def test_every_migration_downgrades_to_base_and_upgrades_again(blank_url: str) -> None:
+    engine = make_engine(blank_url)
+    try:
+        upgrade_to_head(engine)
+        for revision in _revisions():  # newest first: one migration at a time
+            assert current_revision(engine) == revision
+            downgrade(engine, "-1")
+        assert table_names(engine) == {"alembic_version"}
+        assert current_revision(engine) is None
+        upgrade_to_head(engine)
+        assert table_names(engine) == EXPECTED_TABLES | {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.req("SRS-STORE-001")
+def test_the_migrated_schema_matches_the_models(store_engine: Engine) -> None:
+    with store_engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+@pytest.mark.req("SRS-STORE-001")
+def test_sqlite_engine_settings(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'store.db'}")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert (tmp_path / "a" / "b" / "store.db").is_file()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.req("SRS-STORE-001")
+def test_database_urls_are_normalised_or_refused() -> None:
+    assert normalise_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("sqlite:///x.db").drivername == "sqlite"
+    for bad in ("mysql://u@h/db", "not a url"):
+        with pytest.raises(StoreError) as info:
+            normalise_url(bad)
+        assert info.value.code == "DATABASE_URL_INVALID"
+
+
+@pytest.mark.req("SRS-STORE-001")
+def test_enumerations_and_foreign_keys_are_enforced_by_the_database(store_engine: Engine,
+                                                                    store_sessions) -> None:
+    now = datetime.now(UTC)
+    with store_engine.connect() as connection, pytest.raises(IntegrityError):
+        connection.execute(text(
+            "INSERT INTO jobs (id, site, use_case, options, bundle_sha256, model_name, "
+            "model_version, state, attempts, created_at) VALUES ('j', 's', 'u', '{}', 'b', "
+            "'m', '1', 'exploded', 0, :now)"), {"now": now})
+    with store_engine.connect() as connection, pytest.raises(IntegrityError):
+        connection.execute(text(
+            "INSERT INTO instances (series_id, site, sop_instance_uid, file_path, sha256, "
+            "size_bytes, created_at) VALUES (999, 's', '1.2', 'p', 'h', 1, :now)"),
+            {"now": now})
+
+
+@pytest.mark.req("SRS-STORE-001")
+def test_datetimes_are_aware_utc_and_naive_ones_refused(store_sessions) -> None:
+    local = datetime(2026, 3, 1, 12, 0, 0, 123456).astimezone()
+    with store_sessions() as session:
+        job = Job(site="s", use_case="u", bundle_sha256="b", model_name="m", model_version="1",
+                  state=JobState.QUEUED, created_at=local)
+        session.add(job)
+        session.commit()
+        job_id = job.id
+    with store_sessions() as session:
+        stored = session.get(Job, job_id)
+        assert stored.created_at == local and stored.created_at.tzinfo == UTC
+        assert stored.options == {} and stored.attempts == 0
+        session.add(Job(site="s", use_case="u", bundle_sha256="b", model_name="m",
+                        model_version="1", state=JobState.QUEUED,
+                        created_at=datetime(2026, 3, 1)))
+        with pytest.raises(StatementError, match="naive datetime"):
+            session.flush()
