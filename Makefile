@@ -11,8 +11,12 @@ REPORTS := var/test-reports
 
 .PHONY: run test bootstrap system-packages lock lint
 
+# A phantom case (seed outside training and validation) through the locked core, offline.
+DEMO := var/demo
 run: $(STAMP)
-	$(BIN)/digital-contrast phantom generate --n 1
+	$(BIN)/digital-contrast phantom generate --n 1 --seed 5000 --out $(DEMO)/phantom
+	$(BIN)/digital-contrast synthesize $(DEMO)/phantom/PH005000/ncct --use-case aaa-cta \
+		--out $(DEMO)/synthetic
 
 test: $(STAMP) system-packages
 	@mkdir -p $(REPORTS)

@@ -55,7 +55,7 @@ def prepare(workdir: Path) -> dict:
     from digital_contrast.usecases import load_use_case
 
     use_case = load_use_case("aaa-cta")
-    config = reference_config().network
+    config = reference_config().network.with_preprocessing(use_case.preprocessing)
     torch.manual_seed(0)
     bundle = write_bundle(workdir / "bundle", use_case=use_case, model_version="bench",
                           network=config, state_dict=build_network(config).state_dict())

@@ -92,3 +92,16 @@ def instance_store(tmp_path: Path):
     from digital_contrast.store.instance_store import InstanceStore
 
     return InstanceStore(tmp_path / "instances")
+
+
+@pytest.fixture(scope="session")
+def phantom_series(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A small phantom case written as DICOM: NCCT and arterial series folders, and the case."""
+    from digital_contrast.imaging.phantom.case import generate_case
+    from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
+
+    root = tmp_path_factory.mktemp("phantom-series")
+    case = generate_case(5, "small")
+    folders = {phase: write_phase_dicom(case, phase, root / phase.value) and root / phase.value
+               for phase in (Phase.NCCT, Phase.ARTERIAL)}
+    return {"case": case, **folders}

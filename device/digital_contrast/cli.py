@@ -30,6 +30,10 @@ model_app = typer.Typer(no_args_is_help=True, help="Model bundles in the registr
 app.add_typer(model_app, name="model")
 release_app = typer.Typer(no_args_is_help=True, help="Release records under releases/.")
 app.add_typer(release_app, name="release")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of the service.")
+app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")
+app.add_typer(audit_app, name="audit")
 
 
 def _fail(code: str, detail: str) -> typer.Exit:
@@ -157,7 +161,6 @@ def model_train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from digital_contrast.model.bundle import write_bundle
-    from digital_contrast.model.network import NetworkConfig
     from digital_contrast.model.training import reference_config, smoke_config, train
     from digital_contrast.usecases import load_use_case
 
@@ -167,8 +170,7 @@ def model_train(
         raise typer.BadParameter(f"--config must be one of {sorted(presets)}")
     base = presets[preset]()
     # The bundle must carry the use case's preprocessing, whatever the preset's grid.
-    network = NetworkConfig.model_validate(
-        {**base.network.model_dump(), **case.preprocessing.network_fields()})
+    network = base.network.with_preprocessing(case.preprocessing)
     config = presets[preset](network=network, target_phase=case.target_phase.value,
                              **({"epochs": epochs} if epochs else {}))
     columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
@@ -268,6 +270,156 @@ def release_model_command(
     console.print(f"released {released.bundle.manifest.model_name} "
                   f"{released.bundle.manifest.model_version} (bundle "
                   f"{released.bundle.sha256[:16]}) in {released.folder}")
+
+
+def _service_state():
+    from digital_contrast.api.app import open_state
+
+    return open_state(get_settings())
+
+
+@app.command("serve")
+@user_errors
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(min=1, max=65535)] = 8000) -> None:
+    """Run the clinical service (DICOMweb, jobs, keys); an admin key is created on first start."""
+    import uvicorn
+
+    from digital_contrast.api.app import create_app
+    from digital_contrast.store import Role
+    from digital_contrast.store.api_keys import create_api_key, list_keys
+    from digital_contrast.store.audit import append_audit
+
+    settings = get_settings()
+    state = _service_state()
+    with state.sessions() as db:
+        first_start = not list_keys(db)
+        if first_start:
+            key, plaintext = create_api_key(db, settings.site, "initial-admin", Role.ADMIN)
+            append_audit(db, settings.site, "system", "key.create", "api_key", str(key.id),
+                         "success", {"role": "admin", "name": key.name, "first_start": True})
+            db.commit()
+    state.engine.dispose()
+    console.print(f"Digital Contrast {__version__}: http://{host}:{port}/docs "
+                  f"(site {settings.site}, data {settings.data_dir.resolve()})")
+    if first_start:
+        console.print("First start: an admin key was created. It is shown once; keep it:")
+        console.print(plaintext, highlight=False, soft_wrap=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command("worker")
+@user_errors
+def worker(
+    once: Annotated[bool, typer.Option(help="Run at most one job, then exit.")] = False,
+) -> None:
+    """Run a job worker as its own process against the service's database."""
+    import threading
+
+    from digital_contrast.api.app import job_context
+    from digital_contrast.jobs.worker import Worker
+
+    settings = get_settings()
+    state = _service_state()
+    runner = Worker(job_context(state), lease_seconds=settings.job_lease_s)
+    console.print(f"worker {runner.worker_id} on {state.engine.url.get_backend_name()}")
+    if once:
+        runner.run_once()
+    else:
+        runner.run_until(threading.Event())
+    state.engine.dispose()
+
+
+@keys_app.command("create")
+@user_errors
+def keys_create(
+    role: Annotated[str, typer.Option(help="clinician | regulatory | sustainability | admin")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")],
+    site: Annotated[str | None, typer.Option(help="Default: DC_SITE.")] = None,
+) -> None:
+    """Create an API key; the key itself is printed once, as the last line."""
+    from digital_contrast.store import Role
+    from digital_contrast.store.api_keys import create_api_key
+    from digital_contrast.store.audit import append_audit
+
+    if role not in {r.value for r in Role}:
+        raise _fail("KEY_ROLE_INVALID", f"role must be one of {[r.value for r in Role]}")
+    state = _service_state()
+    site = site or get_settings().site
+    with state.sessions() as db:
+        key, plaintext = create_api_key(db, site, name, role)
+        append_audit(db, site, "cli", "key.create", "api_key", str(key.id), "success",
+                     {"role": role, "name": name})
+        db.commit()
+        console.print(f"key {key.id} ({key.name}, {role}, site {site}); shown once:")
+    state.engine.dispose()
+    print(plaintext)
+
+
+@keys_app.command("list")
+@user_errors
+def keys_list() -> None:
+    """List API keys (never the keys themselves)."""
+    from digital_contrast.store.api_keys import list_keys
+
+    state = _service_state()
+    table = Table(title="API keys")
+    for column in ("id", "name", "role", "site", "created", "last used", "revoked"):
+        table.add_column(column)
+    with state.sessions() as db:
+        for key in list_keys(db):
+            table.add_row(str(key.id), key.name, key.role.value, key.site,
+                          f"{key.created_at:%Y-%m-%d %H:%M}",
+                          f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "-",
+                          f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "-")
+    state.engine.dispose()
+    console.print(table)
+
+
+@keys_app.command("revoke")
+@user_errors
+def keys_revoke(key_id: int) -> None:
+    """Revoke an API key for good."""
+    from digital_contrast.store.api_keys import revoke
+    from digital_contrast.store.audit import append_audit
+
+    state = _service_state()
+    with state.sessions() as db:
+        key = revoke(db, key_id)
+        append_audit(db, key.site, "cli", "key.revoke", "api_key", str(key.id), "success")
+        db.commit()
+    state.engine.dispose()
+    console.print(f"key {key_id} revoked")
+
+
+@audit_app.command("verify")
+@user_errors
+def audit_verify() -> None:
+    """Recompute the audit chain; exit 1 naming the first broken link."""
+    from digital_contrast.store.audit import verify_audit_chain
+
+    state = _service_state()
+    with state.sessions() as db:
+        result = verify_audit_chain(db)
+    state.engine.dispose()
+    if not result.ok:
+        err_console.print(f"[bold red]AUDIT_CHAIN_BROKEN[/]: first broken link is event "
+                          f"{result.first_broken_id} ({result.checked} checked)")
+        raise typer.Exit(1)
+    console.print(f"audit chain intact: {result.checked} events, head {result.head_hash[:16]}")
+
+
+@app.command("purge")
+@user_errors
+def purge_command() -> None:
+    """Delete received instances and results older than DC_RETENTION_DAYS (the audit trail
+    and de-identified job records stay)."""
+    from digital_contrast.api.app import purge_expired
+
+    state = _service_state()
+    purge_expired(state)
+    state.engine.dispose()
+    console.print(f"purged data older than {get_settings().retention_days:g} days")
 
 
 def _thrombus_cells(p: dict) -> tuple[str, str]:

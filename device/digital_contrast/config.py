@@ -27,6 +27,19 @@ class Settings(BaseSettings):
     max_upload_members: int = Field(
         20_000, gt=0, description="Most files accepted from one zip."
     )
+    workers: int = Field(1, ge=0, le=32,
+                         description="Job worker threads inside the service (0: none).")
+    job_lease_s: float = Field(120.0, ge=5.0, description="A job whose worker stopped renewing "
+                               "its lease for this long is run again by another worker.")
+    auto_run_use_cases: list[str] = Field(
+        default_factory=list, description="Use cases whose envelope a received series is "
+        "matched against to start a job by itself (JSON list; empty: no auto-run).")
+    auto_run_stable_s: float = Field(30.0, ge=0.0, description="Seconds without a new "
+                                     "instance before a series counts as complete.")
+    retention_days: float = Field(30.0, gt=0.0, description="Received instances and results "
+                                  "older than this are removed by `digital-contrast purge`.")
+    purge_interval_s: float = Field(0.0, ge=0.0, description="Run the purge in the service "
+                                    "every this many seconds (0: only by command).")
 
     @model_validator(mode="after")
     def _default_urls(self) -> "Settings":

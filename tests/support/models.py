@@ -11,8 +11,8 @@ from digital_contrast.usecases import UseCase
 
 
 def tiny_network(use_case: UseCase) -> NetworkConfig:
-    return NetworkConfig(channels=(4, 8), strides=(2,), num_res_units=0,
-                         **use_case.preprocessing.network_fields())
+    return NetworkConfig(channels=(4, 8), strides=(2,), num_res_units=0
+                         ).with_preprocessing(use_case.preprocessing)
 
 
 def tiny_bundle(folder: Path, use_case: UseCase, *, seed: int = 0,

@@ -37,7 +37,7 @@ class LockedModel:
              registry: ModelRegistry | None = None) -> "LockedModel":
         use_case = load_use_case(use_case) if isinstance(use_case, str) else use_case
         registry = registry or ModelRegistry()
-        registered = _resolve(registry, use_case, version)
+        registered = resolve_registered(registry, use_case, version)
         with tempfile.TemporaryDirectory() as tmp:
             bundle = registry.fetch(registered, Path(tmp))  # MODEL_INTEGRITY on any change
             _check_bundle(bundle, use_case)
@@ -51,8 +51,9 @@ class LockedModel:
                    network_config=bundle.manifest.network, network=network)
 
 
-def _resolve(registry: ModelRegistry, use_case: UseCase,
-             version: str | None) -> RegisteredBundle:
+def resolve_registered(registry: ModelRegistry, use_case: UseCase,
+                       version: str | None = None) -> RegisteredBundle:
+    """The registry entry a load would use (production unless `version`), without fetching."""
     try:
         return registry.resolve(use_case.model_name, version=version)
     except RegistryError as exc:

@@ -26,6 +26,8 @@ import torch
 from monai.networks.nets import UNet
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from digital_contrast.usecases.schema import Preprocessing
+
 REFERENCE_KVP = 120.0
 
 class NetworkConfig(BaseModel):
@@ -74,6 +76,11 @@ class NetworkConfig(BaseModel):
     def divisor(self) -> int:
         """Patch and sliding-window sizes must be multiples of this (total downsampling)."""
         return math.prod(self.strides)
+
+    def with_preprocessing(self, preprocessing: Preprocessing) -> NetworkConfig:
+        """This architecture with a use case's preprocessing (validated again)."""
+        return NetworkConfig.model_validate(
+            {**self.model_dump(), **preprocessing.network_fields()})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (tuples become lists)."""

@@ -58,9 +58,12 @@ def _int(header: Dataset, keyword: str) -> int | None:
 
 
 def is_synthetic(header: Dataset) -> bool:
-    """SyntheticData YES or our own Manufacturer: output of this (or a similar) device."""
+    """SyntheticData YES, or a DERIVED image of our own Manufacturer: output of this (or a
+    similar) device. (Our phantom's ORIGINAL series are test inputs, not our output.)"""
+    image_type = header.get("ImageType") or []
+    derived = "DERIVED" in ([image_type] if isinstance(image_type, str) else list(image_type))
     return (str(header.get("SyntheticData", "")).upper() == "YES"
-            or str(header.get("Manufacturer", "")) == MANUFACTURER)
+            or (str(header.get("Manufacturer", "")) == MANUFACTURER and derived))
 
 
 # --- ingest ---------------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""The service: `create_app()` builds the FastAPI app; its lifespan migrates the database to
+head, opens the instance store and starts the in-process job workers, the auto-run rule and
+the scheduled purge when configured."""
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from datetime import timedelta
+
+from fastapi import Depends, FastAPI
+
+from digital_contrast import PRODUCT_NAME, __version__
+from digital_contrast.api.deps import ServiceState, authorize
+from digital_contrast.api.problems import install_problem_handlers
+from digital_contrast.api.routers import dicomweb, health, jobs, keys, records, uploads
+from digital_contrast.config import Settings, get_settings
+from digital_contrast.jobs.auto_run import auto_submit
+from digital_contrast.jobs.runner import JobContext
+from digital_contrast.jobs.worker import start_worker_threads
+from digital_contrast.store import InstanceStore, make_engine, session_factory, upgrade_to_head
+from digital_contrast.store.audit import append_audit
+from digital_contrast.store.columns import utcnow
+from digital_contrast.store.retention import purge
+
+log = logging.getLogger(__name__)
+DESCRIPTION = (
+    "Synthetic contrast-enhanced CT from non-contrast CT. **Every result is synthetic: no "
+    "contrast agent was given.** The reference model is trained and validated on a procedural "
+    "digital phantom only and is not clinically validated. Errors are RFC 9457 problem details "
+    "with a stable `code`. Authenticate with an API key in the `X-API-Key` header.")
+
+
+def open_state(settings: Settings) -> ServiceState:
+    engine = make_engine(settings.database_url)
+    upgrade_to_head(engine)
+    return ServiceState(settings=settings, engine=engine, sessions=session_factory(engine),
+                        instances=InstanceStore.for_data_dir(settings.data_dir),
+                        work_dir=settings.data_dir / "work")
+
+
+def job_context(state: ServiceState) -> JobContext:
+    return JobContext(sessions=state.sessions, instances=state.instances,
+                      work_dir=state.work_dir, registry_uri=state.settings.mlflow_uri)
+
+
+def purge_expired(state: ServiceState) -> None:
+    cutoff = utcnow() - timedelta(days=state.settings.retention_days)
+    with state.sessions() as db:
+        result = purge(db, state.instances, cutoff)
+    with state.sessions() as db:
+        append_audit(db, state.settings.site, "retention", "purge", "store", None, "success",
+                     {"cutoff": cutoff.isoformat(), **asdict(result)})
+        db.commit()
+
+
+def _every(seconds: float, stop: threading.Event, task: Callable[[], object],
+           name: str) -> threading.Thread:
+    def loop() -> None:
+        while not stop.wait(seconds):
+            try:
+                task()
+            except Exception as exc:  # a periodic task never takes the service down
+                log.error("%s failed: %s", name, type(exc).__name__)
+
+    thread = threading.Thread(target=loop, daemon=True, name=name)
+    thread.start()
+    return thread
+
+
+def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
+    """`background=False` serves requests only (tests drive workers themselves)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config = settings or get_settings()
+        state = open_state(config)
+        app.state.service = state
+        stop = threading.Event()
+        threads: list[threading.Thread] = []
+        if background:
+            threads += start_worker_threads(job_context(state), config.workers, stop,
+                                            lease_seconds=config.job_lease_s, poll_seconds=1.0)
+            if config.auto_run_use_cases:
+                threads.append(_every(
+                    max(1.0, config.auto_run_stable_s / 3), stop,
+                    lambda: auto_submit(state.sessions, state.instances, config.mlflow_uri,
+                                        config.auto_run_use_cases, config.auto_run_stable_s),
+                    "auto-run"))
+            if config.purge_interval_s:
+                threads.append(_every(config.purge_interval_s, stop,
+                                      lambda: purge_expired(state), "purge"))
+        try:
+            yield
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=30)
+            state.engine.dispose()
+
+    app = FastAPI(title=PRODUCT_NAME, version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan, dependencies=[Depends(authorize)])
+    install_problem_handlers(app)
+    for module in (health, dicomweb, uploads, jobs, keys, records):
+        app.include_router(module.router)
+    return app

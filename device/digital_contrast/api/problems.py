@@ -1,0 +1,74 @@
+"""RFC 9457 problem details: every error a client sees, with a stable `code` and no internals.
+
+A `DigitalContrastError` keeps its code; its HTTP status comes from `STATUS_BY_CODE` (a code's
+prefix when the code itself is not listed). Anything unexpected becomes a 500 with code
+`INTERNAL_ERROR` and an error id that operators find in the log; the exception never leaves the
+server.
+"""
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from digital_contrast.errors import DigitalContrastError
+
+MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
+
+# Exact codes first, then prefixes (the part before the first underscore) as a fallback.
+STATUS_BY_CODE: dict[str, int] = {
+    "AUTH_MISSING": 401, "AUTH_INVALID": 401, "AUTH_FORBIDDEN": 403,
+    "NOT_FOUND": 404, "JOB_NOT_FOUND": 404, "SERIES_NOT_FOUND": 404, "STUDY_NOT_FOUND": 404,
+    "INSTANCE_NOT_FOUND": 404, "RESULT_NOT_READY": 409, "SERIES_CHANGED": 409,
+    "USECASE_UNKNOWN": 422, "USECASE_NO_MODEL": 409, "REQUEST_INVALID": 422,
+    "UPLOAD_TOO_LARGE": 413, "ZIP_TOO_LARGE": 413, "UPLOAD_MEDIA_TYPE": 415,
+    "UPLOAD_NO_DICOM": 422, "SERIES_SYNTHETIC": 422, "EXPLAIN_UNAVAILABLE": 422,
+    "API_KEY_NOT_FOUND": 404, "METHOD_NOT_ALLOWED": 405,
+    "REGISTRY_UNREACHABLE": 503, "DATABASE_UNREACHABLE": 503,
+    "MODEL_INTEGRITY": 503, "MODEL_NOT_VALIDATED": 503, "MODEL_NOT_REGISTERED": 503,
+}
+STATUS_BY_PREFIX: dict[str, int] = {"ZIP": 422, "IMG": 422, "CONF": 422, "STOW": 400,
+                                    "QIDO": 400}
+
+
+def status_for(code: str) -> int:
+    return STATUS_BY_CODE.get(code) or STATUS_BY_PREFIX.get(code.split("_", 1)[0], 400)
+
+
+def problem(status: int, code: str, detail: str, title: str | None = None,
+            **extra: Any) -> JSONResponse:
+    body = {"type": f"urn:digital-contrast:problem:{code.lower()}", "title": title or code,
+            "status": status, "code": code, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DigitalContrastError)
+    async def _known(request: Request, exc: DigitalContrastError) -> JSONResponse:
+        status = getattr(exc, "status", None) or status_for(exc.code)
+        return problem(status, exc.code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return problem(422, "REQUEST_INVALID", "the request does not match the API schema",
+                       errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {401: "AUTH_MISSING", 403: "AUTH_FORBIDDEN", 404: "NOT_FOUND",
+                405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, f"HTTP_{exc.status_code}")
+        return problem(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        error_id = uuid.uuid4().hex
+        # Type and id only: an exception message may quote a DICOM value (PHI).
+        log.error("unexpected %s on %s %s (error id %s)", type(exc).__name__, request.method,
+                  request.url.path, error_id)
+        return problem(500, "INTERNAL_ERROR", f"unexpected error; reference {error_id}")

@@ -1,0 +1,43 @@
+"""Who may call what: one matrix for every route, applied by one dependency.
+
+A route missing from the matrix is refused for everyone (fail closed), and a test walks the
+app's route table against it. Least privilege: only clinicians touch patient data; admins
+manage keys and models but do not read images.
+"""
+
+from digital_contrast.store.enums import Role
+
+PUBLIC: frozenset[Role] = frozenset()  # no key needed
+CLINICAL = frozenset({Role.CLINICIAN})
+RECORDS = frozenset({Role.REGULATORY, Role.ADMIN})
+ADMIN = frozenset({Role.ADMIN})
+
+ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("POST", "/dicomweb/studies"): CLINICAL,
+    ("POST", "/dicomweb/studies/{study}"): CLINICAL,
+    ("GET", "/dicomweb/studies"): CLINICAL,
+    ("GET", "/dicomweb/studies/{study}/series"): CLINICAL,
+    ("GET", "/dicomweb/studies/{study}/series/{series}"): CLINICAL,
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{instance}"): CLINICAL,
+    ("POST", "/v1/uploads"): CLINICAL,
+    ("POST", "/v1/jobs"): CLINICAL,
+    ("GET", "/v1/jobs"): CLINICAL,
+    ("GET", "/v1/jobs/{job_id}"): CLINICAL,
+    ("GET", "/v1/jobs/{job_id}/result.zip"): CLINICAL,
+    ("GET", "/v1/audit"): RECORDS,
+    ("GET", "/v1/models"): RECORDS,
+    ("GET", "/v1/keys"): ADMIN,
+    ("POST", "/v1/keys"): ADMIN,
+    ("DELETE", "/v1/keys/{key_id}"): ADMIN,
+}
+
+
+def roles_for(method: str, path: str) -> frozenset[Role] | None:
+    """The roles allowed on a route; None when the route is not in the matrix."""
+    return ROUTE_ROLES.get((method.upper(), path))

@@ -1,0 +1,171 @@
+"""DICOMweb subset (PS3.18): STOW-RS, QIDO-RS for studies and series, WADO-RS for series and
+instances. Everything is scoped to the caller's site."""
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from digital_contrast.api.deps import Caller, DbSession, Service
+from digital_contrast.api.dicomweb import (
+    DICOM_JSON,
+    MultipartRelatedParser,
+    StowRequest,
+    build_multipart_related,
+    parse_qido_query,
+    series_result,
+    study_result,
+)
+from digital_contrast.api.dicomweb.qido import DateRangeMatch, QidoQuery
+from digital_contrast.api.dicomweb.urls import require_uid, series_url, study_url
+from digital_contrast.api.intake import ingest
+from digital_contrast.errors import DigitalContrastError
+from digital_contrast.store.studies import (
+    list_instances,
+    list_series,
+    list_studies,
+    series_instance_counts,
+    study_stats,
+)
+
+router = APIRouter(prefix="/dicomweb", tags=["DICOMweb"])
+UID = Annotated[str, Path(max_length=64, examples=["1.2.826.0.1.3680043.8.498.1"])]
+STOW_RESPONSE = {"description": "Store Instances Response (PS3.18 10.5.3), DICOM JSON",
+                 "content": {DICOM_JSON: {}}}
+MULTIPART = {"description": "multipart/related; type=\"application/dicom\"",
+             "content": {"multipart/related": {}}}
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + router.prefix
+
+
+async def _stow(request: Request, state: Service, db: DbSession, caller: Caller,
+                study: str | None) -> JSONResponse:
+    limit = state.settings.max_upload_bytes
+    stow = StowRequest(_base(request), study_instance_uid=study)
+    parser = MultipartRelatedParser(request.headers.get("content-type", ""))
+    received, parts = 0, []
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise DigitalContrastError("UPLOAD_TOO_LARGE",
+                                       f"the request exceeds {limit} bytes (DC_MAX_UPLOAD_BYTES)")
+        parts += parser.feed(chunk)
+    parts += parser.close()  # a framing error raises here, before anything is stored
+    checked = [instance for part in parts if (instance := stow.check(part)) is not None]
+    outcome = ingest(state, db, caller, checked, "stow-rs")
+    for instance in outcome.stored:
+        stow.stored(instance)
+    for instance, reason, detail in outcome.failed:
+        stow.failed(instance, reason, detail)
+    return JSONResponse(stow.response(), status_code=stow.status, media_type=DICOM_JSON)
+
+
+@router.post("/studies", summary="STOW-RS: store instances", responses={200: STOW_RESPONSE})
+async def store_instances(request: Request, state: Service, db: DbSession,
+                          caller: Caller) -> JSONResponse:
+    """Body: `multipart/related; type="application/dicom"`, one DICOM file per part. The
+    response lists every stored instance (ReferencedSOPSequence) and every refused one
+    (FailedSOPSequence with its FailureReason); 200 all stored, 202 some, 409 none."""
+    return await _stow(request, state, db, caller, None)
+
+
+@router.post("/studies/{study}", summary="STOW-RS: store instances of one study",
+             responses={200: STOW_RESPONSE})
+async def store_study_instances(request: Request, study: UID, state: Service, db: DbSession,
+                                caller: Caller) -> JSONResponse:
+    return await _stow(request, state, db, caller, require_uid(study, "Study Instance UID"))
+
+
+def _date_filter(match: Any) -> str | None:
+    if not isinstance(match, DateRangeMatch):
+        return None
+
+    def fmt(day: date | None) -> str:
+        return day.strftime("%Y%m%d") if day else ""
+
+    if match.start == match.end:
+        return fmt(match.start)
+    return f"{fmt(match.start)}-{fmt(match.end)}"
+
+
+def _pattern(query: QidoQuery, key: str) -> Any:
+    match = query.filters.get(key)
+    return getattr(match, "pattern", None) or getattr(match, "uids", None) or \
+        getattr(match, "codes", None)
+
+
+@router.get("/studies", summary="QIDO-RS: search studies",
+            responses={200: {"content": {DICOM_JSON: {}}}})
+def search_studies(request: Request, db: DbSession, caller: Caller) -> JSONResponse:
+    query = parse_qido_query(request.query_params, "study")
+    studies = list_studies(
+        db, caller.site, patient_id=_pattern(query, "PatientID"),
+        study_instance_uid=_pattern(query, "StudyInstanceUID"),
+        study_date=_date_filter(query.filters.get("StudyDate")),
+        accession_number=_pattern(query, "AccessionNumber"),
+        modality=_pattern(query, "ModalitiesInStudy"), limit=query.limit, offset=query.offset)
+    stats = study_stats(db, [s.id for s in studies])
+    body = [study_result(
+        study_instance_uid=s.study_instance_uid, patient_id=s.patient_id,
+        patient_name=s.patient_name, study_date=s.study_date,
+        accession_number=s.accession_number, study_description=s.study_description,
+        modalities_in_study=stats[s.id].modalities,
+        number_of_study_related_series=stats[s.id].series_count,
+        number_of_study_related_instances=stats[s.id].instance_count,
+        retrieve_url=study_url(_base(request), s.study_instance_uid)) for s in studies]
+    headers = {"Warning": ", ".join(f'299 digital-contrast "{w}"' for w in query.warnings)
+               } if query.warnings else {}
+    return JSONResponse(body, media_type=DICOM_JSON, headers=headers)
+
+
+@router.get("/studies/{study}/series", summary="QIDO-RS: search the series of a study",
+            responses={200: {"content": {DICOM_JSON: {}}}})
+def search_series(request: Request, study: UID, db: DbSession, caller: Caller) -> JSONResponse:
+    study = require_uid(study, "Study Instance UID")
+    query = parse_qido_query(request.query_params, "series")
+    series = list_series(db, caller.site, study,
+                         series_instance_uid=_pattern(query, "SeriesInstanceUID"),
+                         modality=_pattern(query, "Modality"))
+    counts = series_instance_counts(db, [s.id for s in series])
+    window = series[query.offset:query.offset + query.limit]
+    body = [series_result(
+        study_instance_uid=study, series_instance_uid=s.series_instance_uid,
+        modality=s.modality or "OT", series_number=s.series_number,
+        series_description=s.series_description,
+        number_of_series_related_instances=counts[s.id],
+        retrieve_url=series_url(_base(request), study, s.series_instance_uid))
+        for s in window]
+    return JSONResponse(body, media_type=DICOM_JSON)
+
+
+def _multipart(state: Service, instances: list) -> StreamingResponse:
+    if not instances:
+        raise DigitalContrastError("NOT_FOUND", "no such series or instance at this site")
+    for instance in instances:  # re-checked before a byte leaves (INSTANCE_CORRUPT)
+        state.instances.read(instance.file_path, instance.sha256)
+    body, content_type = build_multipart_related(
+        [state.instances.path(i.file_path) for i in instances])
+    return StreamingResponse(body, media_type=content_type)
+
+
+@router.get("/studies/{study}/series/{series}", summary="WADO-RS: retrieve a series",
+            response_class=StreamingResponse, responses={200: MULTIPART})
+def retrieve_series(study: UID, series: UID, state: Service, db: DbSession,
+                    caller: Caller) -> StreamingResponse:
+    instances = list_instances(db, caller.site, require_uid(study, "Study Instance UID"),
+                               require_uid(series, "Series Instance UID"))
+    return _multipart(state, instances)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}",
+            summary="WADO-RS: retrieve an instance", response_class=StreamingResponse,
+            responses={200: MULTIPART})
+def retrieve_instance(study: UID, series: UID, instance: UID, state: Service, db: DbSession,
+                      caller: Caller) -> StreamingResponse:
+    instances = list_instances(db, caller.site, require_uid(study, "Study Instance UID"),
+                               require_uid(series, "Series Instance UID"),
+                               sop_instance_uid=require_uid(instance, "SOP Instance UID"))
+    return _multipart(state, instances)

@@ -1,0 +1,63 @@
+"""Liveness and readiness. Ready means: the database answers, the registry answers and every
+use case with a production model can load it with its hash and validation record verified."""
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from digital_contrast.api.deps import Service
+from digital_contrast.api.problems import MEDIA_TYPE
+from digital_contrast.errors import DigitalContrastError
+from digital_contrast.inference import LockedModel
+from digital_contrast.model.registry import ModelRegistry
+from digital_contrast.usecases import use_cases
+
+router = APIRouter(tags=["health"])
+MODEL_CHECK_TTL_S = 60.0  # a verified load costs a bundle fetch and hash: not on every probe
+_model_checks: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+@router.get("/healthz", summary="Liveness")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _model_check(uri: str) -> dict[str, Any]:
+    cached = _model_checks.get(uri)
+    if cached and time.monotonic() - cached[0] < MODEL_CHECK_TTL_S:
+        return cached[1]
+    registry = ModelRegistry(uri)
+    models: dict[str, Any] = {}
+    for case in use_cases().values():
+        try:
+            model = LockedModel.load(case, registry=registry)
+            models[case.id] = {"ok": True, "version": model.registered.version,
+                               "bundle_sha256": model.bundle_sha256}
+        except DigitalContrastError as exc:
+            # A use case shipped without a model is not a fault of this installation.
+            models[case.id] = {"ok": exc.code == "USECASE_NO_MODEL", "code": exc.code}
+    _model_checks[uri] = (time.monotonic(), models)
+    return models
+
+
+@router.get("/readyz", summary="Readiness",
+            responses={503: {"content": {MEDIA_TYPE: {}}, "description": "not ready"}})
+def readyz(state: Service) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    try:
+        with state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = {"ok": True}
+    except Exception as exc:
+        checks["database"] = {"ok": False, "code": "DATABASE_UNREACHABLE",
+                              "error": type(exc).__name__}
+    checks["models"] = _model_check(state.settings.mlflow_uri)
+    ready = checks["database"]["ok"] and all(m["ok"] for m in checks["models"].values())
+    if ready:
+        return JSONResponse({"status": "ready", "checks": checks})
+    return JSONResponse({"type": "urn:digital-contrast:problem:not_ready", "title": "NOT_READY",
+                         "status": 503, "code": "NOT_READY", "detail": "a check failed",
+                         "checks": checks}, status_code=503, media_type=MEDIA_TYPE)

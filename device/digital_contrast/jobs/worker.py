@@ -1,0 +1,98 @@
+"""Workers: claim a job under a lease, keep the lease alive while the job runs, repeat.
+
+A worker that dies (kill -9) simply stops renewing: once its lease expires, another worker
+claims the job again and runs it from the start (the run is deterministic and its publication
+idempotent). A job that keeps killing its workers fails after MAX_ATTEMPTS claims.
+"""
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+
+from digital_contrast.jobs.runner import JobContext, run_job
+from digital_contrast.store import JobState
+from digital_contrast.store.errors import StoreError
+from digital_contrast.store.jobs import claim_next_job, finish_job, renew_lease
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 3
+
+
+def new_worker_id(kind: str = "worker") -> str:
+    return f"{kind}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(self, ctx: JobContext, *, lease_seconds: float = 120.0,
+                 poll_seconds: float = 1.0, worker_id: str | None = None,
+                 run: Callable[[JobContext, str, str], JobState] = run_job) -> None:
+        self.ctx, self.lease_seconds, self.poll_seconds = ctx, lease_seconds, poll_seconds
+        self.worker_id = worker_id or new_worker_id()
+        self._run = run
+
+    def _claim(self) -> tuple[str, int] | None:
+        with self.ctx.sessions() as session:
+            job = claim_next_job(session, self.worker_id, self.lease_seconds)
+            claimed = (job.id, job.attempts) if job is not None else None
+            session.commit()
+        return claimed
+
+    def _keep_lease(self, job_id: str, done: threading.Event) -> None:
+        while not done.wait(self.lease_seconds / 3):
+            try:
+                with self.ctx.sessions() as session:
+                    renew_lease(session, job_id, self.worker_id, self.lease_seconds)
+                    session.commit()
+            except StoreError as exc:  # lost: the job's outcome will be refused at finish
+                log.warning("job %s: lease not renewed (%s)", job_id, exc.code)
+                return
+
+    def run_once(self) -> bool:
+        """Claim and run one job; False when there was nothing to do."""
+        claimed = self._claim()
+        if claimed is None:
+            return False
+        job_id, attempts = claimed
+        if attempts > MAX_ATTEMPTS:
+            with self.ctx.sessions() as session:
+                finish_job(session, job_id, self.worker_id, JobState.FAILED,
+                           error_code="JOB_ATTEMPTS_EXHAUSTED",
+                           error_detail=f"the job was interrupted {attempts - 1} times")
+                session.commit()
+            return True
+        done = threading.Event()
+        keeper = threading.Thread(target=self._keep_lease, args=(job_id, done), daemon=True,
+                                  name=f"lease-{job_id[:8]}")
+        keeper.start()
+        try:
+            self._run(self.ctx, job_id, self.worker_id)
+        finally:
+            done.set()
+            keeper.join()
+        return True
+
+    def run_until(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                if self.run_once():
+                    continue
+            except Exception as exc:  # keep serving: a database hiccup must not kill the pool
+                log.error("worker %s: %s while claiming or finishing a job", self.worker_id,
+                          type(exc).__name__)
+            stop.wait(self.poll_seconds)
+
+
+def start_worker_threads(ctx: JobContext, count: int, stop: threading.Event, *,
+                         lease_seconds: float, poll_seconds: float) -> list[threading.Thread]:
+    threads = []
+    for index in range(count):
+        worker = Worker(ctx, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+                        worker_id=new_worker_id(f"service{index}"))
+        thread = threading.Thread(target=worker.run_until, args=(stop,), daemon=True,
+                                  name=f"job-worker-{index}")
+        thread.start()
+        threads.append(thread)
+    return threads

@@ -1,0 +1,97 @@
+"""Operator commands of the service: keys, audit verification, purge."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from digital_contrast.cli import app
+from digital_contrast.config import get_settings
+from digital_contrast.imaging.phantom.export import Phase
+from digital_contrast.store import Instance, Job, Role, Series, Study
+from digital_contrast.store.audit import verify_audit_chain
+from tests.support.service import make_settings, running_service, upload
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_registry_db: Path):
+    settings = make_settings(tmp_path, empty_registry_db)
+    monkeypatch.setenv("DC_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("DC_RELEASES_DIR", str(settings.releases_dir))
+    monkeypatch.delenv("DC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DC_MLFLOW_URI", raising=False)
+    get_settings.cache_clear()
+    yield settings
+    get_settings.cache_clear()
+
+
+def _cli(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.mark.req("SRS-KEY-003")
+def test_keys_are_created_listed_and_revoked(env) -> None:
+    created = _cli("keys", "create", "--role", "clinician", "--name", "pacs")
+    assert created.exit_code == 0, created.output
+    key = created.output.strip().splitlines()[-1]
+    assert key.startswith("dc_")
+    listed = _cli("keys", "list")
+    assert "pacs" in listed.output and key not in listed.output
+    assert _cli("keys", "create", "--role", "root", "--name", "x").exit_code == 2
+    with running_service(env) as service:
+        assert service.client.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 200
+        key_id = created.output.split()[1]
+        assert _cli("keys", "revoke", key_id).exit_code == 0
+        assert service.client.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 401
+
+
+@pytest.mark.req("SRS-AUD-003")
+def test_audit_verify_names_the_first_tampered_event(env) -> None:
+    with running_service(env) as service:
+        for name in ("a", "b", "c"):
+            service.client.post("/v1/keys", json={"name": name, "role": "regulatory"},
+                                headers=service.headers(Role.ADMIN))
+        with service.state.sessions() as db:
+            ok = verify_audit_chain(db)
+            assert ok.ok and ok.checked >= 3
+            victim = ok.checked - 1
+            db.execute(text("DROP TRIGGER IF EXISTS audit_events_no_update"))
+            db.execute(text("UPDATE audit_events SET outcome = 'forged' WHERE id = :id"),
+                       {"id": victim})
+            db.commit()
+    verified = _cli("audit", "verify")
+    assert verified.exit_code == 1
+    assert f"AUDIT_CHAIN_BROKEN: first broken link is event {victim}" in " ".join(
+        verified.output.split())
+
+
+@pytest.mark.req("SRS-RET-002")
+def test_purge_removes_expired_data_and_keeps_the_audit_trail(env, phantom_series,
+                                                               monkeypatch) -> None:
+    with running_service(env) as service:
+        uid = upload(service, phantom_series[Phase.NCCT])
+        service.client.post("/v1/jobs", json={"series_uid": uid, "use_case": "aaa-cta"},
+                            headers=service.headers())
+        service.run_jobs()
+        with service.state.sessions() as db:
+            audit_before = verify_audit_chain(db).checked
+            long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+            for model in (Study, Series, Instance, Job):
+                db.query(model).update({"created_at": long_ago})
+            db.query(Series).update({"updated_at": long_ago})
+            db.commit()
+    instance_files = list((Path(env.data_dir) / "instances").rglob("*.dcm"))
+    assert instance_files
+    purged = _cli("purge")
+    assert purged.exit_code == 0, purged.output
+    with running_service(env) as service, service.state.sessions() as db:
+        assert db.query(Study).count() == db.query(Instance).count() == 0
+        (job,) = db.query(Job).all()
+        assert job.series_id is None and job.state == "succeeded"  # de-identified, kept
+        chain = verify_audit_chain(db)
+        assert chain.ok and chain.checked > audit_before
+    assert not [p for p in instance_files if p.exists()]
