@@ -1,0 +1,539 @@
+"""Benchmark: the service under load on loopback. N concurrent clients each store a 512x512
+phantom NCCT series with STOW-RS, then each submits a job; while the jobs run, a reader polls
+the jobs and QIDO. The same STOW ingest (the same bytes, the same client code) is then sent to
+Orthanc with its DICOMweb plugin, started on loopback by this script, in the same run.
+
+    .venv/bin/python bench/api_load.py [--clients 4] [--slices 100] [--repeats 1]
+        [--skip-orthanc] [--skip-jobs] [--job-timeout 1800]
+
+Reports STOW uploads/s (series per second), ingest MB/s (DICOM part bytes, MB = 10^6 bytes),
+STOW request latency, p50/p95 latency of reads while jobs run, jobs/hour, and the ratio of our
+ingest to Orthanc's (above 1: we are faster; target: at least 1). Both servers fsync what they
+store (Orthanc's default SyncStorageArea). Uses the committed reference model when releases/
+has one; otherwise an untrained tiny model, which times the service, not the reference network.
+Orthanc comes from the Debian packages `orthanc` and `orthanc-dicomweb`, installed with apt-get
+when missing and running as root. The machine is shared: read the ratio more than the seconds.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = 2  # clinical geometry with 1.25 mm slices: 100 slices cover the envelope's 100 mm
+USE_CASE = "aaa-cta"
+ORTHANC_BIN = Path("/usr/sbin/Orthanc")
+ORTHANC_PACKAGES = ("orthanc", "orthanc-dicomweb")
+PLUGIN_DIRS = (Path("/usr/share/orthanc/plugins"), Path("/usr/lib/orthanc"))
+DICOM_JSON = "application/dicom+json"
+TERMINAL = {"succeeded", "rejected", "failed"}
+MB = 1e6
+SUBMIT_ATTEMPTS = 3
+
+
+class BenchError(Exception):
+    """A normal failure: printed as one message, without a traceback."""
+
+
+# --- input --------------------------------------------------------------------------------
+
+def make_template(folder: Path, slices: int) -> list:
+    """The phantom NCCT series, parsed once; its UIDs are rewritten for every upload."""
+    import pydicom
+
+    from digital_contrast.imaging.phantom.case import generate_case
+    from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
+
+    case = generate_case(SEED, "clinical", n_slices=slices)
+    write_phase_dicom(case, Phase.NCCT, folder)
+    return [pydicom.dcmread(path) for path in sorted(folder.iterdir())]
+
+
+@dataclass
+class Upload:
+    """One client's series as one STOW-RS request body, built before any timing."""
+    study_uid: str
+    series_uid: str
+    body: bytes
+    content_type: str
+    part_bytes: int
+    instances: int
+
+
+def fresh_upload(template: list) -> Upload:
+    """The template with new Study, Series, Frame of Reference and SOP Instance UIDs, so that
+    no store can deduplicate it, framed as multipart/related; type="application/dicom"."""
+    from pydicom.uid import generate_uid
+
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    boundary = uuid.uuid4().hex
+    chunks, part_bytes = [], 0
+    for ds in template:
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        if "FrameOfReferenceUID" in ds:
+            ds.FrameOfReferenceUID = frame
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        part = buffer.getvalue()
+        part_bytes += len(part)
+        chunks += [f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(), part,
+                   b"\r\n"]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return Upload(study, series, b"".join(chunks),
+                  f'multipart/related; type="application/dicom"; boundary={boundary}',
+                  part_bytes, len(template))
+
+
+# --- processes ----------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_ready(url: str, process: subprocess.Popen, log: Path, what: str,
+               timeout_s: float = 180.0, headers: dict | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"{what} exited with status {process.returncode} while starting; "
+                             f"its log ({log}) ends:\n{_tail(log)}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, headers=headers, timeout=5).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise BenchError(f"{what} did not answer {url} within {timeout_s:.0f} s; its log ends:\n"
+                     f"{_tail(log)}")
+
+
+@contextlib.contextmanager
+def started(command: list[str], log: Path, **kwargs) -> Iterator[subprocess.Popen]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **kwargs)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def service_env(data_dir: Path) -> dict[str, str]:
+    """The caller's environment with the service's own data folder, database and registry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DC_") or k in {
+        "DC_RELEASES_DIR", "DC_SITE", "DC_INFERENCE_THREADS"}}
+    env.update(DC_DATA_DIR=str(data_dir), DC_WORKERS="1", DC_AUTO_RUN_USE_CASES="[]",
+               DC_PURGE_INTERVAL_S="0")
+    return env
+
+
+def prepare_model(data_dir: Path, env: dict[str, str]) -> str:
+    """Which model jobs will run: the committed reference model when releases/ has one (the
+    service registers it on first use), else an untrained tiny model registered and promoted
+    here the way the API tests do it (tests/support/service.py)."""
+    from digital_contrast.config import Settings
+    from digital_contrast.model.reference import reference_release
+    from digital_contrast.usecases import load_use_case
+
+    case = load_use_case(USE_CASE)
+    releases = Path(env["DC_RELEASES_DIR"]) if "DC_RELEASES_DIR" in env else \
+        Settings(data_dir=data_dir).releases_dir
+    release = reference_release(case, releases)
+    if release is not None:
+        return f"reference model {case.model_name} {release.name} ({release})"
+    sys.path.insert(0, str(REPO))
+    from digital_contrast.model.registry import ModelRegistry
+    from tests.support.models import record_for, tiny_bundle
+
+    registry = ModelRegistry(f"sqlite:///{data_dir.resolve() / 'mlflow.db'}")
+    bundle = tiny_bundle(data_dir.parent / "tiny-bundle", case, seed=3)
+    registered = registry.attach_validation(registry.register(bundle), record_for(bundle))
+    registry.promote(registered.name, registered.version)
+    return "untrained tiny model (timing of the service only)"
+
+
+@dataclass
+class Server:
+    name: str
+    stow_url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    base: str = ""
+    log: Path | None = None
+
+    def log_tail(self, status: int) -> str:
+        """The end of the server's log, for a server error (5xx) only."""
+        return f"; its log ({self.log}) ends:\n{_tail(self.log, 25)}" \
+            if status >= 500 and self.log else ""
+
+
+@contextlib.contextmanager
+def our_service(root: Path) -> Iterator[tuple[Server, str]]:
+    data_dir = root / "dc-data"
+    data_dir.mkdir(parents=True)
+    env = service_env(data_dir)
+    model = prepare_model(data_dir, env)
+    created = subprocess.run([sys.executable, "-m", "digital_contrast", "keys", "create",
+                              "--role", "clinician", "--name", "bench"], env=env, cwd=REPO,
+                             capture_output=True, text=True)
+    if created.returncode != 0:
+        raise BenchError(f"`digital-contrast keys create` failed: "
+                         f"{(created.stderr or created.stdout).strip()[-500:]}")
+    key = created.stdout.strip().splitlines()[-1].strip()
+    port = free_port()
+    log = root / "service.log"
+    base = f"http://127.0.0.1:{port}"
+    with started([sys.executable, "-m", "digital_contrast", "serve", "--host", "127.0.0.1",
+                  "--port", str(port)], log, env=env, cwd=REPO) as process:
+        wait_ready(f"{base}/healthz", process, log, "the service")
+        yield Server("ours", f"{base}/dicomweb/studies", {"X-API-Key": key}, base, log), model
+
+
+def find_plugin() -> Path | None:
+    for folder in PLUGIN_DIRS:
+        found = sorted(folder.glob("libOrthancDicomWeb.so*")) if folder.is_dir() else []
+        if found:
+            return found[0]
+    return None
+
+
+def ensure_orthanc() -> Path | None:
+    """The DICOMweb plugin's path, installing the Debian packages when missing and root;
+    None (with the reason printed) when Orthanc cannot be had."""
+    plugin = find_plugin()
+    if ORTHANC_BIN.exists() and plugin is not None:
+        return plugin
+    how = f"apt-get install -y {' '.join(ORTHANC_PACKAGES)}"
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        print(f"Orthanc part skipped: {ORTHANC_BIN} or its DICOMweb plugin is missing; install "
+              f"them with `sudo {how}` (or pass --skip-orthanc)")
+        return None
+    print(f"installing Orthanc: apt-get update && {how}", flush=True)
+    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", *ORTHANC_PACKAGES]):
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"Orthanc part skipped: `{' '.join(command)}` failed: "
+                  f"{done.stderr.strip()[-300:]}")
+            return None
+    plugin = find_plugin()
+    if not ORTHANC_BIN.exists() or plugin is None:
+        print(f"Orthanc part skipped: installed, but {ORTHANC_BIN} or libOrthancDicomWeb.so "
+              f"was not found under {', '.join(map(str, PLUGIN_DIRS))}")
+        return None
+    return plugin
+
+
+@contextlib.contextmanager
+def orthanc(root: Path, plugin: Path) -> Iterator[Server]:
+    folder = root / "orthanc"
+    (folder / "storage").mkdir(parents=True)
+    port = free_port()
+    config = {"Name": "bench", "HttpPort": port, "DicomPort": free_port(),
+              "DicomServerEnabled": False, "RemoteAccessAllowed": False,
+              "AuthenticationEnabled": False, "StorageDirectory": str(folder / "storage"),
+              "IndexDirectory": str(folder / "storage"), "Plugins": [str(plugin)],
+              "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
+    (folder / "orthanc.json").write_text(json.dumps(config, indent=2))
+    log = folder / "orthanc.log"
+    base = f"http://127.0.0.1:{port}"
+    with started([str(ORTHANC_BIN), str(folder / "orthanc.json")], log) as process:
+        wait_ready(f"{base}/system", process, log, "Orthanc", timeout_s=60)
+        if requests.get(f"{base}/dicom-web/studies", timeout=10).status_code != 200:
+            raise BenchError(f"Orthanc answers, but not its DICOMweb plugin ({plugin}); "
+                             f"its log ends:\n{_tail(log)}")
+        yield Server("Orthanc", f"{base}/dicom-web/studies", base=base, log=log)
+
+
+# --- phases -------------------------------------------------------------------------------
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile; nan when there is nothing to rank."""
+    if not values:
+        return float("nan")
+    ranked = sorted(values)
+    return ranked[min(len(ranked) - 1, max(0, round(q / 100 * len(ranked) + 0.5) - 1))]
+
+
+def _stored_count(body: dict) -> tuple[int, int]:
+    def count(tag: str) -> int:
+        return len((body.get(tag) or {}).get("Value") or [])
+
+    return count("00081199"), count("00081198")  # ReferencedSOPSequence, FailedSOPSequence
+
+
+def stow(server: Server, uploads: list[Upload]) -> dict:
+    """Every client stores its series at once (one request each, own connection)."""
+    sessions = [requests.Session() for _ in uploads]
+    for session in sessions:  # open the keep-alive connection outside the timing
+        session.get(server.stow_url, headers=server.headers | {"Accept": DICOM_JSON},
+                    params={"limit": 1}, timeout=60)
+    barrier = threading.Barrier(len(uploads))
+    spans: list[tuple[float, float] | None] = [None] * len(uploads)
+    errors: list[str] = []
+
+    def client(i: int) -> None:
+        upload = uploads[i]
+        barrier.wait()
+        start = time.perf_counter()
+        try:
+            response = sessions[i].post(
+                server.stow_url, data=upload.body, timeout=900,
+                headers=server.headers | {"Content-Type": upload.content_type,
+                                          "Accept": DICOM_JSON})
+        except requests.RequestException as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        spans[i] = (start, time.perf_counter())
+        stored, failed = _stored_count(response.json()) if response.headers.get(
+            "content-type", "").startswith(("application/dicom+json", "application/json")) \
+            else (0, 0)
+        if response.status_code != 200 or stored != upload.instances:
+            errors.append(f"HTTP {response.status_code}, {stored} of {upload.instances} stored,"
+                          f" {failed} failed: {response.text[:300]}"
+                          f"{server.log_tail(response.status_code)}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(uploads))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for session in sessions:
+        session.close()
+    if errors:
+        raise BenchError(f"STOW-RS to {server.name} failed: {errors[0]}")
+    done = [s for s in spans if s is not None]
+    wall = max(end for _, end in done) - min(start for start, _ in done)
+    return {"uploads_per_s": len(uploads) / wall,
+            "mb_per_s": sum(u.part_bytes for u in uploads) / MB / wall,
+            "latencies": [end - start for start, end in done], "wall_s": wall}
+
+
+def _problem(response: requests.Response) -> str:
+    try:
+        body = response.json()
+        return f"{body.get('code', '?')}: {body.get('detail', '')}"
+    except ValueError:
+        return response.text[:200]
+
+
+def run_jobs(server: Server, uploads: list[Upload], timeout_s: float,
+             read_interval_s: float) -> dict:
+    """Each client submits a job for its series; one reader polls the jobs and QIDO until all
+    are terminal. jobs/hour uses the service's own created/finished times."""
+    ids: list[str | None] = [None] * len(uploads)
+    errors: list[str] = []
+    retried: list[str] = []  # server errors: counted, shown, and retried (submission is idempotent)
+
+    def submit(i: int) -> None:
+        for attempt in range(SUBMIT_ATTEMPTS):
+            try:
+                response = requests.post(f"{server.base}/v1/jobs", headers=server.headers,
+                                         timeout=60, json={"series_uid": uploads[i].series_uid,
+                                                           "use_case": USE_CASE})
+            except requests.RequestException as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                return
+            if response.status_code == 202:
+                ids[i] = response.json()["id"]
+                return
+            if response.status_code < 500 or attempt == SUBMIT_ATTEMPTS - 1:
+                errors.append(f"HTTP {response.status_code} {_problem(response)}"
+                              f"{server.log_tail(response.status_code)}")
+                return
+            retried.append(f"HTTP {response.status_code} {_problem(response)}")
+            time.sleep(0.5)
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(uploads))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise BenchError(f"job submission failed: {errors[0]}")
+    jobs = [i for i in ids if i is not None]
+    views: dict[str, dict] = {}
+    reads: dict[str, list[float]] = {"job": [], "qido": []}
+    deadline = time.monotonic() + timeout_s
+    with requests.Session() as session:
+        session.headers.update(server.headers)
+        turn = 0
+        while time.monotonic() < deadline:
+            pending = [j for j in jobs if views.get(j, {}).get("state") not in TERMINAL]
+            if not pending:
+                break
+            job = pending[turn % len(pending)]
+            turn += 1
+            start = time.perf_counter()
+            response = session.get(f"{server.base}/v1/jobs/{job}", timeout=60)
+            reads["job"].append(time.perf_counter() - start)
+            if response.status_code != 200:
+                raise BenchError(f"GET /v1/jobs/{job}: HTTP {response.status_code} "
+                                 f"{_problem(response)}{server.log_tail(response.status_code)}")
+            views[job] = response.json()
+            start = time.perf_counter()
+            response = session.get(f"{server.base}/dicomweb/studies",
+                                   headers={"Accept": DICOM_JSON}, timeout=60)
+            reads["qido"].append(time.perf_counter() - start)
+            if response.status_code != 200:
+                raise BenchError(f"QIDO GET /dicomweb/studies: HTTP {response.status_code} "
+                                 f"{_problem(response)}{server.log_tail(response.status_code)}")
+            time.sleep(read_interval_s)
+    done = [views[j] for j in jobs if views.get(j, {}).get("state") in TERMINAL]
+    wall_h = float("nan")
+    if done:
+        first = min(datetime.fromisoformat(v["created_at"]) for v in views.values())
+        last = max(datetime.fromisoformat(v["finished_at"]) for v in done)
+        wall_h = (last - first).total_seconds() / 3600
+    return {"jobs_per_h": len(done) / wall_h if done and wall_h > 0 else float("nan"),
+            "reads": reads, "views": [views.get(j, {"id": j, "state": "?"}) for j in jobs],
+            "timed_out": len(done) < len(jobs), "submit_errors": retried}
+
+
+def _job_line(view: dict) -> str:
+    error = view.get("error") or {}
+    line = f"  job {view.get('id', '?')[:12]}: {view.get('state')}"
+    if error:
+        line += f" {error.get('code')} ({(error.get('detail') or '')[:80]})"
+    if view.get("started_at") and view.get("finished_at"):
+        ran = (datetime.fromisoformat(view["finished_at"])
+               - datetime.fromisoformat(view["started_at"])).total_seconds()
+        line += f", ran {ran:.1f} s"
+    return line
+
+
+# --- report -------------------------------------------------------------------------------
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "-" if value != value else f"{value:.{digits}f}"  # nan -> "-"
+
+
+def report(results: dict, jobs: list[dict]) -> None:
+    ours, peer = results.get("ours", []), results.get("Orthanc", [])
+
+    def med(runs: list[dict], key: str) -> float:
+        return statistics.median(r[key] for r in runs) if runs else float("nan")
+
+    def lat(runs: list[dict], q: float) -> float:
+        return percentile([x for r in runs for x in r["latencies"]], q)
+
+    rows = [("STOW uploads/s (series/s)", med(ours, "uploads_per_s"),
+             med(peer, "uploads_per_s"), 3),
+            ("STOW ingest MB/s", med(ours, "mb_per_s"), med(peer, "mb_per_s"), 1),
+            ("STOW request latency p50 s", lat(ours, 50), lat(peer, 50), 2),
+            ("STOW request latency p95 s", lat(ours, 95), lat(peer, 95), 2)]
+    print(f"{'figure':<34}{'ours':>10}{'Orthanc':>10}{'ours/Orthanc':>14}"
+          "  (rates: above 1 ours faster; latencies: below 1)")
+    for name, a, b, digits in rows:
+        ratio = a / b if b == b and b else float("nan")
+        print(f"{name:<34}{_fmt(a, digits):>10}{_fmt(b, digits):>10}{_fmt(ratio):>14}")
+    if jobs:
+        reads = {k: [x for j in jobs for x in j["reads"][k]] for k in ("job", "qido")}
+        for key, name in (("job", "GET /v1/jobs/{id}"), ("qido", "QIDO GET /dicomweb/studies")):
+            for q in (50, 95):
+                print(f"{f'{name} p{q} ms':<34}{_fmt(percentile(reads[key], q) * 1000, 1):>10}")
+        print(f"{'reads while jobs ran (count)':<34}{len(reads['job']) + len(reads['qido']):>10}")
+        print(f"{'jobs/hour':<34}{_fmt(med(jobs, 'jobs_per_h'), 1):>10}")
+    if ours and peer:
+        ratio = med(ours, "mb_per_s") / med(peer, "mb_per_s")
+        print(f"target, STOW ingest at least Orthanc's: {'met' if ratio >= 1 else 'NOT met'} "
+              f"(ingest MB/s ours/Orthanc {ratio:.2f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--slices", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--skip-orthanc", action="store_true")
+    parser.add_argument("--skip-jobs", action="store_true")
+    parser.add_argument("--job-timeout", type=float, default=1800.0,
+                        help="seconds to wait for all jobs of a repeat to finish")
+    parser.add_argument("--read-interval", type=float, default=0.1,
+                        help="pause of the reader between two polls, seconds")
+    args = parser.parse_args()
+    if args.clients < 1 or args.slices < 1 or args.repeats < 1:
+        parser.error("--clients, --slices and --repeats must be at least 1")
+
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="api-load-") as tmp, contextlib.ExitStack() as stack:
+        root = Path(tmp)
+        plugin = None if args.skip_orthanc else ensure_orthanc()
+        print(f"generating the phantom series (512x512x{args.slices}) ...", flush=True)
+        template = make_template(root / "template", args.slices)
+        server, model = stack.enter_context(our_service(root))
+        servers = [server]
+        if plugin is not None:
+            servers.append(stack.enter_context(orthanc(root, plugin)))
+        for target in servers:  # first-request costs (imports, caches) outside the timing
+            stow(target, [fresh_upload(template[:1])])
+        sample = fresh_upload(template)
+        print(f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), load "
+              f"{os.getloadavg()[0]:.1f}; series {template[0].Rows}x{template[0].Columns}x"
+              f"{len(template)} ({sample.part_bytes / MB:.1f} MB); {args.clients} clients; "
+              f"{args.repeats} repeat(s){', medians' if args.repeats > 1 else ''}; "
+              f"model: {'not run (--skip-jobs)' if args.skip_jobs else model}", flush=True)
+        del sample
+        results: dict[str, list[dict]] = {s.name: [] for s in servers}
+        jobs: list[dict] = []
+        for repeat in range(args.repeats):
+            uploads = [fresh_upload(template) for _ in range(args.clients)]
+            order = servers if repeat % 2 == 0 else servers[::-1]  # drift hits both alike
+            for target in order:
+                results[target.name].append(stow(target, uploads))
+                print(f"  repeat {repeat + 1}: {target.name} stored {args.clients} series in "
+                      f"{results[target.name][-1]['wall_s']:.2f} s", flush=True)
+            if not args.skip_jobs:
+                run = run_jobs(server, uploads, args.job_timeout, args.read_interval)
+                jobs.append(run)
+                for view in run["views"]:
+                    print(_job_line(view))
+                if run["submit_errors"]:
+                    print(f"  {len(run['submit_errors'])} job submission(s) answered a server "
+                          f"error and were retried; first: {run['submit_errors'][0]}")
+                if run["timed_out"]:
+                    print(f"  not all jobs finished within {args.job_timeout:.0f} s "
+                          f"(--job-timeout); jobs/hour counts the finished ones")
+        report(results, jobs)
+    print(f"total run time {time.monotonic() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BenchError as exc:
+        print(f"api_load: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("api_load: interrupted", file=sys.stderr)
+        sys.exit(130)
