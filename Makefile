@@ -11,12 +11,9 @@ REPORTS := var/test-reports
 
 .PHONY: run test bootstrap system-packages lock lint
 
-# A phantom case (seed outside training and validation) through the locked core, offline.
-DEMO := var/demo
+# The clinical service on 127.0.0.1:8000 with the embedded defaults (README: example session).
 run: $(STAMP)
-	$(BIN)/digital-contrast phantom generate --n 1 --seed 5000 --out $(DEMO)/phantom
-	$(BIN)/digital-contrast synthesize $(DEMO)/phantom/PH005000/ncct --use-case aaa-cta \
-		--out $(DEMO)/synthetic
+	$(BIN)/digital-contrast serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP) system-packages
 	@mkdir -p $(REPORTS)
