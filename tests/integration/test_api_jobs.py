@@ -185,3 +185,26 @@ def test_auto_run_starts_a_job_for_a_fitting_series_only(tmp_path: Path, empty_r
         assert arterial
         service.run_jobs()
         assert run() == []  # nor for the synthetic series it produced
+
+
+@pytest.mark.req("SRS-API-006")
+def test_no_patient_identifier_reaches_a_log_line(tmp_path: Path, empty_registry_db,
+                                                  phantom_series,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    header = pydicom.dcmread(next(phantom_series[Phase.NCCT].iterdir()), stop_before_pixels=True)
+    identifiers = {str(header.PatientName), str(header.PatientID), header.StudyInstanceUID,
+                   header.SeriesInstanceUID}
+    caplog.set_level("DEBUG")
+    with running_service(make_settings(tmp_path, empty_registry_db)) as service:
+        uid = upload(service, phantom_series[Phase.NCCT])
+        job_id = _submit(service, uid).json()["id"]
+        service.run_jobs()
+        service.client.get(f"/v1/jobs/{job_id}/result.zip", headers=service.headers())
+        service.client.get("/dicomweb/studies", params={"PatientID": str(header.PatientID)},
+                           headers=service.headers())
+    # Everything the service side logged (the test's own HTTP client logs its URLs).
+    text = "\n".join(record.getMessage() for record in caplog.records
+                     if not record.name.startswith(("httpx", "httpcore")))
+    assert "job" in text  # the service did log
+    for identifier in identifiers:
+        assert identifier not in text

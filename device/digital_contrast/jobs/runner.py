@@ -10,6 +10,7 @@ rerun after a crash produces the same UIDs and the same bytes, so it publishes t
 import logging
 import tempfile
 import threading
+import traceback
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -115,7 +116,9 @@ def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
     except DigitalContrastError as exc:
         outcome = _refusal(exc)
     except Exception as exc:  # a fault of ours: the job fails, the worker goes on
-        log.exception("job %s failed unexpectedly (%s)", job_id, type(exc).__name__)
+        # Where, not what: an exception message may quote a DICOM value (PHI).
+        log.error("job %s failed unexpectedly: %s at\n%s", job_id, type(exc).__name__,
+                  "".join(traceback.format_tb(exc.__traceback__)))
         outcome = Outcome(JobState.FAILED, {}, "INTERNAL_ERROR",
                           "the job failed unexpectedly; operators have the details")
     stored = [ctx.instances.put(data) for data in files]
