@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import os
 import shutil
 import socket
@@ -284,7 +285,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ranked = sorted(values)
-    return ranked[min(len(ranked) - 1, max(0, round(q / 100 * len(ranked) + 0.5) - 1))]
+    return ranked[min(len(ranked) - 1, max(0, math.ceil(q / 100 * len(ranked)) - 1))]
 
 
 def _stored_count(body: dict) -> tuple[int, int]:

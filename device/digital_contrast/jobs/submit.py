@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.inference.locked_model import resolve_registered
 from digital_contrast.model.registry import ModelRegistry
-from digital_contrast.store import Instance, Origin
+from digital_contrast.store import Instance, Origin, begin_write
 from digital_contrast.store.jobs import Submitted, submit_job
 from digital_contrast.store.studies import get_series, instance_set_sha256
 from digital_contrast.usecases import load_use_case
@@ -35,6 +35,7 @@ def submit(db: Session, registry_uri: str, *, site: str, series_uid: str, use_ca
         raise JobRequestError("EXPLAIN_UNAVAILABLE", "explainability maps are not available "
                               "in this version; submit with explain=false")
     case = load_use_case(use_case)  # USECASE_UNKNOWN
+    begin_write(db)  # SQLite: the reads below and the insert are one writer's transaction
     series = get_series(db, site, series_uid)
     if series is None:
         raise JobRequestError("SERIES_NOT_FOUND", "no series with this UID at this site")

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from digital_contrast.api.deps import Caller, DbSession, Service
 from digital_contrast.api.dicomweb import (
@@ -54,8 +55,10 @@ async def _stow(request: Request, state: Service, db: DbSession, caller: Caller,
                                        f"the request exceeds {limit} bytes (DC_MAX_UPLOAD_BYTES)")
         parts += parser.feed(chunk)
     parts += parser.close()  # a framing error raises here, before anything is stored
-    checked = [instance for part in parts if (instance := stow.check(part)) is not None]
-    outcome = ingest(state, db, caller, checked, "stow-rs")
+    # Parsing DICOM and writing files and rows is blocking work: off the event loop.
+    checked = await run_in_threadpool(
+        lambda: [instance for part in parts if (instance := stow.check(part)) is not None])
+    outcome = await run_in_threadpool(ingest, state, db, caller, checked, "stow-rs")
     for instance in outcome.stored:
         stow.stored(instance)
     for instance, reason, detail in outcome.failed:

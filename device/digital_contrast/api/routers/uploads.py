@@ -1,15 +1,29 @@
 """Zip upload of a series, for tools without DICOMweb: same checks and intake as STOW-RS."""
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from digital_contrast.api.deps import Caller, DbSession, Service
-from digital_contrast.api.dicomweb import FailedInstance, validate_part
+from digital_contrast.api.dicomweb import FailedInstance, ParsedInstance, validate_part
 from digital_contrast.api.intake import ingest
 from digital_contrast.api.schemas import UploadFailure, UploadResult
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.imaging.safe_zip import ZipLimits, iter_zip_members
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+
+
+def _check_members(archive: bytes, limits: ZipLimits
+                   ) -> tuple[list[tuple[str, ParsedInstance]], list[UploadFailure]]:
+    checked, failed = [], []
+    for name, data in iter_zip_members(archive, limits):  # ZIP_* refusals before storing
+        outcome = validate_part(data)
+        if isinstance(outcome, FailedInstance):
+            failed.append(UploadFailure(member=name, reason=int(outcome.failure_reason),
+                                        detail=outcome.detail))
+        else:
+            checked.append((name, outcome))
+    return checked, failed
 
 
 @router.post("", status_code=201, summary="Upload a zip of DICOM files",
@@ -31,18 +45,13 @@ async def upload(request: Request, state: Service, db: DbSession,
                                        f"{settings.max_upload_bytes} bytes (DC_MAX_UPLOAD_BYTES)")
     limits = ZipLimits(max_total_bytes=settings.max_upload_bytes,
                        max_members=settings.max_upload_members)
-    checked, failed = [], []
-    for name, data in iter_zip_members(bytes(body), limits):  # ZIP_* refusals before storing
-        outcome = validate_part(data)
-        if isinstance(outcome, FailedInstance):
-            failed.append(UploadFailure(member=name, reason=int(outcome.failure_reason),
-                                        detail=outcome.detail))
-        else:
-            checked.append((name, outcome))
+    # Decompressing, parsing DICOM and writing are blocking work: off the event loop.
+    checked, failed = await run_in_threadpool(_check_members, bytes(body), limits)
     if not checked:
         raise DigitalContrastError("UPLOAD_NO_DICOM", "the zip holds no acceptable DICOM file")
     names = {id(instance): name for name, instance in checked}
-    result = ingest(state, db, caller, [instance for _, instance in checked], "zip")
+    result = await run_in_threadpool(ingest, state, db, caller,
+                                     [instance for _, instance in checked], "zip")
     failed += [UploadFailure(member=names[id(instance)], reason=int(reason), detail=detail)
                for instance, reason, detail in result.failed]
     return UploadResult(stored=len(result.stored), series_uids=result.series_uids,
