@@ -131,7 +131,9 @@ def test_headers_without_valid_uids_are_refused(store_sessions,
 def test_synthetic_series_are_flagged(store_sessions, instance_store: InstanceStore) -> None:
     with store_sessions() as session:
         ours = _ingest(session, instance_store, series="1.2.3.1.2", sop="1.2.3.1.2.1",
-                       Manufacturer=MANUFACTURER)
+                       Manufacturer=MANUFACTURER, ImageType=["DERIVED", "SECONDARY", "AXIAL"])
+        phantom = _ingest(session, instance_store, series="1.2.3.1.5", sop="1.2.3.1.5.1",
+                          Manufacturer=MANUFACTURER)  # our phantom's ORIGINAL test input
         labelled = _ingest(session, instance_store, series="1.2.3.1.3", sop="1.2.3.1.3.1",
                            SyntheticData="YES")
         produced = record_instance(session, "site-a", dicom_header(
@@ -139,6 +141,7 @@ def test_synthetic_series_are_flagged(store_sessions, instance_store: InstanceSt
             instance_store.put(b"produced"), Origin.PRODUCED)
         session.flush()
         assert ours.series.synthetic and labelled.series.synthetic
+        assert not phantom.series.synthetic
         assert produced.series.origin is Origin.PRODUCED
 
 

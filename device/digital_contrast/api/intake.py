@@ -3,15 +3,16 @@ transaction. Our own output is refused (a synthetic series must never become an 
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
 from digital_contrast.api.deps import Principal, ServiceState
 from digital_contrast.api.dicomweb import FailureReason, ParsedInstance
-from digital_contrast.store import Origin, StoreError, begin_write
+from digital_contrast.store import Origin, StoreError
 from digital_contrast.store.audit import append_audit
-from digital_contrast.store.studies import is_synthetic, record_instance
+from digital_contrast.store.studies import is_synthetic, record_instances
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +32,25 @@ def ingest(state: ServiceState, db: Session, caller: Principal,
     """Store checked instances for the caller's site; all rows commit together. A conflicting
     or synthetic instance fails alone; the others are kept."""
     outcome = IntakeResult()
-    begin_write(db)
+    accepted = []
     for instance in instances:
         if is_synthetic(instance.header):
             outcome.failed.append((instance, FailureReason.SYNTHETIC_INPUT,
                                    "synthetic images are never accepted as input"))
-            continue
-        stored = state.instances.put(instance.data)  # idempotent; rows make it visible
-        try:
-            with db.begin_nested():
-                record_instance(db, caller.site, instance.header, stored, Origin.RECEIVED)
-        except StoreError as exc:
-            outcome.failed.append((instance, FailureReason.PROCESSING_FAILURE, exc.detail))
-            continue
-        outcome.stored.append(instance)
+        else:
+            accepted.append(instance)
+    # Files first (idempotent, durable, invisible until their rows commit); the fsyncs of
+    # many files overlap on a few threads.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        stored = list(pool.map(lambda i: state.instances.put(i.data), accepted))
+    rows = record_instances(db, caller.site, [(i.header, f) for i, f in
+                                              zip(accepted, stored, strict=True)],
+                            Origin.RECEIVED)
+    for instance, row in zip(accepted, rows, strict=True):
+        if isinstance(row, StoreError):
+            outcome.failed.append((instance, FailureReason.PROCESSING_FAILURE, row.detail))
+        else:
+            outcome.stored.append(instance)
     append_audit(db, caller.site, caller.actor, f"intake.{channel}", "series",
                  ",".join(outcome.series_uids) or None,
                  "success" if not outcome.failed else "partial" if outcome.stored else "refused",

@@ -32,11 +32,12 @@ from digital_contrast.store import (
     Job,
     JobState,
     Origin,
+    StoreError,
     begin_write,
 )
 from digital_contrast.store.audit import append_audit
 from digital_contrast.store.jobs import finish_job, get_job
-from digital_contrast.store.studies import instance_set_sha256, record_instance
+from digital_contrast.store.studies import instance_set_sha256, record_instances
 
 log = logging.getLogger(__name__)
 # torch's thread settings are process-wide: threads of one process take turns in the core
@@ -124,9 +125,11 @@ def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
     stored = [ctx.instances.put(data) for data in files]
     with ctx.sessions() as session:
         begin_write(session)  # SQLite: hold the write lock from the first read on
-        for data, file in zip(files, stored, strict=True):
-            header = pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
-            record_instance(session, job.site, header, file, Origin.PRODUCED)
+        headers = [pydicom.dcmread(BytesIO(data), stop_before_pixels=True) for data in files]
+        for row in record_instances(session, job.site, list(zip(headers, stored, strict=True)),
+                                    Origin.PRODUCED):
+            if isinstance(row, StoreError):
+                raise row
         finish_job(session, job_id, worker_id, outcome.state, result=outcome.result,
                    error_code=outcome.error_code, error_detail=outcome.error_detail,
                    output_series_uid=outcome.result.get("output_series_instance_uid"))

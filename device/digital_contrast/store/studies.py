@@ -93,51 +93,125 @@ def record_instance(session: Session, site: str, dataset_header: Dataset,
     with other content it is refused (INSTANCE_CONFLICT), as is a header without valid
     Study/Series/SOP Instance UIDs (INSTANCE_INVALID).
     """
-    stored = StoredFile(*stored)
-    origin = Origin(origin)
-    study_uid = _uid(dataset_header, "StudyInstanceUID")
-    series_uid = _uid(dataset_header, "SeriesInstanceUID")
-    sop_uid = _uid(dataset_header, "SOPInstanceUID")
-    begin_write(session)
+    (outcome,) = record_instances(session, site, [(dataset_header, stored)], origin)
+    if isinstance(outcome, StoreError):
+        raise outcome
+    return outcome
 
-    existing = _instance_by_uid(session, site, sop_uid)
-    if existing is not None:
-        return _same_or_conflict(existing, stored)
 
-    study = _get_or_create(session, Study, {"site": site, "study_instance_uid": study_uid}, {
-        "patient_id": _text(dataset_header, "PatientID"),
-        "patient_name": _text(dataset_header, "PatientName"),
-        "study_date": d if (d := _text(dataset_header, "StudyDate")) and _DA.match(d) else None,
-        "accession_number": _text(dataset_header, "AccessionNumber"),
-        "study_description": _text(dataset_header, "StudyDescription"),
-    })
-    series = _get_or_create(session, Series, {"site": site, "series_instance_uid": series_uid}, {
+def _study_values(header: Dataset) -> dict[str, Any]:
+    return {
+        "patient_id": _text(header, "PatientID"),
+        "patient_name": _text(header, "PatientName"),
+        "study_date": d if (d := _text(header, "StudyDate")) and _DA.match(d) else None,
+        "accession_number": _text(header, "AccessionNumber"),
+        "study_description": _text(header, "StudyDescription"),
+    }
+
+
+def _series_values(header: Dataset, study: Study, origin: Origin) -> dict[str, Any]:
+    return {
         "study_id": study.id,
-        "modality": _text(dataset_header, "Modality"),
-        "series_description": _text(dataset_header, "SeriesDescription"),
-        "series_number": _int(dataset_header, "SeriesNumber"),
-        "body_part_examined": _text(dataset_header, "BodyPartExamined"),
-        "image_type": _text(dataset_header, "ImageType"),
+        "modality": _text(header, "Modality"),
+        "series_description": _text(header, "SeriesDescription"),
+        "series_number": _int(header, "SeriesNumber"),
+        "body_part_examined": _text(header, "BodyPartExamined"),
+        "image_type": _text(header, "ImageType"),
         "origin": origin,
-        "synthetic": is_synthetic(dataset_header),
-    })
-    if series.study_id != study.id:
-        raise StoreError(StoreErrorCode.INSTANCE_CONFLICT,
-                         "the series is already recorded under another study")
-    series.updated_at = utcnow()
+        "synthetic": is_synthetic(header),
+    }
 
-    file_meta = getattr(dataset_header, "file_meta", None)
-    values = {
+
+def _instance_values(header: Dataset, series: Series, stored: StoredFile) -> dict[str, Any]:
+    file_meta = getattr(header, "file_meta", None)
+    return {
         "series_id": series.id,
-        "sop_class_uid": _uid(dataset_header, "SOPClassUID", required=False),
-        "instance_number": _int(dataset_header, "InstanceNumber"),
+        "sop_class_uid": _uid(header, "SOPClassUID", required=False),
+        "instance_number": _int(header, "InstanceNumber"),
         "transfer_syntax_uid": _uid(file_meta, "TransferSyntaxUID", required=False)
         if file_meta is not None else None,
         "file_path": stored.path, "sha256": stored.sha256, "size_bytes": stored.size,
     }
-    instance = _get_or_create(session, Instance, {"site": site, "sop_instance_uid": sop_uid},
-                              values)
-    return _same_or_conflict(instance, stored)
+
+
+def record_instances(session: Session, site: str,
+                     items: Sequence[tuple[Dataset, StoredFile | tuple[str, str, int]]],
+                     origin: Origin | str = Origin.RECEIVED) -> list[Instance | StoreError]:
+    """`record_instance` for many files in one unit of work (one STOW request, one result
+    series): each study and series is resolved once and the instance rows are inserted
+    together. The outcome of each item is its row or the StoreError that refused it alone."""
+    origin = Origin(origin)
+    begin_write(session)
+    outcomes: list[Instance | StoreError | None] = [None] * len(items)
+    parsed: list[tuple[int, Dataset, StoredFile, str, str, str]] = []
+    for index, (header, stored) in enumerate(items):
+        try:
+            uids = [_uid(header, k) for k in ("StudyInstanceUID", "SeriesInstanceUID",
+                                               "SOPInstanceUID")]
+        except StoreError as exc:
+            outcomes[index] = exc
+            continue
+        study_uid, series_uid, sop_uid = (str(u) for u in uids)
+        parsed.append((index, header, StoredFile(*stored), study_uid, series_uid, sop_uid))
+
+    existing: dict[str, Instance] = {}
+    sop_uids = [entry[5] for entry in parsed]
+    for chunk in range(0, len(sop_uids), 500):
+        existing |= {i.sop_instance_uid: i for i in session.scalars(select(Instance).where(
+            Instance.site == site, Instance.sop_instance_uid.in_(sop_uids[chunk:chunk + 500])))}
+    studies: dict[str, Study] = {}
+    series_by_uid: dict[str, Series] = {}
+    new: list[tuple[int, Instance]] = []
+    for index, header, stored, study_uid, series_uid, sop_uid in parsed:
+        known = existing.get(sop_uid)
+        if known is not None:
+            outcomes[index] = known if known.sha256 == stored.sha256 else StoreError(
+                StoreErrorCode.INSTANCE_CONFLICT,
+                "an instance with this SOP Instance UID is stored with other content")
+            continue
+        study = studies.get(study_uid) or _get_or_create(
+            session, Study, {"site": site, "study_instance_uid": study_uid},
+            _study_values(header))
+        studies[study_uid] = study
+        series = series_by_uid.get(series_uid) or _get_or_create(
+            session, Series, {"site": site, "series_instance_uid": series_uid},
+            _series_values(header, study, origin))
+        series_by_uid[series_uid] = series
+        if series.study_id != study.id:
+            outcomes[index] = StoreError(StoreErrorCode.INSTANCE_CONFLICT,
+                                         "the series is already recorded under another study")
+            continue
+        instance = Instance(site=site, sop_instance_uid=sop_uid,
+                            **_instance_values(header, series, stored))
+        existing[sop_uid] = instance  # a repeat within the batch is then a no-op or conflict
+        new.append((index, instance))
+    now = utcnow()
+    for series in series_by_uid.values():
+        series.updated_at = now
+    try:
+        with session.begin_nested():
+            session.add_all([instance for _, instance in new])
+    except IntegrityError:  # a concurrent writer stored some of them: one by one instead
+        for index, instance in new:
+            outcomes[index] = _insert_one(session, instance)
+    else:
+        for index, instance in new:
+            outcomes[index] = instance
+    assert all(o is not None for o in outcomes)  # every item got its outcome above
+    return outcomes  # type: ignore[return-value]
+
+
+def _insert_one(session: Session, instance: Instance) -> Instance | StoreError:
+    stored = StoredFile(instance.file_path, instance.sha256, instance.size_bytes)
+    row = _get_or_create(session, Instance, {"site": instance.site,
+                                             "sop_instance_uid": instance.sop_instance_uid},
+                         {k: getattr(instance, k) for k in (
+                             "series_id", "sop_class_uid", "instance_number",
+                             "transfer_syntax_uid", "file_path", "sha256", "size_bytes")})
+    try:
+        return _same_or_conflict(row, stored)
+    except StoreError as exc:
+        return exc
 
 
 def _instance_by_uid(session: Session, site: str, sop_uid: str) -> Instance | None:
