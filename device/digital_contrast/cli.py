@@ -239,6 +239,8 @@ def model_register(
     registered = registry.register(read_bundle(bundle))
     if record is not None:
         registered = registry.attach_validation(registered, ValidationRecord.load(record))
+    _audit("model.register", "model", f"{registered.name}/{registered.version}",
+           {"bundle_sha256": registered.sha256, "validated": registered.validation_passed})
     console.print(f"{registered.name} version {registered.version} "
                   f"(sha256 {registered.sha256}); validated: {registered.validation_passed}")
 
@@ -252,6 +254,8 @@ def model_promote(name: str, version: str,
     from digital_contrast.model.registry import ModelRegistry
 
     promoted = ModelRegistry().promote(name, version, alias)
+    _audit("model.promote", "model", f"{name}/{version}", {"alias": alias,
+                                                          "bundle_sha256": promoted.sha256})
     console.print(f"{promoted.name} version {promoted.version}: aliases {list(promoted.aliases)}")
 
 
@@ -270,6 +274,19 @@ def release_model_command(
     console.print(f"released {released.bundle.manifest.model_name} "
                   f"{released.bundle.manifest.model_version} (bundle "
                   f"{released.bundle.sha256[:16]}) in {released.folder}")
+
+
+def _audit(action: str, object_type: str, object_id: str | None,
+           detail: dict[str, object]) -> None:
+    """An operator action recorded in the service's audit trail."""
+    from digital_contrast.store.audit import append_audit
+
+    state = _service_state()
+    with state.sessions() as db:
+        append_audit(db, get_settings().site, "cli", action, object_type, object_id, "success",
+                     detail)
+        db.commit()
+    state.engine.dispose()
 
 
 def _service_state():

@@ -226,3 +226,26 @@ def test_readiness_names_what_is_not_ready(service, tmp_path: Path) -> None:
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["checks"]["models"]["aaa-cta"]["code"] == "REGISTRY_UNREACHABLE"
+
+
+@pytest.mark.req("SRS-API-005", "SRS-INF-004")
+@pytest.mark.parametrize(("change", "codes"), [
+    ("mr", {"IMG_NOT_CT", "CONF_MODALITY"}), ("missing slice", {"IMG_MISSING_SLICES"})])
+def test_series_the_core_cannot_take_end_rejected(service, phantom_series, tmp_path: Path,
+                                                  change: str, codes: set[str]) -> None:
+    files = sorted(phantom_series[Phase.NCCT].iterdir())
+    if change == "missing slice":
+        files = files[:10] + files[11:]
+    series_uid = pydicom.uid.generate_uid()
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = series_uid, pydicom.uid.generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        if change == "mr":
+            ds.Modality = "MR"
+        ds.save_as(tmp_path / path.name, enforce_file_format=True)
+    job_id = _submit(service, upload(service, tmp_path)).json()["id"]
+    service.run_jobs()
+    job = service.client.get(f"/v1/jobs/{job_id}", headers=service.headers()).json()
+    assert job["state"] == "rejected" and job["error"]["code"] in codes, job["error"]
+    assert job["output_series_uid"] is None

@@ -60,6 +60,22 @@ def test_register_list_show_and_promote(operator_env: Path) -> None:
     assert missing.exit_code == 2 and "MODEL_NOT_REGISTERED" in missing.output
 
 
+@pytest.mark.req("SRS-MOD-006", "SRS-AUD-004")
+def test_registration_and_promotion_are_audited(operator_env: Path) -> None:
+    from digital_contrast.api.app import open_state
+    from digital_contrast.store.audit import list_audit, verify_audit_chain
+
+    bundle, record = _bundle_with_record(operator_env / "b")
+    assert _invoke("model", "register", str(bundle), "--record", str(record)).exit_code == 0
+    assert _invoke("model", "promote", "aaa-cta", "1").exit_code == 0
+    state = open_state(get_settings())
+    with state.sessions() as db:
+        events = [(e.action, e.object_id) for e in list_audit(db, get_settings().site)]
+        assert verify_audit_chain(db).ok
+    state.engine.dispose()
+    assert events == [("model.register", "aaa-cta/1"), ("model.promote", "aaa-cta/1")]
+
+
 @pytest.mark.req("SRS-INF-009")
 def test_synthesize_writes_the_labelled_series_and_result(operator_env: Path) -> None:
     bundle, record = _bundle_with_record(operator_env / "b")
