@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -211,21 +212,23 @@ def test_no_patient_identifier_reaches_a_log_line(tmp_path: Path, empty_registry
 
 
 @pytest.mark.req("SRS-API-007")
-def test_readiness_names_what_is_not_ready(service, tmp_path: Path) -> None:
+def test_readiness_names_what_is_not_ready(service, tmp_path: Path,
+                                           empty_registry_db: Path) -> None:
     assert service.client.get("/healthz").json() == {"status": "ok"}
     ready = service.client.get("/readyz")
     assert ready.status_code == 200, ready.text
     checks = ready.json()["checks"]
     assert checks["database"]["ok"] and checks["models"]["aaa-cta"]["ok"]
     assert checks["models"]["abdomen-pv"] == {"ok": True, "code": "USECASE_NO_MODEL"}
-    broken = service.settings.model_copy(update={
+    shutil.copy(empty_registry_db, tmp_path / "empty.db")  # a registry without any model
+    unready_settings = service.settings.model_copy(update={
         "data_dir": tmp_path, "database_url": f"sqlite:///{tmp_path}/dc.db",
-        "mlflow_uri": f"sqlite:///{tmp_path}/missing/dir/mlflow.db"})
-    with running_service(broken) as unready:
+        "mlflow_uri": f"sqlite:///{tmp_path}/empty.db"})
+    with running_service(unready_settings) as unready:
         response = unready.client.get("/readyz")
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["checks"]["models"]["aaa-cta"]["code"] == "REGISTRY_UNREACHABLE"
+    assert response.json()["checks"]["models"]["aaa-cta"]["code"] == "USECASE_NO_MODEL"
 
 
 @pytest.mark.req("SRS-API-005", "SRS-INF-004")

@@ -1,5 +1,6 @@
-"""Liveness and readiness. Ready means: the database answers, the registry answers and every
-use case with a production model can load it with its hash and validation record verified."""
+"""Liveness and readiness. Ready means: the database answers, the registry answers, every use
+case with a production model can load it with its hash and validation record verified, and at
+least one use case has such a model."""
 
 import time
 from typing import Any
@@ -54,8 +55,10 @@ def readyz(state: Service) -> JSONResponse:
     except Exception as exc:
         checks["database"] = {"ok": False, "code": "DATABASE_UNREACHABLE",
                               "error": type(exc).__name__}
-    checks["models"] = _model_check(state.settings.mlflow_uri)
-    ready = checks["database"]["ok"] and all(m["ok"] for m in checks["models"].values())
+    models = checks["models"] = _model_check(state.settings.mlflow_uri)
+    # A use case shipped without a model is fine; a service with no usable model is not ready.
+    ready = (checks["database"]["ok"] and all(m["ok"] for m in models.values())
+             and any("bundle_sha256" in m for m in models.values()))
     if ready:
         return JSONResponse({"status": "ready", "checks": checks})
     return JSONResponse({"type": "urn:digital-contrast:problem:not_ready", "title": "NOT_READY",
