@@ -110,7 +110,9 @@ def smoke_config(**overrides: Any) -> TrainingConfig:
 
 
 def reference_config(**overrides: Any) -> TrainingConfig:
-    """The reference model: 22-30 minutes on two CPU cores (4200 steps of 4 x 64^3 patches).
+    """The reference model: 4200 steps of 4 x 64^3 patches; 22-30 minutes on two fast CPU
+    cores, about three times that on a slower 2-core machine (check bench/inference_speed.py's
+    plain call first: ~1.6 s on the fast machine).
 
     64 phantom cases (cheap to render; fewer overfit), 2 mm grid, 64^3 patches (128 mm: a
     whole aneurysm cross-section with its wall, which is what tells thrombus from lumen), four
