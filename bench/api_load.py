@@ -326,11 +326,7 @@ def stow(server: Server, uploads: list[Upload]) -> dict:
                           f" {failed} failed: {response.text[:300]}"
                           f"{server.log_tail(response.status_code)}")
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(uploads))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_concurrently(client, len(uploads))
     for session in sessions:
         session.close()
     if errors:
@@ -340,6 +336,15 @@ def stow(server: Server, uploads: list[Upload]) -> dict:
     return {"uploads_per_s": len(uploads) / wall,
             "mb_per_s": sum(u.part_bytes for u in uploads) / MB / wall,
             "latencies": [end - start for start, end in done], "wall_s": wall}
+
+
+def _run_concurrently(target, count: int) -> None:
+    """target(0..count-1) on one thread each, all started before any is awaited."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def _problem(response: requests.Response) -> str:
@@ -377,11 +382,7 @@ def run_jobs(server: Server, uploads: list[Upload], timeout_s: float,
             retried.append(f"HTTP {response.status_code} {_problem(response)}")
             time.sleep(0.5)
 
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(uploads))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_concurrently(submit, len(uploads))
     if errors:
         raise BenchError(f"job submission failed: {errors[0]}")
     jobs = [i for i in ids if i is not None]

@@ -1,6 +1,7 @@
 """`digital-contrast <group> <verb>`: the one command-line program (the only module that may
 import every item)."""
 
+import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -281,18 +282,22 @@ def _audit(action: str, object_type: str, object_id: str | None,
     """An operator action recorded in the service's audit trail."""
     from digital_contrast.store.audit import append_audit
 
-    state = _service_state()
-    with state.sessions() as db:
+    with _service_state() as state, state.sessions() as db:
         append_audit(db, get_settings().site, "cli", action, object_type, object_id, "success",
                      detail)
         db.commit()
-    state.engine.dispose()
 
 
+@contextlib.contextmanager
 def _service_state():
+    """The service's database (migrated) and instance store, released afterwards."""
     from digital_contrast.api.app import open_state
 
-    return open_state(get_settings())
+    state = open_state(get_settings())
+    try:
+        yield state
+    finally:
+        state.engine.dispose()
 
 
 @app.command("serve")
@@ -308,15 +313,13 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     from digital_contrast.store.audit import append_audit
 
     settings = get_settings()
-    state = _service_state()
-    with state.sessions() as db:
+    with _service_state() as state, state.sessions() as db:
         first_start = not list_keys(db)
         if first_start:
             key, plaintext = create_api_key(db, settings.site, "initial-admin", Role.ADMIN)
             append_audit(db, settings.site, "system", "key.create", "api_key", str(key.id),
                          "success", {"role": "admin", "name": key.name, "first_start": True})
             db.commit()
-    state.engine.dispose()
     console.print(f"Digital Contrast {__version__}: http://{host}:{port}/docs "
                   f"(site {settings.site}, data {settings.data_dir.resolve()})")
     if first_start:
@@ -338,14 +341,13 @@ def worker(
     from digital_contrast.jobs.worker import Worker
 
     settings = get_settings()
-    state = _service_state()
-    runner = Worker(job_context(state), lease_seconds=settings.job_lease_s)
-    console.print(f"worker {runner.worker_id} on {state.engine.url.get_backend_name()}")
-    if once:
-        runner.run_once()
-    else:
-        runner.run_until(threading.Event())
-    state.engine.dispose()
+    with _service_state() as state:
+        runner = Worker(job_context(state), lease_seconds=settings.job_lease_s)
+        console.print(f"worker {runner.worker_id} on {state.engine.url.get_backend_name()}")
+        if once:
+            runner.run_once()
+        else:
+            runner.run_until(threading.Event())
 
 
 @keys_app.command("create")
@@ -362,15 +364,13 @@ def keys_create(
 
     if role not in {r.value for r in Role}:
         raise _fail("KEY_ROLE_INVALID", f"role must be one of {[r.value for r in Role]}")
-    state = _service_state()
     site = site or get_settings().site
-    with state.sessions() as db:
+    with _service_state() as state, state.sessions() as db:
         key, plaintext = create_api_key(db, site, name, role)
         append_audit(db, site, "cli", "key.create", "api_key", str(key.id), "success",
                      {"role": role, "name": name})
         db.commit()
         console.print(f"key {key.id} ({key.name}, {role}, site {site}); shown once:")
-    state.engine.dispose()
     print(plaintext)
 
 
@@ -380,17 +380,15 @@ def keys_list() -> None:
     """List API keys (never the keys themselves)."""
     from digital_contrast.store.api_keys import list_keys
 
-    state = _service_state()
     table = Table(title="API keys")
     for column in ("id", "name", "role", "site", "created", "last used", "revoked"):
         table.add_column(column)
-    with state.sessions() as db:
+    with _service_state() as state, state.sessions() as db:
         for key in list_keys(db):
             table.add_row(str(key.id), key.name, key.role.value, key.site,
                           f"{key.created_at:%Y-%m-%d %H:%M}",
                           f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "-",
                           f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "-")
-    state.engine.dispose()
     console.print(table)
 
 
@@ -401,12 +399,10 @@ def keys_revoke(key_id: int) -> None:
     from digital_contrast.store.api_keys import revoke
     from digital_contrast.store.audit import append_audit
 
-    state = _service_state()
-    with state.sessions() as db:
+    with _service_state() as state, state.sessions() as db:
         key = revoke(db, key_id)
         append_audit(db, key.site, "cli", "key.revoke", "api_key", str(key.id), "success")
         db.commit()
-    state.engine.dispose()
     console.print(f"key {key_id} revoked")
 
 
@@ -416,10 +412,8 @@ def audit_verify() -> None:
     """Recompute the audit chain; exit 1 naming the first broken link."""
     from digital_contrast.store.audit import verify_audit_chain
 
-    state = _service_state()
-    with state.sessions() as db:
+    with _service_state() as state, state.sessions() as db:
         result = verify_audit_chain(db)
-    state.engine.dispose()
     if not result.ok:
         err_console.print(f"[bold red]AUDIT_CHAIN_BROKEN[/]: first broken link is event "
                           f"{result.first_broken_id} ({result.checked} checked)")
@@ -434,9 +428,8 @@ def purge_command() -> None:
     and de-identified job records stay)."""
     from digital_contrast.api.app import purge_expired
 
-    state = _service_state()
-    purge_expired(state)
-    state.engine.dispose()
+    with _service_state() as state:
+        purge_expired(state)
     console.print(f"purged data older than {get_settings().retention_days:g} days")
 
 

@@ -6,9 +6,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from digital_contrast.store import Job, JobState, Role
+from digital_contrast.usecases import load_use_case
 
-EVIDENCE = ("Synthetic image from a model trained and validated on a procedural digital phantom "
-            "only; not clinically validated. No contrast agent was given.")
+NO_CONTRAST = "Synthetic image: no contrast agent was given."
 
 
 class JobRequest(BaseModel):
@@ -50,7 +50,7 @@ class JobView(BaseModel):
     output_series_uid: str | None
     error: JobError | None
     energy: dict[str, Any] | None = Field(None, description="Energy of the job when measured")
-    evidence: str = EVIDENCE
+    evidence: str = Field(description="What the model's evidence is (the use case's statement)")
 
     @classmethod
     def of(cls, job: Job, series_uid: str | None) -> "JobView":
@@ -64,7 +64,8 @@ class JobView(BaseModel):
             conformity=result.get("conformity"), timings_s=result.get("timings_s"),
             warnings=result.get("warnings", []), output_series_uid=job.output_series_uid,
             error=JobError(code=job.error_code, detail=job.error_detail)
-            if job.error_code else None, energy=result.get("energy"))
+            if job.error_code else None, energy=result.get("energy"),
+            evidence=f"{NO_CONTRAST} {load_use_case(job.use_case).evidence}")
 
 
 class KeyRequest(BaseModel):

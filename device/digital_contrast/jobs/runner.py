@@ -21,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from digital_contrast.errors import DigitalContrastError
-from digital_contrast.imaging.conformity import ConformityError
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.synthetic import SynthesizingModel, write_synthetic_series
 from digital_contrast.inference import LockedModel, synthesize
@@ -112,9 +111,7 @@ def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
     files: list[bytes] = []
     try:
         outcome, files = _synthesize(ctx, job)
-    except ConformityError as exc:
-        outcome = _refusal(exc)
-    except DigitalContrastError as exc:
+    except DigitalContrastError as exc:  # ConformityError included: it carries the verdict
         outcome = _refusal(exc)
     except Exception as exc:  # a fault of ours: the job fails, the worker goes on
         # Where, not what: an exception message may quote a DICOM value (PHI).

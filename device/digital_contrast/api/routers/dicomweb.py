@@ -147,10 +147,10 @@ def search_series(request: Request, study: UID, db: DbSession, caller: Caller) -
 def _multipart(state: Service, instances: list) -> StreamingResponse:
     if not instances:
         raise DigitalContrastError("NOT_FOUND", "no such series or instance at this site")
-    for instance in instances:  # re-checked before a byte leaves (INSTANCE_CORRUPT)
-        state.instances.read(instance.file_path, instance.sha256)
+    # Each file is read once, lazily, and its hash checked before its bytes are sent: a corrupt
+    # file ends the stream (INSTANCE_CORRUPT) rather than reaching the client.
     body, content_type = build_multipart_related(
-        [state.instances.path(i.file_path) for i in instances])
+        state.instances.read(i.file_path, i.sha256) for i in instances)
     return StreamingResponse(body, media_type=content_type)
 
 
