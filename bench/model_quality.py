@@ -35,6 +35,7 @@ from digital_contrast.imaging.volume import Volume
 
 PROTOCOL = REPO_ROOT / "validation" / "protocols" / "aaa-cta.yaml"
 LUMEN_HU = 150.0
+SPURIOUS_TOLERANCE_MM = 2.0
 Predictor = Callable[[PhantomCase], np.ndarray]
 
 
@@ -103,6 +104,11 @@ def case_metrics(case: PhantomCase, synthetic: np.ndarray) -> dict[str, float]:
                             if case.parameters.thrombus_shape != "none" else float("nan"))
     out["lumen_mae_hu"] = float(np.abs(error[(labels == Label.AORTA_LUMEN) & region]).mean())
     out["spurious_lumen_ml"] = float((pred_lumen & ~true_lumen).sum() * voxel_ml)
+    # The same, beyond one working-grid voxel (2 mm) of the true lumen: hallucinated lumen, not
+    # the partial-volume shell that even a perfect 2 mm synthesis leaves (see the oracle study).
+    distance = ndimage.distance_transform_edt(~true_lumen, sampling=case.spacing)
+    out["spurious_lumen_beyond_2mm_ml"] = float(
+        (pred_lumen & (distance > SPURIOUS_TOLERANCE_MM)).sum() * voxel_ml)
     out["diameter_error_mm"] = abs(_max_diameter_mm(pred_lumen, case.spacing[1])
                                    - _max_diameter_mm(true_lumen, case.spacing[1]))
     unchanged = np.isin(labels, [Label.FAT_SUBCUTANEOUS, Label.FAT_VISCERAL,
@@ -175,7 +181,8 @@ def main() -> None:
           f"{sha[:16]}, {time.perf_counter() - started:.0f} s. Evidence: phantom only; "
           "not clinically validated.")
     keys = ["lumen_dice", "thrombus_dice", "lumen_mae_hu", "diameter_error_mm",
-            "spurious_lumen_ml", "unchanged_median_abs_hu", "unchanged_p99_abs_hu", "psnr_db",
+            "spurious_lumen_ml", "spurious_lumen_beyond_2mm_ml", "unchanged_median_abs_hu",
+            "unchanged_p99_abs_hu", "psnr_db",
             "ssim", "mae_thrombus", "bias_thrombus", "mae_aorta_lumen", "mae_liver",
             "mae_kidney_cortex"]
     medians: dict[tuple[str, str], dict[str, float]] = {}
@@ -199,13 +206,13 @@ def main() -> None:
     if primary is None:
         print("no case in the primary stratum: increase --cases")
         return
-    spurious_max = max(c["spurious_lumen_ml"] for c in rows["model"]["primary"])
-    print("acceptance on the primary stratum (medians; spurious lumen: worst case):")
+    print("acceptance on the primary stratum (medians; per_case rules: worst case):")
     from digital_contrast.model.validation_record import Criterion
 
     criteria = []
     for rule in protocol["acceptance"]:
-        value = spurious_max if rule.get("per_case") else primary[rule["metric"]]
+        value = (max(c[rule["metric"]] for c in rows["model"]["primary"]) if rule.get("per_case")
+                 else primary[rule["metric"]])
         criterion = Criterion(metric=rule["metric"], op=rule["op"],
                               threshold=rule["threshold"], value=round(value, 4))
         criteria.append(criterion)

@@ -37,6 +37,16 @@ OVERLAP = 0.25
 BLEND_MODE = "gaussian"
 
 
+@dataclass(frozen=True, eq=False)
+class WorkingPrediction:
+    """The network's view: the NCCT on the working grid and its predicted enhancement there
+    (HU at the source tube voltage, not yet clamped), both (1, k, j, i) with the grid's affine."""
+
+    image: MetaTensor
+    enhancement: MetaTensor
+    hu_per_unit: float  # network output unit -> HU at the source kVp
+
+
 @dataclass(frozen=True)
 class SynthesisResult:
     volume: Volume  # the synthetic CT, same geometry and source as the input
@@ -52,6 +62,8 @@ class SynthesisResult:
     warnings: list[str] = field(default_factory=list)
     evidence: str = ""
     platform: dict[str, str] = field(default_factory=dict)
+    # The network's working-grid view, kept for the uncertainty step (not part of the record).
+    working: WorkingPrediction | None = field(default=None, repr=False)
 
     @property
     def options(self) -> dict[str, object]:
@@ -99,8 +111,8 @@ def synthesize(volume: Volume, use_case: str | UseCase,
         raise ValueError(f"model for {model.use_case.id} given for use case {case.id}")
 
     start = time.perf_counter()
-    enhancement = predict_enhancement(volume, model.network, model.network_config,
-                                      kvp=source_kvp(volume))
+    working = predict_working(volume, model.network, model.network_config, source_kvp(volume))
+    enhancement = to_native_enhancement(working, volume, model.network_config)
     timings["inference"] = time.perf_counter() - start
     synthetic = np.clip(volume.array + enhancement, HU_MIN, HU_MAX).astype(np.float32)
     output = volume.with_array(synthetic)
@@ -111,7 +123,7 @@ def synthesize(volume: Volume, use_case: str | UseCase,
         registry_version=model.registered.version, bundle_sha256=model.bundle_sha256,
         input_sha256=volume_sha256(volume.array), output_sha256=volume_sha256(synthetic),
         verdict=verdict, timings_s={k: round(v, 3) for k, v in timings.items()},
-        warnings=warnings, evidence=case.evidence, platform=platform_info())
+        warnings=warnings, evidence=case.evidence, platform=platform_info(), working=working)
 
 
 def source_kvp(volume: Volume) -> float | None:
@@ -121,20 +133,39 @@ def source_kvp(volume: Volume) -> float | None:
     return float(value) if value not in (None, "") else None
 
 
-def predict_enhancement(volume: Volume, network: torch.nn.Module, config: NetworkConfig,
-                        kvp: float | None = None) -> np.ndarray:
-    """Enhancement in HU on the volume's own grid, clamped at >= 0 and, when the bundle has a
-    tissue gate, zero where the NCCT is not blood or soft tissue. Callers other than
-    `synthesize` (validation of a candidate bundle) must vouch for the network themselves."""
+def run_network(network: torch.nn.Module, image_hu: torch.Tensor, config: NetworkConfig,
+                roi_size: tuple[int, int, int] = ROI_SIZE) -> torch.Tensor:
+    """(B, 1, k, j, i) HU on the working grid -> (B, 1, k, j, i) network output units, with the
+    locked sliding-window settings. Callers hold `deterministic` and inference mode."""
+    return sliding_window_inference(scale_input(image_hu, config), roi_size=roi_size,
+                                    sw_batch_size=1, predictor=network, overlap=OVERLAP,
+                                    mode=BLEND_MODE, padding_mode="replicate")
+
+
+def predict_working(volume: Volume, network: torch.nn.Module, config: NetworkConfig,
+                    kvp: float | None = None) -> WorkingPrediction:
     hu_per_unit = output_scale_hu(config, kvp)
     with deterministic(0, get_settings().inference_threads), torch.inference_mode():
         working = to_working_spacing(volume.array, volume.affine, config.spacing_mm)
-        output = sliding_window_inference(scale_input(working.as_tensor()[None], config),
-                                          roi_size=ROI_SIZE, sw_batch_size=1,
-                                          predictor=network, overlap=OVERLAP,
-                                          mode=BLEND_MODE, padding_mode="replicate")
+        output = run_network(network, working.as_tensor()[None], config)
         enhancement = MetaTensor(output[0] * hu_per_unit, affine=working.affine)
-        native = np.maximum(to_native_grid(enhancement, volume.affine, volume.shape), 0.0)
+    return WorkingPrediction(image=working, enhancement=enhancement, hu_per_unit=hu_per_unit)
+
+
+def to_native_enhancement(prediction: WorkingPrediction, volume: Volume,
+                          config: NetworkConfig) -> np.ndarray:
+    """Enhancement in HU on the volume's own grid, clamped at >= 0 and, when the bundle has a
+    tissue gate, zero where the NCCT is not blood or soft tissue."""
+    with torch.inference_mode():
+        native = np.maximum(to_native_grid(prediction.enhancement, volume.affine, volume.shape),
+                            0.0)
     if config.tissue_gate_hu is not None:
         native *= tissue_gate(volume.array, volume.spacing, config.tissue_gate_hu)
     return native.astype(np.float32, copy=False)
+
+
+def predict_enhancement(volume: Volume, network: torch.nn.Module, config: NetworkConfig,
+                        kvp: float | None = None) -> np.ndarray:
+    """`predict_working` then `to_native_enhancement`. Callers other than `synthesize`
+    (validation of a candidate bundle) must vouch for the network themselves."""
+    return to_native_enhancement(predict_working(volume, network, config, kvp), volume, config)

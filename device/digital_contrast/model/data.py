@@ -31,6 +31,7 @@ from digital_contrast.imaging.phantom.case import noiseless_images, render_case
 from digital_contrast.imaging.phantom.labels import ARTERIAL_LUMEN_LABELS, BLOOD_LABELS, Label
 from digital_contrast.imaging.phantom.parameters import PhantomParameters, sample_parameters
 from digital_contrast.imaging.volume import AIR_HU
+from digital_contrast.inference.resampling import anti_alias
 
 from .network import NetworkConfig, output_scale_hu, scale_input
 
@@ -74,11 +75,14 @@ def manifest_sha256(manifest: Mapping[str, Any]) -> str:
 class PhantomPaird(MapTransform):
     """{'parameters': dict} -> image (noisy NCCT), target (noiseless enhancement), labels, kVp.
 
-    Arrays are (1, k, j, i) MetaTensors carrying the case affine, ready for `Spacingd`.
+    Arrays are (1, k, j, i) MetaTensors carrying the case affine, ready for `Spacingd`; image
+    and target are low-passed for `spacing_mm` exactly as inference does.
     """
 
-    def __init__(self, target_phase: str = "arterial") -> None:
+    def __init__(self, spacing_mm: tuple[float, float, float],
+                 target_phase: str = "arterial") -> None:
         super().__init__(keys=[PARAMETERS])
+        self.spacing_mm = spacing_mm
         self.target_phase = target_phase
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -88,7 +92,8 @@ class PhantomPaird(MapTransform):
         affine = torch.from_numpy(case.affine)
         out = dict(data)
         out[KVP] = float(case.parameters.kvp)
-        for key, array in ((IMAGE, case.ncct), (TARGET, enhancement), (LABELS, case.labels)):
+        smooth = [anti_alias(a, case.affine, self.spacing_mm) for a in (case.ncct, enhancement)]
+        for key, array in ((IMAGE, smooth[0]), (TARGET, smooth[1]), (LABELS, case.labels)):
             out[key] = MetaTensor(torch.from_numpy(np.ascontiguousarray(
                 array[None], dtype=np.float32)), affine=affine.clone())
         return out
@@ -142,7 +147,7 @@ def volume_transforms(network: NetworkConfig, min_size: Sequence[int], target_ph
                       vessel_weight: float) -> list[Any]:
     """Deterministic part: render, resample to the working grid, pad, weight maps, scale."""
     return [
-        PhantomPaird(target_phase),
+        PhantomPaird(network.spacing_mm, target_phase),
         Spacingd(keys=[IMAGE, TARGET, LABELS], pixdim=network.spacing_mm,
                  mode=("bilinear", "bilinear", "nearest"), padding_mode="border",
                  dtype=np.float32),

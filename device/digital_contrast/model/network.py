@@ -127,9 +127,10 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 
 def state_dict_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
-    """The serialised weights (torch.save of CPU tensors); identical tensors give equal bytes."""
+    """The serialised weights (torch.save of contiguous CPU tensors); identical tensors give
+    equal bytes whatever the memory format they were trained in."""
     buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
+    torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, buffer)
     return buffer.getvalue()
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
 from digital_contrast import __version__
+from digital_contrast.model.explain_evidence import ExplainEvidence
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -42,6 +43,8 @@ class ValidationRecord(BaseModel):
     dataset: str  # what was evaluated, e.g. "phantom seeds 9000-9039 (held out)"
     criteria: list[Criterion] = Field(min_length=1)
     evidence: str  # e.g. "procedural phantom only; not clinically validated"
+    # Uncertainty calibration and attribution sanity checks (explain); None: not calibrated.
+    explain: ExplainEvidence | None = None
     software_version: str = __version__
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
 

@@ -79,6 +79,13 @@ class Preprocessing(_Frozen):
                 "tissue_gate_hu": self.tissue_gate_hu}
 
 
+class ExplainPolicy(_Frozen):
+    """How explanation judges a result of this use case."""
+
+    # Above this share of uncertain synthesized lumen, a result is labelled LOW CONFIDENCE.
+    max_uncertain_lumen_fraction: float = Field(0.25, gt=0, le=1)
+
+
 class UseCase(_Frozen):
     id: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{2,40}$")]
     title: Text
@@ -91,3 +98,4 @@ class UseCase(_Frozen):
     preprocessing: Preprocessing
     envelope: Envelope
     evidence: Text  # what the model's evidence is, stated on every result
+    explain: ExplainPolicy = ExplainPolicy()

@@ -1,0 +1,62 @@
+"""Evidence about a bundle's explanations, kept in its validation record: the uncertainty
+calibration (which test-time augmentation, which threshold, how well it tracked real error) and
+the attribution sanity checks that decide which methods the service may offer."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TTASettings(BaseModel):
+    """How test-time-augmentation samples are drawn: part of what a calibration is valid for."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    samples: int = Field(8, ge=2)
+    max_shift_voxels: int = Field(1, ge=0, le=4)  # whole working-grid voxels
+    gain_sd: float = Field(0.01, ge=0.0)  # relative HU gain
+    offset_sd_hu: float = Field(3.0, ge=0.0)
+    noise_sd_hu: float = Field(6.0, ge=0.0)  # added on the working grid
+    seed: int = Field(0, ge=0)
+
+
+class UncertaintyCalibration(BaseModel):
+    """Threshold on the TTA spread chosen so that, per case, the fraction of synthesized lumen
+    above it matches the fraction whose enhancement error exceeds `error_hu`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tta: TTASettings
+    error_hu: float = Field(gt=0)
+    threshold_hu: float = Field(ge=0)
+    dataset: str  # e.g. "phantom seeds 8000-8011 (held out), small size"
+    cases: list[tuple[float, float]]  # (uncertain fraction, erroneous fraction) per case
+    mean_abs_fraction_error: float  # mean |uncertain - erroneous| over the cases
+    spearman_cases: float  # rank agreement of the two fractions across cases
+    voxel_auc: float  # how well the spread ranks erroneous lumen voxels (0.5 = chance)
+
+
+class SanityCheck(BaseModel):
+    """One attribution method's sanity checks (Adebayo et al. 2018) on phantom cases."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: str
+    randomisation_spearman: float  # vs the same network with re-initialised weights
+    max_randomisation_spearman: float
+    aorta_mass_ratio: float  # attribution mass share in aorta + 10 mm / that region's volume share
+    min_aorta_mass_ratio: float
+    cases: int
+
+    @property
+    def passed(self) -> bool:
+        return (self.randomisation_spearman <= self.max_randomisation_spearman
+                and self.aorta_mass_ratio >= self.min_aorta_mass_ratio)
+
+
+class ExplainEvidence(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    uncertainty: UncertaintyCalibration
+    sanity: list[SanityCheck] = Field(default_factory=list)
+
+    def sanity_of(self, method: str) -> SanityCheck | None:
+        return next((c for c in self.sanity if c.method == method), None)
