@@ -5,7 +5,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -17,7 +17,15 @@ from digital_contrast.config import get_settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.imaging.phantom import OutputFormat, PhantomSize
 
+if TYPE_CHECKING:
+    from digital_contrast.explain.attribution import Attribution
+    from digital_contrast.explain.outputs import MapOutputs
+    from digital_contrast.explain.pipeline import Confidence
+    from digital_contrast.imaging.volume import Volume
+    from digital_contrast.inference import SynthesisResult
+
 T = TypeVar("T")
+Box = tuple[tuple[float, float, float], tuple[float, float, float]]
 console = Console()
 err_console = Console(stderr=True)
 
@@ -112,41 +120,185 @@ def phantom_generate(
     console.print(f"Manifest: {out / 'manifest.json'}")
 
 
+def _read_series(source: Path) -> "Volume":
+    from digital_contrast.imaging.safe_zip import ZipLimits
+    from digital_contrast.imaging.series_reader import read_series
+
+    settings = get_settings()
+    return read_series(source, zip_limits=ZipLimits(max_total_bytes=settings.max_upload_bytes,
+                                                    max_members=settings.max_upload_members))
+
+
+def _parse_box(box: str | None) -> Box | None:
+    if box is None:
+        return None
+    try:
+        values = [float(v) for v in box.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 6 or not all(abs(v) <= 10_000 for v in values):
+        raise typer.BadParameter("--box needs six numbers x0,y0,z0,x1,y1,z1 (patient LPS mm)")
+    return (values[0], values[1], values[2]), (values[3], values[4], values[5])
+
+
+def _explained_synthesis(volume: "Volume", use_case: str, method: str | None,
+                         box_mm: Box | None
+                         ) -> tuple["SynthesisResult", "Confidence", "Attribution | None"]:
+    """Conformity, the locked model, synthesis, confidence and (when `method`) attribution;
+    nothing written yet. A refused method stops before any inference."""
+    from digital_contrast.explain.attribution import box_mask_mm
+    from digital_contrast.explain.pipeline import (
+        assess_confidence,
+        explain_attribution,
+        require_method,
+    )
+    from digital_contrast.imaging.conformity import require_conformity
+    from digital_contrast.inference import LockedModel, synthesize
+    from digital_contrast.usecases import load_use_case
+
+    case = load_use_case(use_case)
+    require_conformity(volume, case)  # a refused input never waits for the model
+    model = LockedModel.load(case)
+    if method is not None:
+        require_method(model.validation.explain, method)  # EXPLAIN_METHOD_REFUSED
+    with console.status("Synthesizing..."):
+        result = synthesize(volume, case, model)
+    with console.status("Estimating uncertainty (test-time augmentation)..."):
+        confidence = assess_confidence(result, model)
+    attribution = None
+    if method is not None:
+        with console.status(f"Attributing ({method})..."):
+            assert result.working is not None
+            target = box_mask_mm(result.working, *box_mm) if box_mm is not None else None
+            attribution = explain_attribution(result, model, method, target)
+    return result, confidence, attribution
+
+
+def _write_maps(out: Path, volume: "Volume", result: "SynthesisResult",
+                confidence: "Confidence", attribution: "Attribution | None",
+                box_mm: Box | None) -> list["MapOutputs"]:
+    from digital_contrast.explain.pipeline import write_attribution_maps, write_confidence_maps
+
+    maps = [write_confidence_maps(out / "maps", volume, result, confidence)]
+    if attribution is not None:
+        maps.append(write_attribution_maps(
+            out / "maps", volume, result, attribution,
+            options={"region_box_mm": [list(c) for c in box_mm]} if box_mm else None))
+    return maps
+
+
+def _print_confidence(confidence: "Confidence") -> None:
+    if confidence.uncertain_fraction is None:
+        console.print("[bold yellow]LOW CONFIDENCE[/]: the model has no uncertainty "
+                      "calibration", highlight=False)
+    else:
+        label = "[bold yellow]LOW CONFIDENCE[/]" if confidence.low_confidence else "Confidence"
+        console.print(f"{label}: {confidence.uncertain_fraction:.1%} of the synthesized lumen "
+                      f"is uncertain (limit {confidence.limit:.0%}, threshold "
+                      f"{confidence.threshold_hu:.1f} HU)", highlight=False)
+
+
+def _print_maps(maps: list["MapOutputs"]) -> None:
+    for outputs in maps:
+        console.print(f"{outputs.spec.title} map: {outputs.folder} (previews "
+                      f"{', '.join(p.name for p in outputs.previews.values())})",
+                      highlight=False)
+
+
+def _explain_record(maps: list["MapOutputs"], attribution: "Attribution | None",
+                    box_mm: Box | None) -> dict[str, object]:
+    record: dict[str, object] = {"maps": [m.to_dict() for m in maps]}
+    if attribution is not None:
+        record["explain"] = {
+            "method": attribution.method.value,
+            "region_box_mm": [list(c) for c in box_mm] if box_mm else None,
+            "target_voxels": attribution.target_voxels,
+            "target_hu": round(attribution.target_hu, 3),
+            "convergence_delta": attribution.convergence_delta}
+    return record
+
+
 @app.command("synthesize")
 @user_errors
 def synthesize_command(
     source: Annotated[Path, typer.Argument(help="DICOM series: folder or zip.")],
     use_case: Annotated[str, typer.Option("--use-case", help="Use case id.")] = "aaa-cta",
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("var/synthetic"),
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Also write an attribution map (the uncertainty map is always "
+        "written).")] = False,
+    method: Annotated[str, typer.Option(
+        help="Attribution method: integrated-gradients, saliency or occlusion (only those "
+             "that passed their sanity checks for the model).")] = "integrated-gradients",
 ) -> None:
-    """Synthesize a labelled contrast series from a non-contrast CT, offline."""
+    """Synthesize a labelled contrast series from a non-contrast CT, offline, with its
+    confidence and uncertainty map (and an attribution map with --explain)."""
     import json
 
-    from digital_contrast.imaging.safe_zip import ZipLimits
-    from digital_contrast.imaging.series_reader import read_series
+    from digital_contrast.explain.pipeline import LOW_CONFIDENCE_FLAG
     from digital_contrast.imaging.synthetic import SynthesizingModel, write_synthetic_series
-    from digital_contrast.inference import synthesize
 
-    settings = get_settings()
-    volume = read_series(source, zip_limits=ZipLimits(max_total_bytes=settings.max_upload_bytes,
-                                                      max_members=settings.max_upload_members))
-    with console.status("Checking the envelope and synthesizing..."):
-        result = synthesize(volume, use_case)
+    volume = _read_series(source)
+    result, confidence, attribution = _explained_synthesis(
+        volume, use_case, method if explain else None, None)
     assert volume.source is not None
     written = write_synthetic_series(
         result.volume, volume.source,
         SynthesizingModel(result.model_name, result.model_version, result.bundle_sha256), out,
-        options=result.options)
+        options=result.options,
+        flags=[LOW_CONFIDENCE_FLAG] if confidence.low_confidence else [])
+    maps = _write_maps(out, volume, result, confidence, attribution, None)
+    warnings = result.warnings + ([confidence.warning] if confidence.warning else [])
     record = result.to_dict() | {"output_series_instance_uid": written.series_instance_uid,
-                                 "output_folder": str(written.folder)}
+                                 "output_folder": str(written.folder),
+                                 "confidence": confidence.to_dict(), "warnings": warnings,
+                                 **_explain_record(maps, attribution, None)}
     (out / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     console.print(f"[bold]{result.evidence}[/]")
     console.print(f"Model {result.model_name} {result.model_version} "
                   f"(bundle {result.bundle_sha256[:12]}), conformity passed; "
                   f"{sum(result.timings_s.values()):.1f} s")
-    for warning in result.warnings:
+    _print_confidence(confidence)
+    for warning in warnings:
         console.print(f"[yellow]warning[/] {warning}", highlight=False)
-    console.print(f"Synthetic series: {written.folder}\nResult: {out / 'result.json'}")
+    console.print(f"Synthetic series: {written.folder}")
+    _print_maps(maps)
+    console.print(f"Result: {out / 'result.json'}")
+
+
+@app.command("explain")
+@user_errors
+def explain_command(
+    source: Annotated[Path, typer.Argument(help="DICOM series: folder or zip.")],
+    use_case: Annotated[str, typer.Option("--use-case", help="Use case id.")] = "aaa-cta",
+    method: Annotated[str, typer.Option(
+        help="Attribution method: integrated-gradients, saliency or occlusion (only those "
+             "that passed their sanity checks for the model).")] = "integrated-gradients",
+    box: Annotated[str | None, typer.Option(
+        help="Explain the enhancement inside this box instead of the synthesized lumen: "
+             "x0,y0,z0,x1,y1,z1 in patient (LPS) millimetres.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("var/explain"),
+) -> None:
+    """Explain a synthesis offline: its confidence, uncertainty map and attribution map
+    (Parametric Map, Secondary Captures, PNG previews, NIfTI). No synthetic series is written."""
+    import json
+
+    box_mm = _parse_box(box)
+    volume = _read_series(source)
+    result, confidence, attribution = _explained_synthesis(volume, use_case, method, box_mm)
+    maps = _write_maps(out, volume, result, confidence, attribution, box_mm)
+    warnings = result.warnings + ([confidence.warning] if confidence.warning else [])
+    record = {"use_case": result.use_case, "evidence": result.evidence,
+              "model": result.to_dict()["model"], "output_sha256": result.output_sha256,
+              "confidence": confidence.to_dict(), "warnings": warnings,
+              **_explain_record(maps, attribution, box_mm)}
+    (out / "explain.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    console.print(f"[bold]{result.evidence}[/]")
+    _print_confidence(confidence)
+    for warning in warnings:
+        console.print(f"[yellow]warning[/] {warning}", highlight=False)
+    _print_maps(maps)
+    console.print(f"Record: {out / 'explain.json'}")
 
 
 @model_app.command("train")

@@ -31,10 +31,11 @@ def test_every_route_is_in_the_role_matrix_and_nothing_else(service) -> None:
     assert _routes(service) == set(ROUTE_ROLES)
 
 
-@pytest.mark.req("SRS-API-001", "SRS-KEY-001")
+@pytest.mark.req("SRS-API-001", "SRS-KEY-001", "SRS-EXP-025")
 @pytest.mark.parametrize(("method", "path"), sorted(ROUTE_ROLES))
 def test_each_role_is_refused_where_it_should_be(service, method: str, path: str) -> None:
     url = path.replace("{job_id}", "no-such-job").replace("{key_id}", "999999")
+    url = url.replace("{slug}", "uncertainty-tta").replace("{name}", "preview_axial.png")
     for name in ("study", "series", "instance"):
         url = url.replace("{" + name + "}", UID)
     allowed = ROUTE_ROLES[method, path]

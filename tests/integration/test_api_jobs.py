@@ -35,7 +35,7 @@ def _submit(service, series_uid: str, **extra: object):
                                headers=service.headers())
 
 
-@pytest.mark.req("SRS-API-005", "SRS-JOB-001", "SRS-JOB-003")
+@pytest.mark.req("SRS-API-005", "SRS-JOB-001", "SRS-JOB-003", "SRS-EXP-020")
 def test_job_runs_and_its_result_is_complete(service, ncct_uid: str, phantom_series) -> None:
     submitted = _submit(service, ncct_uid)
     assert submitted.status_code == 202 and submitted.json()["state"] == "queued"
@@ -54,10 +54,16 @@ def test_job_runs_and_its_result_is_complete(service, ncct_uid: str, phantom_ser
     result = service.client.get(f"/v1/jobs/{job_id}/result.zip", headers=service.headers())
     assert result.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(result.content))
-    files = [n for n in archive.namelist() if n.endswith(".dcm")]
+    files = [n for n in archive.namelist() if n.endswith(".dcm") and not n.startswith("maps/")]
     assert len(files) == len(list(phantom_series[Phase.NCCT].iterdir()))
     first = pydicom.dcmread(io.BytesIO(archive.read(files[0])))
     assert first.SyntheticData == "YES" and first.SeriesInstanceUID == job["output_series_uid"]
+    # The tiny model has no uncertainty calibration: its results are low confidence, and say so.
+    assert first.SeriesDescription.startswith("SYNTH CONTRAST (AI) LOW CONFIDENCE")
+    assert job["confidence"]["calibrated"] is False and job["confidence"]["low_confidence"]
+    assert any(w.startswith("LOW_CONFIDENCE") for w in job["warnings"])
+    assert [m["slug"] for m in job["maps"]] == ["uncertainty-tta"] and "uncertainty" in \
+        job["timings_s"]
     assert json.loads(archive.read("result.json"))["model"]["bundle_sha256"] == \
         job["model"]["bundle_sha256"]
     with service.state.sessions() as db:
@@ -70,13 +76,18 @@ def test_job_runs_and_its_result_is_complete(service, ncct_uid: str, phantom_ser
     assert again.status_code == 422 and again.json()["code"] == "SERIES_SYNTHETIC"
 
 
-@pytest.mark.req("SRS-API-005", "SRS-API-002")
+@pytest.mark.req("SRS-API-005", "SRS-API-002", "SRS-EXP-022")
 @pytest.mark.parametrize(("body", "status", "code"), [
     ({"series_uid": "1.2.3.4.5", "use_case": "aaa-cta"}, 404, "SERIES_NOT_FOUND"),
     ({"series_uid": "NCCT", "use_case": "no-such-case"}, 422, "USECASE_UNKNOWN"),
     ({"series_uid": "NCCT", "use_case": "abdomen-pv"}, 409, "USECASE_NO_MODEL"),
-    ({"series_uid": "NCCT", "use_case": "aaa-cta", "explain": True}, 422,
-     "EXPLAIN_UNAVAILABLE"),
+    # This service's model has no explain evidence: no attribution method is offered.
+    ({"series_uid": "NCCT", "use_case": "aaa-cta", "explain": True}, 409,
+     "EXPLAIN_METHOD_REFUSED"),
+    ({"series_uid": "NCCT", "use_case": "aaa-cta", "method": "saliency"}, 422,
+     "REQUEST_INVALID"),
+    ({"series_uid": "NCCT", "use_case": "aaa-cta", "explain": True, "method": "magic"}, 422,
+     "REQUEST_INVALID"),
     ({"series_uid": "not a uid", "use_case": "aaa-cta"}, 422, "REQUEST_INVALID"),
     ({"use_case": "aaa-cta"}, 422, "REQUEST_INVALID"),
 ])

@@ -12,9 +12,10 @@ from digital_contrast.cli import app
 from digital_contrast.config import get_settings
 from digital_contrast.imaging.phantom.case import generate_case
 from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
+from digital_contrast.model.explain_evidence import ExplainEvidence
 from digital_contrast.usecases import load_use_case
 from tests.support.dciodvfy import dciodvfy_errors
-from tests.support.models import record_for, tiny_bundle
+from tests.support.models import explain_evidence, record_for, tiny_bundle
 
 AAA = load_use_case("aaa-cta")
 
@@ -39,10 +40,17 @@ def _invoke(*args: str):
     return result
 
 
-def _bundle_with_record(folder: Path, *, passing: bool = True) -> tuple[Path, Path]:
+def _bundle_with_record(folder: Path, *, passing: bool = True,
+                        explain: ExplainEvidence | None = None) -> tuple[Path, Path]:
     bundle = tiny_bundle(folder / "bundle", AAA)
-    record = record_for(bundle, passing=passing).save(folder / "record.json")
+    record = record_for(bundle, passing=passing, explain=explain).save(folder / "record.json")
     return bundle.folder, record
+
+
+def _promoted(operator_env: Path, explain: ExplainEvidence | None = None) -> None:
+    bundle, record = _bundle_with_record(operator_env / "b", explain=explain)
+    assert _invoke("model", "register", str(bundle), "--record", str(record)).exit_code == 0
+    assert _invoke("model", "promote", "aaa-cta", "1").exit_code == 0
 
 
 @pytest.mark.req("SRS-MOD-006", "SRS-MOD-005")
@@ -76,11 +84,9 @@ def test_registration_and_promotion_are_audited(operator_env: Path) -> None:
     assert events == [("model.register", "aaa-cta/1"), ("model.promote", "aaa-cta/1")]
 
 
-@pytest.mark.req("SRS-INF-009")
+@pytest.mark.req("SRS-INF-009", "SRS-EXP-027")
 def test_synthesize_writes_the_labelled_series_and_result(operator_env: Path) -> None:
-    bundle, record = _bundle_with_record(operator_env / "b")
-    assert _invoke("model", "register", str(bundle), "--record", str(record)).exit_code == 0
-    assert _invoke("model", "promote", "aaa-cta", "1").exit_code == 0
+    _promoted(operator_env)  # no explain evidence: uncalibrated, so LOW CONFIDENCE
     case = generate_case(8, "small")
     write_phase_dicom(case, Phase.NCCT, operator_env / "ncct")
     out = operator_env / "out"
@@ -96,7 +102,51 @@ def test_synthesize_writes_the_labelled_series_and_result(operator_env: Path) ->
     first = pydicom.dcmread(files[0])
     assert first.SeriesInstanceUID == result["output_series_instance_uid"]
     assert first.SyntheticData == "YES" and "aaa-cta" in first.SeriesDescription
+    assert first.SeriesDescription.startswith("SYNTH CONTRAST (AI) LOW CONFIDENCE")
     assert dciodvfy_errors(files[0]) == []
+    # The uncertainty map is always written beside the series, and the confidence printed.
+    assert result["confidence"]["low_confidence"] is True
+    assert [m["slug"] for m in result["maps"]] == ["uncertainty-tta"]
+    assert (out / "maps" / "uncertainty-tta" / "preview_axial.png").is_file()
+    assert (out / "maps" / "uncertainty-tta" / "parametric_map.dcm").is_file()
+    assert "LOW CONFIDENCE" in done.output and "uncertainty calibration" in done.output
+
+
+@pytest.mark.req("SRS-EXP-027", "SRS-EXP-028")
+def test_explain_command_and_synthesize_explain_write_the_attribution(operator_env: Path
+                                                                      ) -> None:
+    _promoted(operator_env, explain_evidence())
+    case = generate_case(8, "small")
+    write_phase_dicom(case, Phase.NCCT, operator_env / "ncct")
+    ncct = str(operator_env / "ncct")
+    refused = _invoke("explain", ncct, "--method", "occlusion", "--out",
+                      str(operator_env / "refused"))
+    assert refused.exit_code == 2 and "EXPLAIN_METHOD_REFUSED" in refused.output
+    assert not (operator_env / "refused").exists()
+    bad_box = _invoke("explain", ncct, "--box", "1,2,3", "--out", str(operator_env / "bad"))
+    assert bad_box.exit_code == 2 and not (operator_env / "bad").exists()
+    out = operator_env / "explained"
+    done = _invoke("explain", ncct, "--use-case", "aaa-cta", "--method", "saliency",
+                   "--out", str(out))
+    assert done.exit_code == 0, done.output
+    assert "Confidence: 0.0% of the synthesized lumen is uncertain" in " ".join(
+        done.output.split())
+    record = json.loads((out / "explain.json").read_text())
+    assert record["confidence"]["calibrated"] and not record["confidence"]["low_confidence"]
+    assert record["explain"]["method"] == "saliency" and record["explain"]["target_voxels"] > 0
+    assert sorted(p.name for p in (out / "maps").iterdir()) == ["attribution-saliency",
+                                                                "uncertainty-tta"]
+    for name in ("preview_axial.png", "attribution-saliency.nii.gz", "parametric_map.dcm"):
+        assert (out / "maps" / "attribution-saliency" / name).is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith("2.25.")]  # no series written
+    synthesized = operator_env / "synthesized"
+    done = _invoke("synthesize", ncct, "--explain", "--method", "saliency", "--out",
+                   str(synthesized))
+    assert done.exit_code == 0, done.output
+    result = json.loads((synthesized / "result.json").read_text())
+    assert [m["slug"] for m in result["maps"]] == ["uncertainty-tta", "attribution-saliency"]
+    first = pydicom.dcmread(sorted(Path(result["output_folder"]).iterdir())[0])
+    assert "LOW CONFIDENCE" not in first.SeriesDescription
 
 
 @pytest.mark.req("SRS-INF-009")

@@ -69,14 +69,17 @@ def test_audit_verify_names_the_first_tampered_event(env) -> None:
         verified.output.split())
 
 
-@pytest.mark.req("SRS-RET-002")
+@pytest.mark.req("SRS-RET-002", "SRS-EXP-026")
 def test_purge_removes_expired_data_and_keeps_the_audit_trail(env, phantom_series,
                                                                monkeypatch) -> None:
     with running_service(env) as service:
         uid = upload(service, phantom_series[Phase.NCCT])
-        service.client.post("/v1/jobs", json={"series_uid": uid, "use_case": "aaa-cta"},
-                            headers=service.headers())
+        job_id = service.client.post("/v1/jobs", json={"series_uid": uid,
+                                                       "use_case": "aaa-cta"},
+                                     headers=service.headers()).json()["id"]
         service.run_jobs()
+        job_folder = service.state.artifacts.job_folder(job_id)
+        assert (job_folder / "maps" / "uncertainty-tta" / "preview_axial.png").is_file()
         with service.state.sessions() as db:
             audit_before = verify_audit_chain(db).checked
             long_ago = datetime(2000, 1, 1, tzinfo=UTC)
@@ -95,3 +98,7 @@ def test_purge_removes_expired_data_and_keeps_the_audit_trail(env, phantom_serie
         chain = verify_audit_chain(db)
         assert chain.ok and chain.checked > audit_before
     assert not [p for p in instance_files if p.exists()]
+    assert not job_folder.exists()  # the job's map previews and NIfTI went with it
+    # A purge interrupted before it removed a folder: the next one finishes the work.
+    (job_folder / "maps").mkdir(parents=True)
+    assert _cli("purge").exit_code == 0 and not job_folder.exists()

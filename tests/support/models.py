@@ -5,6 +5,12 @@ from pathlib import Path
 import torch
 
 from digital_contrast.model.bundle import Bundle, write_bundle
+from digital_contrast.model.explain_evidence import (
+    ExplainEvidence,
+    SanityCheck,
+    TTASettings,
+    UncertaintyCalibration,
+)
 from digital_contrast.model.network import NetworkConfig, build_network
 from digital_contrast.model.validation_record import Criterion, ValidationRecord
 from digital_contrast.usecases import UseCase
@@ -25,11 +31,33 @@ def tiny_bundle(folder: Path, use_case: UseCase, *, seed: int = 0,
                         provenance={"note": "untrained test bundle"})
 
 
-def record_for(bundle: Bundle, *, passing: bool = True) -> ValidationRecord:
+def explain_evidence(*, threshold_hu: float = 1.0e6,
+                     passing: tuple[str, ...] = ("integrated-gradients", "saliency"),
+                     failing: tuple[str, ...] = ("occlusion",)) -> ExplainEvidence:
+    """Made-up explain evidence: an uncertainty calibration with `threshold_hu` (the default is
+    so high that no voxel is uncertain: never LOW CONFIDENCE), methods that passed their sanity
+    checks and methods that failed them (any other method was never checked)."""
+    def check(method: str, ok: bool) -> SanityCheck:
+        return SanityCheck(method=method, randomisation_spearman=0.1 if ok else 0.8,
+                           max_randomisation_spearman=0.3, aorta_mass_ratio=5.0 if ok else 1.0,
+                           min_aorta_mass_ratio=3.0, cases=1)
+
+    return ExplainEvidence(
+        uncertainty=UncertaintyCalibration(
+            tta=TTASettings(), error_hu=50.0, threshold_hu=threshold_hu,
+            dataset="test fixture", cases=[(0.1, 0.1)], mean_abs_fraction_error=0.0,
+            spearman_cases=1.0, voxel_auc=0.9),
+        sanity=[check(m, True) for m in passing] + [check(m, False) for m in failing])
+
+
+def record_for(bundle: Bundle, *, passing: bool = True,
+               explain: ExplainEvidence | None = None) -> ValidationRecord:
+    """A validation record; without `explain` the bundle is uncalibrated (every result LOW
+    CONFIDENCE) and offers no attribution method."""
     return ValidationRecord(
         bundle_sha256=bundle.sha256, use_case=bundle.manifest.use_case,
         model_name=bundle.manifest.model_name, model_version=bundle.manifest.model_version,
         protocol="validation/protocols/test.yaml", protocol_sha256="0" * 64,
         dataset="test fixture", evidence="untrained test bundle",
         criteria=[Criterion(metric="lumen_dice", op=">=", threshold=0.9,
-                            value=0.95 if passing else 0.5)])
+                            value=0.95 if passing else 0.5)], explain=explain)

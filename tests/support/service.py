@@ -19,6 +19,7 @@ from digital_contrast.api.app import create_app, job_context
 from digital_contrast.api.deps import ServiceState
 from digital_contrast.config import Settings
 from digital_contrast.jobs.worker import Worker
+from digital_contrast.model.explain_evidence import ExplainEvidence
 from digital_contrast.model.registry import ModelRegistry
 from digital_contrast.store import Role
 from digital_contrast.store.api_keys import create_api_key
@@ -48,15 +49,18 @@ class Service:
         return count
 
 
-def make_settings(root: Path, registry_db: Path, **overrides: object) -> Settings:
-    """Settings for a service under `root`, with a registry holding a promoted tiny model."""
+def make_settings(root: Path, registry_db: Path, *, explain: ExplainEvidence | None = None,
+                  **overrides: object) -> Settings:
+    """Settings for a service under `root`, with a registry holding a promoted tiny model
+    (whose validation record has `explain` evidence: none by default, so uncalibrated)."""
     (root / "data").mkdir(parents=True, exist_ok=True)
     shutil.copy(registry_db, root / "data" / "mlflow.db")
     settings = Settings(data_dir=root / "data", releases_dir=root / "releases", workers=0,
                         **overrides)
     registry = ModelRegistry(settings.mlflow_uri)
     bundle = tiny_bundle(root / "bundle", load_use_case("aaa-cta"), seed=3)
-    registered = registry.attach_validation(registry.register(bundle), record_for(bundle))
+    registered = registry.attach_validation(registry.register(bundle),
+                                            record_for(bundle, explain=explain))
     registry.promote(registered.name, registered.version)
     return settings
 

@@ -22,6 +22,7 @@ from digital_contrast.jobs.worker import start_worker_threads
 from digital_contrast.store import InstanceStore, make_engine, session_factory, upgrade_to_head
 from digital_contrast.store.audit import append_audit
 from digital_contrast.store.columns import utcnow
+from digital_contrast.store.job_artifacts import JobArtifacts
 from digital_contrast.store.retention import purge
 
 log = logging.getLogger(__name__)
@@ -37,18 +38,20 @@ def open_state(settings: Settings) -> ServiceState:
     upgrade_to_head(engine)
     return ServiceState(settings=settings, engine=engine, sessions=session_factory(engine),
                         instances=InstanceStore.for_data_dir(settings.data_dir),
-                        work_dir=settings.data_dir / "work")
+                        work_dir=settings.data_dir / "work",
+                        artifacts=JobArtifacts.for_data_dir(settings.data_dir))
 
 
 def job_context(state: ServiceState) -> JobContext:
     return JobContext(sessions=state.sessions, instances=state.instances,
-                      work_dir=state.work_dir, registry_uri=state.settings.mlflow_uri)
+                      work_dir=state.work_dir, registry_uri=state.settings.mlflow_uri,
+                      artifacts=state.artifacts)
 
 
 def purge_expired(state: ServiceState) -> None:
     cutoff = utcnow() - timedelta(days=state.settings.retention_days)
     with state.sessions() as db:
-        result = purge(db, state.instances, cutoff)
+        result = purge(db, state.instances, cutoff, artifacts=state.artifacts)
     with state.sessions() as db:
         append_audit(db, state.settings.site, "retention", "purge", "store", None, "success",
                      {"cutoff": cutoff.isoformat(), **asdict(result)})

@@ -20,6 +20,7 @@ from digital_contrast.config import Settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.store import InstanceStore, Role
 from digital_contrast.store.api_keys import authenticate
+from digital_contrast.store.job_artifacts import JobArtifacts
 
 API_KEY_HEADER = "X-API-Key"
 _key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
@@ -37,6 +38,7 @@ class ServiceState:
     sessions: sessionmaker[Session]
     instances: InstanceStore
     work_dir: Path
+    artifacts: JobArtifacts  # map previews and NIfTI of each job
 
 
 @dataclass(frozen=True)

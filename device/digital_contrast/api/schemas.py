@@ -1,24 +1,60 @@
 """Request and response bodies of the /v1 API (OpenAPI examples included)."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from digital_contrast.explain.attribution import Method
 from digital_contrast.store import Job, JobState, Role
+from digital_contrast.store.job_artifacts import media_type
 from digital_contrast.usecases import load_use_case
 
 NO_CONTRAST = "Synthetic image: no contrast agent was given."
 
 
+# A coordinate in patient LPS millimetres (DICOM patient coordinates).
+Millimetres = Annotated[float, Field(ge=-10_000.0, le=10_000.0)]
+Point = tuple[Millimetres, Millimetres, Millimetres]
+BOX_DESCRIPTION = ("Attribute the mean synthesized enhancement inside this box instead of the "
+                   "synthesized aortic lumen: two opposite corners [x, y, z] in patient (LPS) "
+                   "millimetres, as in ImagePositionPatient.")
+METHOD_DESCRIPTION = ("Attribution method; offered only if it passed its sanity checks for the "
+                      "model (EXPLAIN_METHOD_REFUSED otherwise).")
+
+
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"series_uid": "1.2.826.0.1.3680043.8.498.12345", "use_case": "aaa-cta",
-         "explain": False}]})
+         "explain": False},
+        {"series_uid": "1.2.826.0.1.3680043.8.498.12345", "use_case": "aaa-cta",
+         "explain": True, "method": "integrated-gradients",
+         "region_box_mm": [[-30.0, -20.0, -120.0], [30.0, 40.0, -60.0]]}]})
 
     series_uid: str = Field(min_length=1, max_length=64, pattern=r"^[0-9.]+$")
     use_case: str = Field(min_length=1, max_length=64)
-    explain: bool = False
+    explain: bool = Field(False, description="Also attribute the synthesized enhancement to "
+                          "the input (an attribution map); the uncertainty map and confidence "
+                          "come with every job")
+    method: Method | None = Field(None, description=f"{METHOD_DESCRIPTION} Default "
+                                  "integrated-gradients; only with explain.")
+    region_box_mm: tuple[Point, Point] | None = Field(
+        None, description=f"{BOX_DESCRIPTION} Only with explain.")
+
+    @model_validator(mode="after")
+    def _explain_options_need_explain(self) -> "JobRequest":
+        if not self.explain and (self.method is not None or self.region_box_mm is not None):
+            raise ValueError("method and region_box_mm need explain: true")
+        return self
+
+
+class ExplainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"method": "integrated-gradients"},
+        {"method": "saliency", "region_box_mm": [[-30.0, -20.0, -120.0], [30.0, 40.0, -60.0]]}]})
+
+    method: Method = Field(Method.INTEGRATED_GRADIENTS, description=METHOD_DESCRIPTION)
+    region_box_mm: tuple[Point, Point] | None = Field(None, description=BOX_DESCRIPTION)
 
 
 class ModelRef(BaseModel):
@@ -51,6 +87,15 @@ class JobView(BaseModel):
     error: JobError | None
     energy: dict[str, Any] | None = Field(None, description="Energy of the job when measured")
     evidence: str = Field(description="What the model's evidence is (the use case's statement)")
+    confidence: dict[str, Any] | None = Field(
+        None, description="Uncertainty of the synthesized lumen (test-time augmentation) against "
+        "the model's calibration; low_confidence true means the series says LOW CONFIDENCE")
+    maps: list["MapView"] = Field(default_factory=list, description="Uncertainty and "
+                                  "attribution maps of this job")
+    explain: dict[str, Any] | None = Field(
+        None, description="The attribution asked for: method, region, target, or the error "
+        "that prevented it (the synthesis stands)")
+    explain_of: str | None = Field(None, description="The job whose result this job explains")
 
     @classmethod
     def of(cls, job: Job, series_uid: str | None) -> "JobView":
@@ -65,8 +110,54 @@ class JobView(BaseModel):
             warnings=result.get("warnings", []), output_series_uid=job.output_series_uid,
             error=JobError(code=job.error_code, detail=job.error_detail)
             if job.error_code else None, energy=result.get("energy"),
-            evidence=f"{NO_CONTRAST} {load_use_case(job.use_case).evidence}")
+            evidence=f"{NO_CONTRAST} {load_use_case(job.use_case).evidence}",
+            confidence=result.get("confidence"),
+            maps=[MapView.of(job.id, entry) for entry in result.get("maps", [])],
+            explain=result.get("explain"),
+            explain_of=(job.options or {}).get("explain_of"))
 
+
+class MapFile(BaseModel):
+    name: str
+    media_type: str
+    href: str = Field(description="GET this (same key) for the file")
+
+
+class MapView(BaseModel):
+    """One map of a job: its DICOM series in the study and its files for people and tools."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "kind": "uncertainty", "method": "tta", "slug": "uncertainty-tta", "unit": "[hnsf'U]",
+        "description": "SD of synthesized enhancement over 8 test-time augmentations",
+        "parametric_map_series_uid": "2.25.1234", "secondary_capture_series_uid": "2.25.5678",
+        "files": [{"name": "preview_axial.png", "media_type": "image/png",
+                   "href": "/v1/jobs/3f2b.../maps/uncertainty-tta/preview_axial.png"}]}]})
+
+    kind: str = Field(description="uncertainty | attribution")
+    method: str
+    slug: str = Field(description="<kind>-<method>: names the map's folder")
+    unit: str = Field(description="UCUM code of the values")
+    description: str
+    parametric_map_series_uid: str = Field(description="DICOM Parametric Map (the values), a "
+                                           "produced series of the source's study (WADO-RS)")
+    secondary_capture_series_uid: str = Field(description="Secondary Capture renderings for "
+                                              "viewers without Parametric Map support")
+    files: list[MapFile] = Field(description="PNG previews (NCCT | synthetic | map) and the "
+                                 "NIfTI of the values")
+
+    @classmethod
+    def of(cls, job_id: str, entry: dict[str, Any]) -> "MapView":
+        names = [*entry.get("previews", {}).values(), entry["nifti"]]
+        return cls(kind=entry["kind"], method=entry["method"], slug=entry["slug"],
+                   unit=entry["unit"], description=entry["description"],
+                   parametric_map_series_uid=entry["parametric_map_series_uid"],
+                   secondary_capture_series_uid=entry["secondary_capture_series_uid"],
+                   files=[MapFile(name=name, media_type=media_type(name),
+                                  href=f"/v1/jobs/{job_id}/maps/{entry['slug']}/{name}")
+                          for name in names])
+
+
+JobView.model_rebuild()  # MapView is defined after JobView
 
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [

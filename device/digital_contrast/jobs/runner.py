@@ -5,11 +5,22 @@ Inputs are the instance set pinned at submission: a series that changed since is
 written to a scratch folder, its files put into the content-addressed store, and its rows and
 the job's success committed in one transaction: a half-written series is never visible. A
 rerun after a crash produces the same UIDs and the same bytes, so it publishes the same series.
+
+Every synthesis is followed by its confidence (test-time-augmentation uncertainty against the
+bundle's calibration): a low-confidence result says LOW CONFIDENCE in its series description and
+carries a warning, and its uncertainty map is published with it (Parametric Map and Secondary
+Captures as produced instances of the study, in the same transaction; PNG previews and NIfTI in
+the job's artifact folder, swapped in before the job is marked succeeded). A job with `explain`
+adds an attribution map; one that explains an earlier job (`explain_of`) recomputes the same
+synthesis but publishes only the attribution map. A series already published by an earlier job
+(the same deterministic UIDs) is not published again.
 """
 
 import logging
+import shutil
 import tempfile
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from io import BytesIO
@@ -21,9 +32,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from digital_contrast.errors import DigitalContrastError
+from digital_contrast.explain.attribution import box_mask_mm
+from digital_contrast.explain.outputs import MapOutputError, MapOutputs
+from digital_contrast.explain.pipeline import (
+    LOW_CONFIDENCE_FLAG,
+    ExplainError,
+    assess_confidence,
+    explain_attribution,
+    write_attribution_maps,
+    write_confidence_maps,
+)
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.synthetic import SynthesizingModel, write_synthetic_series
+from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference import LockedModel, synthesize
+from digital_contrast.inference.synthesize import SynthesisResult
 from digital_contrast.model.registry import ModelRegistry
 from digital_contrast.store import (
     Instance,
@@ -35,8 +58,9 @@ from digital_contrast.store import (
     begin_write,
 )
 from digital_contrast.store.audit import append_audit
+from digital_contrast.store.job_artifacts import JobArtifacts
 from digital_contrast.store.jobs import finish_job, get_job
-from digital_contrast.store.studies import instance_set_sha256, record_instances
+from digital_contrast.store.studies import get_series, instance_set_sha256, record_instances
 
 log = logging.getLogger(__name__)
 # torch's thread settings are process-wide: threads of one process take turns in the core
@@ -51,6 +75,7 @@ class JobContext:
     instances: InstanceStore
     work_dir: Path
     registry_uri: str
+    artifacts: JobArtifacts
 
 
 @dataclass(frozen=True)
@@ -71,25 +96,141 @@ def _inputs(ctx: JobContext, job: Job) -> list[bytes]:
     return [ctx.instances.read(i.file_path, i.sha256) for i in instances]
 
 
+def _original(ctx: JobContext, job: Job, original_id: str) -> dict[str, Any]:
+    """What an explanation job needs of the job it explains: its output series and confidence."""
+    with ctx.sessions() as session:
+        original = get_job(session, original_id, site=job.site)
+        output = original.output_series_uid if original is not None else None
+        result = dict(original.result or {}) if original is not None else {}
+    if output is None:
+        raise DigitalContrastError("NOT_FOUND", "the job to explain has no published result "
+                                   "any more")
+    return {"output_series_instance_uid": output, "confidence": result.get("confidence"),
+            "output_sha256": result.get("output_sha256"),
+            "warnings": [w for w in result.get("warnings", [])
+                         if w.startswith("LOW_CONFIDENCE")]}
+
+
+def _map_entry(outputs: MapOutputs) -> dict[str, Any]:
+    """A map as the job record lists it: what it is, its DICOM series, its artifact files."""
+    return {"kind": outputs.spec.kind, "method": outputs.spec.method, "slug": outputs.spec.slug,
+            "unit": outputs.spec.unit_code, "description": outputs.spec.description,
+            "parametric_map_series_uid": outputs.pm_series_instance_uid,
+            "parametric_map_sop_instance_uid": outputs.pm_sop_instance_uid,
+            "secondary_capture_series_uid": outputs.sc_series_instance_uid,
+            "previews": {view: path.name for view, path in outputs.previews.items()},
+            "nifti": outputs.nifti.name}
+
+
+def _map_dicom_files(outputs: MapOutputs) -> list[Path]:
+    return [outputs.parametric_map, *outputs.secondary_captures.values()]
+
+
+def _attribution(folder: Path, ncct: Volume, result: SynthesisResult, model: LockedModel,
+                 options: dict[str, Any]) -> tuple[MapOutputs | None, dict[str, Any]]:
+    """The attribution a job asked for, or the reason it could not be made (the synthesis
+    stands either way)."""
+    box = options.get("region_box_mm")
+    summary: dict[str, Any] = {"method": options.get("method"), "region_box_mm": box}
+    start = time.perf_counter()
+    try:
+        assert result.working is not None
+        target = (box_mask_mm(result.working, tuple(box[0]), tuple(box[1]))  # type: ignore[arg-type]
+                  if box is not None else None)
+        attribution = explain_attribution(result, model, str(options.get("method")), target)
+        outputs = write_attribution_maps(folder, ncct, result, attribution,
+                                         options={"region_box_mm": box} if box else None)
+    except (ExplainError, MapOutputError) as exc:
+        return None, summary | {"error": {"code": exc.code, "detail": exc.detail}}
+    return outputs, summary | {
+        "slug": outputs.spec.slug, "target_voxels": attribution.target_voxels,
+        "target_hu": round(attribution.target_hu, 3),
+        "convergence_delta": (None if attribution.convergence_delta is None
+                              else round(attribution.convergence_delta, 6)),
+        "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _publish_artifacts(ctx: JobContext, job_id: str, maps: list[MapOutputs]) -> None:
+    """Previews and NIfTI of each map into the job's artifact folder, in one swap."""
+    def fill(tmp: Path) -> None:
+        for outputs in maps:
+            folder = tmp / outputs.spec.slug
+            folder.mkdir()
+            for path in [*outputs.previews.values(), outputs.nifti]:
+                shutil.copyfile(path, folder / path.name)
+
+    ctx.artifacts.publish_maps(job_id, fill)
+
+
 def _synthesize(ctx: JobContext, job: Job) -> tuple[Outcome, list[bytes]]:
+    options = dict(job.options or {})
+    explain_of = options.get("explain_of")
+    original = _original(ctx, job, str(explain_of)) if explain_of else None
     volume = read_series(_inputs(ctx, job))
-    with _CORE:
-        model = LockedModel.load(job.use_case, version=job.model_version,
-                                 registry=ModelRegistry(ctx.registry_uri))
-        if model.bundle_sha256 != job.bundle_sha256:
-            raise DigitalContrastError("MODEL_INTEGRITY", "the registered bundle differs from "
-                                       "the one the job was submitted for")
-        result = synthesize(volume, job.use_case, model)
     assert volume.source is not None  # read_series always keeps its source
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=ctx.work_dir, prefix=f"job-{job.id}-") as scratch:
-        written = write_synthetic_series(
-            result.volume, volume.source,
-            SynthesizingModel(result.model_name, result.model_version, result.bundle_sha256),
-            Path(scratch), options=result.options)
-        files = [path.read_bytes() for path in sorted(written.folder.iterdir())]
-    record = result.to_dict() | {"output_series_instance_uid": written.series_instance_uid}
-    return Outcome(JobState.SUCCEEDED, record), files
+    with tempfile.TemporaryDirectory(dir=ctx.work_dir, prefix=f"job-{job.id}-") as tmp:
+        scratch = Path(tmp)
+        maps: list[MapOutputs] = []
+        with _CORE:  # torch settings are per process: one job in the core at a time
+            model = LockedModel.load(job.use_case, version=job.model_version,
+                                     registry=ModelRegistry(ctx.registry_uri))
+            if model.bundle_sha256 != job.bundle_sha256:
+                raise DigitalContrastError("MODEL_INTEGRITY", "the registered bundle differs "
+                                           "from the one the job was submitted for")
+            result = synthesize(volume, job.use_case, model)
+            timings = dict(result.timings_s)
+            confidence = None
+            if original is None:  # uncertainty on every job that publishes a result
+                start = time.perf_counter()
+                confidence = assess_confidence(result, model)
+                maps.append(write_confidence_maps(scratch / "maps", volume, result, confidence))
+                timings["uncertainty"] = round(time.perf_counter() - start, 3)
+            explained: dict[str, Any] | None = None
+            if options.get("explain"):
+                start = time.perf_counter()
+                attribution, explained = _attribution(scratch / "maps", volume, result, model,
+                                                      options)
+                maps += [attribution] if attribution is not None else []
+                timings["explain"] = round(time.perf_counter() - start, 3)
+        record = result.to_dict() | {"timings_s": timings}
+        warnings = list(result.warnings)
+        files: list[Path] = []
+        if original is None:
+            assert confidence is not None
+            written = write_synthetic_series(
+                result.volume, volume.source,
+                SynthesizingModel(result.model_name, result.model_version,
+                                  result.bundle_sha256),
+                scratch / "series", options=result.options,
+                flags=[LOW_CONFIDENCE_FLAG] if confidence.low_confidence else [])
+            files += sorted(written.folder.iterdir())
+            warnings += [confidence.warning] if confidence.warning else []
+            record |= {"output_series_instance_uid": written.series_instance_uid,
+                       "confidence": confidence.to_dict()}
+        else:
+            warnings += original["warnings"]
+            record |= {"explain_of": explain_of,
+                       "output_series_instance_uid": original["output_series_instance_uid"],
+                       "confidence": original["confidence"]}
+            if explained is not None:
+                explained["reproduced"] = original["output_sha256"] == result.output_sha256
+                if not explained["reproduced"]:
+                    warnings.append("EXPLAIN_NOT_REPRODUCED: the recomputed synthesis differs "
+                                    "from the published one (another platform?); the map "
+                                    "explains the recomputation")
+        if explained is not None:
+            if "error" in explained:
+                warnings.append(f"{explained['error']['code']}: no attribution map - "
+                                f"{explained['error']['detail']}")
+            record["explain"] = explained
+        for outputs in maps:
+            files += _map_dicom_files(outputs)
+        record |= {"warnings": warnings, "maps": [_map_entry(m) for m in maps]}
+        data = [path.read_bytes() for path in files]
+        if maps:  # before the job is marked succeeded: a succeeded job always has its maps
+            _publish_artifacts(ctx, job.id, maps)
+    return Outcome(JobState.SUCCEEDED, record), data
 
 
 def _refusal(exc: DigitalContrastError) -> Outcome:
@@ -98,6 +239,14 @@ def _refusal(exc: DigitalContrastError) -> Outcome:
     state = JobState.REJECTED if exc.code.startswith(IMAGE_REFUSALS) or \
         exc.code == "SERIES_CHANGED" else JobState.FAILED
     return Outcome(state, result, exc.code, exc.detail)
+
+
+def _published(session: Session, site: str, headers: list[pydicom.Dataset]) -> set[str]:
+    """Series of `headers` an earlier job already published (same deterministic UIDs: the
+    same derivation); they are referenced, never published twice."""
+    uids = {str(h.SeriesInstanceUID) for h in headers}
+    return {uid for uid in uids if (series := get_series(session, site, uid)) is not None
+            and series.origin == Origin.PRODUCED}
 
 
 def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
@@ -119,12 +268,18 @@ def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
                   "".join(traceback.format_tb(exc.__traceback__)))
         outcome = Outcome(JobState.FAILED, {}, "INTERNAL_ERROR",
                           "the job failed unexpectedly; operators have the details")
-    stored = [ctx.instances.put(data) for data in files]
+    headers = [pydicom.dcmread(BytesIO(data), stop_before_pixels=True) for data in files]
+    with ctx.sessions() as session:
+        known = _published(session, job.site, headers)
+    new = [(h, d) for h, d in zip(headers, files, strict=True)
+           if str(h.SeriesInstanceUID) not in known]
+    stored = [ctx.instances.put(data) for _, data in new]
     with ctx.sessions() as session:
         begin_write(session)  # SQLite: hold the write lock from the first read on
-        headers = [pydicom.dcmread(BytesIO(data), stop_before_pixels=True) for data in files]
-        for row in record_instances(session, job.site, list(zip(headers, stored, strict=True)),
-                                    Origin.PRODUCED):
+        known = _published(session, job.site, headers)  # again, under the lock
+        items = [(h, s) for (h, _), s in zip(new, stored, strict=True)
+                 if str(h.SeriesInstanceUID) not in known]
+        for row in record_instances(session, job.site, items, Origin.PRODUCED):
             if isinstance(row, StoreError):
                 raise row
         finish_job(session, job_id, worker_id, outcome.state, result=outcome.result,

@@ -8,7 +8,9 @@ the patient are cleared; use case, states, timings, model, bundle hash and error
 Crash safety: rows are deleted in one transaction that also journals the files to remove
 (`file_deletions`); files are removed after the commit, then their journal rows. An interrupted
 purge therefore leaves at worst files without rows, never rows without files, and the next run
-finishes the journal first.
+finishes the journal first. A de-identified job's own files (map previews and NIfTI, see
+`job_artifacts`) are removed after the commit too; every run sweeps the folders of all
+de-identified jobs, so an interrupted run is finished by the next.
 """
 
 import logging
@@ -22,6 +24,7 @@ from digital_contrast.store.columns import utcnow
 from digital_contrast.store.database import begin_write
 from digital_contrast.store.enums import JobState
 from digital_contrast.store.instance_store import InstanceStore
+from digital_contrast.store.job_artifacts import JobArtifacts
 from digital_contrast.store.models import FileDeletion, Instance, Job, Series, Study
 
 log = logging.getLogger(__name__)
@@ -35,13 +38,14 @@ class PurgeResult:
     instances: int = 0
     files: int = 0
     jobs_deidentified: int = 0
+    job_folders: int = 0  # job artifact folders (map previews, NIfTI) removed
 
     def __add__(self, other: "PurgeResult") -> "PurgeResult":
         return PurgeResult(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 def purge(session: Session, instance_store: InstanceStore, older_than: datetime, *,
-          site: str | None = None) -> PurgeResult:
+          site: str | None = None, artifacts: JobArtifacts | None = None) -> PurgeResult:
     """Purge everything older than `older_than` (aware UTC). Commits; use a session of its own.
     Re-runnable: a second run after an interruption finishes the work and counts only it."""
     session.commit()
@@ -51,10 +55,25 @@ def purge(session: Session, instance_store: InstanceStore, older_than: datetime,
         if batch.studies == 0:
             break
         total += batch + PurgeResult(files=_drain_file_journal(session, instance_store))
+    if artifacts is not None:
+        total += PurgeResult(job_folders=_sweep_job_artifacts(session, artifacts))
     log.info("retention purge: %d studies, %d series, %d instances, %d files, "
-             "%d jobs de-identified", total.studies, total.series, total.instances,
-             total.files, total.jobs_deidentified)
+             "%d jobs de-identified, %d job folders", total.studies, total.series,
+             total.instances, total.files, total.jobs_deidentified, total.job_folders)
     return total
+
+
+def _sweep_job_artifacts(session: Session, artifacts: JobArtifacts) -> int:
+    """Remove the artifact folders of de-identified jobs (their maps show the patient)."""
+    present = artifacts.job_ids()
+    removed = 0
+    for chunk in range(0, len(present), 500):
+        ids = present[chunk:chunk + 500]
+        for job_id in session.scalars(select(Job.id).where(
+                Job.id.in_(ids), Job.deidentified_at.is_not(None))):
+            removed += artifacts.remove(job_id)
+    session.rollback()
+    return removed
 
 
 def _expired_studies(older_than: datetime, site: str | None) -> Select[tuple[int]]:

@@ -1,21 +1,23 @@
-"""Jobs: submit (202, idempotent), read one, list by state and time, fetch the result zip."""
+"""Jobs: submit (202, idempotent), read one, list by state and time, fetch the result zip;
+ask for an attribution of a finished job, list and fetch the maps of a job."""
 
 import io
 import json
 import zipfile
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from digital_contrast.api.deps import Caller, DbSession, Service
-from digital_contrast.api.schemas import JobRequest, JobView
+from digital_contrast.api.schemas import ExplainRequest, JobRequest, JobView, MapView
 from digital_contrast.errors import DigitalContrastError
-from digital_contrast.jobs.submit import submit
+from digital_contrast.jobs.submit import submit, submit_explain
 from digital_contrast.store import Job, JobState, Series
 from digital_contrast.store.audit import append_audit
+from digital_contrast.store.job_artifacts import FILE_NAME, SLUG, media_type
 from digital_contrast.store.jobs import get_job, list_jobs
 from digital_contrast.store.studies import get_series, list_instances
 
@@ -39,12 +41,17 @@ def _own_job(db: Session, job_id: str, site: str) -> Job:
 def submit_job(request: JobRequest, response: Response, state: Service, db: DbSession,
                caller: Caller) -> JobView:
     """Pins the series' current instance set and the production bundle of the use case. The
-    same (instances, use case, bundle, options) returns the existing job."""
+    same (instances, use case, bundle, options) returns the existing job. Every job computes
+    the confidence of its result and publishes an uncertainty map; with `explain` it also
+    publishes an attribution map, by a method that passed its sanity checks for the production
+    model (409 EXPLAIN_METHOD_REFUSED otherwise, and nothing is queued)."""
     submitted = submit(db, state.settings.mlflow_uri, site=caller.site,
                        series_uid=request.series_uid, use_case=request.use_case,
-                       explain=request.explain, submitted_by=caller.key_id)
+                       explain=request.explain, method=request.method,
+                       region_box_mm=request.region_box_mm, submitted_by=caller.key_id)
     append_audit(db, caller.site, caller.actor, "job.submit", "job", submitted.job.id,
-                 "success" if submitted.created else "existing", {"use_case": request.use_case})
+                 "success" if submitted.created else "existing",
+                 {"use_case": request.use_case, "explain": request.explain})
     db.commit()
     response.headers["Location"] = f"/v1/jobs/{submitted.job.id}"
     return _view(db, submitted.job)
@@ -66,27 +73,101 @@ def job(job_id: str, db: DbSession, caller: Caller) -> JobView:
     return _view(db, _own_job(db, job_id, caller.site))
 
 
-@router.get("/{job_id}/result.zip", summary="Download the synthetic series and result.json",
-            response_class=StreamingResponse,
-            responses={200: {"content": {"application/zip": {}}}})
-def result_zip(job_id: str, state: Service, db: DbSession, caller: Caller) -> StreamingResponse:
-    job = _own_job(db, job_id, caller.site)
+def _succeeded(job: Job) -> Job:
     if job.state != JobState.SUCCEEDED or not job.output_series_uid:
         raise DigitalContrastError("RESULT_NOT_READY", f"the job is {job.state.value}")
-    output = get_series(db, caller.site, job.output_series_uid)
+    return job
+
+
+def _map_entries(job: Job) -> list[dict[str, Any]]:
+    return list((job.result or {}).get("maps", []))
+
+
+@router.get("/{job_id}/result.zip", summary="Download the synthetic series, its maps and "
+            "result.json", response_class=StreamingResponse,
+            responses={200: {"content": {"application/zip": {}}}})
+def result_zip(job_id: str, state: Service, db: DbSession, caller: Caller) -> StreamingResponse:
+    """`<series UID>/NNNNN.dcm` (the synthetic series), `maps/<slug>/` (each map's Parametric
+    Map and Secondary Captures as DICOM, PNG previews and NIfTI) and `result.json`."""
+    job = _succeeded(_own_job(db, job_id, caller.site))
+    output = get_series(db, caller.site, job.output_series_uid or "")
     source = db.get(Series, job.series_id) if job.series_id is not None else None
     if output is None or source is None:
         raise DigitalContrastError("NOT_FOUND", "the result was removed by retention")
-    instances = list_instances(db, caller.site, output.study.study_instance_uid,
-                               output.series_instance_uid)
+    study = output.study.study_instance_uid
+    instances = list_instances(db, caller.site, study, output.series_instance_uid)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for instance in instances:
             archive.writestr(f"{output.series_instance_uid}/{instance.instance_number:05d}.dcm",
                              state.instances.read(instance.file_path, instance.sha256))
+        for entry in _map_entries(job):
+            folder = f"maps/{entry['slug']}"
+            for key, name in (("parametric_map_series_uid", "parametric_map"),
+                              ("secondary_capture_series_uid", "secondary_capture")):
+                for instance in list_instances(db, caller.site, study, entry[key]):
+                    archive.writestr(f"{folder}/{name}_{instance.instance_number:05d}.dcm",
+                                     state.instances.read(instance.file_path, instance.sha256))
+            for file in MapView.of(job.id, entry).files:
+                path = state.artifacts.map_file(job.id, entry["slug"], file.name)
+                if path is not None:
+                    archive.write(path, f"{folder}/{file.name}")
         archive.writestr("result.json", json.dumps(job.result, indent=2) + "\n")
     append_audit(db, caller.site, caller.actor, "result.retrieve", "job", job.id, "success")
     db.commit()
     buffer.seek(0)
     return StreamingResponse(buffer, media_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{job.id}.zip"'})
+
+
+@router.post("/{job_id}/explain", status_code=202, summary="Explain a finished job's result",
+             responses={202: {"description": "Queued, or the same request's existing job"}})
+def explain_job(job_id: str, response: Response, state: Service, db: DbSession,
+                caller: Caller,
+                request: Annotated[ExplainRequest | None, Body()] = None) -> JobView:
+    """Queues a job that attributes the synthesized enhancement of a succeeded job's result to
+    its input: same series, use case and model, recomputed (deterministic); it publishes only
+    the attribution map (`explain_of` names the job explained). 404 for an unknown job, 409
+    RESULT_NOT_READY before the job succeeded, 409 EXPLAIN_METHOD_REFUSED for a method that did
+    not pass its sanity checks for the job's model. The same request returns the same job."""
+    request = request or ExplainRequest()
+    submitted = submit_explain(db, state.settings.mlflow_uri, site=caller.site, job_id=job_id,
+                               method=request.method, region_box_mm=request.region_box_mm,
+                               submitted_by=caller.key_id)
+    append_audit(db, caller.site, caller.actor, "job.submit", "job", submitted.job.id,
+                 "success" if submitted.created else "existing",
+                 {"explain_of": submitted.job.options.get("explain_of"),
+                  "method": request.method.value})
+    db.commit()
+    response.headers["Location"] = f"/v1/jobs/{submitted.job.id}"
+    return _view(db, submitted.job)
+
+
+@router.get("/{job_id}/maps", summary="List a job's maps")
+def maps(job_id: str, db: DbSession, caller: Caller) -> list[MapView]:
+    """The uncertainty map (every job that published a result) and the attribution map (when
+    asked for): their DICOM series in the study and their files."""
+    job = _succeeded(_own_job(db, job_id, caller.site))
+    return [MapView.of(job.id, entry) for entry in _map_entries(job)]
+
+
+@router.get("/{job_id}/maps/{slug}/{name}", summary="Download a map's preview or NIfTI",
+            response_class=FileResponse, responses={200: {"content": {
+                "image/png": {}, "application/gzip": {}},
+                "description": "A PNG preview (NCCT | synthetic | map, with the warning burned "
+                               "in) or the map's values as NIfTI (.nii.gz)"}})
+def map_file(job_id: str, state: Service, db: DbSession, caller: Caller,
+             slug: Annotated[str, Path(max_length=64, pattern=SLUG.pattern,
+                                       examples=["uncertainty-tta"])],
+             name: Annotated[str, Path(max_length=80, pattern=FILE_NAME.pattern,
+                                       examples=["preview_axial.png"])]) -> FileResponse:
+    job = _succeeded(_own_job(db, job_id, caller.site))
+    entry = next((e for e in _map_entries(job) if e["slug"] == slug), None)
+    listed = {f.name for f in MapView.of(job.id, entry).files} if entry is not None else set()
+    path = state.artifacts.map_file(job.id, slug, name) if name in listed else None
+    if path is None:
+        raise DigitalContrastError("MAP_NOT_FOUND", "this job has no map file of that name")
+    append_audit(db, caller.site, caller.actor, "result.retrieve", "job", job.id, "success",
+                 {"map": slug, "file": name})
+    db.commit()
+    return FileResponse(path, media_type=media_type(name), filename=name)
