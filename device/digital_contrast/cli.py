@@ -347,6 +347,41 @@ def model_train(
                   "the validation protocol, then `model register BUNDLE --record RECORD`.")
 
 
+@model_app.command("calibrate")
+@user_errors
+def model_calibrate(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder (weights.pt, bundle.json).")],
+    record: Annotated[Path, typer.Option(help="Its validation record JSON (updated in place).")],
+) -> None:
+    """Calibrate the uncertainty threshold and run the attribution sanity checks on held-out
+    phantom cases; the evidence is added to the bundle's validation record."""
+    from digital_contrast.explain.evidence import explain_evidence
+    from digital_contrast.model.bundle import read_bundle
+    from digital_contrast.model.network import build_network
+    from digital_contrast.model.validation_record import ValidationRecord
+
+    candidate = read_bundle(bundle)
+    validation = ValidationRecord.load(record)
+    if validation.bundle_sha256 != candidate.sha256:
+        raise typer.BadParameter("the record is for another bundle (SHA-256 differs)")
+    network = build_network(candidate.manifest.network)
+    network.load_state_dict(candidate.state_dict())
+    network.eval()
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)
+    evidence = explain_evidence(network, candidate.manifest.network,
+                                progress=lambda line: console.print(line, highlight=False))
+    validation.model_copy(update={"explain": evidence}).save(record)
+    u = evidence.uncertainty
+    console.print(f"Uncertainty threshold {u.threshold_hu} HU (voxel AUC {u.voxel_auc}, "
+                  f"Spearman across cases {u.spearman_cases}); record {record} updated.")
+    for check in evidence.sanity:
+        console.print(f"{check.method}: randomisation Spearman {check.randomisation_spearman} "
+                      f"(<= {check.max_randomisation_spearman}), aorta mass ratio "
+                      f"{check.aorta_mass_ratio} (>= {check.min_aorta_mass_ratio}): "
+                      f"{'offered' if check.passed else 'REFUSED'}", highlight=False)
+
+
 @model_app.command("list")
 @user_errors
 def model_list() -> None:
