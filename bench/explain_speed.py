@@ -2,7 +2,7 @@
 CPU: test-time-augmentation uncertainty, Integrated Gradients (defaults), Saliency and
 Occlusion, each as seconds, peak RSS and a ratio to the inference time measured in the same run.
 
-    .venv/bin/python bench/explain_speed.py [--repeats 1] [--threads 2]
+    .venv/bin/python bench/explain_speed.py [--repeats 1] [--threads 2] [--bundle DIR --record R]
 
 Targets: uncertainty <= 1x inference extra; IG <= 10 minutes; peak RSS <= 6 GB throughout.
 Uses the production aaa-cta model when there is one (see inference_speed.prepare); with the
@@ -75,6 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bundle", type=Path, help="time this bundle (default: production)")
+    parser.add_argument("--record", type=Path, help="the bundle's record (explain evidence)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -84,7 +86,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        used = prepare(workdir)
+        used = prepare(workdir, args.bundle, args.record)
         print(f"512x512x300 phantom NCCT; model: {used['weights']}; {args.threads} threads; "
               f"{args.repeats} repeat(s), medians")
         runs: dict[str, list[dict]] = {t: [] for t in TASKS}

@@ -2,7 +2,7 @@
 beside the same network through a plain `monai.inferers.sliding_window_inference` call with
 default settings on the same region at the same working spacing, in the same run.
 
-    .venv/bin/python bench/inference_speed.py [--repeats 3] [--threads 2]
+    .venv/bin/python bench/inference_speed.py [--repeats 3] [--threads 2] [--bundle DIR]
 
 Uses the production aaa-cta model when the registry has one; otherwise a bundle of the
 reference architecture with untrained weights (timing does not depend on the weights; the
@@ -31,8 +31,14 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def prepare(workdir: Path) -> dict:
-    """Write the phantom series and make sure a model is loadable; returns what was used."""
+def prepare(workdir: Path, bundle_dir: Path | None = None,
+            record_path: Path | None = None) -> dict:
+    """Write the phantom series and make sure a model is loadable; returns what was used.
+
+    With `bundle_dir` (and its validation record), that bundle is timed, whether or not it
+    passed its protocol: it is registered in a throwaway registry with a timing-only record
+    that carries its explain evidence (bench only; never a production registry).
+    """
     from digital_contrast.errors import DigitalContrastError
     from digital_contrast.imaging.phantom.case import generate_case
     from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
@@ -41,37 +47,45 @@ def prepare(workdir: Path) -> dict:
 
     case = generate_case(SEED, "clinical", **OVERRIDES)
     write_phase_dicom(case, Phase.NCCT, workdir / "ncct")
-    try:
-        model = LockedModel.load("aaa-cta")
-        return {"registry": ModelRegistry().uri,
-                "weights": f"production version {model.registered.version}"}
-    except DigitalContrastError as exc:  # no usable production model: say why, then time anyway
-        reason = exc.code
+    if bundle_dir is None:
+        try:
+            model = LockedModel.load("aaa-cta")
+            return {"registry": ModelRegistry().uri,
+                    "weights": f"production version {model.registered.version}"}
+        except DigitalContrastError as exc:  # no usable production model: say why, time anyway
+            reason = exc.code
     import torch
 
-    from digital_contrast.model.bundle import write_bundle
+    from digital_contrast.model.bundle import read_bundle, write_bundle
     from digital_contrast.model.network import build_network
     from digital_contrast.model.training import reference_config
+    from digital_contrast.model.validation_record import Criterion, ValidationRecord
     from digital_contrast.usecases import load_use_case
 
-    use_case = load_use_case("aaa-cta")
-    config = reference_config().network.with_preprocessing(use_case.preprocessing)
-    torch.manual_seed(0)
-    bundle = write_bundle(workdir / "bundle", use_case=use_case, model_version="bench",
-                          network=config, state_dict=build_network(config).state_dict())
-    from digital_contrast.model.validation_record import Criterion, ValidationRecord
-
+    explain = None
+    if bundle_dir is not None:
+        bundle = read_bundle(bundle_dir)
+        if record_path is not None:
+            explain = ValidationRecord.load(record_path).explain
+        weights = f"trained bundle {bundle.manifest.model_version} ({bundle.sha256[:12]})"
+    else:
+        use_case = load_use_case("aaa-cta")
+        config = reference_config().network.with_preprocessing(use_case.preprocessing)
+        torch.manual_seed(0)
+        bundle = write_bundle(workdir / "bundle", use_case=use_case, model_version="bench",
+                              network=config, state_dict=build_network(config).state_dict())
+        weights = f"untrained reference architecture ({reason})"
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     registry = ModelRegistry(uri)
     record = ValidationRecord(bundle_sha256=bundle.sha256, use_case="aaa-cta",
-                              model_name="aaa-cta", model_version="bench",
+                              model_name="aaa-cta", model_version=bundle.manifest.model_version,
                               protocol="bench only", protocol_sha256="0" * 64,
-                              dataset="none", evidence="untrained weights, timing only",
+                              dataset="none", evidence="timing only, not a validation",
                               criteria=[Criterion(metric="timing_only", op=">=", threshold=0,
-                                                  value=0)])
+                                                  value=0)], explain=explain)
     registered = registry.attach_validation(registry.register(bundle), record)
     registry.promote(registered.name, registered.version)
-    return {"registry": uri, "weights": f"untrained reference architecture ({reason})"}
+    return {"registry": uri, "weights": weights}
 
 
 def child(task: str, workdir: Path, registry_uri: str, threads: int) -> dict:
@@ -113,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bundle", type=Path, help="time this bundle (default: production)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -125,7 +140,7 @@ def main() -> None:
     tasks = ["synthesize", "plain_cpu"] + (["plain_gpu"] if torch.cuda.is_available() else [])
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        used = prepare(workdir)
+        used = prepare(workdir, args.bundle)
         print(f"512x512x300 phantom NCCT (seed {SEED}); model: {used['weights']}; "
               f"{args.threads} threads; {args.repeats} repeats, medians")
         runs: dict[str, list[dict]] = {t: [] for t in tasks}

@@ -464,6 +464,25 @@ def release_model_command(
                   f"{released.bundle.sha256[:16]}) in {released.folder}")
 
 
+@release_app.command("candidate")
+@user_errors
+def release_candidate_command(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder (weights.pt, bundle.json).")],
+    record: Annotated[Path, typer.Option(help="Its validation record (JSON), passed or not.")],
+    report: Annotated[Path | None, typer.Option(
+        help="The quality report it was judged on (bench/model_quality.py --report).")] = None,
+) -> None:
+    """File an evaluated candidate's evidence under validation/reports/ (not a release: it is
+    never registered or promoted)."""
+    from digital_contrast.release.model_release import file_candidate
+
+    filed = file_candidate(bundle, record, report)
+    console.print(f"filed candidate {filed.bundle.manifest.model_name} "
+                  f"{filed.bundle.manifest.model_version} (bundle {filed.bundle.sha256[:16]}, "
+                  f"validation {'passed' if filed.record.passed else 'FAILED'}) in "
+                  f"{filed.folder}")
+
+
 def _audit(action: str, object_type: str, object_id: str | None,
            detail: dict[str, object]) -> None:
     """An operator action recorded in the service's audit trail."""

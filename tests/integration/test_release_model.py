@@ -12,7 +12,12 @@ from digital_contrast.config import get_settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.model.reference import register_reference_model
 from digital_contrast.model.registry import ModelRegistry
-from digital_contrast.release.model_release import MODEL_CARD, QUALITY_REPORT, release_model
+from digital_contrast.release.model_release import (
+    MODEL_CARD,
+    QUALITY_REPORT,
+    file_candidate,
+    release_model,
+)
 from digital_contrast.usecases import load_use_case
 from tests.support.models import record_for, tiny_bundle
 
@@ -100,3 +105,24 @@ def test_release_command_reports_success_and_refusal(candidate, tmp_path: Path,
     finally:
         get_settings.cache_clear()
     shutil.rmtree(tmp_path / "releases")
+
+
+@pytest.mark.req("SRS-REL-002")
+def test_a_failed_candidate_is_filed_as_evidence_never_released(
+        candidate, tmp_path: Path, registry_uri_factory) -> None:
+    bundle, _, report = candidate
+    failing = record_for(bundle, passing=False).save(tmp_path / "failing.json")
+    filed = file_candidate(bundle.folder, failing, report, tmp_path / "reports")
+    assert filed.folder == tmp_path / "reports" / "models" / "aaa-cta" / "2.0.0"
+    assert filed.bundle.sha256 == bundle.sha256 and not filed.record.passed
+    card = (filed.folder / MODEL_CARD).read_text()
+    assert "| Validation | FAILED" in card and "Misses its acceptance criterion lumen_dice" in card
+    # Not a release: no reference model appears, and even pointed at it, the gate holds.
+    registry = ModelRegistry(registry_uri_factory(tmp_path / "registry"))
+    assert register_reference_model(registry, AAA, tmp_path / "releases") is None
+    with pytest.raises(DigitalContrastError) as refused:
+        register_reference_model(registry, AAA, tmp_path / "reports")
+    assert refused.value.code == "MODEL_NOT_VALIDATED"
+    with pytest.raises(DigitalContrastError) as info:
+        file_candidate(bundle.folder, failing, report, tmp_path / "reports")
+    assert info.value.code == "RELEASE_EXISTS"

@@ -2,7 +2,7 @@
 transaction. Our own output is refused (a synthetic series must never become an input)."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -28,21 +28,26 @@ class IntakeResult:
 
 
 def ingest(state: ServiceState, db: Session, caller: Principal,
-           instances: Sequence[ParsedInstance], channel: str) -> IntakeResult:
+           instances: Iterable[ParsedInstance], channel: str) -> IntakeResult:
     """Store checked instances for the caller's site; all rows commit together. A conflicting
-    or synthetic instance fails alone; the others are kept."""
+    or synthetic instance fails alone; the others are kept.
+
+    `instances` may be lazy (parts checked as they are drawn): each accepted file is handed to
+    the writer threads at once, so checking the next part overlaps the fsyncs of earlier ones.
+    """
     outcome = IntakeResult()
     accepted = []
-    for instance in instances:
-        if is_synthetic(instance.header):
-            outcome.failed.append((instance, FailureReason.SYNTHETIC_INPUT,
-                                   "synthetic images are never accepted as input"))
-        else:
-            accepted.append(instance)
-    # Files first (idempotent, durable, invisible until their rows commit); the fsyncs of
-    # many files overlap on a few threads.
+    # Files first (idempotent, durable, invisible until their rows commit).
     with ThreadPoolExecutor(max_workers=4) as pool:
-        stored = list(pool.map(lambda i: state.instances.put(i.data), accepted))
+        writes = []
+        for instance in instances:
+            if is_synthetic(instance.header):
+                outcome.failed.append((instance, FailureReason.SYNTHETIC_INPUT,
+                                       "synthetic images are never accepted as input"))
+            else:
+                accepted.append(instance)
+                writes.append(pool.submit(state.instances.put, instance.data))
+        stored = [write.result() for write in writes]
     rows = record_instances(db, caller.site, [(i.header, f) for i, f in
                                               zip(accepted, stored, strict=True)],
                             Origin.RECEIVED)

@@ -3,6 +3,10 @@
 It holds the bundle, the validation record that lets it reach production, the quality report
 it was judged on and its model card. Only a bundle whose record passes for exactly its hash is
 released; the folder appears complete or not at all (built aside, then renamed).
+
+A candidate that was evaluated but not released (typically: it failed its protocol) is filed
+the same way under `validation/reports/models/<use case>/<version>/`, so that its evidence,
+failed criteria included, stays reproducible; nothing there is ever registered or promoted.
 """
 
 import json
@@ -14,7 +18,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from digital_contrast.config import get_settings
+from digital_contrast.config import REPO_ROOT, get_settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.model.bundle import FILES, Bundle, read_bundle
 from digital_contrast.model.network import build_network, parameter_count
@@ -23,6 +27,7 @@ from digital_contrast.model.registry import RegistryError
 from digital_contrast.model.validation_record import ValidationRecord
 from digital_contrast.usecases import load_use_case
 
+CANDIDATES_DIR = REPO_ROOT / "validation" / "reports"
 MODEL_CARD = "MODEL_CARD.md"
 QUALITY_REPORT = "quality_report.json"
 
@@ -53,27 +58,27 @@ def render_model_card(bundle: Bundle, record: ValidationRecord,
         weights_mb=(bundle.folder / "weights.pt").stat().st_size / 1e6)
 
 
-def release_model(bundle_dir: Path, record_path: Path, report_path: Path | None = None,
-                  releases_dir: Path | None = None) -> ModelRelease:
+def _checked(bundle_dir: Path, record_path: Path, report_path: Path | None
+             ) -> tuple[Bundle, ValidationRecord, dict[str, Any] | None]:
     bundle = read_bundle(bundle_dir)
     record = ValidationRecord.load(record_path)
     if record.bundle_sha256 != bundle.sha256:
         raise RegistryError("MODEL_INTEGRITY",
                             f"validation record is for bundle {record.bundle_sha256[:12]}, "
                             f"not {bundle.sha256[:12]}")
-    if not record.passed:
-        failed = ", ".join(f"{c.metric} {c.value} (needs {c.op} {c.threshold})"
-                           for c in record.criteria if not c.passed)
-        raise RegistryError("MODEL_NOT_VALIDATED",
-                            f"bundle {bundle.sha256[:12]} failed its protocol: {failed}")
     report = json.loads(report_path.read_text("utf-8")) if report_path else None
     if report is not None and report.get("bundle_sha256") != bundle.sha256:
         raise ReleaseError("RELEASE_INVALID", "the quality report is for another bundle")
+    return bundle, record, report
 
-    root = (releases_dir or get_settings().releases_dir) / "models" / bundle.manifest.use_case
+
+def _assemble(root: Path, bundle: Bundle, record: ValidationRecord,
+              report: dict[str, Any] | None) -> ModelRelease:
+    """`root/<model version>/`: bundle, record, report and card, complete or not at all."""
+    root = root / "models" / bundle.manifest.use_case
     target = root / bundle.manifest.model_version
     if target.exists():
-        raise ReleaseError("RELEASE_EXISTS", f"{target} exists: a released version is never "
+        raise ReleaseError("RELEASE_EXISTS", f"{target} exists: a filed version is never "
                                              "overwritten; give the bundle a new version")
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".incomplete-") as scratch:
@@ -85,9 +90,27 @@ def release_model(bundle_dir: Path, record_path: Path, report_path: Path | None 
         if report is not None:
             (staging / QUALITY_REPORT).write_text(json.dumps(report, indent=2) + "\n")
         staged = read_bundle(staging / BUNDLE_DIR)
-        if staged.sha256 != bundle.sha256:  # a copy that changed bytes is not released
+        if staged.sha256 != bundle.sha256:  # a copy that changed bytes is not filed
             raise RegistryError("MODEL_INTEGRITY", "the copied bundle's hash differs")
         (staging / MODEL_CARD).write_text(render_model_card(staged, record, report),
                                           encoding="utf-8")
         staging.rename(target)
     return ModelRelease(folder=target, bundle=read_bundle(target / BUNDLE_DIR), record=record)
+
+
+def release_model(bundle_dir: Path, record_path: Path, report_path: Path | None = None,
+                  releases_dir: Path | None = None) -> ModelRelease:
+    bundle, record, report = _checked(bundle_dir, record_path, report_path)
+    if not record.passed:
+        failed = ", ".join(f"{c.metric} {c.value} (needs {c.op} {c.threshold})"
+                           for c in record.criteria if not c.passed)
+        raise RegistryError("MODEL_NOT_VALIDATED",
+                            f"bundle {bundle.sha256[:12]} failed its protocol: {failed}")
+    return _assemble(releases_dir or get_settings().releases_dir, bundle, record, report)
+
+
+def file_candidate(bundle_dir: Path, record_path: Path, report_path: Path | None = None,
+                   candidates_dir: Path = CANDIDATES_DIR) -> ModelRelease:
+    """File an evaluated candidate's evidence, passing or not (never a release)."""
+    bundle, record, report = _checked(bundle_dir, record_path, report_path)
+    return _assemble(candidates_dir, bundle, record, report)

@@ -55,9 +55,9 @@ async def _stow(request: Request, state: Service, db: DbSession, caller: Caller,
                                        f"the request exceeds {limit} bytes (DC_MAX_UPLOAD_BYTES)")
         parts += parser.feed(chunk)
     parts += parser.close()  # a framing error raises here, before anything is stored
-    # Parsing DICOM and writing files and rows is blocking work: off the event loop.
-    checked = await run_in_threadpool(
-        lambda: [instance for part in parts if (instance := stow.check(part)) is not None])
+    # Parsing DICOM and writing files and rows is blocking work: off the event loop. Parts are
+    # checked lazily, inside `ingest`, so that checking overlaps the writing of earlier files.
+    checked = (instance for part in parts if (instance := stow.check(part)) is not None)
     outcome = await run_in_threadpool(ingest, state, db, caller, checked, "stow-rs")
     for instance in outcome.stored:
         stow.stored(instance)
