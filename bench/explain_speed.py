@@ -3,6 +3,7 @@ CPU: test-time-augmentation uncertainty, Integrated Gradients (defaults), Salien
 Occlusion, each as seconds, peak RSS and a ratio to the inference time measured in the same run.
 
     .venv/bin/python bench/explain_speed.py [--repeats 1] [--threads 2] [--bundle DIR --record R]
+        [--previews DIR]
 
 Targets: uncertainty <= 1x inference extra; IG <= 10 minutes; peak RSS <= 6 GB throughout.
 Uses the production aaa-cta model when there is one (see inference_speed.prepare); with the
@@ -13,6 +14,7 @@ subprocess so that its peak RSS is its own.
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,6 +25,24 @@ from pathlib import Path
 from inference_speed import _peak_rss_mb, prepare
 
 TASKS = ("inference", "uncertainty", "integrated-gradients", "saliency", "occlusion")
+
+
+def _write_previews(folder: Path, volume, prediction, uncertainty, config) -> None:
+    import numpy as np
+
+    from digital_contrast.explain.outputs import MapSpec
+    from digital_contrast.explain.outputs.previews import preview_center, render_previews, write_png
+    from digital_contrast.inference.synthesize import to_native_enhancement
+
+    enhancement = to_native_enhancement(prediction, volume, config)
+    synthetic = volume.with_array(np.clip(volume.array + enhancement, -1024, 3071))
+    spec = MapSpec(kind="uncertainty", method="tta", unit_code="[hnsf'U]",
+                   unit_meaning="Hounsfield unit",
+                   description="SD of synthesized enhancement over 8 test-time augmentations")
+    images = render_previews(volume, synthetic, uncertainty.to_native(prediction, volume), spec,
+                             preview_center(enhancement, volume.spacing))
+    for view, image in images.items():
+        write_png(image, folder / f"uncertainty_{view}.png")
 
 
 def child(task: str, workdir: Path, registry_uri: str, threads: int) -> dict:
@@ -59,6 +79,10 @@ def child(task: str, workdir: Path, registry_uri: str, threads: int) -> dict:
         result = estimate_uncertainty(prediction, network, config, settings)
         detail = {"region": result.region.shape if result.region else None,
                   "samples": settings.samples}
+        seconds = time.perf_counter() - start
+        if (workdir / "previews").is_dir():  # not timed: what a reader of the job would see
+            _write_previews(workdir / "previews", volume, prediction, result, config)
+        return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "detail": detail}
     else:
         target = None
         if not aortic_component(predicted_lumen(prediction)).any():
@@ -77,6 +101,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bundle", type=Path, help="time this bundle (default: production)")
     parser.add_argument("--record", type=Path, help="the bundle's record (explain evidence)")
+    parser.add_argument("--previews", type=Path, help="also write the uncertainty previews here")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -87,6 +112,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         used = prepare(workdir, args.bundle, args.record)
+        if args.previews:
+            (workdir / "previews").mkdir()
         print(f"512x512x300 phantom NCCT; model: {used['weights']}; {args.threads} threads; "
               f"{args.repeats} repeat(s), medians")
         runs: dict[str, list[dict]] = {t: [] for t in TASKS}
@@ -96,6 +123,9 @@ def main() -> None:
                                       "--child", task, str(workdir), used["registry"]],
                                      capture_output=True, text=True, check=True)
                 runs[task].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        if args.previews:
+            shutil.copytree(workdir / "previews", args.previews, dirs_exist_ok=True)
+            print(f"uncertainty previews: {sorted(map(str, args.previews.glob('*.png')))}")
     inference = statistics.median(r["seconds"] for r in runs["inference"])
     print(f"{'step':<22}{'seconds':>10}{'x inference':>13}{'peak RSS MB':>13}  detail")
     for task, results in runs.items():

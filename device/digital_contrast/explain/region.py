@@ -22,12 +22,15 @@ def predicted_lumen(prediction: WorkingPrediction) -> np.ndarray:
 
 
 def aortic_component(lumen: np.ndarray) -> np.ndarray:
-    """The connected part of `lumen` that spans the most slices (all False when empty)."""
+    """The connected part of `lumen` that spans the most slices, the larger one on a tie (all
+    False when empty)."""
     components, count = ndimage.label(lumen)
     if count == 0:
-        return np.zeros_like(lumen)
-    extents = [s[0].stop - s[0].start for s in ndimage.find_objects(components)]
-    return components == (int(np.argmax(extents)) + 1)
+        return np.zeros(lumen.shape, dtype=bool)
+    boxes = ndimage.find_objects(components)
+    sizes = np.bincount(components.ravel())[1:]
+    best = max(range(count), key=lambda n: (boxes[n][0].stop - boxes[n][0].start, sizes[n]))
+    return components == best + 1
 
 
 @dataclass(frozen=True)

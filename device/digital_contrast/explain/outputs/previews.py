@@ -24,6 +24,7 @@ from PIL import Image
 from scipy import ndimage
 
 from digital_contrast.explain.outputs.spec import EVIDENCE, MapOutputError, MapSpec
+from digital_contrast.explain.region import aortic_component
 from digital_contrast.imaging.volume import Volume
 
 VIEWS: tuple[str, ...] = ("axial", "coronal", "sagittal")
@@ -80,17 +81,13 @@ def preview_center(enhancement: np.ndarray, spacing_mm: Sequence[float],
     if enhancement.ndim != 3:
         raise MapOutputError(f"enhancement must be 3-D, not {enhancement.ndim}-D")
     centre = tuple(n // 2 for n in enhancement.shape)
-    components, count = ndimage.label(enhancement >= threshold_hu)
-    if count == 0:
+    aorta = aortic_component(enhancement >= threshold_hu)
+    if not aorta.any():
         return centre  # type: ignore[return-value]
-    boxes = ndimage.find_objects(components)
-    extents = [(b[0].stop - b[0].start, int(np.sum(components[b] == n + 1)))
-               for n, b in enumerate(boxes)]
-    label = max(range(count), key=lambda n: extents[n]) + 1
-    box = boxes[label - 1]
+    box = ndimage.find_objects(aorta.astype(np.int8))[0]
     best: tuple[float, int, int, int, int] | None = None  # radius, area, k, j, i
     for k in range(box[0].start, box[0].stop):
-        section = components[k, box[1], box[2]] == label
+        section = aorta[k, box[1], box[2]]
         if not section.any():
             continue
         # Padded: the component touches its bounding box, and the EDT needs the edge outside.
@@ -100,7 +97,7 @@ def preview_center(enhancement: np.ndarray, spacing_mm: Sequence[float],
         if best is None or found[:2] > best[:2]:  # ties: the larger area, then the lower k
             best = found
     _, _, k, j, i = best  # type: ignore[misc]
-    pieces, _ = ndimage.label(components[k, box[1], box[2]] == label)
+    pieces, _ = ndimage.label(aorta[k, box[1], box[2]])
     cj, ci = ndimage.center_of_mass(pieces == pieces[j, i])
     return k, round(cj) + box[1].start, round(ci) + box[2].start
 
