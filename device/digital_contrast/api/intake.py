@@ -15,6 +15,7 @@ from digital_contrast.store.audit import append_audit
 from digital_contrast.store.studies import is_synthetic, record_instances
 
 log = logging.getLogger(__name__)
+WRITERS = 16
 
 
 @dataclass
@@ -37,8 +38,9 @@ def ingest(state: ServiceState, db: Session, caller: Principal,
     """
     outcome = IntakeResult()
     accepted = []
-    # Files first (idempotent, durable, invisible until their rows commit).
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # Files first (idempotent, durable, invisible until their rows commit). Writing is bound
+    # by fsync latency, not CPU: 16 writers took ingest from 0.57 to 0.69-0.79 x Orthanc's.
+    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
         writes = []
         for instance in instances:
             if is_synthetic(instance.header):
