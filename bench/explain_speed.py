@@ -16,13 +16,11 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from inference_speed import _peak_rss_mb, prepare
+from inference_speed import _peak_rss_mb, prepare, run_children
 
 TASKS = ("inference", "uncertainty", "integrated-gradients", "saliency", "occlusion")
 
@@ -71,7 +69,6 @@ def child(task: str, workdir: Path, registry_uri: str, threads: int) -> dict:
     if task == "inference":
         to_native_enhancement(prediction, volume, config)
         return {"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()}
-    detail: dict = {}
     if task == "uncertainty":
         evidence = model.validation.explain
         settings = evidence.uncertainty.tta if evidence else TTASettings()
@@ -83,14 +80,14 @@ def child(task: str, workdir: Path, registry_uri: str, threads: int) -> dict:
         if (workdir / "previews").is_dir():  # not timed: what a reader of the job would see
             _write_previews(workdir / "previews", volume, prediction, result, config)
         return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "detail": detail}
-    else:
-        target = None
-        if not aortic_component(predicted_lumen(prediction)).any():
-            centre = np.asarray(volume.world(tuple(n / 2 for n in volume.shape)))
-            target = box_mask_mm(prediction, tuple(centre - 20), tuple(centre + 20))
-        start = time.perf_counter()
-        result = attribute(prediction, network, config, task, target=target)
-        detail = {"crop": result.crop.shape, "convergence_delta": result.convergence_delta}
+    target = None
+    if not aortic_component(predicted_lumen(prediction)).any():
+        centre = np.asarray(volume.world(tuple(n / 2 for n in volume.shape)))
+        target = box_mask_mm(prediction, tuple(centre - 20), tuple(centre + 20))
+    start = time.perf_counter()
+    attribution = attribute(prediction, network, config, task, target=target)
+    detail = {"crop": attribution.crop.shape,
+              "convergence_delta": attribution.convergence_delta}
     return {"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb(),
             "detail": detail}
 
@@ -116,13 +113,8 @@ def main() -> None:
             (workdir / "previews").mkdir()
         print(f"512x512x300 phantom NCCT; model: {used['weights']}; {args.threads} threads; "
               f"{args.repeats} repeat(s), medians")
-        runs: dict[str, list[dict]] = {t: [] for t in TASKS}
-        for _ in range(args.repeats):
-            for task in TASKS:
-                out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
-                                      "--child", task, str(workdir), used["registry"]],
-                                     capture_output=True, text=True, check=True)
-                runs[task].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        runs = run_children(__file__, list(TASKS), workdir, used["registry"], args.threads,
+                            args.repeats)
         if args.previews:
             shutil.copytree(workdir / "previews", args.previews, dirs_exist_ok=True)
             print(f"uncertainty previews: {sorted(map(str, args.previews.glob('*.png')))}")

@@ -123,6 +123,20 @@ def child(task: str, workdir: Path, registry_uri: str, threads: int) -> dict:
             "detail": detail}
 
 
+def run_children(script: str, tasks: list[str], workdir: Path, registry_uri: str,
+                 threads: int, repeats: int) -> dict[str, list[dict]]:
+    """Each task `repeats` times, each run in a fresh `script --child` process (so that its
+    peak RSS is its own); the JSON each child printed last, by task."""
+    runs: dict[str, list[dict]] = {t: [] for t in tasks}
+    for _ in range(repeats):
+        for task in tasks:
+            out = subprocess.run([sys.executable, script, "--threads", str(threads),
+                                  "--child", task, str(workdir), registry_uri],
+                                 capture_output=True, text=True, check=True)
+            runs[task].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -143,13 +157,8 @@ def main() -> None:
         used = prepare(workdir, args.bundle)
         print(f"512x512x300 phantom NCCT (seed {SEED}); model: {used['weights']}; "
               f"{args.threads} threads; {args.repeats} repeats, medians")
-        runs: dict[str, list[dict]] = {t: [] for t in tasks}
-        for _ in range(args.repeats):
-            for task in tasks:
-                out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
-                                      "--child", task, str(workdir), used["registry"]],
-                                     capture_output=True, text=True, check=True)
-                runs[task].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        runs = run_children(__file__, tasks, workdir, used["registry"], args.threads,
+                            args.repeats)
     for task, results in runs.items():
         seconds = statistics.median(r["seconds"] for r in results)
         rss = statistics.median(r["peak_rss_mb"] for r in results)
