@@ -209,12 +209,8 @@ def _explain_record(maps: list["MapOutputs"], attribution: "Attribution | None",
                     box_mm: Box | None) -> dict[str, object]:
     record: dict[str, object] = {"maps": [m.to_dict() for m in maps]}
     if attribution is not None:
-        record["explain"] = {
-            "method": attribution.method.value,
-            "region_box_mm": [list(c) for c in box_mm] if box_mm else None,
-            "target_voxels": attribution.target_voxels,
-            "target_hu": round(attribution.target_hu, 3),
-            "convergence_delta": attribution.convergence_delta}
+        record["explain"] = attribution.to_dict() | {
+            "region_box_mm": [list(c) for c in box_mm] if box_mm else None}
     return record
 
 

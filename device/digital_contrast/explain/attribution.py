@@ -69,6 +69,13 @@ class Attribution:
     target_hu: float  # the explained scalar: mean synthesized enhancement there (HU)
     convergence_delta: float | None  # IG only: |sum(attr) - (f(x) - f(baseline))|
 
+    def to_dict(self) -> dict[str, object]:
+        """What a result record says of the attribution (not the values)."""
+        return {"method": self.method.value, "target_voxels": self.target_voxels,
+                "target_hu": round(self.target_hu, 3),
+                "convergence_delta": (None if self.convergence_delta is None
+                                      else round(self.convergence_delta, 6))}
+
     def to_native(self, prediction: WorkingPrediction, volume: Volume) -> np.ndarray:
         """|attribution| on the volume's own grid, zero outside the crop."""
         full = np.zeros(tuple(prediction.image.shape[1:]), dtype=np.float32)

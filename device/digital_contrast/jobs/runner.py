@@ -142,12 +142,8 @@ def _attribution(folder: Path, ncct: Volume, result: SynthesisResult, model: Loc
                                          options={"region_box_mm": box} if box else None)
     except (ExplainError, MapOutputError) as exc:
         return None, summary | {"error": {"code": exc.code, "detail": exc.detail}}
-    return outputs, summary | {
-        "slug": outputs.spec.slug, "target_voxels": attribution.target_voxels,
-        "target_hu": round(attribution.target_hu, 3),
-        "convergence_delta": (None if attribution.convergence_delta is None
-                              else round(attribution.convergence_delta, 6)),
-        "seconds": round(time.perf_counter() - start, 3)}
+    return outputs, summary | attribution.to_dict() | {
+        "slug": outputs.spec.slug, "seconds": round(time.perf_counter() - start, 3)}
 
 
 def _publish_artifacts(ctx: JobContext, job_id: str, maps: list[MapOutputs]) -> None:
