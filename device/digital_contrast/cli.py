@@ -528,7 +528,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         console.print("First start: an admin key was created. It is shown once; keep it:")
         console.print(plaintext, highlight=False, soft_wrap=True)
     # No access log: request lines carry UIDs and query values (PatientID) in URLs.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False,
+                http="httptools", loop="uvloop")
 
 
 @app.command("worker")

@@ -23,6 +23,32 @@ def _count(service) -> int:
         return db.query(Instance).count()
 
 
+@pytest.mark.req("SRS-STORE-002")
+def test_stow_files_are_durable_before_their_rows(service, phantom_series,
+                                                  monkeypatch) -> None:
+    """A request's files are written without a per-file fsync, then made durable by one store
+    sync, which must come after the last write and before any row is recorded."""
+    from digital_contrast.api import intake
+    from digital_contrast.store.instance_store import InstanceStore
+
+    events: list[str] = []
+    real_put, real_sync, real_record = (InstanceStore.put, InstanceStore.sync,
+                                        intake.record_instances)
+    monkeypatch.setattr(InstanceStore, "put", lambda self, data, **kw: events.append(
+        f"put sync={kw.get('sync', True)}") or real_put(self, data, **kw))
+    monkeypatch.setattr(InstanceStore, "sync",
+                        lambda self: events.append("sync") or real_sync(self))
+    monkeypatch.setattr(intake, "record_instances",
+                        lambda *a, **kw: events.append("rows") or real_record(*a, **kw))
+    files = sorted(phantom_series[Phase.NCCT].iterdir())[:3]
+    response = service.client.post("/dicomweb/studies",
+                                   content=_multipart([("application/dicom", f.read_bytes())
+                                                       for f in files]),
+                                   headers=service.headers() | {"Content-Type": STOW_TYPE})
+    assert response.status_code == 200
+    assert events == ["put sync=False"] * 3 + ["sync", "rows"]
+
+
 @pytest.mark.req("SRS-API-003", "SRS-DCMW-003", "SRS-DCMW-004")
 def test_dicomweb_client_stores_searches_and_retrieves(service, phantom_series) -> None:
     datasets = [pydicom.dcmread(p) for p in sorted(phantom_series[Phase.NCCT].iterdir())]

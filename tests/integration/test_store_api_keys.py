@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, text
 
-from digital_contrast.store import Role, StoreError
+from digital_contrast.store import Role, StoreError, api_keys
 from digital_contrast.store.api_keys import authenticate, create_api_key, list_keys, revoke
 
 
@@ -67,6 +67,35 @@ def test_a_revoked_key_is_refused_for_good(store_sessions) -> None:
             with pytest.raises(StoreError) as info:
                 revoke(session, missing, site=site)
             assert info.value.code == "API_KEY_NOT_FOUND"
+
+
+@pytest.mark.req("SRS-KEY-002")
+def test_a_key_verified_once_is_still_checked_against_its_row(store_sessions,
+                                                               monkeypatch) -> None:
+    """The in-process memory of verified keys saves scrypt, never a check: a wrong secret under
+    a known prefix, a revoked key and a replaced hash are refused on the next request."""
+    with store_sessions() as session:
+        key, plaintext = create_api_key(session, "site-a", "router", Role.CLINICIAN)
+        session.commit()
+        assert authenticate(session, plaintext) is not None
+        derivations: list[str] = []
+        real_derive = api_keys._derive
+        monkeypatch.setattr(api_keys, "_derive",
+                            lambda text, *args: derivations.append(text) or real_derive(
+                                text, *args))
+        assert authenticate(session, plaintext).id == key.id
+        assert derivations == []  # verified from memory
+        scheme, prefix, secret = plaintext.split("_", 2)
+        assert authenticate(session, f"{scheme}_{prefix}_{secret[:-1]}x") is None
+        other, other_plaintext = create_api_key(session, "site-a", "other", Role.CLINICIAN)
+        key.key_hash = other.key_hash  # the row changed behind the service's back
+        key.salt = other.salt
+        session.commit()
+        assert authenticate(session, plaintext) is None
+        assert authenticate(session, other_plaintext).id == other.id
+        revoke(session, other.id)
+        session.commit()
+        assert authenticate(session, other_plaintext) is None
 
 
 @pytest.mark.req("SRS-KEY-001")

@@ -44,6 +44,27 @@ def test_put_is_content_addressed_atomic_and_idempotent(instance_store: Instance
 
 
 @pytest.mark.req("SRS-STORE-002")
+def test_a_batch_is_made_durable_by_one_sync(instance_store: InstanceStore, monkeypatch) -> None:
+    from digital_contrast.store import instance_store as module
+
+    fsyncs: list[int] = []
+    real_fsync = module.os.fsync
+    monkeypatch.setattr(module.os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    batch = [instance_store.put(f"instance {k}".encode(), sync=False) for k in range(3)]
+    assert fsyncs == []  # durability is left to the batch's sync
+    instance_store.sync()  # syncfs(2) of the store's filesystem on Linux
+    assert [instance_store.read(s.path, s.sha256) for s in batch] == \
+        [f"instance {k}".encode() for k in range(3)]
+    synced: list[bool] = []
+    monkeypatch.setattr(module, "_LIBC", object())  # a platform without syncfs
+    monkeypatch.setattr(module.os, "sync", lambda: synced.append(True))
+    instance_store.sync()
+    assert synced == [True]
+    instance_store.put(b"single", sync=True)
+    assert len(fsyncs) == 2  # a lone put fsyncs its file and its folder
+
+
+@pytest.mark.req("SRS-STORE-002")
 def test_a_changed_or_missing_file_is_refused(instance_store: InstanceStore) -> None:
     stored = instance_store.put(b"original")
     (instance_store.root / stored.path).write_bytes(b"tampered")

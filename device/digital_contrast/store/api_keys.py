@@ -2,12 +2,19 @@
 
 The prefix is a public lookup id (indexed); the secret has 256 bits of entropy. Comparison is
 constant-time, and an unknown prefix costs the same hash as a known one.
+
+A key verified once is remembered in this process as an HMAC under a per-process secret, so
+that later requests cost one SHA-256 instead of a 40 ms scrypt (measured: a STOW request of a
+100-slice series spent about a tenth of its CPU there). The row is still read on every request:
+a revoked key or a replaced hash is refused at once; the database alone still needs scrypt.
 """
 
 import hashlib
 import hmac
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -25,6 +32,38 @@ _PLAINTEXT = re.compile(rf"^{SCHEME}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{20,128}})$
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
 _TOUCH_EVERY = timedelta(minutes=5)  # last_used_at is bookkeeping: limit the writes it costs
 _DUMMY_SALT = bytes(16)
+
+
+class _VerifiedKeys:
+    """Keys this process has verified with scrypt: prefix -> (stored hash, HMAC of the
+    plaintext under a random per-process secret). Bounded; least recently used goes first."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._secret = secrets.token_bytes(32)
+        self._entries: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def _mac(self, plaintext: str) -> bytes:
+        return hmac.digest(self._secret, plaintext.encode(), "sha256")
+
+    def known(self, plaintext: str, key: ApiKey) -> bool:
+        with self._lock:
+            entry = self._entries.get(key.prefix)
+            if entry is not None:
+                self._entries.move_to_end(key.prefix)
+        return entry is not None and entry[0] == key.key_hash and \
+            hmac.compare_digest(entry[1], self._mac(plaintext))
+
+    def remember(self, plaintext: str, key: ApiKey) -> None:
+        with self._lock:
+            self._entries[key.prefix] = (key.key_hash, self._mac(plaintext))
+            self._entries.move_to_end(key.prefix)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+
+_verified = _VerifiedKeys()
 
 
 def _derive(plaintext: str, salt: bytes, n: int = _N, r: int = _R, p: int = _P) -> bytes:
@@ -66,8 +105,13 @@ def authenticate(session: Session, plaintext: str, *, now: datetime | None = Non
     if key is None:
         _derive(plaintext or "", _DUMMY_SALT)  # same cost as a real check
         return None
-    if not _matches(plaintext, key) or key.revoked_at is not None:
+    if key.revoked_at is not None:
+        _derive(plaintext, _DUMMY_SALT)  # a revoked key costs what a live one costs
         return None
+    if not _verified.known(plaintext, key):
+        if not _matches(plaintext, key):
+            return None
+        _verified.remember(plaintext, key)
     _touch(session, key, now or utcnow())
     return key
 

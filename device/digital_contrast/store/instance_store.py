@@ -2,8 +2,12 @@
 
 Writes are atomic (temporary file, fsync, `os.replace`) and idempotent: the same bytes always
 land at the same path. Reads re-check the hash, so a file changed on disk is never served.
+A batch (a STOW request) writes with `put(sync=False)` and then calls `sync()` once: one
+syncfs(2) makes every file, rename and new folder durable, instead of two fsyncs per file.
 """
 
+import ctypes
+import ctypes.util
 import hashlib
 import os
 import re
@@ -53,7 +57,8 @@ class InstanceStore:
                              f"not an instance store path: {relative_path!r}")
         return self.root / relative_path
 
-    def put(self, data: bytes) -> StoredFile:
+    def put(self, data: bytes, *, sync: bool = True) -> StoredFile:
+        """Store `data`; with `sync=False` it is durable only after the next `sync()`."""
         sha256 = hashlib.sha256(data).hexdigest()
         relative = relative_path_for(sha256)
         target = self.root / relative
@@ -68,13 +73,20 @@ class InstanceStore:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if sync:
+                    os.fsync(handle.fileno())
             os.replace(temp, target)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
-        _fsync_dir(target.parent)
+        if sync:
+            _fsync_dir(target.parent)
         return StoredFile(relative, sha256, len(data))
+
+    def sync(self) -> None:
+        """Make every earlier `put(sync=False)` durable (file data, renames and new folders)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        _syncfs(self.root)
 
     def _existing(self, relative_path: str) -> Path:
         path = self.path(relative_path)
@@ -116,6 +128,24 @@ class InstanceStore:
         except FileNotFoundError:
             return False
         return True
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def _syncfs(folder: Path) -> None:
+    """syncfs(2) of the filesystem holding `folder` (Linux); `os.sync()` where there is none."""
+    syncfs = getattr(_LIBC, "syncfs", None)
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"syncfs failed: {os.strerror(error)}")
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:
