@@ -40,6 +40,26 @@ class Settings(BaseSettings):
                                   "older than this are removed by `digital-contrast purge`.")
     purge_interval_s: float = Field(0.0, ge=0.0, description="Run the purge in the service "
                                     "every this many seconds (0: only by command).")
+    carbon_country: str = Field("GBR", min_length=3, max_length=3, description="ISO 3166-1 "
+                                "alpha-3 code of the site's electricity grid (CodeCarbon's "
+                                "energy mix gives its carbon intensity).")
+    carbon_pue: float = Field(1.0, ge=1.0, le=5.0, description="Power usage effectiveness of "
+                              "the room the service runs in (1.0: no overhead counted).")
+    carbon_force_cpu_power_w: float | None = Field(
+        None, gt=0, description="The CPU's power in watts when CodeCarbon cannot read it (it "
+        "then assumes a TDP).")
+    carbon_force_ram_power_w: float | None = Field(
+        None, gt=0, description="RAM power in watts; CodeCarbon's own figure is a fixed guess "
+        "that can outweigh the CPU on small hosts.")
+    carbon_factors_file: Path | None = Field(
+        None, description="The site's own avoided-footprint factor set (YAML, as "
+        "digital_contrast/carbon/factors/); default: the packaged set.")
+    contrast_volume_ml: float | None = Field(
+        None, gt=0, description="Contrast volume of the site's CT protocol (default: the factor "
+        "set's).")
+    contrast_iodine_mg_per_ml: float | None = Field(
+        None, gt=0, description="Iodine concentration of the site's contrast agent (default: the "
+        "factor set's).")
 
     @model_validator(mode="after")
     def _default_urls(self) -> "Settings":

@@ -14,7 +14,17 @@ from fastapi import Depends, FastAPI
 from digital_contrast import PRODUCT_NAME, __version__
 from digital_contrast.api.deps import ServiceState, authorize
 from digital_contrast.api.problems import install_problem_handlers
-from digital_contrast.api.routers import dicomweb, health, jobs, keys, records, uploads
+from digital_contrast.api.routers import (
+    dicomweb,
+    health,
+    jobs,
+    keys,
+    records,
+    sustainability,
+    uploads,
+)
+from digital_contrast.carbon.meter import process_meter
+from digital_contrast.carbon.site import site_carbon
 from digital_contrast.config import Settings, get_settings
 from digital_contrast.jobs.auto_run import auto_submit
 from digital_contrast.jobs.runner import JobContext
@@ -34,18 +44,21 @@ DESCRIPTION = (
 
 
 def open_state(settings: Settings) -> ServiceState:
+    carbon = site_carbon(settings)  # CONFIG_INVALID before anything is opened
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine)
     return ServiceState(settings=settings, engine=engine, sessions=session_factory(engine),
                         instances=InstanceStore.for_data_dir(settings.data_dir),
                         work_dir=settings.data_dir / "work",
-                        artifacts=JobArtifacts.for_data_dir(settings.data_dir))
+                        artifacts=JobArtifacts.for_data_dir(settings.data_dir),
+                        meter=process_meter(carbon.meter), factors=carbon.factors)
 
 
 def job_context(state: ServiceState) -> JobContext:
     return JobContext(sessions=state.sessions, instances=state.instances,
                       work_dir=state.work_dir, registry_uri=state.settings.mlflow_uri,
-                      artifacts=state.artifacts)
+                      artifacts=state.artifacts, meter=state.meter, factors=state.factors,
+                      slot_lease_s=state.settings.job_lease_s)
 
 
 def purge_expired(state: ServiceState) -> None:
@@ -83,6 +96,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         stop = threading.Event()
         threads: list[threading.Thread] = []
         if background:
+            if config.workers:  # the tracker's hardware probing, before the first job
+                threading.Thread(target=state.meter.warm, daemon=True,
+                                 name="energy-tracker-warm-up").start()
             threads += start_worker_threads(job_context(state), config.workers, stop,
                                             lease_seconds=config.job_lease_s, poll_seconds=1.0)
             if config.auto_run_use_cases:
@@ -105,6 +121,6 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app = FastAPI(title=PRODUCT_NAME, version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, dependencies=[Depends(authorize)])
     install_problem_handlers(app)
-    for module in (health, dicomweb, uploads, jobs, keys, records):
+    for module in (health, dicomweb, uploads, jobs, keys, records, sustainability):
         app.include_router(module.router)
     return app

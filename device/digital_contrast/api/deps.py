@@ -16,6 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from digital_contrast.api.roles import PUBLIC, roles_for
+from digital_contrast.carbon.factors import FactorSet
+from digital_contrast.carbon.meter import ScanMeter
 from digital_contrast.config import Settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.store import InstanceStore, Role
@@ -39,6 +41,8 @@ class ServiceState:
     instances: InstanceStore
     work_dir: Path
     artifacts: JobArtifacts  # map previews and NIfTI of each job
+    meter: ScanMeter  # energy of each job run in this process
+    factors: FactorSet  # avoided-footprint factors in force
 
 
 @dataclass(frozen=True)

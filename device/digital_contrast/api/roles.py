@@ -11,6 +11,7 @@ PUBLIC: frozenset[Role] = frozenset()  # no key needed
 CLINICAL = frozenset({Role.CLINICIAN})
 RECORDS = frozenset({Role.REGULATORY, Role.ADMIN})
 ADMIN = frozenset({Role.ADMIN})
+SUSTAINABILITY = frozenset({Role.SUSTAINABILITY, Role.ADMIN})
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/healthz"): PUBLIC,
@@ -33,6 +34,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/jobs/{job_id}/explain"): CLINICAL,
     ("GET", "/v1/jobs/{job_id}/maps"): CLINICAL,
     ("GET", "/v1/jobs/{job_id}/maps/{slug}/{name}"): CLINICAL,
+    ("POST", "/v1/jobs/{job_id}/outcome"): CLINICAL,
+    ("GET", "/v1/sustainability/summary"): SUSTAINABILITY,
+    ("GET", "/v1/sustainability/timeseries"): SUSTAINABILITY,
+    ("GET", "/v1/sustainability/export.csv"): SUSTAINABILITY,
     ("GET", "/v1/audit"): RECORDS,
     ("GET", "/v1/models"): RECORDS,
     ("GET", "/v1/keys"): ADMIN,

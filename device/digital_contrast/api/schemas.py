@@ -57,6 +57,24 @@ class ExplainRequest(BaseModel):
     region_box_mm: tuple[Point, Point] | None = Field(None, description=BOX_DESCRIPTION)
 
 
+class OutcomeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"contrast_scan_avoided": True}, {"contrast_scan_avoided": False}]})
+
+    contrast_scan_avoided: bool = Field(description="true: no contrast-enhanced CT followed "
+                                        "this synthetic result; false: one was still done")
+
+
+class OutcomeView(BaseModel):
+    job_id: str
+    contrast_scan_avoided: bool
+    reported_at: datetime
+    confirmed_avoided: dict[str, float] = Field(
+        description="What this job is now counted as having avoided (zero when a contrast "
+        "scan followed)")
+    factor_set: str = Field(description="id@version of the factors the figures come from")
+
+
 class ModelRef(BaseModel):
     name: str
     version: str

@@ -66,7 +66,7 @@ def check_country(country_iso_code: str) -> str:
     return code
 
 
-def _methods(tracker: Any) -> dict[str, str]:
+def describe_methods(tracker: Any) -> dict[str, str]:
     """How each hardware component was measured, read from the tracker's hardware list."""
     methods: dict[str, str] = {}
     for hardware in getattr(tracker, "_hardware", []):
@@ -130,6 +130,6 @@ def measure_energy(task_name: str, country_iso_code: str = DEFAULT_COUNTRY,
             result.ram_energy_kwh = float(data.ram_energy)
             result.emissions_kg = float(data.emissions)
             result.country_name = str(data.country_name)
-            result.methods = _methods(tracker)
+            result.methods = describe_methods(tracker)
             result.method = _summary(result.methods)
             result.measured = True

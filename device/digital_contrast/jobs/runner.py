@@ -31,6 +31,9 @@ import pydicom
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from digital_contrast.carbon.accounting import AvoidedFootprint, potential_avoided
+from digital_contrast.carbon.factors import FactorSet
+from digital_contrast.carbon.meter import JobEnergy, ScanMeter
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.explain.attribution import box_mask_mm
 from digital_contrast.explain.outputs import MapOutputError, MapOutputs
@@ -47,8 +50,10 @@ from digital_contrast.imaging.synthetic import SynthesizingModel, write_syntheti
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference import LockedModel, synthesize
 from digital_contrast.inference.synthesize import SynthesisResult
+from digital_contrast.jobs.host_slot import host_slot
 from digital_contrast.model.registry import ModelRegistry
 from digital_contrast.store import (
+    EmissionRecord,
     Instance,
     InstanceStore,
     Job,
@@ -58,6 +63,7 @@ from digital_contrast.store import (
     begin_write,
 )
 from digital_contrast.store.audit import append_audit
+from digital_contrast.store.columns import utcnow
 from digital_contrast.store.job_artifacts import JobArtifacts
 from digital_contrast.store.jobs import finish_job, get_job
 from digital_contrast.store.studies import get_series, instance_set_sha256, record_instances
@@ -76,6 +82,9 @@ class JobContext:
     work_dir: Path
     registry_uri: str
     artifacts: JobArtifacts
+    meter: ScanMeter  # energy of every job, one measured job per host at a time
+    factors: FactorSet  # the avoided-footprint factors in force
+    slot_lease_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -158,7 +167,8 @@ def _publish_artifacts(ctx: JobContext, job_id: str, maps: list[MapOutputs]) -> 
     ctx.artifacts.publish_maps(job_id, fill)
 
 
-def _synthesize(ctx: JobContext, job: Job) -> tuple[Outcome, list[bytes]]:
+def _synthesize(ctx: JobContext, job: Job, worker_id: str,
+                energy: JobEnergy) -> tuple[Outcome, list[bytes]]:
     options = dict(job.options or {})
     explain_of = options.get("explain_of")
     original = _original(ctx, job, str(explain_of)) if explain_of else None
@@ -168,7 +178,10 @@ def _synthesize(ctx: JobContext, job: Job) -> tuple[Outcome, list[bytes]]:
     with tempfile.TemporaryDirectory(dir=ctx.work_dir, prefix=f"job-{job.id}-") as tmp:
         scratch = Path(tmp)
         maps: list[MapOutputs] = []
-        with _CORE:  # torch settings are per process: one job in the core at a time
+        # torch settings are per process: one job in the core at a time; and one measured job
+        # per host, so that no two energy measurements overlap.
+        with _CORE, ctx.meter.measure(f"job {job.id}", host_slot(
+                ctx.sessions, worker_id, lease_s=ctx.slot_lease_s), energy):
             model = LockedModel.load(job.use_case, version=job.model_version,
                                      registry=ModelRegistry(ctx.registry_uri))
             if model.bundle_sha256 != job.bundle_sha256:
@@ -245,6 +258,29 @@ def _published(session: Session, site: str, headers: list[pydicom.Dataset]) -> s
             and series.origin == Origin.PRODUCED}
 
 
+def record_footprint(session: Session, ctx: JobContext, job: Job, state: JobState,
+                     energy: JobEnergy) -> None:
+    """The job's emission record, in the transaction that finishes the job. An explanation
+    job re-runs a synthesis already counted: it costs energy but spares no further scan."""
+    explains = (job.options or {}).get("explain_of")
+    avoided = AvoidedFootprint.ZERO if explains else potential_avoided(state.value, ctx.factors)
+    session.add(EmissionRecord(
+        job_id=job.id, site=job.site, use_case=job.use_case, model_name=job.model_name,
+        model_version=job.model_version, job_state=state, finished_at=utcnow(),
+        energy_status=energy.status, energy_reason=energy.reason, method=energy.method,
+        duration_s=energy.duration_s, cpu_energy_kwh=energy.cpu_energy_kwh,
+        gpu_energy_kwh=energy.gpu_energy_kwh, ram_energy_kwh=energy.ram_energy_kwh,
+        energy_kwh=energy.energy_kwh, emissions_kg_co2e=energy.emissions_kg_co2e,
+        grid_intensity_kg_per_kwh=energy.grid_intensity_kg_per_kwh,
+        country_iso_code=energy.country_iso_code, pue=energy.pue,
+        codecarbon_version=energy.codecarbon_version, factor_set_id=ctx.factors.id,
+        factor_set_version=ctx.factors.version, avoided_kg_co2e=avoided.kg_co2e,
+        avoided_iodine_g=avoided.iodine_g, avoided_plastics_g=avoided.plastics_g,
+        avoided_steel_g=avoided.steel_g, avoided_energy_kwh=avoided.energy_kwh,
+        detail={"methods": energy.methods, "slot_wait_s": energy.slot_wait_s,
+                **({"explain_of": explains} if explains else {})}))
+
+
 def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
     """Run a job this worker has claimed and record its outcome (never raises for a job's own
     failure; a lost lease or an unreachable database propagates)."""
@@ -254,8 +290,9 @@ def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
             return JobState.FAILED
         session.expunge(job)
     files: list[bytes] = []
+    energy = JobEnergy()
     try:
-        outcome, files = _synthesize(ctx, job)
+        outcome, files = _synthesize(ctx, job, worker_id, energy)
     except DigitalContrastError as exc:  # ConformityError included: it carries the verdict
         outcome = _refusal(exc)
     except Exception as exc:  # a fault of ours: the job fails, the worker goes on
@@ -278,9 +315,11 @@ def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
         for row in record_instances(session, job.site, items, Origin.PRODUCED):
             if isinstance(row, StoreError):
                 raise row
-        finish_job(session, job_id, worker_id, outcome.state, result=outcome.result,
+        finish_job(session, job_id, worker_id, outcome.state,
+                   result=outcome.result | {"energy": energy.to_dict()},
                    error_code=outcome.error_code, error_detail=outcome.error_detail,
                    output_series_uid=outcome.result.get("output_series_instance_uid"))
+        record_footprint(session, ctx, job, outcome.state, energy)
         append_audit(session, job.site, f"worker:{worker_id}", f"job.{outcome.state.value}",
                      "job", job_id, "success" if outcome.state is JobState.SUCCEEDED
                      else "refused" if outcome.state is JobState.REJECTED else "failure",

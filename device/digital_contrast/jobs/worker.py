@@ -12,7 +12,8 @@ import threading
 import uuid
 from collections.abc import Callable
 
-from digital_contrast.jobs.runner import JobContext, run_job
+from digital_contrast.carbon.meter import JobEnergy
+from digital_contrast.jobs.runner import JobContext, record_footprint, run_job
 from digital_contrast.store import JobState
 from digital_contrast.store.errors import StoreError
 from digital_contrast.store.jobs import claim_next_job, finish_job, renew_lease
@@ -58,9 +59,11 @@ class Worker:
         job_id, attempts = claimed
         if attempts > MAX_ATTEMPTS:
             with self.ctx.sessions() as session:
-                finish_job(session, job_id, self.worker_id, JobState.FAILED,
-                           error_code="JOB_ATTEMPTS_EXHAUSTED",
-                           error_detail=f"the job was interrupted {attempts - 1} times")
+                job = finish_job(session, job_id, self.worker_id, JobState.FAILED,
+                                 error_code="JOB_ATTEMPTS_EXHAUSTED",
+                                 error_detail=f"the job was interrupted {attempts - 1} times")
+                record_footprint(session, self.ctx, job, JobState.FAILED, JobEnergy(
+                    reason="not measured: every attempt of the job was interrupted"))
                 session.commit()
             return True
         done = threading.Event()

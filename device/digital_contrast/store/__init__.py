@@ -2,7 +2,8 @@
 content-addressed instance files, jobs, the hash-chained audit trail, API keys and retention.
 
 Repositories are modules taking a `Session` (`studies`, `jobs`, `audit`, `api_keys`,
-`retention`); they flush and leave the commit to the caller, except `retention.purge`.
+`retention`, `footprints`, `measurement_slots`); they flush and leave the commit to the
+caller, except `retention.purge` and the measurement slot (a lease commits at once).
 No patient identifier is ever written to a log line.
 """
 
@@ -13,7 +14,7 @@ from digital_contrast.store.database import (
     session_factory,
     upgrade_to_head,
 )
-from digital_contrast.store.enums import JobState, Origin, Role
+from digital_contrast.store.enums import EnergyStatus, JobState, Origin, Role
 from digital_contrast.store.errors import StoreError, StoreErrorCode
 from digital_contrast.store.instance_store import InstanceStore, StoredFile
 from digital_contrast.store.models import (
@@ -24,13 +25,14 @@ from digital_contrast.store.models import (
     Instance,
     Job,
     JobEvent,
+    MeasurementSlot,
     Series,
     Study,
 )
 
 __all__ = [
-    "ApiKey", "AuditEvent", "Base", "EmissionRecord", "Instance", "InstanceStore", "Job",
-    "JobEvent", "JobState", "Origin", "Role", "Series", "StoreError", "StoreErrorCode",
-    "StoredFile", "Study", "begin_write", "downgrade", "make_engine", "session_factory",
-    "upgrade_to_head",
+    "ApiKey", "AuditEvent", "Base", "EmissionRecord", "EnergyStatus", "Instance",
+    "InstanceStore", "Job", "JobEvent", "JobState", "MeasurementSlot", "Origin", "Role",
+    "Series", "StoreError", "StoreErrorCode", "StoredFile", "Study", "begin_write", "downgrade",
+    "make_engine", "session_factory", "upgrade_to_head",
 ]

@@ -29,3 +29,12 @@ class Role(StrEnum):
     REGULATORY = "regulatory"
     SUSTAINABILITY = "sustainability"
     ADMIN = "admin"
+
+
+class EnergyStatus(StrEnum):
+    """How a job's compute energy is known: measured by RAPL/NVML counters, estimated by
+    CodeCarbon from CPU load x TDP (and RAM size), or unavailable (the tracker failed)."""
+
+    MEASURED = "measured"
+    ESTIMATED = "estimated"
+    UNAVAILABLE = "unavailable"

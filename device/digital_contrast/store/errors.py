@@ -18,6 +18,9 @@ class StoreErrorCode(StrEnum):
     API_KEY_NOT_FOUND = "API_KEY_NOT_FOUND"
     AUDIT_INVALID = "AUDIT_INVALID"  # an audit detail that is not plain JSON
     DATABASE_URL_INVALID = "DATABASE_URL_INVALID"
+    OUTCOME_NOT_APPLICABLE = "OUTCOME_NOT_APPLICABLE"  # an outcome for a job with no result
+    RANGE_INVALID = "RANGE_INVALID"  # a time range that starts after it ends
+    BUCKET_INVALID = "BUCKET_INVALID"
 
 
 class StoreError(DigitalContrastError):

@@ -9,11 +9,20 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from digital_contrast.store.columns import UTCDateTime, enum_check, str_enum, utcnow
-from digital_contrast.store.enums import JobState, Origin, Role
+from digital_contrast.store.enums import EnergyStatus, JobState, Origin, Role
 
 # Deterministic constraint names, so migrations can name (and drop) what they create.
 NAMING_CONVENTION = {
@@ -161,18 +170,57 @@ class JobEvent(Base):
 
 
 class EmissionRecord(Base):
+    """One per finished job: the compute it cost (or why that is unknown), the contrast-scan
+    footprint it potentially avoided under the factor set in force, and the outcome the site
+    reported. It carries the job's site, use case, model and finish time so that aggregates
+    over millions of records need no join; it holds no patient data and outlives retention."""
+
     __tablename__ = "emission_records"
+    __table_args__ = (enum_check("job_state", JobState), enum_check("energy_status", EnergyStatus),
+                      Index("ix_emission_records_site_finished_at", "site", "finished_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
-    site: Mapped[str] = mapped_column(String(64), index=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
-    duration_s: Mapped[float]
-    energy_kwh: Mapped[float]
-    emissions_kg_co2e: Mapped[float]
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    site: Mapped[str] = mapped_column(String(64))
+    use_case: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    job_state: Mapped[JobState] = mapped_column(str_enum(JobState))
+    finished_at: Mapped[datetime]
+    energy_status: Mapped[EnergyStatus] = mapped_column(str_enum(EnergyStatus))
+    energy_reason: Mapped[str | None] = mapped_column(Text)
+    method: Mapped[str | None] = mapped_column(String(128))
+    duration_s: Mapped[float | None]
+    cpu_energy_kwh: Mapped[float | None]
+    gpu_energy_kwh: Mapped[float | None]
+    ram_energy_kwh: Mapped[float | None]
+    energy_kwh: Mapped[float | None]
+    emissions_kg_co2e: Mapped[float | None]
+    grid_intensity_kg_per_kwh: Mapped[float | None]
     country_iso_code: Mapped[str | None] = mapped_column(String(3))
-    method: Mapped[str] = mapped_column(String(64))  # e.g. "codecarbon-offline"
+    pue: Mapped[float | None]
+    codecarbon_version: Mapped[str | None] = mapped_column(String(32))
+    factor_set_id: Mapped[str] = mapped_column(String(64))
+    factor_set_version: Mapped[str] = mapped_column(String(32))
+    # Potential avoided footprint; confirmed = potential once the site reports no contrast scan.
+    avoided_kg_co2e: Mapped[float]
+    avoided_iodine_g: Mapped[float]
+    avoided_plastics_g: Mapped[float]
+    avoided_steel_g: Mapped[float]
+    avoided_energy_kwh: Mapped[float]
+    contrast_scan_avoided: Mapped[bool | None]
+    outcome_at: Mapped[datetime | None]
     detail: Mapped[dict[str, Any] | None]
+
+
+class MeasurementSlot(Base):
+    """The host's one measured-inference slot: a lease, taken over once it expires."""
+
+    __tablename__ = "measurement_slots"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime]
 
 
 class AuditEvent(Base):

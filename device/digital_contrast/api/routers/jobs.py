@@ -12,11 +12,19 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from digital_contrast.api.deps import Caller, DbSession, Service
-from digital_contrast.api.schemas import ExplainRequest, JobRequest, JobView, MapView
+from digital_contrast.api.schemas import (
+    ExplainRequest,
+    JobRequest,
+    JobView,
+    MapView,
+    OutcomeRequest,
+    OutcomeView,
+)
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.jobs.submit import submit, submit_explain
 from digital_contrast.store import Job, JobState, Series
 from digital_contrast.store.audit import append_audit
+from digital_contrast.store.footprints import AVOIDED, report_outcome
 from digital_contrast.store.job_artifacts import FILE_NAME, SLUG, media_type
 from digital_contrast.store.jobs import get_job, list_jobs
 from digital_contrast.store.studies import get_series, list_instances
@@ -81,6 +89,25 @@ def _succeeded(job: Job) -> Job:
 
 def _map_entries(job: Job) -> list[dict[str, Any]]:
     return list((job.result or {}).get("maps", []))
+
+
+@router.post("/{job_id}/outcome", summary="Report whether a contrast scan followed")
+def outcome(job_id: str, request: OutcomeRequest, db: DbSession, caller: Caller) -> OutcomeView:
+    """Confirms (or not) the contrast-scan footprint the job potentially avoided. Only a
+    succeeded job can have spared a contrast scan (409 OUTCOME_NOT_APPLICABLE otherwise); 404
+    JOB_NOT_FOUND for a job that is unknown, of another site or not finished. A later report
+    replaces an earlier one; every report is audited."""
+    record = report_outcome(db, job_id, caller.site, request.contrast_scan_avoided)
+    append_audit(db, caller.site, caller.actor, "job.outcome", "job", job_id, "success",
+                 {"contrast_scan_avoided": request.contrast_scan_avoided})
+    db.commit()
+    assert record.outcome_at is not None
+    return OutcomeView(
+        job_id=job_id, contrast_scan_avoided=request.contrast_scan_avoided,
+        reported_at=record.outcome_at,
+        confirmed_avoided={name: getattr(record, column.key) if request.contrast_scan_avoided
+                           else 0.0 for name, column in AVOIDED.items()},
+        factor_set=f"{record.factor_set_id}@{record.factor_set_version}")
 
 
 @router.get("/{job_id}/result.zip", summary="Download the synthetic series, its maps and "
