@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.bootstrapped
 # Installed before the lock, pinned apart: an unpinned torch pulls a CUDA build of several GB.
 TORCH := torch==2.13.0
-# Debian packages the tests need (dciodvfy checks every DICOM object we write).
-TEST_DEB_PACKAGES := dicom3tools
+# Debian packages the tests need (dciodvfy checks every DICOM object we write; chromium runs
+# the dashboard's browser test through Playwright, which must not download its own browser).
+TEST_DEB_PACKAGES := dicom3tools chromium
 REPORTS := var/test-reports
 
 .PHONY: run test bootstrap system-packages lock lint

@@ -328,7 +328,8 @@ def model_train(
         task = progress.add_task("train", total=config.epochs * config.steps_per_epoch,
                                  epoch=0, loss=float("nan"))
         result = train(config, progress=lambda epoch, step, loss: progress.update(
-            task, advance=1, epoch=epoch + 1, loss=loss))
+            task, advance=1, epoch=epoch + 1, loss=loss),
+            country_iso_code=get_settings().carbon_country.upper())
     folder = get_settings().data_dir / "bundles" / case.id / result.run_id
     bundle = write_bundle(folder, use_case=case, model_version=model_version,
                           network=result.network, state_dict=result.state_dict,

@@ -28,7 +28,8 @@ from tests.support.databases import (
 )
 
 EXPECTED_TABLES = {"studies", "series", "instances", "jobs", "job_events", "emission_records",
-                   "measurement_slots", "audit_events", "api_keys", "file_deletions"}
+                   "measurement_slots", "emission_daily", "emission_energy_bins",
+                   "audit_events", "api_keys", "file_deletions"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

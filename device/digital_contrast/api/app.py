@@ -10,11 +10,13 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from digital_contrast import PRODUCT_NAME, __version__
 from digital_contrast.api.deps import ServiceState, authorize
 from digital_contrast.api.problems import install_problem_handlers
 from digital_contrast.api.routers import (
+    dashboard,
     dicomweb,
     health,
     jobs,
@@ -121,6 +123,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app = FastAPI(title=PRODUCT_NAME, version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, dependencies=[Depends(authorize)])
     install_problem_handlers(app)
-    for module in (health, dicomweb, uploads, jobs, keys, records, sustainability):
+    for module in (health, dicomweb, uploads, jobs, keys, records, sustainability, dashboard):
         app.include_router(module.router)
+    dashboard.install_login_redirect(app)
+    # The dashboard's CSS, JS and Chart.js: public and read-only (roles.PUBLIC_MOUNTS).
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     return app

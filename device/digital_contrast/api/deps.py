@@ -2,7 +2,8 @@
 
 `authorize` is attached to every router: it looks the matched route up in the role matrix,
 refuses routes missing from it (fail closed) and, unless the route is public, requires an
-active key of an allowed role (401 without or with a wrong key, 403 with another role).
+active key of an allowed role (401 without or with a wrong key, 403 with another role). On
+GET/HEAD without a key, the dashboard's session cookie stands for its key (`web_session`).
 """
 
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from digital_contrast.api import web_session
 from digital_contrast.api.roles import PUBLIC, roles_for
 from digital_contrast.carbon.factors import FactorSet
 from digital_contrast.carbon.meter import ScanMeter
@@ -81,15 +83,22 @@ def authorize(request: Request, state: Annotated[ServiceState, Depends(service)]
     if allowed == PUBLIC:
         return None
     plaintext = header_key or _bearer(request)
-    if not plaintext:
+    cookie = request.cookies.get(web_session.COOKIE)
+    if not plaintext and not (cookie and request.method in web_session.COOKIE_METHODS):
         raise AuthError("AUTH_MISSING", f"send an API key in the {API_KEY_HEADER} header "
-                                        "or as a Bearer token")
+                                        "or as a Bearer token (a dashboard session cookie "
+                                        "is accepted for GET requests only)")
     with state.sessions() as db:
-        key = authenticate(db, plaintext)
-        db.commit()  # last-used bookkeeping
+        if plaintext:
+            key = authenticate(db, plaintext)
+            db.commit()  # last-used bookkeeping
+        else:  # the dashboard's session: reads only (no CSRF), the key row re-read
+            key = web_session.session_key(
+                db, web_session.installation_secret(state.settings.data_dir), cookie or "")
         principal = Principal(key.id, key.name, key.site, Role(key.role)) if key else None
     if principal is None:
-        raise AuthError("AUTH_INVALID", "the API key is unknown, wrong or revoked")
+        raise AuthError("AUTH_INVALID", "the API key is unknown, wrong or revoked" if plaintext
+                        else "the session has expired or its key was revoked; log in again")
     if principal.role not in allowed:
         raise AuthError("AUTH_FORBIDDEN", f"role {principal.role.value} may not do this")
     request.state.principal = principal

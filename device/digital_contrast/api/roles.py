@@ -45,7 +45,22 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("DELETE", "/v1/keys/{key_id}"): ADMIN,
 }
 
+# HTML pages of the dashboard: same rule, kept apart because they are not part of the JSON
+# API (left out of its OpenAPI document, whose operations are exactly ROUTE_ROLES).
+PAGE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
+    ("GET", "/dashboard/login"): PUBLIC,
+    ("POST", "/dashboard/login"): PUBLIC,  # checks the submitted key itself
+    ("POST", "/dashboard/logout"): PUBLIC,  # only clears the cookie
+    ("GET", "/dashboard/sustainability"): SUSTAINABILITY,
+}
+
+# Mounted sub-apps bypass route dependencies, so each is listed here on purpose: /static
+# serves the dashboard's own CSS, JS and vendored Chart.js, no data; public and read-only
+# (StaticFiles answers GET and HEAD only).
+PUBLIC_MOUNTS: frozenset[str] = frozenset({"/static"})
+
 
 def roles_for(method: str, path: str) -> frozenset[Role] | None:
     """The roles allowed on a route; None when the route is not in the matrix."""
-    return ROUTE_ROLES.get((method.upper(), path))
+    route = (method.upper(), path)
+    return ROUTE_ROLES.get(route, PAGE_ROLES.get(route))

@@ -64,6 +64,7 @@ from digital_contrast.store import (
 )
 from digital_contrast.store.audit import append_audit
 from digital_contrast.store.columns import utcnow
+from digital_contrast.store.footprints import record_emission
 from digital_contrast.store.job_artifacts import JobArtifacts
 from digital_contrast.store.jobs import finish_job, get_job
 from digital_contrast.store.studies import get_series, instance_set_sha256, record_instances
@@ -264,7 +265,7 @@ def record_footprint(session: Session, ctx: JobContext, job: Job, state: JobStat
     job re-runs a synthesis already counted: it costs energy but spares no further scan."""
     explains = (job.options or {}).get("explain_of")
     avoided = AvoidedFootprint.ZERO if explains else potential_avoided(state.value, ctx.factors)
-    session.add(EmissionRecord(
+    record_emission(session, EmissionRecord(
         job_id=job.id, site=job.site, use_case=job.use_case, model_name=job.model_name,
         model_version=job.model_version, job_state=state, finished_at=utcnow(),
         energy_status=energy.status, energy_reason=energy.reason, method=energy.method,

@@ -1,32 +1,134 @@
-"""Emission records: the site's reported outcome of a job, and the sustainability aggregates.
+"""Emission records: recording them, the site's reported outcome, and the sustainability
+aggregates.
 
-Every aggregate reads `emission_records` alone (it carries site, use case, model version, state
-and finish time), filtered on the indexed (site, finished_at) first. Sums treat an unknown
-energy (status `unavailable`) as unknown, never as zero: such jobs are counted, and the net
-leaves them out entirely (their avoided footprint too), so a failed measurement can never make
-the net look better than it is. Confirmed avoided = potential for jobs whose site reported that
-no contrast scan followed.
+Every record has a *contribution*: counts (jobs by state, by energy status, by outcome) and
+sums (energy, emissions, potential and confirmed avoided, the net's basis). Recording a record
+or changing its outcome adds (or moves) its contribution in the daily rollups, in the same
+transaction, and puts its energy in a log-spaced bin. Aggregates read whole UTC days from the
+rollups and the records of partial days at the ends of a range directly, with the same
+contribution: over a million records a summary reads a few thousand rows.
+
+Unknown energy (status `unavailable`) is never counted as zero: such jobs are counted, and the
+net leaves them out entirely (their avoided footprint too), so that a failed measurement never
+makes the net look better than it is. Confirmed avoided = potential for the jobs whose site
+reported that no contrast scan followed. Percentiles and the energy distribution come from the
+bins: each bin spans 2 % (`BIN_RATIO`), which bounds their error.
 """
 
 import math
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, select
+from sqlalchemy import ColumnElement, Table, and_, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digital_contrast.store.columns import utcnow
+from digital_contrast.store.database import begin_write
 from digital_contrast.store.enums import EnergyStatus, JobState
 from digital_contrast.store.errors import StoreError, StoreErrorCode
+from digital_contrast.store.models import ROLLUP_COUNTS, ROLLUP_SUMS, emission_daily
 from digital_contrast.store.models import EmissionRecord as R
+from digital_contrast.store.models import emission_energy_bins as bins_table
 
 Bucket = Literal["day", "week", "month"]
 BUCKETS: tuple[Bucket, ...] = ("day", "week", "month")
 AVOIDED = {"kg_co2e": R.avoided_kg_co2e, "iodine_g": R.avoided_iodine_g,
            "plastics_g": R.avoided_plastics_g, "steel_g": R.avoided_steel_g,
            "energy_kwh": R.avoided_energy_kwh}
+COLUMNS = (*ROLLUP_COUNTS, *ROLLUP_SUMS)
+BIN_RATIO, BIN_FLOOR_KWH = 1.02, 1e-9  # bin k holds energies in [floor * r^k, floor * r^(k+1))
+ZERO_BIN = -1  # a job that used no measurable energy
+Contribution = dict[str, float]
+
+
+def energy_bin(kwh: float) -> int:
+    if kwh <= BIN_FLOOR_KWH:
+        return ZERO_BIN
+    return math.floor(math.log(kwh / BIN_FLOOR_KWH) / math.log(BIN_RATIO))
+
+
+def bin_upper_kwh(index: int) -> float:
+    return 0.0 if index == ZERO_BIN else BIN_FLOOR_KWH * BIN_RATIO ** (index + 1)
+
+
+def contribution(r: Any) -> Contribution:
+    """What one record (or a row of its contributing columns) adds to every aggregate."""
+    known = r.energy_status != EnergyStatus.UNAVAILABLE and r.energy_kwh is not None
+    confirmed = r.contrast_scan_avoided is True
+    avoided = {name: float(getattr(r, column.key)) for name, column in AVOIDED.items()}
+    values: Contribution = {
+        "jobs": 1, "succeeded": r.job_state == JobState.SUCCEEDED,
+        "rejected": r.job_state == JobState.REJECTED, "failed": r.job_state == JobState.FAILED,
+        **{f"energy_{s.value}": r.energy_status == s for s in EnergyStatus},
+        "outcome_avoided": confirmed, "outcome_followed": r.contrast_scan_avoided is False,
+        "energy_kwh": r.energy_kwh if known else 0.0,
+        "emitted_kg_co2e": (r.emissions_kg_co2e or 0.0) if known else 0.0,
+        "net_basis_potential": avoided["kg_co2e"] if known else 0.0,
+        "net_basis_confirmed": avoided["kg_co2e"] if known and confirmed else 0.0,
+        **{f"potential_{name}": value for name, value in avoided.items()},
+        **{f"confirmed_{name}": value if confirmed else 0.0 for name, value in avoided.items()},
+    }
+    return {name: float(values[name]) for name in COLUMNS}
+
+
+def _day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def _rollup_key(r: Any) -> dict[str, Any]:
+    return {"site": r.site, "day": _day(r.finished_at), "use_case": r.use_case,
+            "model_version": r.model_version, "factor_set_id": r.factor_set_id,
+            "factor_set_version": r.factor_set_version}
+
+
+def _add(session: Session, table: Table, key: dict[str, Any], values: dict[str, float]) -> None:
+    """Add `values` to the row of `key` (created at zero), atomically under concurrency."""
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    statement = insert.values(**key, **values)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[c.name for c in table.primary_key.columns],
+        set_={name: table.c[name] + statement.excluded[name] for name in values}))
+
+
+def _apply(session: Session, r: R, sign: int) -> None:
+    key = _rollup_key(r)
+    _add(session, emission_daily, key, {k: sign * v for k, v in contribution(r).items()})
+    if r.energy_status != EnergyStatus.UNAVAILABLE and r.energy_kwh is not None:
+        _add(session, bins_table, key | {"bin": energy_bin(r.energy_kwh)}, {"jobs": sign})
+
+
+def record_emission(session: Session, record: R) -> R:
+    """Add a finished job's record and its contribution to the rollups (caller commits)."""
+    session.add(record)
+    session.flush()
+    _apply(session, record, +1)
+    return record
+
+
+def report_outcome(session: Session, job_id: str, site: str, contrast_scan_avoided: bool,
+                   now: datetime | None = None) -> R:
+    """Record whether a contrast scan followed the job (a later report replaces it)."""
+    begin_write(session)
+    record = session.scalars(select(R).where(R.job_id == job_id, R.site == site)
+                             .with_for_update()).first()
+    if record is None:
+        raise StoreError(StoreErrorCode.JOB_NOT_FOUND,
+                         "no finished job with this id at this site")
+    if record.job_state != JobState.SUCCEEDED or (record.detail or {}).get("explain_of"):
+        raise StoreError(StoreErrorCode.OUTCOME_NOT_APPLICABLE,
+                         f"the job is {record.job_state.value} and published no new synthetic "
+                         "series, so it cannot have spared a contrast scan")
+    _apply(session, record, -1)
+    record.contrast_scan_avoided = contrast_scan_avoided
+    record.outcome_at = now or utcnow()
+    session.flush()
+    _apply(session, record, +1)
+    return record
 
 
 @dataclass(frozen=True)
@@ -42,181 +144,211 @@ class FootprintFilter:
             raise StoreError(StoreErrorCode.RANGE_INVALID,
                              "the range starts after it ends ('from' is later than 'to')")
 
-    def where(self) -> ColumnElement[bool]:
-        conditions = [R.site == self.site]
-        if self.start is not None:
-            conditions.append(R.finished_at >= self.start)
-        if self.end is not None:
-            conditions.append(R.finished_at < self.end)
+    def _common(self, table: Any) -> list[ColumnElement[bool]]:
+        conditions = [table.site == self.site]
         if self.use_case is not None:
-            conditions.append(R.use_case == self.use_case)
+            conditions.append(table.use_case == self.use_case)
         if self.model_version is not None:
-            conditions.append(R.model_version == self.model_version)
+            conditions.append(table.model_version == self.model_version)
+        return conditions
+
+    def whole_days(self) -> tuple[date | None, date | None] | None:
+        """The UTC days lying wholly in the range ([first, stop), None: unbounded), or None
+        when the range holds no whole day."""
+        first = None if self.start is None else _day(self.start) + timedelta(
+            days=self.start.astimezone(UTC).timetz() != time(tzinfo=UTC))
+        stop = None if self.end is None else _day(self.end)
+        return None if first is not None and stop is not None and first >= stop else (first,
+                                                                                     stop)
+
+    def rollup_where(self, table: Table) -> ColumnElement[bool] | None:
+        days = self.whole_days()
+        if days is None:
+            return None
+        conditions = self._common(table.c)
+        if days[0] is not None:
+            conditions.append(table.c.day >= days[0])
+        if days[1] is not None:
+            conditions.append(table.c.day < days[1])
         return and_(*conditions)
 
-
-def report_outcome(session: Session, job_id: str, site: str, contrast_scan_avoided: bool,
-                   now: datetime | None = None) -> R:
-    """Record whether a contrast scan followed the job (may be corrected by a later report)."""
-    record = session.scalars(select(R).where(R.job_id == job_id, R.site == site)).first()
-    if record is None:
-        raise StoreError(StoreErrorCode.JOB_NOT_FOUND,
-                         "no finished job with this id at this site")
-    if record.job_state != JobState.SUCCEEDED:
-        raise StoreError(StoreErrorCode.OUTCOME_NOT_APPLICABLE,
-                         f"the job is {record.job_state.value}: it produced no synthetic series, "
-                         "so it cannot have spared a contrast scan")
-    record.contrast_scan_avoided = contrast_scan_avoided
-    record.outcome_at = now or utcnow()
-    session.flush()
-    return record
+    def partial_days(self) -> list[ColumnElement[bool]]:
+        """Record conditions for the parts of the range outside its whole days."""
+        days = self.whole_days()
+        bounds = []
+        if days is None:
+            bounds.append((self.start, self.end))
+        else:
+            if self.start is not None and days[0] is not None:
+                bounds.append((self.start, _midnight(days[0])))
+            if self.end is not None and days[1] is not None:
+                bounds.append((_midnight(days[1]), self.end))
+        return [and_(*self._common(R), R.finished_at >= low, R.finished_at < high)
+                for low, high in bounds if low < high]
 
 
-def _known(column: Any) -> Any:
-    """`column` where the job's energy is known, NULL otherwise (ignored by SUM and AVG)."""
-    return case((R.energy_status != EnergyStatus.UNAVAILABLE.value, column), else_=None)
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def _confirmed(column: Any) -> Any:
-    return case((R.contrast_scan_avoided.is_(True), column), else_=0.0)
+def _grouped(session: Session, scope: FootprintFilter, keys: tuple[str, ...],
+             partial: list[Any] | None = None) -> dict[tuple[Any, ...], Contribution]:
+    """Contributions summed per value of `keys` (rollup key columns; "day" among them)."""
+    totals: dict[tuple[Any, ...], Contribution] = defaultdict(lambda: dict.fromkeys(COLUMNS,
+                                                                                    0.0))
+    where = scope.rollup_where(emission_daily)
+    if where is not None:
+        group = [emission_daily.c[k] for k in keys]
+        for row in session.execute(select(*group, *(func.sum(emission_daily.c[c]).label(c)
+                                                    for c in COLUMNS))
+                                   .where(where).group_by(*group)):
+            mapping = row._mapping
+            target = totals[tuple(mapping[k] for k in keys)]
+            for column in COLUMNS:
+                target[column] += float(mapping[column] or 0.0)
+    for record in _partial_rows(session, scope) if partial is None else partial:
+        target = totals[tuple(_rollup_key(record)[k] for k in keys)]
+        for column, value in contribution(record).items():
+            target[column] += value
+    return totals
 
 
-def _count_if(condition: ColumnElement[bool]) -> Any:
-    return func.sum(case((condition, 1), else_=0))
+# What a contribution reads of a record: rows of these are much cheaper to load than records.
+_CONTRIBUTING = (R.site, R.finished_at, R.use_case, R.model_version, R.factor_set_id,
+                 R.factor_set_version, R.job_state, R.energy_status, R.energy_kwh,
+                 R.emissions_kg_co2e, R.contrast_scan_avoided, *AVOIDED.values())
 
 
-def _totals(where: ColumnElement[bool]) -> Select[Any]:
-    columns = [
-        func.count().label("jobs"),
-        *(_count_if(R.job_state == s.value).label(s.value)
-          for s in (JobState.SUCCEEDED, JobState.REJECTED, JobState.FAILED)),
-        *(_count_if(R.energy_status == s.value).label(f"energy_{s.value}")
-          for s in EnergyStatus),
-        _count_if(R.contrast_scan_avoided.is_(True)).label("outcome_avoided"),
-        _count_if(R.contrast_scan_avoided.is_(False)).label("outcome_not_avoided"),
-        func.sum(R.energy_kwh).label("energy_kwh"),
-        func.avg(R.energy_kwh).label("energy_kwh_mean"),
-        func.sum(R.emissions_kg_co2e).label("emitted_kg_co2e"),
-        func.sum(_known(R.avoided_kg_co2e)).label("net_basis_potential"),
-        func.sum(_known(_confirmed(R.avoided_kg_co2e))).label("net_basis_confirmed"),
-        *(func.sum(column).label(f"potential_{name}") for name, column in AVOIDED.items()),
-        *(func.sum(_confirmed(column)).label(f"confirmed_{name}")
-          for name, column in AVOIDED.items()),
-    ]
-    return select(*columns).where(where)
+def _partial_rows(session: Session, scope: FootprintFilter) -> list[Any]:
+    """The records of the partial days at the ends of the range, as contributing columns."""
+    return [row for where in scope.partial_days()
+            for row in session.execute(select(*_CONTRIBUTING).where(where))]
 
 
-def _p95_energy(session: Session, where: ColumnElement[bool], known: int) -> float | None:
-    """Nearest-rank 95th percentile of energy per scan, read from the top (a short top-N sort
-    instead of sorting every record)."""
-    if known == 0:
+def _energy_bins(session: Session, scope: FootprintFilter,
+                 partial: list[Any] | None = None) -> dict[int, int]:
+    counts: dict[int, int] = defaultdict(int)
+    where = scope.rollup_where(bins_table)
+    if where is not None:
+        for index, jobs in session.execute(select(bins_table.c.bin, func.sum(bins_table.c.jobs))
+                                           .where(where).group_by(bins_table.c.bin)):
+            counts[int(index)] += int(jobs)
+    for record in _partial_rows(session, scope) if partial is None else partial:
+        if record.energy_status != EnergyStatus.UNAVAILABLE and record.energy_kwh is not None:
+            counts[energy_bin(record.energy_kwh)] += 1
+    return {k: v for k, v in counts.items() if v > 0}
+
+
+def _p95_kwh(counts: dict[int, int]) -> float | None:
+    """Nearest-rank 95th percentile of energy per scan, as the upper edge of its bin (at most
+    2 % above the exact value)."""
+    total = sum(counts.values())
+    if total == 0:
         return None
-    from_top = known - math.ceil(0.95 * known)
-    return session.scalar(select(R.energy_kwh).where(where, R.energy_kwh.is_not(None))
-                          .order_by(R.energy_kwh.desc()).offset(from_top).limit(1))
+    rank, seen = math.ceil(0.95 * total), 0
+    for index in sorted(counts):
+        seen += counts[index]
+        if seen >= rank:
+            return bin_upper_kwh(index)
+    raise AssertionError("unreachable: the rank lies within the total")
 
 
-def _number(value: Any) -> float:
-    return float(value or 0.0)
+def _avoided(values: Contribution, kind: str) -> dict[str, float]:
+    return {name: values[f"{kind}_{name}"] for name in AVOIDED}
 
 
 def summary(session: Session, scope: FootprintFilter) -> dict[str, Any]:
     """Counts, compute energy and emissions, potential and confirmed avoided, and the net."""
-    row = session.execute(_totals(scope.where())).one()._mapping
-    known = int(row["energy_measured"] or 0) + int(row["energy_estimated"] or 0)
-    emitted = _number(row["emitted_kg_co2e"])
-    factor_sets = session.execute(
-        select(R.factor_set_id, R.factor_set_version, func.count()).where(scope.where())
-        .group_by(R.factor_set_id, R.factor_set_version)
-        .order_by(R.factor_set_id, R.factor_set_version)).all()
+    partial = _partial_rows(session, scope)
+    by_set = _grouped(session, scope, ("factor_set_id", "factor_set_version"), partial)
+    total = dict.fromkeys(COLUMNS, 0.0)
+    for values in by_set.values():
+        for column, value in values.items():
+            total[column] += value
+    known = total["energy_measured"] + total["energy_estimated"]
+    emitted = total["emitted_kg_co2e"]
     return {
         "counts": {
-            "jobs": int(row["jobs"]),
-            **{s.value: int(row[s.value] or 0)
-               for s in (JobState.SUCCEEDED, JobState.REJECTED, JobState.FAILED)},
-            **{f"energy_{s.value}": int(row[f"energy_{s.value}"] or 0) for s in EnergyStatus},
-            "outcome_contrast_avoided": int(row["outcome_avoided"] or 0),
-            "outcome_contrast_followed": int(row["outcome_not_avoided"] or 0),
+            **{name: round(total[name]) for name in ("jobs", "succeeded", "rejected", "failed")},
+            **{f"energy_{s.value}": round(total[f"energy_{s.value}"]) for s in EnergyStatus},
+            "outcome_contrast_avoided": round(total["outcome_avoided"]),
+            "outcome_contrast_followed": round(total["outcome_followed"]),
         },
         "compute": {
-            "energy_kwh": _number(row["energy_kwh"]),
-            "energy_kwh_mean_per_scan": (float(row["energy_kwh_mean"])
-                                         if row["energy_kwh_mean"] is not None else None),
-            "energy_kwh_p95_per_scan": _p95_energy(session, scope.where(), known),
+            "energy_kwh": total["energy_kwh"],
+            "energy_kwh_mean_per_scan": total["energy_kwh"] / known if known else None,
+            "energy_kwh_p95_per_scan": _p95_kwh(_energy_bins(session, scope, partial)),
             "emissions_kg_co2e": emitted,
         },
-        "avoided": {kind: {name: _number(row[f"{kind}_{name}"]) for name in AVOIDED}
-                    for kind in ("potential", "confirmed")},
-        "net_kg_co2e": {"potential": _number(row["net_basis_potential"]) - emitted,
-                        "confirmed": _number(row["net_basis_confirmed"]) - emitted},
-        "factor_sets": [{"id": i, "version": v, "jobs": n} for i, v, n in factor_sets],
+        "avoided": {kind: _avoided(total, kind) for kind in ("potential", "confirmed")},
+        "net_kg_co2e": {"potential": total["net_basis_potential"] - emitted,
+                        "confirmed": total["net_basis_confirmed"] - emitted},
+        "factor_sets": [{"id": i, "version": v, "jobs": round(values["jobs"])}
+                        for (i, v), values in sorted(by_set.items()) if values["jobs"]],
     }
 
 
-def _bucket_start(session: Session, bucket: Bucket) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.date_trunc(bucket, func.timezone("UTC", R.finished_at))
-    # SQLite keeps naive UTC text; weeks start on Monday like PostgreSQL's date_trunc.
-    return {"day": func.date(R.finished_at),
-            "week": func.date(R.finished_at, "-6 days", "weekday 1"),
-            "month": func.strftime("%Y-%m-01", R.finished_at)}[bucket]
+def _bucket_start(day: date, bucket: Bucket) -> date:
+    if bucket == "week":  # Monday, like PostgreSQL's date_trunc
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1) if bucket == "month" else day
+
+
+def _figures(values: Contribution) -> dict[str, Any]:
+    return {"jobs": round(values["jobs"]), "succeeded": round(values["succeeded"]),
+            "energy_kwh": values["energy_kwh"], "emissions_kg_co2e": values["emitted_kg_co2e"],
+            "potential_avoided_kg_co2e": values["potential_kg_co2e"],
+            "confirmed_avoided_kg_co2e": values["confirmed_kg_co2e"]}
 
 
 def timeseries(session: Session, scope: FootprintFilter, bucket: Bucket) -> list[dict[str, Any]]:
-    """Per bucket (UTC): scans, compute energy and emissions, potential and confirmed avoided."""
+    """Per bucket (UTC; weeks start on Monday): scans, compute energy and emissions, potential
+    and confirmed avoided kg CO2e. Buckets without a job are left out."""
     if bucket not in BUCKETS:
         raise StoreError(StoreErrorCode.BUCKET_INVALID,
                          f"bucket must be one of {', '.join(BUCKETS)}")
-    start = _bucket_start(session, bucket).label("start")
-    rows = session.execute(
-        select(start, func.count(), _count_if(R.job_state == JobState.SUCCEEDED.value),
-               func.sum(R.energy_kwh), func.sum(R.emissions_kg_co2e),
-               func.sum(R.avoided_kg_co2e), func.sum(_confirmed(R.avoided_kg_co2e)))
-        .where(scope.where()).group_by(literal_column("start")).order_by(literal_column("start"))
-    ).all()
-    return [{"start": (value.date().isoformat() if isinstance(value, datetime) else str(value)),
-             "jobs": int(jobs), "succeeded": int(succeeded or 0),
-             "energy_kwh": _number(energy), "emissions_kg_co2e": _number(emitted),
-             "potential_avoided_kg_co2e": _number(potential),
-             "confirmed_avoided_kg_co2e": _number(confirmed)}
-            for value, jobs, succeeded, energy, emitted, potential, confirmed in rows]
+    buckets: dict[date, Contribution] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0.0))
+    for (day,), values in _grouped(session, scope, ("day",)).items():
+        target = buckets[_bucket_start(day, bucket)]
+        for column, value in values.items():
+            target[column] += value
+    return [{"start": start.isoformat(), **_figures(values)}
+            for start, values in sorted(buckets.items()) if values["jobs"]]
 
 
 def breakdown(session: Session, scope: FootprintFilter,
               by: Literal["model_version", "use_case"]) -> list[dict[str, Any]]:
-    """The summary's main figures per model version or per use case."""
-    key = R.model_version if by == "model_version" else R.use_case
-    rows = session.execute(
-        select(key, func.count(), func.sum(R.energy_kwh), func.sum(R.emissions_kg_co2e),
-               func.sum(R.avoided_kg_co2e), func.sum(_confirmed(R.avoided_kg_co2e)))
-        .where(scope.where()).group_by(key).order_by(key)).all()
-    return [{by: value, "jobs": int(jobs), "energy_kwh": _number(energy),
-             "emissions_kg_co2e": _number(emitted),
-             "potential_avoided_kg_co2e": _number(potential),
-             "confirmed_avoided_kg_co2e": _number(confirmed)}
-            for value, jobs, energy, emitted, potential, confirmed in rows]
+    """The main figures per model version or per use case."""
+    return [{by: value, **_figures(values)}
+            for (value,), values in sorted(_grouped(session, scope, (by,)).items())
+            if values["jobs"]]
 
 
 def energy_histogram(session: Session, scope: FootprintFilter,
                      bins: int = 20) -> list[dict[str, float | int]]:
-    """The distribution of energy per scan: equal-width bins between the smallest and largest
-    known value (one bin when they are equal; none without a known value)."""
-    low, high = session.execute(select(func.min(R.energy_kwh), func.max(R.energy_kwh))
-                                .where(scope.where())).one()
-    if low is None:
+    """The distribution of energy per scan in equal-width bins between the smallest and the
+    largest value (each job placed by its 2 % energy bin); [] without a known energy."""
+    counts = _energy_bins(session, scope)
+    if not counts:
         return []
+    values = {index: bin_upper_kwh(index) for index in counts}
+    low, high = min(values.values()), max(values.values())
     width = (high - low) / bins if high > low else 0.0
-    index = (func.least if session.get_bind().dialect.name == "postgresql" else func.min)(
-        func.floor((R.energy_kwh - low) / width), bins - 1) if width else literal_column("0")
-    counts = dict(session.execute(
-        select(index.label("bin"), func.count()).where(scope.where(), R.energy_kwh.is_not(None))
-        .group_by(literal_column("bin"))).all())
+    histogram = [0] * (bins if width else 1)
+    for index, jobs in counts.items():
+        slot = min(int((values[index] - low) / width), bins - 1) if width else 0
+        histogram[slot] += jobs
     return [{"from_kwh": low + k * width, "to_kwh": low + (k + 1) * width if width else high,
-             "jobs": int(counts.get(k, counts.get(float(k), 0)))}
-            for k in range(bins if width else 1)]
+             "jobs": jobs} for k, jobs in enumerate(histogram)]
 
 
 def export_records(session: Session, scope: FootprintFilter) -> Iterator[R]:
     """Every record in the scope, oldest first, streamed."""
-    yield from session.scalars(select(R).where(scope.where())
+    conditions = scope._common(R)
+    if scope.start is not None:
+        conditions.append(R.finished_at >= scope.start)
+    if scope.end is not None:
+        conditions.append(R.finished_at < scope.end)
+    yield from session.scalars(select(R).where(*conditions)
                                .order_by(R.finished_at, R.id).execution_options(yield_per=2000))
+

@@ -11,11 +11,15 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Column,
+    Date,
+    Double,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -211,6 +215,38 @@ class EmissionRecord(Base):
     contrast_scan_avoided: Mapped[bool | None]
     outcome_at: Mapped[datetime | None]
     detail: Mapped[dict[str, Any] | None]
+
+
+# Daily rollups of emission records, so that sustainability aggregates over millions of jobs
+# read a few thousand rows. One row per (site, UTC day, use case, model version, factor set);
+# the columns are the sums of each record's contribution (`store.footprints.contribution`).
+ROLLUP_KEYS = ("site", "day", "use_case", "model_version", "factor_set_id",
+               "factor_set_version")
+ROLLUP_COUNTS = ("jobs", "succeeded", "rejected", "failed", "energy_measured",
+                 "energy_estimated", "energy_unavailable", "outcome_avoided",
+                 "outcome_followed")
+ROLLUP_SUMS = ("energy_kwh", "emitted_kg_co2e", "net_basis_potential", "net_basis_confirmed",
+               *(f"{kind}_{name}" for kind in ("potential", "confirmed")
+                 for name in ("kg_co2e", "iodine_g", "plastics_g", "steel_g", "energy_kwh")))
+
+
+def _rollup_keys() -> list[Column[Any]]:
+    return [Column("site", String(64), primary_key=True),
+            Column("day", Date, primary_key=True),
+            Column("use_case", String(64), primary_key=True),
+            Column("model_version", String(64), primary_key=True),
+            Column("factor_set_id", String(64), primary_key=True),
+            Column("factor_set_version", String(32), primary_key=True)]
+
+
+emission_daily = Table(
+    "emission_daily", Base.metadata, *_rollup_keys(),
+    *(Column(name, Integer, nullable=False) for name in ROLLUP_COUNTS),
+    *(Column(name, Double, nullable=False) for name in ROLLUP_SUMS))
+# Energy per scan in log-spaced bins per day, for percentiles and the distribution.
+emission_energy_bins = Table(
+    "emission_energy_bins", Base.metadata, *_rollup_keys(),
+    Column("bin", Integer, primary_key=True), Column("jobs", Integer, nullable=False))
 
 
 class MeasurementSlot(Base):

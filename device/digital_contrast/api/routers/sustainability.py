@@ -4,14 +4,14 @@ avoided, for the caller's site: summary, time series and a per-job CSV for GHG r
 import csv
 import io
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from digital_contrast.api.deps import AuthError, Caller, DbSession, Service
+from digital_contrast.api.deps import Caller, DbSession, Service
 from digital_contrast.carbon.accounting import net_kg_co2e
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.store import EmissionRecord
@@ -24,6 +24,8 @@ from digital_contrast.store.footprints import (
 )
 
 router = APIRouter(prefix="/v1/sustainability", tags=["sustainability"])
+# Bounds of a sane reporting range (UTC day arithmetic near year 1 or 9999 overflows).
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 EVIDENCE = (
     "Compute energy is measured per job with CodeCarbon (offline; the method column says whether "
@@ -35,8 +37,13 @@ EVIDENCE = (
 
 
 def _when(value: datetime | None, name: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise DigitalContrastError("REQUEST_INVALID", f"'{name}' needs a time zone, e.g. Z")
+    if not EARLIEST <= value <= LATEST:
+        raise DigitalContrastError("REQUEST_INVALID", f"'{name}' must lie between "
+                                   f"{EARLIEST.year} and {LATEST.year}")
     return value
 
 
@@ -54,7 +61,8 @@ def scope(caller: Caller,
           ) -> FootprintFilter:
     """The records a request covers; a key sees its own site only."""
     if site is not None and site != caller.site:
-        raise AuthError("AUTH_FORBIDDEN", "a key reads the records of its own site only")
+        raise DigitalContrastError("SITE_FORBIDDEN", "a key reads the records of its own site "
+                                                     "only")
     return FootprintFilter(caller.site, _when(start, "from"), _when(end, "to"), use_case,
                            model_version)
 

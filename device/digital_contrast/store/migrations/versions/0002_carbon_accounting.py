@@ -1,6 +1,7 @@
 """Carbon accounting: one emission record per finished job (energy, method, avoided footprint,
-reported outcome) carrying what the sustainability aggregates filter on, and the per-host
-measurement slot that keeps measured intervals on one host from overlapping.
+reported outcome) carrying what the sustainability aggregates filter on; their daily rollups
+(sums and log-spaced energy bins) that keep aggregates over millions of jobs fast; and the
+per-host measurement slot that keeps measured intervals on one host from overlapping.
 
 The emission_records table of 0001 was a placeholder that nothing wrote; it is replaced.
 
@@ -22,6 +23,22 @@ depends_on: str | Sequence[str] | None = None
 TABLE = "emission_records"
 JOB_STATES = ("queued", "running", "succeeded", "rejected", "failed")  # as the model's CHECK
 ENERGY_STATUSES = ("measured", "estimated", "unavailable")
+ROLLUP_COUNTS = ("jobs", "succeeded", "rejected", "failed", "energy_measured",
+                 "energy_estimated", "energy_unavailable", "outcome_avoided",
+                 "outcome_followed")
+ROLLUP_SUMS = ("energy_kwh", "emitted_kg_co2e", "net_basis_potential", "net_basis_confirmed",
+               *(f"{kind}_{name}" for kind in ("potential", "confirmed")
+                 for name in ("kg_co2e", "iodine_g", "plastics_g", "steel_g", "energy_kwh")))
+ROLLUP_KEYS = ("site", "day", "use_case", "model_version", "factor_set_id", "factor_set_version")
+
+
+def _rollup_keys() -> list[sa.Column]:
+    return [sa.Column("site", sa.String(64), nullable=False),
+            sa.Column("day", sa.Date(), nullable=False),
+            sa.Column("use_case", sa.String(64), nullable=False),
+            sa.Column("model_version", sa.String(64), nullable=False),
+            sa.Column("factor_set_id", sa.String(64), nullable=False),
+            sa.Column("factor_set_version", sa.String(32), nullable=False)]
 
 
 def _check(column: str, values: Sequence[str]) -> sa.CheckConstraint:
@@ -71,6 +88,18 @@ def upgrade() -> None:
     # Every aggregate filters on the site and a time range first.
     op.create_index(op.f(f"ix_{TABLE}_site_finished_at"), TABLE, ["site", "finished_at"])
     op.create_table(
+        "emission_daily", *_rollup_keys(),
+        *(sa.Column(name, sa.Integer(), nullable=False) for name in ROLLUP_COUNTS),
+        *(sa.Column(name, sa.Double(), nullable=False) for name in ROLLUP_SUMS),
+        sa.PrimaryKeyConstraint(*ROLLUP_KEYS, name=op.f("pk_emission_daily")),
+    )
+    op.create_table(
+        "emission_energy_bins", *_rollup_keys(),
+        sa.Column("bin", sa.Integer(), nullable=False),
+        sa.Column("jobs", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(*ROLLUP_KEYS, "bin", name=op.f("pk_emission_energy_bins")),
+    )
+    op.create_table(
         "measurement_slots",
         sa.Column("host", sa.String(255), nullable=False),
         sa.Column("holder", sa.String(128), nullable=False),
@@ -80,7 +109,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("measurement_slots")
+    for table in ("measurement_slots", "emission_energy_bins", "emission_daily"):
+        op.drop_table(table)
     op.drop_table(TABLE)
     op.create_table(
         TABLE,
