@@ -8,6 +8,7 @@ from dicomweb_client.api import DICOMwebClient
 
 from digital_contrast.imaging.phantom.export import Phase
 from digital_contrast.store import Instance
+from digital_contrast.store.instance_store import relative_path_for
 from tests.support.service import live_server, make_settings, running_service
 
 
@@ -102,6 +103,40 @@ def test_malformed_stow_is_a_problem_and_stores_nothing(service, content_type: s
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == code and "Traceback" not in response.text
     assert _count(service) == before
+
+
+@pytest.mark.req("SRS-API-003", "SRS-DCMW-002", "SRS-STORE-002")
+def test_a_body_cut_off_after_good_parts_stores_nothing(service, phantom_series) -> None:
+    """Parts are written while the body arrives; when it then turns out truncated, no row is
+    recorded and the files already written are journaled, and removed by the next purge."""
+    import hashlib
+    import io
+    from datetime import UTC, datetime
+
+    from digital_contrast.store.models import FileDeletion
+    from digital_contrast.store.retention import purge
+
+    parts = []
+    for path in sorted(phantom_series[Phase.NCCT].iterdir())[:2]:
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        parts.append(buffer.getvalue())
+    body = _multipart([("application/dicom", p) for p in parts])
+    cut = body[:body.rindex(b"--b0undary--")] + b"--b0undary\r\nContent-Type: application/dicom"
+    before = _count(service)
+    response = service.client.post("/dicomweb/studies", content=cut,
+                                   headers=service.headers() | {"Content-Type": STOW_TYPE})
+    assert (response.status_code, response.json()["code"]) == (400, "STOW_MALFORMED")
+    assert _count(service) == before
+    paths = [service.state.instances.root / relative_path_for(hashlib.sha256(p).hexdigest())
+             for p in parts]
+    with service.state.sessions() as db:
+        journaled = {d.file_path for d in db.query(FileDeletion)}
+        assert {str(p.relative_to(service.state.instances.root)) for p in paths} <= journaled
+        purge(db, service.state.instances, datetime(2000, 1, 1, tzinfo=UTC))
+    assert not any(p.exists() for p in paths)
 
 
 @pytest.mark.req("SRS-API-003", "SRS-DCMW-002", "SRS-DCMW-003")

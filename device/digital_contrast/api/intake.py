@@ -10,14 +10,19 @@ from sqlalchemy.orm import Session
 
 from digital_contrast.api.deps import Principal, ServiceState
 from digital_contrast.api.dicomweb import FailureReason, ParsedInstance
-from digital_contrast.store import Origin, StoreError
+from digital_contrast.store import Origin, StoredFile, StoreError
 from digital_contrast.store.audit import append_audit
+from digital_contrast.store.models import FileDeletion
 from digital_contrast.store.studies import is_synthetic, record_instances
 
 log = logging.getLogger(__name__)
 # One pool for the process, not one per request: starting 16 threads per request cost more
 # than the writes (each start waits for the new thread under GIL contention).
 _WRITERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="intake-writer")
+
+
+class IntakeAborted(Exception):
+    """The request ended before its body did (cancelled or disconnected)."""
 
 
 @dataclass
@@ -35,8 +40,10 @@ def ingest(state: ServiceState, db: Session, caller: Principal,
     """Store checked instances for the caller's site; all rows commit together. A conflicting
     or synthetic instance fails alone; the others are kept.
 
-    `instances` may be lazy (parts checked as they are drawn): each accepted file is handed to
-    the writer threads at once, so checking the next part overlaps the fsyncs of earlier ones.
+    `instances` may be lazy (parts checked as they are drawn, even as the request body
+    arrives): each accepted file is handed to the writer threads at once. When drawing raises
+    (the body turned out malformed, too large or cut off), no row is written and the files
+    already written are journaled for the purge to remove unless something references them.
     """
     outcome = IntakeResult()
     accepted = []
@@ -51,8 +58,10 @@ def ingest(state: ServiceState, db: Session, caller: Principal,
             else:
                 accepted.append(instance)
                 writes.append(_WRITERS.submit(state.instances.put, instance.data, sync=False))
-    finally:
+    except BaseException:
         wait(writes)  # no write is left running behind a request that failed mid-way
+        _journal_orphans(db, [w.result() for w in writes if w.exception() is None])
+        raise
     stored = [write.result() for write in writes]
     state.instances.sync()
     rows = record_instances(db, caller.site, [(i.header, f) for i, f in
@@ -71,3 +80,12 @@ def ingest(state: ServiceState, db: Session, caller: Principal,
     log.info("intake via %s: %d stored, %d failed", channel, len(outcome.stored),
              len(outcome.failed))
     return outcome
+
+
+def _journal_orphans(db: Session, files: list[StoredFile]) -> None:
+    """Files of an aborted request: never removed here, since identical bytes may belong to a
+    concurrent request (a client's retry) that has yet to commit; the purge removes each one
+    that no row references and nobody put again after this."""
+    db.rollback()
+    db.add_all(FileDeletion(file_path=f.path) for f in files)
+    db.commit()

@@ -6,6 +6,8 @@ BEGIN IMMEDIATE (`begin_write`): it then takes the single write lock up front an
 instead of failing later on a stale snapshot.
 """
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +66,48 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         cursor.execute("PRAGMA case_sensitive_like=ON")  # DICOM matching, as on PostgreSQL
         cursor.close()
 
+    # Writers of this process queue on a lock before BEGIN IMMEDIATE: SQLite's own busy
+    # handler polls with sleeps of up to 100 ms, which made concurrent STOW commits wait
+    # about 0.3 s for a lock freed long before. Other processes still meet the busy timeout.
+    writer = threading.Lock()
+    holders: set[int] = set()  # ids of the DBAPI connections holding `writer`
+
+    def _raw(connection: Any) -> Any:
+        return getattr(connection, "dbapi_connection", None) or connection
+
+    def _release(connection: Any) -> None:
+        if id(_raw(connection)) in holders:
+            holders.discard(id(_raw(connection)))
+            writer.release()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
         if options.get("isolation_level") == "AUTOCOMMIT":
             return
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_IMMEDIATE) else "BEGIN")
+        if options.get(_IMMEDIATE):
+            # On a timeout, go on: SQLite's busy timeout then fails the writer as before.
+            if writer.acquire(timeout=busy_timeout_s):
+                holders.add(id(_raw(conn.connection)))
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    # Released once COMMIT or ROLLBACK has run (the engine's commit event fires before it);
+    # the pool's reset of a connection returned mid-transaction is a rollback too.
+    dialect = engine.dialect  # one per engine
+
+    def releasing(end: Callable[[Any], None]) -> Callable[[Any], None]:
+        def finish(connection: Any) -> None:
+            try:
+                end(connection)
+            finally:
+                _release(connection)
+        return finish
+
+    dialect.do_commit = releasing(dialect.do_commit)  # type: ignore[method-assign]
+    dialect.do_rollback = releasing(dialect.do_rollback)  # type: ignore[method-assign]
+    event.listen(engine, "close", lambda dbapi_connection, _record: _release(dbapi_connection))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

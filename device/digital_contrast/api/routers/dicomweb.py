@@ -1,12 +1,16 @@
 """DICOMweb subset (PS3.18): STOW-RS, QIDO-RS for studies and series, WADO-RS for series and
 instances. Everything is scoped to the caller's site."""
 
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from queue import Queue
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from digital_contrast.api.deps import Caller, DbSession, Service
 from digital_contrast.api.dicomweb import (
@@ -18,9 +22,10 @@ from digital_contrast.api.dicomweb import (
     series_result,
     study_result,
 )
+from digital_contrast.api.dicomweb.multipart import Part
 from digital_contrast.api.dicomweb.qido import DateRangeMatch, QidoQuery
 from digital_contrast.api.dicomweb.urls import require_uid, series_url, study_url
-from digital_contrast.api.intake import ingest
+from digital_contrast.api.intake import IntakeAborted, ingest
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.store.studies import (
     list_instances,
@@ -42,23 +47,52 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + router.prefix
 
 
+_END = object()
+# Each STOW request being received holds one reader thread: its own pool, so that many slow
+# uploads never starve the thread pool of the other routes. Past it, bodies wait buffered.
+_READERS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="stow-reader")
+
+
+def _parts_of(queue: "Queue[object]") -> Iterator[Part]:
+    """Parts as the request body delivers them; a body error raises here, in the reader."""
+    while (item := queue.get()) is not _END:
+        if isinstance(item, BaseException):
+            raise item
+        yield item  # type: ignore[misc]
+
+
 async def _stow(request: Request, state: Service, db: DbSession, caller: Caller,
                 study: str | None) -> JSONResponse:
     limit = state.settings.max_upload_bytes
     stow = StowRequest(_base(request), study_instance_uid=study)
     parser = MultipartRelatedParser(request.headers.get("content-type", ""))
-    received, parts = 0, []
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise DigitalContrastError("UPLOAD_TOO_LARGE",
-                                       f"the request exceeds {limit} bytes (DC_MAX_UPLOAD_BYTES)")
-        parts += parser.feed(chunk)
-    parts += parser.close()  # a framing error raises here, before anything is stored
-    # Parsing DICOM and writing files and rows is blocking work: off the event loop. Parts are
-    # checked lazily, inside `ingest`, so that checking overlaps the writing of earlier files.
-    checked = (instance for part in parts if (instance := stow.check(part)) is not None)
-    outcome = await run_in_threadpool(ingest, state, db, caller, checked, "stow-rs")
+    # Parts are checked and written (in the thread pool) while the body is still arriving;
+    # rows are recorded only once the whole body has been read and framed correctly, so a
+    # body that fails half-way stores nothing (its files stay invisible and are journaled
+    # for removal by the purge).
+    queue: Queue[object] = Queue()
+    checked = (instance for part in _parts_of(queue)
+               if (instance := stow.check(part)) is not None)
+    intake = asyncio.get_running_loop().run_in_executor(
+        _READERS, ingest, state, db, caller, checked, "stow-rs")
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise DigitalContrastError(
+                    "UPLOAD_TOO_LARGE", f"the request exceeds {limit} bytes (DC_MAX_UPLOAD_BYTES)")
+            for part in parser.feed(chunk):
+                queue.put(part)
+        for part in parser.close():  # a framing error raises here
+            queue.put(part)
+    except BaseException as exc:
+        queue.put(exc if isinstance(exc, Exception) else IntakeAborted("request cancelled"))
+        with contextlib.suppress(Exception):
+            await intake  # the reader stops before any row is written
+        raise
+    queue.put(_END)
+    outcome = await intake
     for instance in outcome.stored:
         stow.stored(instance)
     for instance, reason, detail in outcome.failed:
