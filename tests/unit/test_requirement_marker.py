@@ -5,6 +5,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from digital_contrast.qms.test_results import read_junit
+
 PASSING = """
 import pytest
 
@@ -60,6 +62,12 @@ def test_run_writes_the_map_and_junit_properties(pytester: pytest.Pytester) -> N
         "requirements": ["SRS-IMG-004", "SRS-IMG-001"], "outcome": "failed"}
     assert trace["test_sample.py::test_uses_fixture"]["outcome"] == "passed"
     junit = ET.parse(pytester.path / "out" / "junit.xml")
-    properties = {case.get("name"): prop.get("value")
+    properties = {(case.get("name"), prop.get("name")): prop.get("value")
                   for case in junit.iter("testcase") for prop in case.iter("property")}
-    assert properties["test_fails"] == "SRS-IMG-004,SRS-IMG-001"
+    assert properties["test_fails", "requirements"] == "SRS-IMG-004,SRS-IMG-001"
+    assert properties["test_fails", "nodeid"] == "test_sample.py::test_fails"
+    run = read_junit(pytester.path / "out" / "junit.xml")  # what `qms check` reads
+    assert run.cases["test_sample.py::test_fails"].outcome == "failed"
+    assert run.cases["test_sample.py::test_fails"].requirements == ("SRS-IMG-004",
+                                                                   "SRS-IMG-001")
+    assert "test_sample.py::test_fails" in run.requirement_tests()["SRS-IMG-001"]

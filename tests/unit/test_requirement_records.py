@@ -24,7 +24,10 @@ def _records(tmp_path: Path, requirements: list[dict]) -> Path:
     (tmp_path / "requirements" / "software_requirements.yaml").write_text(
         yaml.safe_dump({"requirements": requirements}))
     (tmp_path / "software_items.yaml").write_text(yaml.safe_dump({"software_items": [
-        {"id": "SI-IMAGING", "name": "Imaging", "package": "digital_contrast.imaging"}]}))
+        {"id": "SI-IMAGING", "name": "Imaging", "package": "digital_contrast.imaging",
+         "safety_class": "C", "safety_class_rationale": "It writes the images.",
+         "sources": ["device/digital_contrast/imaging/**/*.py"],
+         "interfaces": ["DICOM files"]}]}))
     return tmp_path
 
 

@@ -7,7 +7,7 @@ gap at once instead of stopping at the first.
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -68,6 +68,11 @@ class SoftwareItem(_Record):
     id: SoftwareItemId
     name: Text
     package: Annotated[str, StringConstraints(pattern=r"^digital_contrast(\.[a-z_]+)*$")]
+    parent: SoftwareItemId | None = None
+    safety_class: Literal["A", "B", "C"]
+    safety_class_rationale: Text
+    sources: list[Text] = Field(min_length=1)  # globs from the repository root
+    interfaces: list[Text] = Field(min_length=1)
 
 
 class SoftwareRequirement(_Record):
