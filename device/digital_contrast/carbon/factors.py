@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +31,7 @@ from pydantic import (
 )
 
 from digital_contrast.errors import DigitalContrastError
+from digital_contrast.yaml_lines import YamlLines
 
 DEFAULT_FACTOR_FILE = Path(__file__).with_name("factors") / "contrast-ct-2026.1.yaml"
 CODE = "CARBON_FACTORS_INVALID"
@@ -280,41 +280,10 @@ def _num(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:,.6g}"
 
 
-class _Locator:
-    """YAML line numbers for error messages, from the composed node tree (built on first use:
-    only a refused file needs it)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    @cached_property
-    def root(self) -> yaml.Node | None:
-        try:
-            return yaml.compose(self.text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
-            return None
-
-    def line(self, loc: tuple[str | int, ...]) -> int | None:
-        node, found = self.root, None
-        for part in loc:
-            if node is None:
-                break
-            found = node.start_mark.line + 1
-            if isinstance(node, yaml.MappingNode):
-                node = next((v for k, v in node.value if k.value == part), None)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                node = node.value[part] if part < len(node.value) else None
-            else:
-                node = None
-        if node is not None:
-            found = node.start_mark.line + 1
-        return found
-
-
 class _Loader:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
-        self.where = _Locator(text)
+        self.where = YamlLines(text)
 
     def at(self, loc: tuple[str | int, ...], message: str) -> str:
         line = self.where.line(loc)

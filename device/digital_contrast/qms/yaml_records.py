@@ -17,9 +17,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from digital_contrast.config import REPO_ROOT
+from digital_contrast.yaml_lines import Loc, YamlLines
 
 T = TypeVar("T", bound=BaseModel)
-Loc = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, order=True)
@@ -69,26 +69,12 @@ class YamlDocument:
         return display_path(self.path)
 
     @cached_property
-    def _root(self) -> yaml.Node | None:
-        try:
-            return yaml.compose(self.text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
-            return None
+    def _lines(self) -> YamlLines:
+        return YamlLines(self.text)
 
     def line(self, loc: Loc) -> int | None:
         """The line of the deepest node of `loc` that exists (1-based)."""
-        node, found = self._root, None
-        for part in loc:
-            if node is None:
-                break
-            found = node.start_mark.line + 1
-            if isinstance(node, yaml.MappingNode):
-                node = next((v for k, v in node.value if k.value == part), None)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                node = node.value[part] if part < len(node.value) else None
-            else:
-                node = None
-        return node.start_mark.line + 1 if node is not None else found
+        return self._lines.line(loc)
 
     def problem(self, loc: Loc, message: str) -> Problem:
         return Problem(self.name, self.line(loc), message)

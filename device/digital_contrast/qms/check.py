@@ -1,0 +1,332 @@
+"""`digital-contrast qms check`: every gap in the technical file, each with its file and line.
+
+Runs the schema and cross-reference checks of each record set (requirements and user needs,
+software items and their sources, the device record, the clause map, the risk file, the SOUP
+list) against the repository and the latest junit report, and returns the problems sorted by
+file and line. No problem found means: every record is valid, every reference resolves, every
+requirement verified by test has a test that passed, every risk control is implemented and
+verified, residual risks are acceptable or justified, the SOUP list matches the installed
+runtime closure, every source module belongs to a software item and every applicable clause is
+satisfied.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from digital_contrast.config import REPO_ROOT
+from digital_contrast.qms.requirements import SoftwareItem, SoftwareRequirement, UserNeed
+from digital_contrast.qms.test_results import PASSED, TestRun
+from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_path, duplicates
+
+PACKAGE_DIR = REPO_ROOT / "device" / "digital_contrast"
+
+
+@dataclass
+class Records:
+    """The requirement records as loaded (valid entries only) with their documents."""
+
+    needs: dict[str, UserNeed] = field(default_factory=dict)
+    requirements: dict[str, SoftwareRequirement] = field(default_factory=dict)
+    items: dict[str, SoftwareItem] = field(default_factory=dict)
+    documents: dict[str, YamlDocument] = field(default_factory=dict)
+
+    def requirement_problem(self, rid: str, loc: tuple[str | int, ...], message: str
+                            ) -> Problem:
+        doc = self.documents["requirements"]
+        index = next((i for i, row in enumerate(doc.data.get("requirements", []))
+                      if isinstance(row, dict) and row.get("id") == rid), None)
+        return doc.problem(("requirements", index, *loc) if index is not None else (), message)
+
+
+def _load(path: Path, key: str, model: type[Any], what: str, records: Records,
+          slot: str) -> tuple[dict[str, Any], list[Problem]]:
+    doc, problems = YamlDocument.load(path)
+    if doc is None:
+        return {}, problems
+    records.documents[slot] = doc
+    rows, problems = doc.validate_list(key, model)
+    problems += duplicates(doc, key, [r.get("id") for r in doc.data.get(key, [])
+                                      if isinstance(r, dict)], what)
+    return {r.id: r for r in rows}, problems
+
+
+def load_records(qms_dir: Path) -> tuple[Records, list[Problem]]:
+    records = Records()
+    records.needs, problems = _load(qms_dir / "requirements" / "user_needs.yaml", "user_needs",
+                                    UserNeed, "user need", records, "needs")
+    records.requirements, found = _load(
+        qms_dir / "requirements" / "software_requirements.yaml", "requirements",
+        SoftwareRequirement, "requirement", records, "requirements")
+    problems += found
+    records.items, found = _load(qms_dir / "software_items.yaml", "software_items",
+                                 SoftwareItem, "software item", records, "items")
+    return records, problems + found
+
+
+def check_references(records: Records) -> list[Problem]:
+    problems = []
+    for req in records.requirements.values():
+        problems += [records.requirement_problem(req.id, ("parents",), f"{req.id}: unknown "
+                                                 f"user need {p}")
+                     for p in req.parents if p not in records.needs]
+        problems += [records.requirement_problem(req.id, ("software_items",), f"{req.id}: "
+                                                 f"unknown software item {s}")
+                     for s in req.software_items if s not in records.items]
+    if "needs" in records.documents:
+        doc = records.documents["needs"]
+        children = {p for r in records.requirements.values() for p in r.parents}
+        problems += [doc.problem(("user_needs", i, "id"), f"user need {n} has no software "
+                                                          "requirement")
+                     for i, n in enumerate(records.needs) if n not in children]
+    return problems
+
+
+def check_verification(records: Records, run: TestRun) -> list[Problem]:
+    """Every requirement verified by test has a test that passed in the latest run; every test
+    names known requirements."""
+    tests = run.requirement_tests()
+    problems = []
+    for req in records.requirements.values():
+        if req.verification != "test":
+            continue
+        outcomes = [run.cases[node].outcome for node in tests.get(req.id, [])]
+        if not outcomes:
+            problems.append(records.requirement_problem(
+                req.id, ("id",), f"{req.id} is verified by test but no test names it"))
+        elif PASSED not in outcomes:
+            problems.append(records.requirement_problem(
+                req.id, ("id",), f"{req.id}: none of its {len(outcomes)} test(s) passed in "
+                                 f"the latest run ({run.source})"))
+        elif "failed" in outcomes:
+            problems.append(records.requirement_problem(
+                req.id, ("id",), f"{req.id}: {outcomes.count('failed')} of its tests failed "
+                                 "in the latest run"))
+    for case in run.cases.values():
+        problems += [Problem(case.node_id.split("::")[0], None,
+                             f"{case.node_id} names unknown requirement {rid}")
+                     for rid in case.requirements if rid not in records.requirements]
+    return problems
+
+
+def _subpackages(package_dir: Path) -> set[str]:
+    return {".".join(("digital_contrast", *p.parent.relative_to(package_dir).parts))
+            for p in package_dir.rglob("__init__.py")}
+
+
+def check_items(records: Records, repo: Path = REPO_ROOT,
+                package_dir: Path = PACKAGE_DIR) -> list[Problem]:
+    """Items against the source tree: one item per (top-level) subpackage, every glob
+    matching, every source module owned by exactly one item, parents known."""
+    doc = records.documents.get("items")
+    if doc is None:
+        return []
+    rows = doc.data.get("software_items", [])
+    index = {row.get("id"): i for i, row in enumerate(rows) if isinstance(row, dict)}
+    problems: list[Problem] = []
+    owners: dict[str, list[str]] = {}
+    for item in records.items.values():
+        at = index[item.id]
+        if item.parent is not None and item.parent not in records.items:
+            problems.append(doc.problem(("software_items", at, "parent"),
+                                        f"{item.id}: unknown parent item {item.parent}"))
+        for k, pattern in enumerate(item.sources):
+            matched = [Path(p) for p in glob.glob(str(repo / pattern), recursive=True)
+                       if Path(p).is_file()]
+            if not matched:
+                problems.append(doc.problem(("software_items", at, "sources", k),
+                                            f"{item.id}: source glob {pattern!r} matches no "
+                                            "file"))
+            for path in matched:
+                owners.setdefault(str(path.resolve().relative_to(repo)), []).append(item.id)
+    packages = {item.package for item in records.items.values()}
+    top_level = {p for p in _subpackages(package_dir) if p.count(".") <= 1}
+    problems += [doc.problem((), f"subpackage {p} has no software item") for p in
+                 sorted(top_level - packages)]
+    problems += [doc.problem(("software_items", index[i.id], "package"),
+                             f"{i.id}: package {i.package} does not exist")
+                 for i in records.items.values() if i.package not in _subpackages(package_dir)]
+    for path in sorted(package_dir.rglob("*.py")):
+        relative = str(path.resolve().relative_to(repo))
+        found = owners.get(relative, [])
+        if not found:
+            problems.append(Problem(relative, None, "source module belongs to no software "
+                                                    "item (qms/software_items.yaml sources)"))
+        elif len(found) > 1:
+            problems.append(Problem(relative, None, f"source module is claimed by several "
+                                                    f"software items: {', '.join(found)}"))
+    return problems
+
+
+class _Standard(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    edition: str
+    title: str
+
+
+class Device(BaseModel):
+    """qms/device.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    product: str
+    manufacturer: dict[str, str]
+    device_description: str
+    intended_use: str
+    use_cases: list[str] = Field(min_length=1)
+    intended_users: list[str] = Field(min_length=1)
+    patient_population: str
+    use_environment: str
+    contraindications: list[str] = Field(min_length=1)
+    evidence_statement: str
+    software_safety_class: Literal["A", "B", "C"]
+    software_safety_class_rationale: str
+    regulatory_status: str
+    standards: list[_Standard] = Field(min_length=1)
+
+
+def check_device(path: Path, records: Records) -> list[Problem]:
+    from digital_contrast.usecases import use_cases
+
+    doc, problems = YamlDocument.load(path)
+    if doc is None:
+        return problems
+    device, problems = doc.validate((), doc.data, Device)
+    if device is None:
+        return problems
+    known = set(use_cases())
+    problems += [doc.problem(("use_cases", i), f"unknown use case {u}")
+                 for i, u in enumerate(device.use_cases) if u not in known]
+    problems += [doc.problem(("use_cases",), f"use case {u} is not listed")
+                 for u in sorted(known - set(device.use_cases))]
+    rows = records.documents["items"].data.get("software_items", []) \
+        if "items" in records.documents else []
+    for item in records.items.values():
+        if device.software_safety_class == "C" and item.safety_class != "C":
+            at = next(i for i, r in enumerate(rows) if r.get("id") == item.id)
+            problems.append(records.documents["items"].problem(
+                ("software_items", at, "safety_class"),
+                f"{item.id} is class {item.safety_class} but no segregation is documented "
+                "(qms/device.yaml): it keeps the system's class C"))
+    return problems
+
+
+class Reference(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    record: str | None = None
+    command: str | None = None
+    doc: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Reference:
+        if sum(v is not None for v in (self.record, self.command, self.doc)) != 1:
+            raise ValueError("give exactly one of record, command, doc")
+        return self
+
+
+class Clause(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    clause: str
+    title: str
+    applicable: bool = True
+    rationale: str | None = None
+    satisfied_by: list[Reference] = Field(default_factory=list)
+    gap: str | None = None
+
+    @model_validator(mode="after")
+    def _mapped(self) -> Clause:
+        if not self.applicable and not self.rationale:
+            raise ValueError("a clause that does not apply needs a rationale")
+        if self.applicable and not self.satisfied_by and not self.gap:
+            raise ValueError("an applicable clause needs satisfied_by or an explicit gap")
+        return self
+
+
+class ClauseMap(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    standard: str
+    safety_class: Literal["A", "B", "C"]
+    clauses: list[Clause]
+
+
+# Clauses of IEC 62304 that apply to class C; each must appear in the map.
+REQUIRED_CLAUSES = ("4.1", "4.2", "4.3", *(f"5.1.{k}" for k in range(1, 13)),
+                    *(f"5.2.{k}" for k in range(1, 7)), *(f"5.3.{k}" for k in range(1, 7)),
+                    *(f"5.4.{k}" for k in range(1, 5)), *(f"5.5.{k}" for k in range(1, 6)),
+                    *(f"5.6.{k}" for k in range(1, 9)), *(f"5.7.{k}" for k in range(1, 6)),
+                    *(f"5.8.{k}" for k in range(1, 9)), "6.1", "6.2", "6.3", "7.1", "7.2",
+                    "7.3", "7.4", "8.1", "8.2", "8.3", "9")
+
+
+def check_clauses(path: Path, commands: set[str], repo: Path = REPO_ROOT) -> list[Problem]:
+    doc, problems = YamlDocument.load(path)
+    if doc is None:
+        return problems
+    clause_map, problems = doc.validate((), doc.data, ClauseMap)
+    if clause_map is None:
+        return problems
+    listed = [c.clause for c in clause_map.clauses]
+    problems += duplicates(doc, "clauses", listed, "clause")
+    problems += [doc.problem(("clauses",), f"clause {c} is missing from the map")
+                 for c in REQUIRED_CLAUSES if c not in listed]
+    for i, clause in enumerate(clause_map.clauses):
+        if clause.gap and clause.applicable:
+            problems.append(doc.problem(("clauses", i, "gap"), f"clause {clause.clause} "
+                                        f"({clause.title}) is not satisfied: {clause.gap}"))
+        for k, ref in enumerate(clause.satisfied_by):
+            if ref.command is not None and ref.command not in commands:
+                problems.append(doc.problem(("clauses", i, "satisfied_by", k), f"clause "
+                                            f"{clause.clause}: no command '{ref.command}'"))
+            pattern = ref.record or ref.doc
+            if pattern is not None and not glob.glob(str(repo / pattern), recursive=True) \
+                    and not pattern.startswith("var/"):  # var/: written by the test run
+                problems.append(doc.problem(("clauses", i, "satisfied_by", k), f"clause "
+                                            f"{clause.clause}: {pattern} does not exist"))
+    return problems
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    problems: list[Problem]
+    counts: dict[str, int]
+
+
+def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
+               closure: dict[str, Any] | None = None) -> CheckResult:
+    """Every check; `closure` overrides the installed runtime closure (tests)."""
+    from digital_contrast.qms.risk import check_risk_file, load_risk_file
+    from digital_contrast.qms.soup import check_soup, load_soup, runtime_closure
+
+    qms_dir = repo / "qms"
+    records, problems = load_records(qms_dir)
+    problems += check_references(records)
+    problems += check_verification(records, run)
+    problems += check_items(records, repo)
+    problems += check_device(qms_dir / "device.yaml", records)
+    problems += check_clauses(qms_dir / "clause_map.yaml", commands, repo)
+    risk_file, found = load_risk_file(repo / "risk")
+    problems += found
+    if risk_file is not None:
+        problems += check_risk_file(risk_file, set(records.requirements), run.outcomes,
+                                    run.requirement_tests(), requirements_file=qms_dir /
+                                    "requirements" / "software_requirements.yaml")
+    soup, found = load_soup(qms_dir / "soup.yaml")
+    problems += found
+    if soup is not None:
+        problems += check_soup(soup, closure if closure is not None else runtime_closure(),
+                               set(records.items))
+    counts = {"user needs": len(records.needs), "requirements": len(records.requirements),
+              "software items": len(records.items), "tests": len(run.cases),
+              "tests linked": sum(bool(c.requirements) for c in run.cases.values()),
+              "risks": len(risk_file.risks) if risk_file else 0,
+              "risk controls": len(risk_file.controls) if risk_file else 0}
+    return CheckResult(sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.message)),
+                       counts)
+
+
+__all__ = ["CheckResult", "Problem", "display_path", "run_checks"]
