@@ -18,6 +18,7 @@ run: $(STAMP)
 
 test: $(STAMP) system-packages
 	@mkdir -p $(REPORTS)
+	$(BIN)/ruff check device tests bench
 	$(BIN)/python -m pytest --junitxml=$(REPORTS)/junit.xml \
 		--req-map=$(REPORTS)/requirements-map.json
 

@@ -44,7 +44,7 @@ app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")
 app.add_typer(audit_app, name="audit")
 qms_app = typer.Typer(no_args_is_help=True, help="Quality records: gap check, traceability, "
-                      "SOUP list, risk management report.")
+                      "detailed design, SOUP list, risk management report.")
 app.add_typer(qms_app, name="qms")
 
 
@@ -704,6 +704,25 @@ def qms_trace(junit: JunitOption = None, out: OutOption = Path("build/qms")) -> 
         raise DigitalContrastError("QMS_RECORD_INVALID", "; ".join(map(str, problems[:5])))
     for path in write_trace(out, records, _test_run(junit), _controls_by_requirement()):
         console.print(f"wrote {path}")
+
+
+@qms_app.command("design")
+@user_errors
+def qms_design(out: OutOption = Path("build/qms")) -> None:
+    """Software detailed design (items, units, public API, imports) with its verification
+    against qms/software_items.yaml, as HTML, Markdown and design.json."""
+    from digital_contrast.qms.check import load_records
+    from digital_contrast.qms.design import check_design, design_model, write_design
+    from digital_contrast.qms.records import QMS_DIR
+
+    records, problems = load_records(QMS_DIR)
+    if problems:
+        raise DigitalContrastError("QMS_RECORD_INVALID", "; ".join(map(str, problems[:5])))
+    model = design_model(records)
+    found = check_design(model, records)
+    for path in write_design(out, model, found):
+        console.print(f"wrote {path}")
+    console.print(f"design problems: {len(found)} (listed in the document and by qms check)")
 
 
 @qms_app.command("risk")

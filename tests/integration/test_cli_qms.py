@@ -65,4 +65,4 @@ def test_trace_risk_and_soup_write_their_documents(junit: Path, tmp_path: Path) 
 
 @pytest.mark.req("SRS-QMS-008")
 def test_the_clause_map_names_real_commands() -> None:
-    assert {"qms check", "qms trace", "qms risk", "qms soup"} <= command_names()
+    assert {"qms check", "qms trace", "qms design", "qms risk", "qms soup"} <= command_names()

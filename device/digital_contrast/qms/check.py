@@ -6,8 +6,8 @@ list) against the repository and the latest junit report, and returns the proble
 file and line. No problem found means: every record is valid, every reference resolves, every
 requirement verified by test has a test that passed, every risk control is implemented and
 verified, residual risks are acceptable or justified, the SOUP list matches the installed
-runtime closure, every source module belongs to a software item and every applicable clause is
-satisfied.
+runtime closure, every source module belongs to a software item, has a docstring and imports
+only the items its item may use (qms/design.py), and every applicable clause is satisfied.
 """
 
 from __future__ import annotations
@@ -119,6 +119,12 @@ def _subpackages(package_dir: Path) -> set[str]:
             for p in package_dir.rglob("__init__.py")}
 
 
+def source_files(pattern: str, repo: Path = REPO_ROOT) -> list[Path]:
+    """The files a `sources` glob of qms/software_items.yaml matches (shared by the item check
+    and the design record, so both assign a module to the same item)."""
+    return [Path(p) for p in glob.glob(str(repo / pattern), recursive=True) if Path(p).is_file()]
+
+
 def check_items(records: Records, repo: Path = REPO_ROOT,
                 package_dir: Path = PACKAGE_DIR) -> list[Problem]:
     """Items against the source tree: one item per (top-level) subpackage, every glob
@@ -136,8 +142,7 @@ def check_items(records: Records, repo: Path = REPO_ROOT,
             problems.append(doc.problem(("software_items", at, "parent"),
                                         f"{item.id}: unknown parent item {item.parent}"))
         for k, pattern in enumerate(item.sources):
-            matched = [Path(p) for p in glob.glob(str(repo / pattern), recursive=True)
-                       if Path(p).is_file()]
+            matched = source_files(pattern, repo)
             if not matched:
                 problems.append(doc.problem(("software_items", at, "sources", k),
                                             f"{item.id}: source glob {pattern!r} matches no "
@@ -299,6 +304,7 @@ class CheckResult:
 def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
                closure: dict[str, Any] | None = None) -> CheckResult:
     """Every check; `closure` overrides the installed runtime closure (tests)."""
+    from digital_contrast.qms.design import check_design, design_model
     from digital_contrast.qms.risk import check_risk_file, load_risk_file
     from digital_contrast.qms.soup import check_soup, load_soup, runtime_closure
 
@@ -306,7 +312,8 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
     records, problems = load_records(qms_dir)
     problems += check_references(records)
     problems += check_verification(records, run)
-    problems += check_items(records, repo)
+    problems += check_items(records, repo, repo / "device" / "digital_contrast")
+    problems += check_design(design_model(records, repo), records)
     problems += check_device(qms_dir / "device.yaml", records)
     problems += check_clauses(qms_dir / "clause_map.yaml", commands, repo)
     risk_file, found = load_risk_file(repo / "risk")

@@ -73,6 +73,7 @@ class SoftwareItem(_Record):
     safety_class_rationale: Text
     sources: list[Text] = Field(min_length=1)  # globs from the repository root
     interfaces: list[Text] = Field(min_length=1)
+    may_use: list[SoftwareItemId] = Field(default_factory=list)  # items it may import
 
 
 class SoftwareRequirement(_Record):
