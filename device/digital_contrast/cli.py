@@ -483,6 +483,27 @@ def release_candidate_command(
                   f"{filed.folder}")
 
 
+@release_app.command("build")
+@user_errors
+def release_build_command(
+    version: Annotated[str, typer.Argument(help="The release version (PEP 440, normal form).")],
+    junit: Annotated[Path | None, typer.Option(
+        "--junit", help="junit report of the test run (default: var/test-reports/junit.xml)")
+    ] = None,
+    audit: Annotated[bool, typer.Option(help="Include the pip-audit vulnerability audit "
+                                        "(needs the network).")] = False,
+) -> None:
+    """Write the release record releases/VERSION/ (IEC 62304 5.8): manifest with hashes, wheel,
+    notes, trace, risk, SOUP, design, test report, anomalies, validation records. Refused on a
+    dirty tree, an existing version or any `qms check` gap."""
+    from digital_contrast.qms.test_results import DEFAULT_JUNIT
+    from digital_contrast.release.record import build_release
+
+    folder = build_release(version, commands=command_names(), junit=junit or DEFAULT_JUNIT,
+                           audit=audit)
+    console.print(f"released {version} in {folder}")
+
+
 def _audit(action: str, object_type: str, object_id: str | None,
            detail: dict[str, object]) -> None:
     """An operator action recorded in the service's audit trail."""
@@ -730,13 +751,16 @@ def qms_design(out: OutOption = Path("build/qms")) -> None:
 def qms_risk(junit: JunitOption = None, out: OutOption = Path("build/qms")) -> None:
     """Risk management report (risk table with initial and residual levels, control
     verification from the latest test run, overall residual risk) as HTML and Markdown."""
+    from digital_contrast.qms.anomalies import accepted_tests, load_anomalies
     from digital_contrast.qms.risk import load_risk_file, write_risk_report
 
     risk_file, problems = load_risk_file()
     if risk_file is None or problems:
         raise DigitalContrastError("QMS_RECORD_INVALID", "; ".join(map(str, problems[:5])))
     run = _test_run(junit)
-    for path in write_risk_report(out, risk_file, run.outcomes, run.requirement_tests()):
+    anomalies, _, _ = load_anomalies()  # schema problems are reported by qms check
+    for path in write_risk_report(out, risk_file, run.outcomes, run.requirement_tests(),
+                                  accepted=frozenset(accepted_tests(anomalies, run))):
         console.print(f"wrote {path}")
 
 

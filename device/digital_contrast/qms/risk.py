@@ -255,6 +255,9 @@ class ControlEvidence:
 
     by_requirement: dict[str, dict[str, str]]  # requirement -> node id -> outcome
     explicit: dict[str, dict[str, str]]  # verified_by entry -> node id -> outcome
+    # Skipped/xfailed tests that document an open known anomaly (qms/anomalies.yaml): their
+    # not passing is evaluated there (IEC 62304 5.8.3), so it does not leave a control open.
+    accepted: frozenset[str] = frozenset()
 
     @property
     def tests(self) -> dict[str, str]:
@@ -270,25 +273,27 @@ class ControlEvidence:
             return Verification.FAILED
         # Every implementing requirement and every named entry must have a test, all passed.
         covered = all(self.by_requirement.values()) and all(self.explicit.values())
-        if covered and outcomes and all(o == "passed" for o in outcomes):
+        if covered and outcomes and all(o == "passed" or n in self.accepted
+                                        for n, o in self.tests.items()):
             return Verification.PASSED
         return Verification.NOT_VERIFIED
 
 
 def control_evidence(control: Control, test_outcomes: dict[str, str],
-                     requirement_tests: dict[str, list[str]]) -> ControlEvidence:
+                     requirement_tests: dict[str, list[str]],
+                     accepted: frozenset[str] = frozenset()) -> ControlEvidence:
     return ControlEvidence(
         {rid: {node: test_outcomes.get(node, "not run")
                for node in requirement_tests.get(rid, [])} for rid in control.implemented_by},
         {ref: {node: test_outcomes[node] for node in matching_tests(ref, test_outcomes)}
-         for ref in control.verified_by})
+         for ref in control.verified_by}, accepted)
 
 
 # --- Gap checks --------------------------------------------------------------------------------
 
-def _not_passed(tests: dict[str, str]) -> str:
+def _not_passed(tests: dict[str, str], accepted: frozenset[str] = frozenset()) -> str:
     bad = [f"{node} ({outcome})" for node, outcome in sorted(tests.items())
-           if outcome != "passed"]
+           if outcome != "passed" and node not in accepted]
     return ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
 
 
@@ -371,7 +376,8 @@ def _check_risk(rf: RiskFile, risk: Risk) -> list[Problem]:
 
 def _check_control(rf: RiskFile, control: Control, used: set[str], requirements: set[str],
                    risk_control: dict[str, bool], test_outcomes: dict[str, str],
-                   requirement_tests: dict[str, list[str]]) -> list[Problem]:
+                   requirement_tests: dict[str, list[str]],
+                   accepted: frozenset[str]) -> list[Problem]:
     cid = control.id
     problems: list[Problem] = []
     if cid not in used:
@@ -387,7 +393,7 @@ def _check_control(rf: RiskFile, control: Control, used: set[str], requirements:
             problems.append(rf.control_problem(cid, ("implemented_by", n),
                                                f"{rid} implements {cid} but is not marked "
                                                "risk_control: true"))
-    evidence = control_evidence(control, test_outcomes, requirement_tests)
+    evidence = control_evidence(control, test_outcomes, requirement_tests, accepted)
     if not evidence.tests:
         where = ("verified_by",) if control.verified_by else ("id",)
         problems.append(rf.control_problem(cid, where, f"{cid} has no verifying test: no test "
@@ -399,18 +405,19 @@ def _check_control(rf: RiskFile, control: Control, used: set[str], requirements:
         if rid in requirements and not tests:
             problems.append(rf.control_problem(cid, ("implemented_by", n),
                                                f"{cid}: no test in the run verifies {rid}"))
-        elif any(o != "passed" for o in tests.values()):
+        elif _not_passed(tests, accepted):
             problems.append(rf.control_problem(cid, ("implemented_by", n),
                                                f"{cid} not verified: tests of {rid} did not "
-                                               f"all pass: {_not_passed(tests)}"))
+                                               f"all pass: {_not_passed(tests, accepted)}"))
     for n, ref in enumerate(control.verified_by):
         tests = evidence.explicit[ref]
         if not tests:
             problems.append(rf.control_problem(cid, ("verified_by", n),
                                                f"{cid}: {ref} matches no test in the run"))
-        elif any(o != "passed" for o in tests.values()):
+        elif _not_passed(tests, accepted):
             problems.append(rf.control_problem(cid, ("verified_by", n),
-                                               f"{cid} not verified: {_not_passed(tests)}"))
+                                               f"{cid} not verified: "
+                                               f"{_not_passed(tests, accepted)}"))
     return problems
 
 
@@ -429,13 +436,16 @@ def _requirement_lines(path: Path) -> tuple[YamlDocument | None, dict[str, int],
 
 def check_risk_file(risk_file: RiskFile, requirement_ids: set[str],
                     test_outcomes: dict[str, str], requirement_tests: dict[str, list[str]],
-                    *, requirements_file: Path = REQUIREMENTS_FILE) -> list[Problem]:
+                    *, requirements_file: Path = REQUIREMENTS_FILE,
+                    accepted: frozenset[str] = frozenset()) -> list[Problem]:
     """Every gap in the risk file against the requirements and the latest test run.
 
     `test_outcomes` maps pytest node ids to passed / failed / skipped / not run and
     `requirement_tests` requirement ids to the node ids that verify them (see
     `qms.test_results.TestRun`).
     Requirements flagged `risk_control: true` in `requirements_file` must implement a control.
+    `accepted`: node ids of skipped tests that document an open known anomaly; a control whose
+    only non-passing tests are these is verified (every other outcome is still reported).
     """
     rf = risk_file
     problems = _check_policy(rf)
@@ -446,7 +456,7 @@ def check_risk_file(risk_file: RiskFile, requirement_ids: set[str],
     used = {cid for risk in rf.risks.values() for cid in risk.controls}
     for control in rf.controls.values():
         problems += _check_control(rf, control, used, requirement_ids, flags, test_outcomes,
-                                   requirement_tests)
+                                   requirement_tests, accepted)
     implemented = {rid for c in rf.controls.values() for rid in c.implemented_by}
     if req_doc is not None:
         problems += [req_doc.problem(("requirements", row, "id"),
@@ -505,10 +515,11 @@ def overall_statement(rf: RiskFile, statuses: dict[str, Verification]) -> dict[s
 
 def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
                        requirement_tests: dict[str, list[str]], *,
-                       date: dt.date | None = None) -> dict[str, Any]:
+                       date: dt.date | None = None,
+                       accepted: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The data of the risk management report (document, policy, risks, controls, verdict)."""
     rf = risk_file
-    evidence = {cid: control_evidence(c, test_outcomes, requirement_tests)
+    evidence = {cid: control_evidence(c, test_outcomes, requirement_tests, accepted)
                 for cid, c in sorted(rf.controls.items())}
     statuses = {cid: e.status for cid, e in evidence.items()}
     used_by: dict[str, list[str]] = defaultdict(list)
@@ -576,9 +587,11 @@ def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
 
 def write_risk_report(out_dir: Path, risk_file: RiskFile, test_outcomes: dict[str, str],
                       requirement_tests: dict[str, list[str]], *,
-                      date: dt.date | None = None) -> list[Path]:
+                      date: dt.date | None = None,
+                      accepted: frozenset[str] = frozenset()) -> list[Path]:
     """`risk_management_report.md` and `.html` (self-contained) under `out_dir`."""
-    data = render_risk_report(risk_file, test_outcomes, requirement_tests, date=date)
+    data = render_risk_report(risk_file, test_outcomes, requirement_tests, date=date,
+                              accepted=accepted)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in ("md", "html"):

@@ -1,0 +1,289 @@
+"""The release record of a software version (IEC 62304 5.8): `releases/<VERSION>/`.
+
+`build_release` refuses an invalid or existing version, a working tree with uncommitted changes
+and any gap `qms check` finds, writing nothing. Otherwise it builds the wheel and writes the
+generated documents (trace matrix, risk management report, SOUP list and SBOM, detailed design),
+a test report from the junit run, the known residual anomalies, the validation records of the
+models and the release notes into a scratch folder, then the manifest with the SHA-256 of every
+file, and renames the folder into place: a release record is complete or absent, never partial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from digital_contrast import PRODUCT_NAME, __version__
+from digital_contrast.config import REPO_ROOT, get_settings
+from digital_contrast.errors import DigitalContrastError
+from digital_contrast.qms.anomalies import (
+    ResidualAnomaly,
+    accepted_tests,
+    documented_tests,
+    load_anomalies,
+)
+from digital_contrast.qms.check import load_records, run_checks
+from digital_contrast.qms.test_results import DEFAULT_JUNIT, JunitError, TestRun, read_junit
+
+MANIFEST = "manifest.json"
+NOTES = "RELEASE_NOTES.md"
+VALIDATION_DIR = Path("validation") / "reports"
+EVIDENCE = ("The reference model is trained and validated on a procedural digital phantom only; "
+            "it is not clinically validated and no clinical performance is claimed.")
+NO_VALIDATE = ("There is no `validate` command yet: the validation records included are those "
+               "filed under validation/reports/ and releases/models/ by `release candidate` and "
+               "`release model`.")
+
+
+class ReleaseRecordError(DigitalContrastError):
+    """A release record that cannot be built: RELEASE_VERSION_INVALID, RELEASE_EXISTS,
+    RELEASE_DIRTY_TREE, RELEASE_GAPS, RELEASE_NO_TEST_RUN, RELEASE_WHEEL_FAILED."""
+
+
+def _git(repo: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise ReleaseRecordError("RELEASE_DIRTY_TREE", f"git {' '.join(args)} failed: "
+                                 f"{result.stderr.strip()}")
+    return result.stdout
+
+
+def git_status(repo: Path) -> str:
+    """`git status --porcelain` with every untracked file listed (nothing filtered out)."""
+    return _git(repo, "status", "--porcelain", "--untracked-files=all")
+
+
+def git_commit(repo: Path) -> str:
+    return _git(repo, "rev-parse", "HEAD").strip()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_wheel(repo: Path, out_dir: Path) -> Path:
+    """The device's wheel, built from the (clean) tree; no build isolation so that no network
+    is needed and the locked setuptools of the environment is the one recorded."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                             "--no-build-isolation", "-q", "-w", str(out_dir), str(repo)],
+                            capture_output=True, text=True, check=False)
+    wheels = sorted(out_dir.glob("*.whl"))
+    if result.returncode != 0 or len(wheels) != 1:
+        raise ReleaseRecordError("RELEASE_WHEEL_FAILED", result.stderr.strip()[-500:])
+    return wheels[0]
+
+
+def _refuse_early(version: str, target: Path, repo: Path) -> None:
+    try:
+        canonical = str(Version(version))
+    except InvalidVersion:
+        raise ReleaseRecordError("RELEASE_VERSION_INVALID",
+                                 f"{version!r} is not a PEP 440 version") from None
+    if canonical != version:  # one folder name per version
+        raise ReleaseRecordError("RELEASE_VERSION_INVALID",
+                                 f"{version!r} is not in normal form: use {canonical!r}")
+    if target.exists():
+        raise ReleaseRecordError("RELEASE_EXISTS", f"{target} exists: a released version is "
+                                 "never overwritten")
+    dirty = git_status(repo)
+    if dirty.strip():
+        first = dirty.strip().splitlines()
+        raise ReleaseRecordError("RELEASE_DIRTY_TREE", f"{len(first)} uncommitted change(s), "
+                                 f"e.g. {', '.join(line.strip() for line in first[:3])}")
+
+
+def _model_bundles(repo: Path, releases_dir: Path) -> list[dict[str, Any]]:
+    """Released reference models and filed candidates, with their bundle hash."""
+    from digital_contrast.model.bundle import read_bundle
+
+    found = []
+    for kind, root in (("reference", releases_dir / "models"),
+                       ("candidate", repo / VALIDATION_DIR / "models")):
+        for bundle_dir in sorted(root.glob("*/*/bundle")):
+            bundle = read_bundle(bundle_dir)
+            found.append({"kind": kind, "use_case": bundle.manifest.use_case,
+                          "model_version": bundle.manifest.model_version,
+                          "bundle_sha256": bundle.sha256,
+                          "folder": str(bundle_dir.parent.relative_to(
+                              repo if kind == "candidate" else releases_dir.parent))})
+    return found
+
+
+def render_test_report(run: TestRun, requirement_ids: list[str], documented: set[str]) -> str:
+    """Markdown: counts by outcome, tests that did not pass, a verdict per requirement."""
+    counts = Counter(case.outcome for case in run.cases.values())
+    lines = [f"# Test report - {PRODUCT_NAME}", "", f"Source: `{Path(run.source).name}`, run "
+             f"{run.timestamp or 'unknown'}; {len(run.cases)} tests.", "",
+             "| outcome | tests |", "| --- | --- |"]
+    lines += [f"| {outcome} | {n} |" for outcome, n in sorted(counts.items())]
+    lines += ["", "## Tests that did not pass", ""]
+    not_passed = [c for c in run.cases.values() if c.outcome != "passed"]
+    lines += [f"- `{c.node_id}`: {c.outcome}"
+              + (" (documents a known residual anomaly)" if c.node_id in documented else "")
+              + (f" - {c.message}" if c.message else "") for c in not_passed] or ["None."]
+    lines += ["", "## Verdict per requirement", "", "| requirement | tests | passed | verdict |",
+              "| --- | --- | --- | --- |"]
+    tests = run.requirement_tests()
+    for rid in requirement_ids:
+        outcomes = [run.cases[node].outcome for node in tests.get(rid, [])]
+        verdict = ("no test" if not outcomes else "failed" if "failed" in outcomes
+                   else "verified" if "passed" in outcomes else "not verified")
+        lines.append(f"| {rid} | {len(outcomes)} | {outcomes.count('passed')} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def anomalies_report(anomalies: list[ResidualAnomaly]) -> str:
+    lines = [f"# Known residual anomalies - {PRODUCT_NAME}", "",
+             "IEC 62304 5.8.2 and 5.8.3, from qms/anomalies.yaml.", ""]
+    for a in anomalies:
+        lines += [f"## {a.id}: {a.title}", "", f"Status: {a.status}. Affects: "
+                  f"{', '.join(a.affected)}. Risks: {', '.join(a.risk)}.", "",
+                  a.description, "", "Documented by: "
+                  + ", ".join(f"`{t}`" for t in a.tests), "", f"Evaluation: {a.evaluation}", ""]
+    return "\n".join(lines if anomalies else [*lines, "None."]) + "\n"
+
+
+def release_notes(version: str, counts: dict[str, int], anomalies: list[ResidualAnomaly],
+                  soup_findings: list[str], models: list[dict[str, Any]]) -> str:
+    lines = [f"# {PRODUCT_NAME} {version} - release notes", "",
+             f"Package version {__version__}. {EVIDENCE}", "", "## Contents", ""]
+    lines += [f"- {n} {what}" for what, n in counts.items()]
+    lines += ["", "## Known residual anomalies", ""]
+    lines += [f"- {a.id}: {a.title} (affects {', '.join(a.affected)}; risks "
+              f"{', '.join(a.risk)}); evaluated in anomalies.md" for a in anomalies] or ["None."]
+    lines += ["", "## Models", ""]
+    lines += [f"- {m['kind']} {m['use_case']} {m['model_version']}: bundle "
+              f"{m['bundle_sha256'][:16]} ({m['folder']})" for m in models] or ["None."]
+    lines += ["", NO_VALIDATE, "", "## SOUP licence findings", ""]
+    lines += [f"- {f}" for f in soup_findings] or ["None."]
+    return "\n".join(lines) + "\n"
+
+
+def _write_documents(staging: Path, repo: Path, run: TestRun, anomalies: list[ResidualAnomaly],
+                     audit: bool) -> list[str]:
+    """The generated documents, by the `qms` writers; returns the SOUP licence findings."""
+    from digital_contrast.qms.design import check_design, design_model, write_design
+    from digital_contrast.qms.risk import load_risk_file, write_risk_report
+    from digital_contrast.qms.soup import (
+        audit_vulnerabilities,
+        load_soup,
+        runtime_closure,
+        soup_rows,
+        write_sbom,
+        write_soup_list,
+    )
+    from digital_contrast.qms.trace import write_trace
+
+    records, _ = load_records(repo / "qms")
+    risk_file, _ = load_risk_file(repo / "risk")
+    assert risk_file is not None  # run_checks passed
+    controls: dict[str, list[str]] = {}
+    for control in risk_file.controls.values():
+        for rid in control.implemented_by:
+            controls.setdefault(rid, []).append(control.id)
+    write_trace(staging / "trace", records, run, controls)
+    write_risk_report(staging / "risk", risk_file, run.outcomes, run.requirement_tests(),
+                      accepted=frozenset(accepted_tests(anomalies, run)))
+    closure = runtime_closure()
+    write_soup_list(staging / "soup", closure=closure)
+    write_sbom(staging / "soup" / "sbom.cdx.json", closure)
+    if audit:  # a network call: only when asked for
+        (staging / "soup" / "vulnerability_audit.json").write_text(
+            json.dumps(audit_vulnerabilities(closure), indent=2, default=str) + "\n")
+    model = design_model(records, repo)
+    write_design(staging / "design", model, check_design(model, records))
+    soup, _ = load_soup(repo / "qms" / "soup.yaml")
+    rows = soup_rows(soup, closure) if soup else []
+    return [f"{r['name']}: licence {r.get('licence') or r.get('metadata_licence') or 'unknown'}"
+            for r in rows if "unknown" in str(r.get("licence") or r.get("metadata_licence")
+                                              or "unknown").lower()]
+
+
+def build_release(version: str, *, commands: set[str], out_root: Path | None = None,
+                  junit: Path = DEFAULT_JUNIT, repo: Path = REPO_ROOT,
+                  audit: bool = False) -> Path:
+    """Write `out_root/<version>/` (default: the settings' releases folder) and return it.
+
+    `commands` are the CLI's command names, for the clause-map check (the command-line module
+    is imported by no item, so its caller passes them)."""
+    releases_dir = out_root or get_settings().releases_dir
+    target = releases_dir / version
+    _refuse_early(version, target, repo)
+    try:
+        run = read_junit(junit)
+    except JunitError as exc:
+        raise ReleaseRecordError("RELEASE_NO_TEST_RUN", str(exc)) from None
+    result = run_checks(run, commands=commands, repo=repo)
+    if result.problems:
+        raise ReleaseRecordError("RELEASE_GAPS", f"qms check found {len(result.problems)} "
+                                 "problem(s): " + "; ".join(map(str, result.problems[:5])))
+    anomalies, _, _ = load_anomalies(repo / "qms" / "anomalies.yaml")
+    records, _ = load_records(repo / "qms")
+    models = _model_bundles(repo, releases_dir)
+    releases_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=releases_dir, prefix=".incomplete-") as scratch:
+        staging = Path(scratch) / "release"
+        staging.mkdir()
+        wheel = build_wheel(repo, Path(scratch) / "wheel")
+        shutil.copyfile(wheel, staging / wheel.name)
+        findings = _write_documents(staging, repo, run, anomalies, audit)
+        (staging / "test_report.md").write_text(
+            render_test_report(run, sorted(records.requirements), documented_tests(anomalies)))
+        (staging / "anomalies.md").write_text(anomalies_report(anomalies))
+        if (repo / VALIDATION_DIR).is_dir():
+            shutil.copytree(repo / VALIDATION_DIR, staging / VALIDATION_DIR)
+        (staging / NOTES).write_text(release_notes(version, result.counts, anomalies,
+                                                   findings, models))
+        files = {str(p.relative_to(staging)): sha256_file(p)
+                 for p in sorted(staging.rglob("*")) if p.is_file()}
+        manifest = {
+            "product": PRODUCT_NAME, "version": version, "package_version": __version__,
+            "git_commit": git_commit(repo), "built_at": datetime.now(UTC).isoformat(),
+            "build_environment": {
+                "python": sys.version.split()[0], "platform": platform.platform(),
+                "torch": _installed("torch"),
+                "installed_distributions": sum(1 for _ in importlib.metadata.distributions())},
+            "wheel": {"file": wheel.name, "sha256": files[wheel.name]},
+            "models": models,
+            "validation": {"records": sorted(f for f in files
+                                             if f.startswith(str(VALIDATION_DIR))),
+                           "note": NO_VALIDATE},
+            "junit": {"file": Path(junit).name, "sha256": sha256_file(Path(junit)),
+                      "timestamp": run.timestamp, "tests": len(run.cases)},
+            "counts": result.counts,
+            "known_anomalies": [a.id for a in anomalies],
+            "evidence_statement": EVIDENCE,
+            "files": files,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        staging.rename(target)  # same file system: atomic
+    return target
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+__all__ = ["ReleaseRecordError", "build_release", "build_wheel", "git_commit", "git_status",
+           "sha256_file"]

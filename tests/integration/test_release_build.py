@@ -1,0 +1,160 @@
+"""`release build VERSION`: the release record of a software version, its refusals (each writing
+nothing) and its manifest, on a junit report written by a real (small) pytest run. The git
+state and `qms check` are replaced where a test needs a clean tree or a run without gaps: a one
+file run never covers every requirement, and the working copy under test is rarely clean."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from digital_contrast.cli import app, command_names
+from digital_contrast.config import REPO_ROOT
+from digital_contrast.errors import DigitalContrastError
+from digital_contrast.qms.check import CheckResult
+from digital_contrast.qms.yaml_records import Problem
+from digital_contrast.release import record
+from digital_contrast.release.record import build_release
+
+COUNTS = {"requirements": 3, "tests": 2, "risks": 1, "risk controls": 1}
+
+
+@pytest.fixture(scope="module")
+def junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A junit report of a few real tests, written by the requirement plugin."""
+    path = tmp_path_factory.mktemp("run") / "junit.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "tests/unit/test_nifti.py", f"--junitxml={path}"], cwd=REPO_ROOT,
+                   check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture
+def clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clean tree at a known commit, and a `qms check` without problems."""
+    monkeypatch.setattr(record, "git_status", lambda repo: "")
+    monkeypatch.setattr(record, "git_commit", lambda repo: "0123abcd" * 5)
+    monkeypatch.setattr(record, "run_checks", lambda run, **_: CheckResult([], dict(COUNTS)))
+
+
+def _build(out: Path, junit: Path, version: str = "1.0.0") -> Path:
+    return build_release(version, commands=command_names(), out_root=out, junit=junit)
+
+
+def _refused(out: Path, junit: Path, code: str, version: str = "1.0.0") -> str:
+    before = sorted(out.rglob("*")) if out.exists() else []
+    with pytest.raises(DigitalContrastError) as caught:
+        _build(out, junit, version)
+    assert caught.value.code == code, caught.value
+    assert (sorted(out.rglob("*")) if out.exists() else []) == before  # nothing written
+    return caught.value.detail
+
+
+@pytest.mark.req("SRS-REL-003")
+@pytest.mark.parametrize("version", ["one", "1.0.0 rc1", "01.0"])
+def test_an_invalid_version_is_refused(clean: None, junit: Path, tmp_path: Path,
+                                       version: str) -> None:
+    _refused(tmp_path / "releases", junit, "RELEASE_VERSION_INVALID", version)
+
+
+@pytest.mark.req("SRS-REL-003")
+def test_a_dirty_tree_is_refused(clean: None, junit: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(record, "git_status", lambda repo: "?? notes.txt\n M device/x.py\n")
+    detail = _refused(tmp_path / "releases", junit, "RELEASE_DIRTY_TREE")
+    assert "2 uncommitted change(s)" in detail and "notes.txt" in detail
+
+
+@pytest.mark.req("SRS-REL-003")
+def test_the_real_git_status_lists_untracked_files(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert record.git_status(tmp_path) == ""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "new.txt").write_text("x")
+    assert record.git_status(tmp_path).strip() == "?? sub/new.txt"
+
+
+@pytest.mark.req("SRS-REL-003")
+def test_gaps_are_refused_naming_the_first_problems(clean: None, junit: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    gap = Problem("risk/controls.yaml", 143, "RC-013 not verified")
+    monkeypatch.setattr(record, "run_checks", lambda run, **_: CheckResult([gap], COUNTS))
+    detail = _refused(tmp_path / "releases", junit, "RELEASE_GAPS")
+    assert "risk/controls.yaml:143: RC-013 not verified" in detail
+
+
+@pytest.mark.req("SRS-REL-003")
+def test_the_real_gap_check_refuses_a_partial_run(junit: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(record, "git_status", lambda repo: "")
+    detail = _refused(tmp_path / "releases", junit, "RELEASE_GAPS")
+    assert "is verified by test but no test names it" in detail
+
+
+@pytest.mark.req("SRS-REL-006")
+def test_a_failed_build_leaves_no_folder(clean: None, junit: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(repo: Path, out: Path) -> Path:
+        raise record.ReleaseRecordError("RELEASE_WHEEL_FAILED", "no backend")
+
+    monkeypatch.setattr(record, "build_wheel", broken)
+    out = tmp_path / "releases"
+    with pytest.raises(DigitalContrastError, match="RELEASE_WHEEL_FAILED"):
+        _build(out, junit)
+    assert list(out.iterdir()) == []  # neither 1.0.0 nor the scratch folder
+
+
+@pytest.mark.req("SRS-REL-004", "SRS-REL-005", "SRS-REL-006", "SRS-REL-003")
+def test_a_release_record_is_complete_hashed_and_never_overwritten(
+        clean: None, junit: Path, tmp_path: Path) -> None:
+    out = tmp_path / "releases"
+    folder = _build(out, junit)
+    assert folder == out / "1.0.0" and [p.name for p in out.iterdir()] == ["1.0.0"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["version"] == "1.0.0" and manifest["product"] == "Digital Contrast"
+    assert manifest["git_commit"] == "0123abcd" * 5 and manifest["built_at"]
+    env = manifest["build_environment"]
+    assert env["python"] == sys.version.split()[0] and env["torch"] and \
+        env["installed_distributions"] > 10
+    # Every file of the folder but the manifest is listed with its true SHA-256.
+    on_disk = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    assert set(manifest["files"]) == on_disk - {"manifest.json"}
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    wheel = manifest["wheel"]
+    assert wheel["file"].endswith(".whl") and (folder / wheel["file"]).is_file()
+    assert wheel["sha256"] == manifest["files"][wheel["file"]]
+    assert manifest["junit"]["sha256"] == hashlib.sha256(junit.read_bytes()).hexdigest()
+    assert manifest["known_anomalies"] == ["ANOM-001"]
+    assert any(m["kind"] == "candidate" and len(m["bundle_sha256"]) == 64
+               for m in manifest["models"])
+    assert "no `validate` command" in manifest["validation"]["note"]
+    assert any(f.endswith("validation_record.json") for f in manifest["validation"]["records"])
+    # The generated documents, by the qms writers, and the release's own reports.
+    assert {"trace/trace.md", "trace/trace.json", "risk/risk_management_report.md",
+            "soup/soup_list.md", "soup/sbom.cdx.json", "design/design.md", "test_report.md",
+            "anomalies.md", "RELEASE_NOTES.md"} <= on_disk
+    assert "soup/vulnerability_audit.json" not in on_disk  # no network unless asked
+    notes = (folder / "RELEASE_NOTES.md").read_text()
+    assert "Digital Contrast 1.0.0" in notes and "3 requirements" in notes
+    assert "ANOM-001" in notes and "not clinically validated" in notes
+    assert "no `validate` command" in notes
+    report = (folder / "test_report.md").read_text()
+    assert "| passed |" in report and "| SRS-IMG-010 |" in report and "verified" in report
+    anomalies = (folder / "anomalies.md").read_text()
+    assert "ANOM-001" in anomalies and "Evaluation:" in anomalies
+    # A released version is never overwritten.
+    _refused(out, junit, "RELEASE_EXISTS")
+
+
+@pytest.mark.req("SRS-REL-003")
+def test_the_command_reports_a_refusal_as_a_code(tmp_path: Path) -> None:
+    assert "release build" in command_names()
+    result = CliRunner().invoke(app, ["release", "build", "not a version", "--junit",
+                                      str(tmp_path / "junit.xml")])
+    assert result.exit_code == 2 and "RELEASE_VERSION_INVALID" in result.output
+    assert "Traceback" not in result.output
