@@ -139,6 +139,25 @@ def test_a_body_cut_off_after_good_parts_stores_nothing(service, phantom_series)
     assert not any(p.exists() for p in paths)
 
 
+@pytest.mark.req("SRS-API-003", "SRS-DCMW-001")
+def test_a_stow_body_over_the_limit_is_refused_and_stores_nothing(
+        tmp_path_factory: pytest.TempPathFactory, empty_registry_db: Path,
+        phantom_series) -> None:
+    files = sorted(phantom_series[Phase.NCCT].iterdir())[:3]
+    body = _multipart([("application/dicom", f.read_bytes()) for f in files])
+    settings = make_settings(tmp_path_factory.mktemp("stow-limit"), empty_registry_db,
+                             max_upload_bytes=len(body) - 1)  # one byte short
+    with running_service(settings) as small:
+        response = small.client.post("/dicomweb/studies", content=body,
+                                     headers=small.headers() | {"Content-Type": STOW_TYPE})
+        assert (response.status_code, response.json()["code"]) == (413, "UPLOAD_TOO_LARGE")
+        assert _count(small) == 0
+        within = _multipart([("application/dicom", f.read_bytes()) for f in files[:2]])
+        accepted = small.client.post("/dicomweb/studies", content=within,
+                                     headers=small.headers() | {"Content-Type": STOW_TYPE})
+        assert accepted.status_code == 200 and _count(small) == 2
+
+
 @pytest.mark.req("SRS-API-003", "SRS-DCMW-002", "SRS-DCMW-003")
 def test_bad_parts_fail_alone_with_their_reason(service, phantom_series) -> None:
     files = sorted(phantom_series[Phase.NCCT].iterdir())

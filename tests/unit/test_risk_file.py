@@ -378,6 +378,13 @@ def test_the_report_has_title_block_tables_and_statement(tmp_path: Path) -> None
     assert control.endswith("| passed |")
     assert "### RISK-008: Tampered, corrupted or unvalidated model used" in md
     assert "The overall residual risk is acceptable" in md
+    assert "known residual anomaly" not in md  # every test passed: nothing excused
+    # A control verified only because an anomaly excuses its skipped test says so.
+    skipped = next(iter(requirement_tests["SRS-EXP-005"]))
+    outcomes = outcomes | {skipped: "skipped"}
+    data = render_risk_report(rf, outcomes, requirement_tests, accepted=frozenset({skipped}))
+    assert "RC-013 with a test that documents a known residual anomaly" in \
+        data["overall"]["statement"]
     assert "The overall residual risk is acceptable" in html
     assert '<td class="alarp">S5/P1 ALARP</td>' in html
     # Self-contained: no external stylesheet, script, image or font.

@@ -475,8 +475,10 @@ def _estimate(rf: RiskFile, estimate: Estimate) -> dict[str, str]:
             "level": level, "label": LEVEL_LABELS.get(level, level)}
 
 
-def overall_statement(rf: RiskFile, statuses: dict[str, Verification]) -> dict[str, Any]:
-    """The overall residual risk conclusion (ISO 14971 clause 8), computed from the records."""
+def overall_statement(rf: RiskFile, statuses: dict[str, Verification],
+                      via_anomalies: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The overall residual risk conclusion (ISO 14971 clause 8), computed from the records;
+    `via_anomalies`: controls verified with a test excused by a documented known anomaly."""
     open_items: list[str] = []
     for risk in rf.risks.values():
         level, r = risk.residual_level, risk.residual
@@ -505,7 +507,10 @@ def overall_statement(rf: RiskFile, statuses: dict[str, Verification]) -> dict[s
         text = (f"All {len(rf.risks)} residual risks are acceptable"
                 + (f" or, at ALARP, justified by a benefit-risk analysis ({', '.join(justified)})"
                    if justified else "")
-                + f", and all {len(rf.controls)} risk controls are verified by passing tests. "
+                + f", and all {len(rf.controls)} risk controls are verified by passing tests"
+                + (f" ({', '.join(via_anomalies)} with a test that documents a known residual "
+                   "anomaly, evaluated in qms/anomalies.yaml)" if via_anomalies else "")
+                + ". "
                 "The overall residual risk is acceptable (ISO 14971:2019 clause 8), subject to "
                 "the conclusions of the benefit-risk analyses and disclosure of the residual "
                 "risks in the instructions for use.")
@@ -581,7 +586,9 @@ def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
             "failed": sum(s == Verification.FAILED for s in statuses.values()),
             "not_verified": sum(s == Verification.NOT_VERIFIED for s in statuses.values()),
             "tests": len(test_outcomes)},
-        "overall": overall_statement(rf, statuses),
+        "overall": overall_statement(rf, statuses, tuple(
+            cid for cid, e in evidence.items()
+            if any(n in accepted and o != "passed" for n, o in e.tests.items()))),
     }
 
 
