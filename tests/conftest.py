@@ -30,6 +30,22 @@ def registry_uri_factory(empty_registry_db: Path):
     return make
 
 
+@pytest.fixture(scope="session")
+def small_junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A junit report of a few real tests (the NIfTI ones), written by the requirement plugin:
+    what the regulatory commands read after a test run."""
+    import subprocess
+    import sys
+
+    from digital_contrast.config import REPO_ROOT
+
+    path = tmp_path_factory.mktemp("run") / "junit.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "tests/unit/test_nifti.py", f"--junitxml={path}"], cwd=REPO_ROOT,
+                   check=True, capture_output=True)
+    return path
+
+
 # --- Store databases (SQLite and PostgreSQL; see tests/support/databases.py) ----------------
 
 @pytest.fixture(scope="session")

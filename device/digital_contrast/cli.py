@@ -716,8 +716,8 @@ def _controls_by_requirement() -> dict[str, list[str]]:
 def qms_trace(junit: JunitOption = None, out: OutOption = Path("build/qms")) -> None:
     """Traceability matrix (need -> requirement -> item -> test -> result -> risk control) as
     HTML, Markdown, CSV and trace.json."""
-    from digital_contrast.qms.check import load_records
     from digital_contrast.qms.records import QMS_DIR
+    from digital_contrast.qms.requirements import load_records
     from digital_contrast.qms.trace import write_trace
 
     records, problems = load_records(QMS_DIR)
@@ -732,9 +732,9 @@ def qms_trace(junit: JunitOption = None, out: OutOption = Path("build/qms")) -> 
 def qms_design(out: OutOption = Path("build/qms")) -> None:
     """Software detailed design (items, units, public API, imports) with its verification
     against qms/software_items.yaml, as HTML, Markdown and design.json."""
-    from digital_contrast.qms.check import load_records
     from digital_contrast.qms.design import check_design, design_model, write_design
     from digital_contrast.qms.records import QMS_DIR
+    from digital_contrast.qms.requirements import load_records
 
     records, problems = load_records(QMS_DIR)
     if problems:

@@ -2,25 +2,12 @@
 `soup`, driven by a junit report written by a real (small) pytest run."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from digital_contrast.cli import app, command_names
-from digital_contrast.config import REPO_ROOT
-
-
-@pytest.fixture(scope="module")
-def junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A junit report of a few real tests, written by the requirement plugin."""
-    path = tmp_path_factory.mktemp("run") / "junit.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                    "tests/unit/test_nifti.py", f"--junitxml={path}"], cwd=REPO_ROOT,
-                   check=True, capture_output=True)
-    return path
 
 
 def _cli(*args: str):
@@ -30,8 +17,8 @@ def _cli(*args: str):
 
 
 @pytest.mark.req("SRS-QMS-006", "SRS-QMS-008")
-def test_check_lists_every_gap_and_exits_non_zero(junit: Path) -> None:
-    result = _cli("qms", "check", "--junit", str(junit))
+def test_check_lists_every_gap_and_exits_non_zero(small_junit: Path) -> None:
+    result = _cli("qms", "check", "--junit", str(small_junit))
     assert result.exit_code == 1, result.output
     assert "QMS_GAPS" in result.output
     # A run of one test file leaves most requirements without a passing test...
@@ -48,8 +35,8 @@ def test_check_without_a_test_run_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.req("SRS-QMS-009", "SRS-RISK-006", "SRS-SOUP-007")
-def test_trace_risk_and_soup_write_their_documents(junit: Path, tmp_path: Path) -> None:
-    for verb in (("trace", "--junit", str(junit)), ("risk", "--junit", str(junit)),
+def test_trace_risk_and_soup_write_their_documents(small_junit: Path, tmp_path: Path) -> None:
+    for verb in (("trace", "--junit", str(small_junit)), ("risk", "--junit", str(small_junit)),
                  ("soup", "--no-audit")):
         result = _cli("qms", *verb, "--out", str(tmp_path))
         assert result.exit_code == 0, result.output

@@ -13,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from digital_contrast.cli import app, command_names
-from digital_contrast.config import REPO_ROOT
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.qms.check import CheckResult
 from digital_contrast.qms.yaml_records import Problem
@@ -21,16 +20,6 @@ from digital_contrast.release import record
 from digital_contrast.release.record import build_release
 
 COUNTS = {"requirements": 3, "tests": 2, "risks": 1, "risk controls": 1}
-
-
-@pytest.fixture(scope="module")
-def junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A junit report of a few real tests, written by the requirement plugin."""
-    path = tmp_path_factory.mktemp("run") / "junit.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                    "tests/unit/test_nifti.py", f"--junitxml={path}"], cwd=REPO_ROOT,
-                   check=True, capture_output=True)
-    return path
 
 
 @pytest.fixture
@@ -56,16 +45,16 @@ def _refused(out: Path, junit: Path, code: str, version: str = "1.0.0") -> str:
 
 @pytest.mark.req("SRS-REL-003")
 @pytest.mark.parametrize("version", ["one", "1.0.0 rc1", "01.0"])
-def test_an_invalid_version_is_refused(clean: None, junit: Path, tmp_path: Path,
+def test_an_invalid_version_is_refused(clean: None, small_junit: Path, tmp_path: Path,
                                        version: str) -> None:
-    _refused(tmp_path / "releases", junit, "RELEASE_VERSION_INVALID", version)
+    _refused(tmp_path / "releases", small_junit, "RELEASE_VERSION_INVALID", version)
 
 
 @pytest.mark.req("SRS-REL-003")
-def test_a_dirty_tree_is_refused(clean: None, junit: Path, tmp_path: Path,
+def test_a_dirty_tree_is_refused(clean: None, small_junit: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(record, "git_status", lambda repo: "?? notes.txt\n M device/x.py\n")
-    detail = _refused(tmp_path / "releases", junit, "RELEASE_DIRTY_TREE")
+    detail = _refused(tmp_path / "releases", small_junit, "RELEASE_DIRTY_TREE")
     assert "2 uncommitted change(s)" in detail and "notes.txt" in detail
 
 
@@ -79,24 +68,24 @@ def test_the_real_git_status_lists_untracked_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.req("SRS-REL-003")
-def test_gaps_are_refused_naming_the_first_problems(clean: None, junit: Path, tmp_path: Path,
+def test_gaps_are_refused_naming_the_first_problems(clean: None, small_junit: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     gap = Problem("risk/controls.yaml", 143, "RC-013 not verified")
     monkeypatch.setattr(record, "run_checks", lambda run, **_: CheckResult([gap], COUNTS))
-    detail = _refused(tmp_path / "releases", junit, "RELEASE_GAPS")
+    detail = _refused(tmp_path / "releases", small_junit, "RELEASE_GAPS")
     assert "risk/controls.yaml:143: RC-013 not verified" in detail
 
 
 @pytest.mark.req("SRS-REL-003")
-def test_the_real_gap_check_refuses_a_partial_run(junit: Path, tmp_path: Path,
+def test_the_real_gap_check_refuses_a_partial_run(small_junit: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(record, "git_status", lambda repo: "")
-    detail = _refused(tmp_path / "releases", junit, "RELEASE_GAPS")
+    detail = _refused(tmp_path / "releases", small_junit, "RELEASE_GAPS")
     assert "is verified by test but no test names it" in detail
 
 
 @pytest.mark.req("SRS-REL-006")
-def test_a_failed_build_leaves_no_folder(clean: None, junit: Path, tmp_path: Path,
+def test_a_failed_build_leaves_no_folder(clean: None, small_junit: Path, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(repo: Path, out: Path) -> Path:
         raise record.ReleaseRecordError("RELEASE_WHEEL_FAILED", "no backend")
@@ -104,15 +93,15 @@ def test_a_failed_build_leaves_no_folder(clean: None, junit: Path, tmp_path: Pat
     monkeypatch.setattr(record, "build_wheel", broken)
     out = tmp_path / "releases"
     with pytest.raises(DigitalContrastError, match="RELEASE_WHEEL_FAILED"):
-        _build(out, junit)
+        _build(out, small_junit)
     assert list(out.iterdir()) == []  # neither 1.0.0 nor the scratch folder
 
 
 @pytest.mark.req("SRS-REL-004", "SRS-REL-005", "SRS-REL-006", "SRS-REL-003")
 def test_a_release_record_is_complete_hashed_and_never_overwritten(
-        clean: None, junit: Path, tmp_path: Path) -> None:
+        clean: None, small_junit: Path, tmp_path: Path) -> None:
     out = tmp_path / "releases"
-    folder = _build(out, junit)
+    folder = _build(out, small_junit)
     assert folder == out / "1.0.0" and [p.name for p in out.iterdir()] == ["1.0.0"]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["version"] == "1.0.0" and manifest["product"] == "Digital Contrast"
@@ -128,7 +117,7 @@ def test_a_release_record_is_complete_hashed_and_never_overwritten(
     wheel = manifest["wheel"]
     assert wheel["file"].endswith(".whl") and (folder / wheel["file"]).is_file()
     assert wheel["sha256"] == manifest["files"][wheel["file"]]
-    assert manifest["junit"]["sha256"] == hashlib.sha256(junit.read_bytes()).hexdigest()
+    assert manifest["junit"]["sha256"] == hashlib.sha256(small_junit.read_bytes()).hexdigest()
     assert manifest["known_anomalies"] == ["ANOM-001"]
     assert any(m["kind"] == "candidate" and len(m["bundle_sha256"]) == 64
                for m in manifest["models"])
@@ -148,7 +137,7 @@ def test_a_release_record_is_complete_hashed_and_never_overwritten(
     anomalies = (folder / "anomalies.md").read_text()
     assert "ANOM-001" in anomalies and "Evaluation:" in anomalies
     # A released version is never overwritten.
-    _refused(out, junit, "RELEASE_EXISTS")
+    _refused(out, small_junit, "RELEASE_EXISTS")
 
 
 @pytest.mark.req("SRS-REL-003")

@@ -13,7 +13,7 @@ from digital_contrast.qms.anomalies import (
     documented_tests,
     load_anomalies,
 )
-from digital_contrast.qms.check import load_records
+from digital_contrast.qms.requirements import load_records
 from digital_contrast.qms.risk import check_risk_file, load_risk_file
 from digital_contrast.qms.test_results import TestCase, TestRun
 

@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from digital_contrast.cli import app
 from digital_contrast.config import REPO_ROOT
-from digital_contrast.qms.check import Records, load_records, run_checks
+from digital_contrast.qms.check import run_checks
 from digital_contrast.qms.design import DesignModel, check_design, design_model, write_design
+from digital_contrast.qms.requirements import Records, load_records
 from digital_contrast.qms.test_results import TestRun
 
 PACKAGE = "device/digital_contrast"

@@ -13,8 +13,8 @@ from digital_contrast.qms.check import (
     check_items,
     check_references,
     check_verification,
-    load_records,
 )
+from digital_contrast.qms.requirements import load_records
 from digital_contrast.qms.test_results import TestCase, TestRun
 from digital_contrast.qms.trace import write_trace
 

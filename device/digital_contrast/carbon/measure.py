@@ -85,10 +85,20 @@ def describe_methods(tracker: Any) -> dict[str, str]:
     return methods
 
 
-def _summary(methods: dict[str, str]) -> str:
+def compute_method(methods: dict[str, str]) -> str | None:
     """The compute methods (CPU, GPU) in one phrase; RAM is always estimated."""
-    parts = [methods[k] for k in ("cpu", "gpu") if k in methods]
-    return " + ".join(parts) if parts else "unknown"
+    return " + ".join(methods[k] for k in ("cpu", "gpu") if k in methods) or None
+
+
+def offline_tracker(project_name: str, country_iso_code: str, **options: Any) -> Any:
+    """An offline tracker that writes nothing (no CSV, API, logger or Prometheus output)."""
+    from codecarbon import OfflineEmissionsTracker
+
+    # Before construction: the tracker logs at INFO while it probes the hardware.
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)
+    return OfflineEmissionsTracker(project_name=project_name, country_iso_code=country_iso_code,
+                                   output_methods=[], log_level="error",
+                                   allow_multiple_runs=True, **options)
 
 
 @contextmanager
@@ -102,18 +112,12 @@ def measure_energy(task_name: str, country_iso_code: str = DEFAULT_COUNTRY,
     only this process's CPU load, "machine" the whole machine's.
     """
     import codecarbon
-    from codecarbon import OfflineEmissionsTracker
 
     country_iso_code = check_country(country_iso_code)
-    # Before construction: the tracker logs at INFO while it initialises.
-    logging.getLogger("codecarbon").setLevel(logging.ERROR)
     result = EnergyMeasurement(task_name=task_name, country_iso_code=country_iso_code,
                                codecarbon_version=codecarbon.__version__)
-    tracker = OfflineEmissionsTracker(
-        project_name=task_name, country_iso_code=country_iso_code,
-        output_methods=[],  # no CSV, API, logger or Prometheus output
-        measure_power_secs=measure_power_secs, tracking_mode=tracking_mode,
-        log_level="error", allow_multiple_runs=True)
+    tracker = offline_tracker(task_name, country_iso_code,
+                              measure_power_secs=measure_power_secs, tracking_mode=tracking_mode)
     started = time.perf_counter()
     tracker.start()
     try:
@@ -131,5 +135,5 @@ def measure_energy(task_name: str, country_iso_code: str = DEFAULT_COUNTRY,
             result.emissions_kg = float(data.emissions)
             result.country_name = str(data.country_name)
             result.methods = describe_methods(tracker)
-            result.method = _summary(result.methods)
+            result.method = compute_method(result.methods) or "unknown"
             result.measured = True

@@ -22,7 +22,12 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from digital_contrast.carbon.measure import check_country, describe_methods
+from digital_contrast.carbon.measure import (
+    check_country,
+    compute_method,
+    describe_methods,
+    offline_tracker,
+)
 
 log = logging.getLogger(__name__)
 Status = Literal["measured", "estimated", "unavailable"]
@@ -94,18 +99,14 @@ class TaskTracker(Protocol):
 def _codecarbon_tracker(config: MeterConfig) -> tuple[TaskTracker, dict[str, Any]]:
     """A warmed offline tracker and what it says about itself (methods, version, intensity)."""
     import codecarbon
-    from codecarbon import OfflineEmissionsTracker
     from codecarbon.input import DataSource
 
-    logging.getLogger("codecarbon").setLevel(logging.ERROR)  # it logs at INFO while probing
     options: dict[str, Any] = {"pue": config.pue}
     if config.force_cpu_power_w is not None:
         options["force_cpu_power"] = config.force_cpu_power_w
     if config.force_ram_power_w is not None:
         options["force_ram_power"] = config.force_ram_power_w
-    tracker = OfflineEmissionsTracker(
-        project_name="digital-contrast jobs", country_iso_code=config.country_iso_code,
-        output_methods=[], log_level="error", allow_multiple_runs=True, **options)
+    tracker = offline_tracker("digital-contrast jobs", config.country_iso_code, **options)
     tracker.start_task("warm-up")  # the first task pays for hardware probing, not a job
     tracker.stop_task("warm-up")
     mix = DataSource().get_global_energy_mix_data()[config.country_iso_code]
@@ -198,8 +199,7 @@ class ScanMeter:
         for name, value in values.items():
             setattr(energy, name, value)
         methods = dict(self._about.get("methods", {}))
-        energy.methods = methods
-        energy.method = " + ".join(methods[k] for k in ("cpu", "gpu") if k in methods) or None
+        energy.methods, energy.method = methods, compute_method(methods)
         compute = [methods[k] for k in ("cpu", "gpu") if k in methods]
         energy.status = "measured" if compute and all(
             m.startswith(_COUNTED) for m in compute) else "estimated"

@@ -15,60 +15,18 @@ only the items its item may use (qms/design.py), and every applicable clause is 
 from __future__ import annotations
 
 import glob
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from digital_contrast.config import REPO_ROOT
-from digital_contrast.qms.requirements import SoftwareItem, SoftwareRequirement, UserNeed
+from digital_contrast.qms.requirements import Records, load_records
 from digital_contrast.qms.test_results import PASSED, TestRun
 from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_path, duplicates
 
 PACKAGE_DIR = REPO_ROOT / "device" / "digital_contrast"
-
-
-@dataclass
-class Records:
-    """The requirement records as loaded (valid entries only) with their documents."""
-
-    needs: dict[str, UserNeed] = field(default_factory=dict)
-    requirements: dict[str, SoftwareRequirement] = field(default_factory=dict)
-    items: dict[str, SoftwareItem] = field(default_factory=dict)
-    documents: dict[str, YamlDocument] = field(default_factory=dict)
-
-    def requirement_problem(self, rid: str, loc: tuple[str | int, ...], message: str
-                            ) -> Problem:
-        doc = self.documents["requirements"]
-        index = next((i for i, row in enumerate(doc.data.get("requirements", []))
-                      if isinstance(row, dict) and row.get("id") == rid), None)
-        return doc.problem(("requirements", index, *loc) if index is not None else (), message)
-
-
-def _load(path: Path, key: str, model: type[Any], what: str, records: Records,
-          slot: str) -> tuple[dict[str, Any], list[Problem]]:
-    doc, problems = YamlDocument.load(path)
-    if doc is None:
-        return {}, problems
-    records.documents[slot] = doc
-    rows, problems = doc.validate_list(key, model)
-    problems += duplicates(doc, key, [r.get("id") for r in doc.data.get(key, [])
-                                      if isinstance(r, dict)], what)
-    return {r.id: r for r in rows}, problems
-
-
-def load_records(qms_dir: Path) -> tuple[Records, list[Problem]]:
-    records = Records()
-    records.needs, problems = _load(qms_dir / "requirements" / "user_needs.yaml", "user_needs",
-                                    UserNeed, "user need", records, "needs")
-    records.requirements, found = _load(
-        qms_dir / "requirements" / "software_requirements.yaml", "requirements",
-        SoftwareRequirement, "requirement", records, "requirements")
-    problems += found
-    records.items, found = _load(qms_dir / "software_items.yaml", "software_items",
-                                 SoftwareItem, "software item", records, "items")
-    return records, problems + found
 
 
 def check_references(records: Records) -> list[Problem]:

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from digital_contrast.config import REPO_ROOT
-from digital_contrast.qms.check import Records, source_files
+from digital_contrast.qms.check import source_files
 from digital_contrast.qms.documents import document_header, render
+from digital_contrast.qms.requirements import Records
 from digital_contrast.qms.yaml_records import Problem
 
 DOCUMENT_ID, TITLE = "DC-SDD", "Software detailed design"

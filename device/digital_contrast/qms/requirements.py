@@ -4,24 +4,15 @@ One record per requirement, child -> parent links, and cross-record checks that 
 gap at once instead of stopping at the first.
 """
 
-from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from digital_contrast.qms.records import QMS_DIR, RecordError
-
-T = TypeVar("T", bound=BaseModel)
+from digital_contrast.qms.yaml_records import Problem, YamlDocument, duplicates
 
 UserNeedId = Annotated[str, StringConstraints(pattern=r"^UN-\d{3}$")]
 RequirementId = Annotated[str, StringConstraints(pattern=r"^SRS-[A-Z]{2,6}-\d{3}$")]
@@ -103,52 +94,59 @@ class RequirementSet(BaseModel):
     software_items: dict[str, SoftwareItem]
 
 
-def _load_list(path: Path, key: str, model: type[T]) -> list[T]:
-    if not path.is_file():
-        raise RecordError(detail=f"{path}: file missing")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecordError(detail=f"{path}: not valid YAML ({exc})") from None
-    rows = data.get(key) if isinstance(data, dict) else None
-    if not isinstance(rows, list):
-        raise RecordError(detail=f"{path}: expected a top-level '{key}:' list")
-    records, problems = [], []
-    for index, row in enumerate(rows):
-        try:
-            records.append(model.model_validate(row))
-        except ValidationError as exc:
-            where = row.get("id", f"#{index}") if isinstance(row, dict) else f"#{index}"
-            problems.append(f"{path.name} {where}: {exc.errors()[0]['msg']} "
-                            f"at {'.'.join(map(str, exc.errors()[0]['loc']))}")
-    if problems:
-        raise RecordError(detail="; ".join(problems))
-    return records
+@dataclass
+class Records:
+    """The requirement records as loaded (valid entries only) with their documents."""
+
+    needs: dict[str, UserNeed] = field(default_factory=dict)
+    requirements: dict[str, SoftwareRequirement] = field(default_factory=dict)
+    items: dict[str, SoftwareItem] = field(default_factory=dict)
+    documents: dict[str, YamlDocument] = field(default_factory=dict)
+
+    def requirement_problem(self, rid: str, loc: tuple[str | int, ...], message: str
+                            ) -> Problem:
+        doc = self.documents["requirements"]
+        index = next((i for i, row in enumerate(doc.data.get("requirements", []))
+                      if isinstance(row, dict) and row.get("id") == rid), None)
+        return doc.problem(("requirements", index, *loc) if index is not None else (), message)
 
 
-def _index(records: Iterable[T], what: str) -> dict[str, T]:
-    index: dict[str, T] = {}
-    for record in records:
-        rid = record.id  # type: ignore[attr-defined]
-        if rid in index:
-            raise RecordError(detail=f"duplicate {what} id {rid}")
-        index[rid] = record
-    return index
+def _load(path: Path, key: str, model: type[Any], what: str, records: Records,
+          slot: str) -> tuple[dict[str, Any], list[Problem]]:
+    doc, problems = YamlDocument.load(path)
+    if doc is None:
+        return {}, problems
+    records.documents[slot] = doc
+    rows, problems = doc.validate_list(key, model)
+    problems += duplicates(doc, key, [r.get("id") for r in doc.data.get(key, [])
+                                      if isinstance(r, dict)], what)
+    return {r.id: r for r in rows}, problems
+
+
+def load_records(qms_dir: Path) -> tuple[Records, list[Problem]]:
+    records = Records()
+    records.needs, problems = _load(qms_dir / "requirements" / "user_needs.yaml", "user_needs",
+                                    UserNeed, "user need", records, "needs")
+    records.requirements, found = _load(
+        qms_dir / "requirements" / "software_requirements.yaml", "requirements",
+        SoftwareRequirement, "requirement", records, "requirements")
+    problems += found
+    records.items, found = _load(qms_dir / "software_items.yaml", "software_items",
+                                 SoftwareItem, "software item", records, "items")
+    return records, problems + found
 
 
 def load_requirements(qms_dir: Path = QMS_DIR) -> RequirementSet:
-    """Load and cross-check user needs, software requirements and the software items they name."""
-    needs = _index(_load_list(qms_dir / "requirements" / "user_needs.yaml", "user_needs",
-                              UserNeed), "user need")
-    reqs = _index(_load_list(qms_dir / "requirements" / "software_requirements.yaml",
-                             "requirements", SoftwareRequirement), "requirement")
-    items = _index(_load_list(qms_dir / "software_items.yaml", "software_items", SoftwareItem),
-                   "software item")
-    problems = []
-    for req in reqs.values():
-        problems += [f"{req.id}: unknown parent {p}" for p in req.parents if p not in needs]
-        problems += [f"{req.id}: unknown software item {s}"
-                     for s in req.software_items if s not in items]
-    if problems:
-        raise RecordError(detail="; ".join(problems))
-    return RequirementSet(user_needs=needs, requirements=reqs, software_items=items)
+    """Load and cross-check user needs, software requirements and the software items they name;
+    every problem is reported at once (RecordError)."""
+    records, problems = load_records(qms_dir)
+    messages = [str(p) for p in problems]
+    for req in records.requirements.values():
+        messages += [f"{req.id}: unknown parent {p}" for p in req.parents
+                     if p not in records.needs]
+        messages += [f"{req.id}: unknown software item {s}"
+                     for s in req.software_items if s not in records.items]
+    if messages:
+        raise RecordError(detail="; ".join(messages))
+    return RequirementSet(user_needs=records.needs, requirements=records.requirements,
+                          software_items=records.items)

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from digital_contrast.qms.check import Records
 from digital_contrast.qms.documents import document_header, render
+from digital_contrast.qms.requirements import Records
 from digital_contrast.qms.test_results import PASSED, TestRun
 
 DOCUMENT_ID, TITLE = "DC-TRACE", "Traceability matrix"

@@ -34,7 +34,8 @@ from digital_contrast.qms.anomalies import (
     documented_tests,
     load_anomalies,
 )
-from digital_contrast.qms.check import load_records, run_checks
+from digital_contrast.qms.check import run_checks
+from digital_contrast.qms.requirements import load_records
 from digital_contrast.qms.test_results import DEFAULT_JUNIT, JunitError, TestRun, read_junit
 
 MANIFEST = "manifest.json"

@@ -21,7 +21,11 @@ from digital_contrast.api import web_session
 from digital_contrast.api.deps import AuthError, Caller, DbSession, Service
 from digital_contrast.api.problems import problem, status_for
 from digital_contrast.api.roles import PAGE_ROLES, SUSTAINABILITY
-from digital_contrast.api.routers.sustainability import EVIDENCE, summary_view
+from digital_contrast.api.routers.sustainability import (
+    EVIDENCE,
+    checked_instant,
+    summary_view,
+)
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.store import Role
 from digital_contrast.store.api_keys import authenticate
@@ -166,15 +170,9 @@ def _instant(value: str | None, name: str, *, end: bool) -> datetime | None:
         raise DigitalContrastError("REQUEST_INVALID", f"'{name}' is neither a day "
                                    "(YYYY-MM-DD) nor an ISO 8601 time") from None
     if _DAY.match(value):
-        if when.year >= 9999:  # no day after it
-            raise DigitalContrastError("REQUEST_INVALID", f"'{name}' is out of range")
-        return when.replace(tzinfo=UTC) + (timedelta(days=1) if end else timedelta())
-    if when.tzinfo is None:
-        raise DigitalContrastError("REQUEST_INVALID", f"'{name}' needs a time zone, e.g. Z")
-    try:
-        return when.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 has no UTC equivalent
-        raise DigitalContrastError("REQUEST_INVALID", f"'{name}' is out of range") from None
+        when = when.replace(tzinfo=UTC)
+    when = checked_instant(when, name)  # the API's zone and range rules
+    return when + timedelta(days=1) if end and _DAY.match(value) else when
 
 
 def _query(filters: FootprintFilter, bucket: str) -> dict[str, str]:

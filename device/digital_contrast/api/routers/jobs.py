@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from digital_contrast.api.deps import Caller, DbSession, Service
+from digital_contrast.api.routers.sustainability import potential_of
 from digital_contrast.api.schemas import (
     ExplainRequest,
     JobRequest,
@@ -20,11 +21,12 @@ from digital_contrast.api.schemas import (
     OutcomeRequest,
     OutcomeView,
 )
+from digital_contrast.carbon.accounting import confirmed_avoided
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.jobs.submit import submit, submit_explain
 from digital_contrast.store import Job, JobState, Series
 from digital_contrast.store.audit import append_audit
-from digital_contrast.store.footprints import AVOIDED, report_outcome
+from digital_contrast.store.footprints import report_outcome
 from digital_contrast.store.job_artifacts import FILE_NAME, SLUG, media_type
 from digital_contrast.store.jobs import get_job, list_jobs
 from digital_contrast.store.studies import get_series, list_instances
@@ -101,12 +103,12 @@ def outcome(job_id: str, request: OutcomeRequest, db: DbSession, caller: Caller)
     append_audit(db, caller.site, caller.actor, "job.outcome", "job", job_id, "success",
                  {"contrast_scan_avoided": request.contrast_scan_avoided})
     db.commit()
-    assert record.outcome_at is not None
+    confirmed = confirmed_avoided(potential_of(record), request.contrast_scan_avoided)
+    assert record.outcome_at is not None and confirmed is not None  # an outcome was reported
     return OutcomeView(
         job_id=job_id, contrast_scan_avoided=request.contrast_scan_avoided,
         reported_at=record.outcome_at,
-        confirmed_avoided={name: getattr(record, column.key) if request.contrast_scan_avoided
-                           else 0.0 for name, column in AVOIDED.items()},
+        confirmed_avoided=confirmed.to_dict(),
         factor_set=f"{record.factor_set_id}@{record.factor_set_version}")
 
 

@@ -12,10 +12,11 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from digital_contrast.api.deps import Caller, DbSession, Service
-from digital_contrast.carbon.accounting import net_kg_co2e
+from digital_contrast.carbon.accounting import AvoidedFootprint, confirmed_avoided, net_kg_co2e
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.store import EmissionRecord
 from digital_contrast.store.footprints import (
+    AVOIDED,
     Bucket,
     FootprintFilter,
     export_records,
@@ -36,14 +37,15 @@ EVIDENCE = (
     "clinically validated.")
 
 
-def _when(value: datetime | None, name: str) -> datetime | None:
+def checked_instant(value: datetime | None, name: str) -> datetime | None:
+    """A range bound as the store takes it: zone-aware and within sane years."""
     if value is None:
         return None
     if value.tzinfo is None:
         raise DigitalContrastError("REQUEST_INVALID", f"'{name}' needs a time zone, e.g. Z")
     if not EARLIEST <= value <= LATEST:
-        raise DigitalContrastError("REQUEST_INVALID", f"'{name}' must lie between "
-                                   f"{EARLIEST.year} and {LATEST.year}")
+        raise DigitalContrastError("REQUEST_INVALID", f"'{name}' is out of range: it must lie "
+                                   f"between {EARLIEST.year} and {LATEST.year}")
     return value
 
 
@@ -63,8 +65,8 @@ def scope(caller: Caller,
     if site is not None and site != caller.site:
         raise DigitalContrastError("SITE_FORBIDDEN", "a key reads the records of its own site "
                                                      "only")
-    return FootprintFilter(caller.site, _when(start, "from"), _when(end, "to"), use_case,
-                           model_version)
+    return FootprintFilter(caller.site, checked_instant(start, "from"),
+                           checked_instant(end, "to"), use_case, model_version)
 
 
 Scope = Annotated[FootprintFilter, Depends(scope)]
@@ -107,9 +109,15 @@ CSV_COLUMNS = (
     "net_potential_kg_co2e", "net_confirmed_kg_co2e")
 
 
+def potential_of(record: EmissionRecord) -> AvoidedFootprint:
+    """The potential avoided footprint a record stores."""
+    return AvoidedFootprint(**{name: getattr(record, column.key)
+                               for name, column in AVOIDED.items()})
+
+
 def _csv_row(r: EmissionRecord) -> list[Any]:
-    confirmed = (None if r.contrast_scan_avoided is None else
-                 r.avoided_kg_co2e if r.contrast_scan_avoided else 0.0)
+    confirmed_footprint = confirmed_avoided(potential_of(r), r.contrast_scan_avoided)
+    confirmed = confirmed_footprint.kg_co2e if confirmed_footprint is not None else None
     return [r.job_id, r.site, r.use_case, r.model_name, r.model_version, r.job_state.value,
             r.finished_at.isoformat(), "Scope 2 (location-based electricity)",
             r.energy_status.value, r.method, r.energy_reason, r.duration_s, r.cpu_energy_kwh,
