@@ -6,8 +6,9 @@ STAMP := $(VENV)/.bootstrapped
 # Installed before the lock, pinned apart: an unpinned torch pulls a CUDA build of several GB.
 TORCH := torch==2.13.0
 # Debian packages the tests need (dciodvfy checks every DICOM object we write; chromium runs
-# the dashboard's browser test through Playwright, which must not download its own browser).
-TEST_DEB_PACKAGES := dicom3tools chromium
+# the dashboard's browser test through Playwright, which must not download its own browser;
+# Pango and a font let WeasyPrint render the PDF documents).
+TEST_DEB_PACKAGES := dicom3tools chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 REPORTS := var/test-reports
 
 .PHONY: run test bootstrap system-packages lock lint
@@ -21,6 +22,8 @@ test: $(STAMP) system-packages
 	$(BIN)/ruff check device tests bench
 	$(BIN)/python -m pytest --junitxml=$(REPORTS)/junit.xml \
 		--req-map=$(REPORTS)/requirements-map.json
+	# Every gap in the technical file fails the build, on the junit this run has just written.
+	$(BIN)/digital-contrast qms check --junit $(REPORTS)/junit.xml
 
 bootstrap: $(STAMP)
 

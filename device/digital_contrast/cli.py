@@ -163,7 +163,7 @@ def _explained_synthesis(volume: "Volume", use_case: str, method: str | None,
     require_conformity(volume, case)  # a refused input never waits for the model
     model = LockedModel.load(case)
     if method is not None:
-        require_method(model.validation.explain, method)  # EXPLAIN_METHOD_REFUSED
+        require_method(model.explain_evidence, method)  # EXPLAIN_METHOD_REFUSED
     with console.status("Synthesizing..."):
         result = synthesize(volume, case, model)
     with console.status("Estimating uncertainty (test-time augmentation)..."):
@@ -298,6 +298,67 @@ def explain_command(
         console.print(f"[yellow]warning[/] {warning}", highlight=False)
     _print_maps(maps)
     console.print(f"Record: {out / 'explain.json'}")
+
+
+@app.command("validate")
+@user_errors
+def validate_command(
+    protocol: Annotated[Path, typer.Option(help="Protocol: validation/protocols/<name>.yaml.")],
+    bundle: Annotated[Path | None, typer.Option(
+        help="Validate this bundle folder (weights.pt, bundle.json) instead of a registered "
+             "version.")] = None,
+    version: Annotated[str | None, typer.Option(
+        help="Validate this registered version of the use case's model (default: the "
+             "production model).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the run (default: <DC_BUILD_DIR>/validation).")] = None,
+    attach: Annotated[bool, typer.Option(
+        "--attach", help="Attach the record to the model's registry version (registering a "
+        "--bundle first), so that a passing one lets `model promote` give it production.")
+    ] = False,
+) -> None:
+    """Run a validation protocol through the clinical DICOM path and write the validation
+    record, report (HTML and PDF) and per-case table. Exit 1 when the protocol is not met."""
+    import tempfile
+
+    from digital_contrast.inference.locked_model import LockedModel, resolve_registered
+    from digital_contrast.model.bundle import read_bundle
+    from digital_contrast.model.registry import ModelRegistry
+    from digital_contrast.usecases import load_use_case
+    from digital_contrast.validation import load_protocol, run_validation
+
+    if bundle is not None and version is not None:
+        raise typer.BadParameter("give --bundle or --version, not both")
+    use_case = load_use_case(load_protocol(protocol).protocol.use_case)
+    registry = ModelRegistry() if bundle is None or attach else None
+    with tempfile.TemporaryDirectory(prefix="dc-bundle-") as tmp:
+        if bundle is not None:
+            candidate = read_bundle(bundle)
+            registered = registry.register(candidate) if registry else None
+        else:
+            assert registry is not None
+            registered = resolve_registered(registry, use_case, version)
+            candidate = registry.fetch(registered, Path(tmp))  # MODEL_INTEGRITY
+        model = LockedModel.under_validation(candidate, use_case, registered)
+    run = run_validation(protocol, model, out or get_settings().build_dir / "validation",
+                         progress=lambda line: console.print(line, highlight=False))
+    record = run.record
+    console.print(f"[bold]{record.evidence}[/]")
+    for criterion in record.criteria:
+        value = "not measurable" if criterion.value is None else f"{criterion.value:g}"
+        console.print(f"  {criterion.metric:<30} {value:>14} {criterion.op} "
+                      f"{criterion.threshold:<8g} {'pass' if criterion.passed else 'FAIL'}",
+                      highlight=False)
+    if attach and registered is not None and registry is not None:
+        registered = registry.attach_validation(registered, record)
+        _audit("model.validate", "model", f"{registered.name}/{registered.version}",
+               {"bundle_sha256": registered.sha256, "passed": record.passed,
+                "protocol_sha256": record.protocol_sha256, "run": run.run_id})
+        console.print(f"record attached to {registered.name} version {registered.version}")
+    console.print(f"validation {'PASSED' if record.passed else 'FAILED'}: {run.folder}",
+                  highlight=False, soft_wrap=True)
+    if not record.passed:
+        raise typer.Exit(1)
 
 
 @model_app.command("train")
@@ -688,10 +749,15 @@ def command_names() -> set[str]:
 @user_errors
 def qms_check(junit: JunitOption = None) -> None:
     """Every gap in the technical file, with file and line; exit 1 when there is any."""
-    from digital_contrast.qms.check import run_checks
+    from digital_contrast.qms.check import clauses_outside_repository, run_checks
 
     result = run_checks(_test_run(junit), commands=command_names())
     console.print(", ".join(f"{n} {what}" for what, n in result.counts.items()))
+    for clause in clauses_outside_repository():
+        assert clause.outside_repository is not None
+        console.print(f"clause {clause.clause} ({clause.title}) is satisfied outside this "
+                      f"repository by {clause.outside_repository.holder}; status: "
+                      f"{clause.outside_repository.status}", highlight=False, soft_wrap=True)
     for problem in result.problems:
         console.print(str(problem), highlight=False, soft_wrap=True)
     if result.problems:
@@ -715,7 +781,7 @@ def _controls_by_requirement() -> dict[str, list[str]]:
 @user_errors
 def qms_trace(junit: JunitOption = None, out: OutOption = Path("build/qms")) -> None:
     """Traceability matrix (need -> requirement -> item -> test -> result -> risk control) as
-    HTML, Markdown, CSV and trace.json."""
+    HTML, PDF, Markdown, CSV and trace.json."""
     from digital_contrast.qms.records import QMS_DIR
     from digital_contrast.qms.requirements import load_records
     from digital_contrast.qms.trace import write_trace
@@ -731,7 +797,7 @@ def qms_trace(junit: JunitOption = None, out: OutOption = Path("build/qms")) -> 
 @user_errors
 def qms_design(out: OutOption = Path("build/qms")) -> None:
     """Software detailed design (items, units, public API, imports) with its verification
-    against qms/software_items.yaml, as HTML, Markdown and design.json."""
+    against qms/software_items.yaml, as HTML, PDF, Markdown and design.json."""
     from digital_contrast.qms.design import check_design, design_model, write_design
     from digital_contrast.qms.records import QMS_DIR
     from digital_contrast.qms.requirements import load_records
@@ -750,7 +816,7 @@ def qms_design(out: OutOption = Path("build/qms")) -> None:
 @user_errors
 def qms_risk(junit: JunitOption = None, out: OutOption = Path("build/qms")) -> None:
     """Risk management report (risk table with initial and residual levels, control
-    verification from the latest test run, overall residual risk) as HTML and Markdown."""
+    verification from the latest test run, overall residual risk) as HTML, PDF and Markdown."""
     from digital_contrast.qms.anomalies import accepted_tests, load_anomalies
     from digital_contrast.qms.risk import load_risk_file, write_risk_report
 
@@ -770,7 +836,7 @@ def qms_soup(out: OutOption = Path("build/qms"),
              audit: Annotated[bool, typer.Option(help="Run the pip-audit vulnerability audit "
                                                  "(its record says when the service is "
                                                  "unreachable)")] = True) -> None:
-    """SOUP list (HTML, Markdown, CSV) from installed metadata joined with qms/soup.yaml, the
+    """SOUP list (HTML, PDF, Markdown, CSV) from installed metadata joined with qms/soup.yaml, the
     CycloneDX SBOM of the runtime closure and the vulnerability audit record."""
     import json
 

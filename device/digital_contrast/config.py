@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     site: str = Field("default-site", min_length=1, description="Site name stamped on records.")
     releases_dir: Path = Field(REPO_ROOT / "releases",
                                description="Released models, reports and records.")
+    build_dir: Path = Field(REPO_ROOT / "build", description="Generated records: validation "
+                            "runs (validation/<run-id>/) and QMS documents (qms/), served "
+                            "read-only under /v1/records.")
     inference_threads: int = Field(
         2, ge=1, le=256, description="CPU threads for inference; fixed so results reproduce.")
     max_upload_bytes: int = Field(
@@ -29,37 +32,40 @@ class Settings(BaseSettings):
     )
     workers: int = Field(1, ge=0, le=32,
                          description="Job worker threads inside the service (0: none).")
-    job_lease_s: float = Field(120.0, ge=5.0, description="A job whose worker stopped renewing "
-                               "its lease for this long is run again by another worker.")
+    job_lease_s: float = Field(120.0, ge=5.0, le=86_400.0, description="A job whose worker "
+                               "stopped renewing its lease for this long is run again by another "
+                               "worker.")
     auto_run_use_cases: list[str] = Field(
         default_factory=list, description="Use cases whose envelope a received series is "
         "matched against to start a job by itself (JSON list; empty: no auto-run).")
-    auto_run_stable_s: float = Field(30.0, ge=0.0, description="Seconds without a new "
-                                     "instance before a series counts as complete.")
-    retention_days: float = Field(30.0, gt=0.0, description="Received instances and results "
-                                  "older than this are removed by `digital-contrast purge`.")
-    purge_interval_s: float = Field(0.0, ge=0.0, description="Run the purge in the service "
-                                    "every this many seconds (0: only by command).")
+    auto_run_stable_s: float = Field(30.0, ge=0.0, le=86_400.0, description="Seconds without "
+                                     "a new instance before a series counts as complete.")
+    retention_days: float = Field(30.0, gt=0.0, le=36_500.0, description="Received instances "
+                                  "and results older than this are removed by "
+                                  "`digital-contrast purge`.")
+    purge_interval_s: float = Field(0.0, ge=0.0, le=2_592_000.0, description="Run the purge "
+                                    "in the service every this many seconds (0: only by "
+                                    "command).")
     carbon_country: str = Field("GBR", min_length=3, max_length=3, description="ISO 3166-1 "
                                 "alpha-3 code of the site's electricity grid (CodeCarbon's "
                                 "energy mix gives its carbon intensity).")
     carbon_pue: float = Field(1.0, ge=1.0, le=5.0, description="Power usage effectiveness of "
                               "the room the service runs in (1.0: no overhead counted).")
     carbon_force_cpu_power_w: float | None = Field(
-        None, gt=0, description="The CPU's power in watts when CodeCarbon cannot read it (it "
-        "then assumes a TDP).")
+        None, gt=0, le=10_000, description="The CPU's power in watts when CodeCarbon cannot "
+        "read it (it then assumes a TDP).")
     carbon_force_ram_power_w: float | None = Field(
-        None, gt=0, description="RAM power in watts; CodeCarbon's own figure is a fixed guess "
-        "that can outweigh the CPU on small hosts.")
+        None, gt=0, le=10_000, description="RAM power in watts; CodeCarbon's own figure is a "
+        "fixed guess that can outweigh the CPU on small hosts.")
     carbon_factors_file: Path | None = Field(
         None, description="The site's own avoided-footprint factor set (YAML, as "
         "digital_contrast/carbon/factors/); default: the packaged set.")
     contrast_volume_ml: float | None = Field(
-        None, gt=0, description="Contrast volume of the site's CT protocol (default: the factor "
-        "set's).")
+        None, gt=0, le=500, description="Contrast volume of the site's CT protocol (default: "
+        "the factor set's).")
     contrast_iodine_mg_per_ml: float | None = Field(
-        None, gt=0, description="Iodine concentration of the site's contrast agent (default: the "
-        "factor set's).")
+        None, gt=0, le=400, description="Iodine concentration of the site's contrast agent "
+        "(default: the factor set's).")
 
     @model_validator(mode="after")
     def _default_urls(self) -> "Settings":

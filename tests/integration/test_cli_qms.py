@@ -23,8 +23,9 @@ def test_check_lists_every_gap_and_exits_non_zero(small_junit: Path) -> None:
     assert "QMS_GAPS" in result.output
     # A run of one test file leaves most requirements without a passing test...
     assert "SRS-IMG-001 is verified by test but no test names it" in result.output
-    # ...and the clause map's declared gaps are listed with their file and line.
-    assert "qms/clause_map.yaml:" in result.output and "is not satisfied" in result.output
+    # ...and a clause satisfied by the manufacturer's evidence is named, with its status.
+    assert "clause 4.1 (Quality management system) is satisfied outside this repository" in \
+        result.output and "not established yet" in result.output
     assert "requirements" in result.output.splitlines()[0]  # the counts come first
 
 
@@ -41,9 +42,10 @@ def test_trace_risk_and_soup_write_their_documents(small_junit: Path, tmp_path: 
         result = _cli("qms", *verb, "--out", str(tmp_path))
         assert result.exit_code == 0, result.output
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"trace.html", "trace.md", "trace.csv", "trace.json",
-            "risk_management_report.html", "risk_management_report.md", "soup_list.html",
-            "soup_list.md", "soup_list.csv", "sbom.cdx.json"} <= names
+    assert {"trace.html", "trace.pdf", "trace.md", "trace.csv", "trace.json",
+            "risk_management_report.html", "risk_management_report.pdf",
+            "risk_management_report.md", "soup_list.html", "soup_list.pdf", "soup_list.md",
+            "soup_list.csv", "sbom.cdx.json"} <= names
     trace = json.loads((tmp_path / "trace.json").read_text())
     verified = {r["id"] for r in trace["requirements"] if r["verified"]}
     assert verified == {"SRS-IMG-010"}  # the only requirement the NIfTI tests verify

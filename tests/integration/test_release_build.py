@@ -13,7 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from digital_contrast.cli import app, command_names
+from digital_contrast.config import REPO_ROOT, get_settings
 from digital_contrast.errors import DigitalContrastError
+from digital_contrast.model.validation_record import Criterion, ValidationRecord
 from digital_contrast.qms.check import CheckResult
 from digital_contrast.qms.yaml_records import Problem
 from digital_contrast.release import record
@@ -22,12 +24,35 @@ from digital_contrast.release.record import build_release
 COUNTS = {"requirements": 3, "tests": 2, "risks": 1, "risk controls": 1}
 
 
+def _validation_run(build: Path, protocol_sha256: str, run_id: str) -> Path:
+    """A completed `validate` run as the runner files it (its content is the runner's test)."""
+    folder = build / "validation" / run_id
+    folder.mkdir(parents=True)
+    ValidationRecord(
+        bundle_sha256="b" * 64, use_case="aaa-cta", model_name="aaa-cta", model_version="1.0.0",
+        protocol="validation/protocols/aaa-cta.yaml", protocol_sha256=protocol_sha256,
+        dataset="phantom seeds 9000-9023 (held out), small size", evidence="phantom only",
+        criteria=[Criterion(metric="lumen_dice", op=">=", threshold=0.92, value=0.8)],
+    ).save(folder / "validation_record.json")
+    (folder / "report.html").write_text("<html>report</html>")
+    return folder
+
+
 @pytest.fixture
-def clean(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A clean tree at a known commit, and a `qms check` without problems."""
+def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A clean tree at a known commit, a `qms check` without problems, and a run of the
+    current aaa-cta protocol in the build folder (returned)."""
     monkeypatch.setattr(record, "git_status", lambda repo: "")
     monkeypatch.setattr(record, "git_commit", lambda repo: "0123abcd" * 5)
     monkeypatch.setattr(record, "run_checks", lambda run, **_: CheckResult([], dict(COUNTS)))
+    monkeypatch.setenv("DC_BUILD_DIR", str(tmp_path / "build"))
+    get_settings.cache_clear()
+    protocol = REPO_ROOT / "validation" / "protocols" / "aaa-cta.yaml"
+    _validation_run(tmp_path / "build", "0" * 64, "aaa-cta-20261101T000000Z-bbbbbbbbbbbb")
+    current = _validation_run(tmp_path / "build", hashlib.sha256(
+        protocol.read_bytes()).hexdigest(), "aaa-cta-20261102T000000Z-bbbbbbbbbbbb")
+    yield current
+    get_settings.cache_clear()
 
 
 def _build(out: Path, junit: Path, version: str = "1.0.0") -> Path:
@@ -119,9 +144,16 @@ def test_a_release_record_is_complete_hashed_and_never_overwritten(
     assert wheel["sha256"] == manifest["files"][wheel["file"]]
     assert manifest["junit"]["sha256"] == hashlib.sha256(small_junit.read_bytes()).hexdigest()
     assert manifest["known_anomalies"] == ["ANOM-001"]
+    assert [c["clause"] for c in manifest["clauses_outside_repository"]] == ["4.1"]
     assert any(m["kind"] == "candidate" and len(m["bundle_sha256"]) == 64
                for m in manifest["models"])
-    assert "no `validate` command" in manifest["validation"]["note"]
+    assert manifest["validation"]["runs"] == [{
+        "run_id": "aaa-cta-20261102T000000Z-bbbbbbbbbbbb",
+        "protocol": "validation/protocols/aaa-cta.yaml",
+        "protocol_sha256": hashlib.sha256(
+            (REPO_ROOT / "validation/protocols/aaa-cta.yaml").read_bytes()).hexdigest(),
+        "bundle_sha256": "b" * 64, "passed": False}]  # the current protocol's run, not the old
+    assert "validation/runs/aaa-cta-20261102T000000Z-bbbbbbbbbbbb/report.html" in on_disk
     assert any(f.endswith("validation_record.json") for f in manifest["validation"]["records"])
     # The generated documents, by the qms writers, and the release's own reports.
     assert {"trace/trace.md", "trace/trace.json", "risk/risk_management_report.md",
@@ -131,13 +163,23 @@ def test_a_release_record_is_complete_hashed_and_never_overwritten(
     notes = (folder / "RELEASE_NOTES.md").read_text()
     assert "Digital Contrast 1.0.0" in notes and "3 requirements" in notes
     assert "ANOM-001" in notes and "not clinically validated" in notes
-    assert "no `validate` command" in notes
+    assert "## IEC 62304 clauses satisfied outside this repository" in notes and \
+        "4.1 Quality management system" in notes
+    assert "## Validation" in notes and "FAILED" in notes and "aaa-cta-20261102T000000Z" in notes
     report = (folder / "test_report.md").read_text()
     assert "| passed |" in report and "| SRS-IMG-010 |" in report and "verified" in report
     anomalies = (folder / "anomalies.md").read_text()
     assert "ANOM-001" in anomalies and "Evaluation:" in anomalies
     # A released version is never overwritten.
     _refused(out, small_junit, "RELEASE_EXISTS")
+
+
+@pytest.mark.req("SRS-REL-003", "SRS-VAL-005")
+def test_a_release_without_a_run_of_the_current_protocol_is_refused(
+        clean: Path, small_junit: Path, tmp_path: Path) -> None:
+    (clean / "validation_record.json").unlink()  # leaves only a run of an older protocol
+    detail = _refused(tmp_path / "releases", small_junit, "RELEASE_NO_VALIDATION")
+    assert "validation/protocols/aaa-cta.yaml" in detail and "digital-contrast validate" in detail
 
 
 @pytest.mark.req("SRS-REL-003")

@@ -14,6 +14,7 @@ from digital_contrast.qms.check import run_checks
 from digital_contrast.qms.design import DesignModel, check_design, design_model, write_design
 from digital_contrast.qms.requirements import Records, load_records
 from digital_contrast.qms.test_results import TestRun
+from tests.support.documents import assert_controlled_document
 
 PACKAGE = "device/digital_contrast"
 # Imports the check reports on main, kept visible until the design or the code is changed:
@@ -125,14 +126,16 @@ def test_the_document_has_its_title_block_every_item_and_every_module(real, tmp_
                                                                       ) -> None:
     records, model = real
     paths = write_design(tmp_path, model, check_design(model, records))
-    assert [p.name for p in paths] == ["design.html", "design.md", "design.json"]
+    assert [p.name for p in paths] == ["design.html", "design.pdf", "design.md", "design.json"]
+    data = json.loads((tmp_path / "design.json").read_text())
+    assert_controlled_document(tmp_path / "design.html", "DC-SDD", data["document"]["date"],
+                               ("Development lead", "Quality", "Regulatory affairs"))
     html, md = (tmp_path / "design.html").read_text(), (tmp_path / "design.md").read_text()
     for text in (html, md):
         assert "Software detailed design" in text and "DC-SDD" in text and "Approvals" in text
         assert all(item_id in text for item_id in records.items)
         assert "digital_contrast.qms.design" in text
     assert "<script" not in html  # docstrings are escaped
-    data = json.loads((tmp_path / "design.json").read_text())
     modules = {u["module"] for item in data["items"] for u in item["units"]}
     files = {p for p in (REPO_ROOT / PACKAGE).rglob("*.py") if "__pycache__" not in p.parts}
     assert len(modules) == len(files) and data["unowned"] == []
@@ -145,7 +148,16 @@ def test_the_document_has_its_title_block_every_item_and_every_module(real, tmp_
 
 
 @pytest.mark.req("SRS-QMS-010")
-def test_the_command_writes_the_design(tmp_path: Path) -> None:
+def test_the_command_writes_the_design(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The test above renders and checks the PDF; doing it again would only cost seconds.
+    monkeypatch.setattr("digital_contrast.qms.design.write_pdf", _placeholder_pdf)
     result = CliRunner().invoke(app, ["qms", "design", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert {p.name for p in tmp_path.iterdir()} == {"design.html", "design.md", "design.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {"design.html", "design.pdf", "design.md",
+                                                     "design.json"}
+
+
+def _placeholder_pdf(html: Path) -> Path:
+    pdf = html.with_suffix(".pdf")
+    pdf.write_bytes(b"%PDF-")
+    return pdf

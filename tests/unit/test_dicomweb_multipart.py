@@ -1,6 +1,7 @@
 """multipart/related: round trips, framing variants, every whole-request refusal, large bodies."""
 
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,49 @@ def test_two_hundred_parts_of_a_megabyte_parse_correctly_from_bytes_and_chunks()
         parts = parse_multipart_related(source, header)
         assert len(parts) == 200
         assert all(p.body == b for p, b in zip(parts, bodies, strict=True))
+
+
+@pytest.mark.req("SRS-PKG-008", "SRS-DCMW-001")
+def test_the_parser_holds_one_part_plus_one_chunk_never_the_body() -> None:
+    """200 parts of a megabyte streamed in odd-sized chunks: the parser's buffer never holds
+    more than the longest part (headers and body) plus one chunk plus one delimiter line.
+    An accumulating parser would hold up to the whole 200 MB body."""
+    boundary = "0f3cf5c0-70e0-41ef-baef-c6f9f65ec3e1"
+    near_misses = (b"\r\n--" + boundary[:-1].encode() + b"?\r\n") * 25_000
+    header = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+    chunk_size = 65_537  # not a divisor of anything: chunks end anywhere in a part
+
+    def body_of(k: int) -> bytes:
+        return (f"part {k:03d}\r\n--{boundary}X".encode() + near_misses)[:1 << 20]
+
+    def stream() -> Iterator[bytes]:
+        """The body in chunks of `chunk_size` (the last shorter), built one part at a time."""
+        pieces = (header + body_of(k) + b"\r\n" for k in range(200))
+        pending = b""
+        for piece in chain(pieces, [f"--{boundary}--\r\n".encode()]):
+            pending += piece
+            view, start = memoryview(pending), 0
+            while len(pending) - start >= chunk_size:
+                yield bytes(view[start:start + chunk_size])
+                start += chunk_size
+            view.release()
+            pending = pending[start:]
+        yield pending
+
+    parser = MultipartRelatedParser(
+        f"multipart/related; type=application/dicom; boundary={boundary}")
+    longest_part = len(header) - len(f"--{boundary}\r\n") + (1 << 20)  # headers, blank line, body
+    delimiter_line = len(f"\r\n--{boundary}\r\n")
+    bound = longest_part + chunk_size + delimiter_line
+    peak, count = 0, 0
+    for chunk in stream():
+        # feed() appends the chunk to what it kept, then cuts the completed parts out: its
+        # largest moment is what it kept plus this chunk.
+        peak = max(peak, len(parser._buffer) + len(chunk))
+        for part in parser.feed(chunk):
+            assert part.index == count and part.body == body_of(count)
+            count += 1  # the part is dropped here, as the STOW route hands it on
+        held = len(parser._buffer)
+        assert held <= bound
+    assert [p.index for p in parser.close()] == [] and count == 200
+    assert longest_part < peak <= bound  # it did hold a whole part at once, and no more

@@ -17,6 +17,7 @@ from digital_contrast.qms.check import (
 from digital_contrast.qms.requirements import load_records
 from digital_contrast.qms.test_results import TestCase, TestRun
 from digital_contrast.qms.trace import write_trace
+from tests.support.documents import assert_controlled_document
 
 
 @pytest.fixture
@@ -139,15 +140,24 @@ def test_clause_map_gaps_unknown_commands_and_missing_records(tmp_path: Path) ->
     data["clauses"] = [c for c in data["clauses"] if c["clause"] != "8.1"]
     data["clauses"][1]["satisfied_by"].append({"command": "qms nonsense"})
     data["clauses"][2]["satisfied_by"].append({"record": "qms/nothing.yaml"})
+    data["clauses"][3] = {"clause": data["clauses"][3]["clause"], "title": "t",
+                          "gap": "nothing satisfies it yet"}
+    outside = next(c for c in data["clauses"] if c.get("outside_repository"))
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     problems = check_clauses(path, {"qms check", "qms trace", "qms soup", "qms risk"})
     messages = [p.message for p in problems]
     assert "clause 8.1 is missing from the map" in messages
     assert f"clause {data['clauses'][1]['clause']}: no command 'qms nonsense'" in messages
     assert f"clause {data['clauses'][2]['clause']}: qms/nothing.yaml does not exist" in messages
-    gaps = [c for c in data["clauses"] if c.get("gap") and c.get("applicable", True)]
-    assert sum("is not satisfied" in m for m in messages) == len(gaps) > 0
+    assert f"clause {data['clauses'][3]['clause']} (t) is not satisfied: nothing satisfies it " \
+           "yet" in messages
+    # Evidence held outside the repository is not a gap when it names holder, evidence, status.
+    assert not any(f"clause {outside['clause']} " in m for m in messages)
     assert all(p.line for p in problems)
+    del outside["outside_repository"]["status"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert any("outside_repository.status: Field required" in p.message
+               for p in check_clauses(path, set()))
 
 
 @pytest.mark.req("SRS-QMS-009")
@@ -156,11 +166,13 @@ def test_trace_writes_every_format_from_records_and_run(tmp_path: Path) -> None:
     run = _run({"t.py::test_a": (("SRS-IMG-001",), "passed"),
                 "t.py::test_b": (("SRS-IMG-001", "SRS-IMG-002"), "failed")})
     paths = write_trace(tmp_path, records, run, {"SRS-IMG-001": ["RC-001"]})
-    assert sorted(p.name for p in paths) == ["trace.csv", "trace.html", "trace.json",
-                                             "trace.md"]
+    assert [p.name for p in paths] == ["trace.html", "trace.pdf", "trace.md", "trace.csv",
+                                       "trace.json"]
     import json
 
     trace = json.loads((tmp_path / "trace.json").read_text())
+    assert_controlled_document(tmp_path / "trace.html", "DC-TRACE", trace["document"]["date"],
+                               ("Regulatory affairs", "Quality", "Development lead"))
     rows = {r["id"]: r for r in trace["requirements"]}
     assert rows["SRS-IMG-001"]["verified"] is False  # one of its tests failed
     assert rows["SRS-IMG-001"]["risk_controls"] == ["RC-001"]

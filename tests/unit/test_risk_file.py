@@ -21,6 +21,7 @@ from digital_contrast.qms.risk import (
     write_risk_report,
 )
 from digital_contrast.qms.yaml_records import Problem
+from tests.support.documents import assert_controlled_document
 
 Run = tuple[dict[str, str], dict[str, list[str]]]
 
@@ -364,8 +365,11 @@ def test_the_report_has_title_block_tables_and_statement(tmp_path: Path) -> None
     paths = write_risk_report(tmp_path, rf, outcomes, requirement_tests,
                               date=dt.date(2026, 12, 1))
     assert [p.name for p in paths] == ["risk_management_report.md",
-                                       "risk_management_report.html"]
-    md, html = (p.read_text("utf-8") for p in paths)
+                                       "risk_management_report.html",
+                                       "risk_management_report.pdf"]
+    assert_controlled_document(paths[1], "DC-RMR", "2026-12-01",
+                               ("Risk manager", "Quality", "Clinical"))
+    md, html = (p.read_text("utf-8") for p in paths[:2])
     version = digital_contrast.__version__
     assert f"| DC-RMR | {version} | 2026-12-01 | {digital_contrast.PRODUCT_NAME} {version} |" in md
     for role in ("Risk manager", "Quality", "Clinical"):

@@ -29,6 +29,7 @@ from digital_contrast.qms.soup import (
     write_sbom,
     write_soup_list,
 )
+from tests.support.documents import assert_controlled_document
 
 TODAY = date(2026, 11, 29)
 
@@ -285,7 +286,10 @@ def test_audit_skips_are_never_a_clean_result() -> None:
 def test_rendered_list_has_title_block_and_every_item(tmp_path, closure) -> None:
     soup, _ = load_soup()
     paths = write_soup_list(tmp_path, soup, closure, today=TODAY)
-    assert [p.name for p in paths] == ["soup_list.md", "soup_list.html", "soup_list.csv"]
+    assert [p.name for p in paths] == ["soup_list.md", "soup_list.html", "soup_list.pdf",
+                                       "soup_list.csv"]
+    assert_controlled_document(paths[1], "DC-SOUP", "2026-11-29",
+                               ("Author", "Reviewer", "Approver (regulatory)"))
     markdown, html = (p.read_text(encoding="utf-8") for p in paths[:2])
     for text in (markdown, html):
         assert "DC-SOUP" in text and "2026-11-29" in text and "Approvals" in text
@@ -297,7 +301,7 @@ def test_rendered_list_has_title_block_and_every_item(tmp_path, closure) -> None
     # self-contained: nothing fetched by the browser
     for marker in ("<script", "<link", "src=", "@import", "url("):
         assert marker not in html
-    rows = list(csv.DictReader(paths[2].open(encoding="utf-8")))
+    rows = list(csv.DictReader(paths[3].open(encoding="utf-8")))
     sections = {row["name"]: row["section"] for row in rows}
     assert sections["torch"] == "direct" and sections["starlette"] == "transitive"
     assert sections["pytest"] == "test-tool"

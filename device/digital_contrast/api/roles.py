@@ -5,6 +5,8 @@ app's route table against it. Least privilege: only clinicians touch patient dat
 manage keys and models but do not read images.
 """
 
+import re
+
 from digital_contrast.store.enums import Role
 
 PUBLIC: frozenset[Role] = frozenset()  # no key needed
@@ -40,6 +42,13 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/sustainability/export.csv"): SUSTAINABILITY,
     ("GET", "/v1/audit"): RECORDS,
     ("GET", "/v1/models"): RECORDS,
+    ("GET", "/v1/records/validation"): RECORDS,
+    ("GET", "/v1/records/validation/{record_id}/{file_name}"): RECORDS,
+    ("GET", "/v1/records/qms"): RECORDS,
+    ("GET", "/v1/records/qms/{file_name}"): RECORDS,
+    ("GET", "/v1/records/releases"): RECORDS,
+    ("GET", "/v1/records/releases/{version}"): RECORDS,
+    ("GET", "/v1/records/releases/{version}/files/{path}"): RECORDS,
     ("GET", "/v1/keys"): ADMIN,
     ("POST", "/v1/keys"): ADMIN,
     ("DELETE", "/v1/keys/{key_id}"): ADMIN,
@@ -60,7 +69,12 @@ PAGE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
 PUBLIC_MOUNTS: frozenset[str] = frozenset({"/static"})
 
 
+# A route's own path keeps Starlette's convertors (`{path:path}`); the matrix, like the OpenAPI
+# document, names the bare parameter (`{path}`).
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+
+
 def roles_for(method: str, path: str) -> frozenset[Role] | None:
     """The roles allowed on a route; None when the route is not in the matrix."""
-    route = (method.upper(), path)
+    route = (method.upper(), _CONVERTOR.sub(r"{\1}", path))
     return ROUTE_ROLES.get(route, PAGE_ROLES.get(route))

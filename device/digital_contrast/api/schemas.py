@@ -1,7 +1,7 @@
 """Request and response bodies of the /v1 API (OpenAPI examples included)."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -210,3 +210,129 @@ class UploadResult(BaseModel):
     stored: int
     series_uids: list[str]
     failed: list[UploadFailure]
+
+
+# --- Records for regulatory readers (/v1/records) -------------------------------------------
+
+SHA256_EXAMPLE = "bcb6746932d2eccbf71202b9fecae465f7efa2ca67105b439deb023d9578282f"
+
+
+class RecordFile(BaseModel):
+    name: str
+    media_type: str
+    size: int = Field(description="Bytes")
+    href: str = Field(description="GET this (same key) for the file")
+
+
+class CriterionView(BaseModel):
+    metric: str
+    op: str = Field(description=">=, <=, > or <")
+    threshold: float
+    value: float | None = Field(description="None: the metric could not be measured (never "
+                                "passes)")
+    passed: bool
+
+
+class ValidationRecordView(BaseModel):
+    """One validation record: the evidence that one exact bundle met its protocol or not."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "filed:aaa-cta:1.0.0", "source": "filed", "use_case": "aaa-cta",
+        "model_name": "aaa-cta", "model_version": "1.0.0", "bundle_sha256": SHA256_EXAMPLE,
+        "protocol": "validation/protocols/aaa-cta.yaml", "protocol_sha256": SHA256_EXAMPLE,
+        "dataset": "phantom seeds 9000-9023 (held out), small size", "passed": False,
+        "criteria": [{"metric": "lumen_dice", "op": ">=", "threshold": 0.92, "value": 0.8159,
+                      "passed": False}],
+        "evidence": "procedural digital phantom only; not clinically validated",
+        "explain_calibrated": True, "software_version": "0.1.0",
+        "created": "2025-11-29T19:19:00Z",
+        "files": [{"name": "validation_record.json", "media_type": "application/json",
+                   "size": 3369, "href": "/v1/records/validation/filed:aaa-cta:1.0.0/"
+                                        "validation_record.json"}]}]})
+
+    id: str = Field(description="run:<run-id>, filed:<use case>:<version> or "
+                    "released:<use case>:<version>; names the record in file URLs")
+    source: Literal["run", "filed", "released"] = Field(
+        description="run: a `validate` run under the build folder; filed: an evaluated "
+        "candidate's committed evidence; released: a released reference model's record")
+    use_case: str
+    model_name: str
+    model_version: str
+    bundle_sha256: str = Field(description="The exact bundle the record is evidence for")
+    protocol: str = Field(description="The validation protocol (path in the repository)")
+    protocol_sha256: str
+    dataset: str
+    passed: bool = Field(description="Every acceptance criterion met (computed from the "
+                         "criteria, never read from the file)")
+    criteria: list[CriterionView]
+    evidence: str = Field(description="What the evidence is, e.g. phantom only and not "
+                          "clinically validated")
+    explain_calibrated: bool = Field(description="The record carries uncertainty calibration "
+                                     "and attribution sanity-check evidence")
+    software_version: str
+    created: datetime
+    files: list[RecordFile] = Field(description="The record's files present on disk")
+
+
+class QmsDocument(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "trace.html", "media_type": "text/html", "size": 34298,
+        "sha256": SHA256_EXAMPLE, "modified": "2025-11-29T19:38:00Z",
+        "href": "/v1/records/qms/trace.html"}]})
+
+    name: str
+    media_type: str
+    size: int = Field(description="Bytes")
+    sha256: str
+    modified: datetime = Field(description="Last modification (UTC): when it was generated")
+    href: str = Field(description="GET this (same key) for the document")
+
+
+class ReleaseManifest(BaseModel):
+    """A release record's manifest as `release build` wrote it (fields it may add later are
+    passed through unchanged)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "product": "Digital Contrast", "version": "1.0.0", "package_version": "1.0.0",
+        "git_commit": "28f548a0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6",
+        "built_at": "2025-11-30T10:00:00+00:00", "models": [],
+        "counts": {"requirements": 120}, "known_anomalies": ["ANOM-001"],
+        "evidence_statement": "The reference model is trained and validated on a procedural "
+                              "digital phantom only; it is not clinically validated and no "
+                              "clinical performance is claimed.",
+        "files": {"RELEASE_NOTES.md": SHA256_EXAMPLE, "trace/trace.html": SHA256_EXAMPLE}}]})
+
+    version: str
+    product: str | None = None
+    package_version: str | None = None
+    git_commit: str | None = None
+    built_at: str | None = None
+    models: list[dict[str, Any]] = Field(default_factory=list)
+    counts: dict[str, Any] = Field(default_factory=dict)
+    known_anomalies: list[str] = Field(default_factory=list)
+    evidence_statement: str | None = None
+    files: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(
+        description="Relative path -> SHA-256 of every file of the record")
+
+
+class ReleaseSummary(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "version": "1.0.0", "product": "Digital Contrast", "package_version": "1.0.0",
+        "git_commit": "28f548a0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6",
+        "built_at": "2025-11-30T10:00:00+00:00", "known_anomalies": ["ANOM-001"],
+        "evidence_statement": "The reference model is trained and validated on a procedural "
+                              "digital phantom only; it is not clinically validated and no "
+                              "clinical performance is claimed.",
+        "models": [], "file_count": 42, "manifest_href": "/v1/records/releases/1.0.0"}]})
+
+    version: str
+    product: str | None
+    package_version: str | None
+    git_commit: str | None
+    built_at: str | None
+    evidence_statement: str | None
+    known_anomalies: list[str]
+    models: list[dict[str, Any]]
+    file_count: int = Field(description="Files listed (with their SHA-256) in the manifest")
+    manifest_href: str = Field(description="GET this for the manifest; each file at "
+                               "<manifest_href>/files/<path>")

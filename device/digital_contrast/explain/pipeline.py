@@ -69,7 +69,7 @@ def synthesizing_model(result: SynthesisResult) -> SynthesizingModel:
 def assess_confidence(result: SynthesisResult, model: LockedModel) -> Confidence:
     if result.working is None:
         raise ValueError("the synthesis result carries no working-grid prediction")
-    evidence = model.validation.explain
+    evidence = model.explain_evidence
     calibration = evidence.uncertainty if evidence else None
     start = time.perf_counter()
     uncertainty = estimate_uncertainty(result.working, model.network, model.network_config,
@@ -131,7 +131,7 @@ def explain_attribution(result: SynthesisResult, model: LockedModel, method: Met
                         target: np.ndarray | None = None) -> Attribution:
     """Attribution by a sanity-checked method; `target` a working-grid mask (see attribution's
     `box_mask_mm` and `native_mask_to_working`)."""
-    checked = require_method(model.validation.explain, method)
+    checked = require_method(model.explain_evidence, method)
     if result.working is None:
         raise ValueError("the synthesis result carries no working-grid prediction")
     try:

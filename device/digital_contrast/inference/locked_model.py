@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from digital_contrast.model.bundle import Bundle, BundleError, check_preprocessing
+from digital_contrast.model.explain_evidence import ExplainEvidence
 from digital_contrast.model.network import NetworkConfig, build_network
 from digital_contrast.model.reference import register_reference_model
 from digital_contrast.model.registry import (
@@ -24,13 +25,19 @@ from digital_contrast.usecases import UseCase, UseCaseError, load_use_case
 class LockedModel:
     use_case: UseCase
     registered: RegisteredBundle
-    validation: ValidationRecord
+    # None only for a bundle under validation (`under_validation`), which no job ever gets.
+    validation: ValidationRecord | None
     network_config: NetworkConfig
     network: torch.nn.Module
 
     @property
     def bundle_sha256(self) -> str:
         return self.registered.sha256
+
+    @property
+    def explain_evidence(self) -> ExplainEvidence | None:
+        """Uncertainty calibration and attribution checks from the record; None: none yet."""
+        return self.validation.explain if self.validation else None
 
     @classmethod
     def load(cls, use_case: str | UseCase, *, version: str | None = None,
@@ -42,8 +49,30 @@ class LockedModel:
             bundle = registry.fetch(registered, Path(tmp))  # MODEL_INTEGRITY on any change
             _check_bundle(bundle, use_case)
             validation = registry.require_validated(registered)  # alias set behind our back?
-            network = build_network(bundle.manifest.network)
-            network.load_state_dict(bundle.state_dict(), strict=True)
+            return cls._built(bundle, use_case, registered, validation)
+
+    @classmethod
+    def under_validation(cls, bundle: Bundle, use_case: str | UseCase,
+                         registered: RegisteredBundle | None = None) -> "LockedModel":
+        """A bundle being validated (`digital-contrast validate`): the same checks of its
+        identity and use case as `load`, without the record it is about to earn. A bundle
+        folder that is not registered is identified by its hash alone."""
+        use_case = load_use_case(use_case) if isinstance(use_case, str) else use_case
+        _check_bundle(bundle, use_case)
+        if registered is not None and registered.sha256 != bundle.sha256:
+            raise RegistryError("MODEL_INTEGRITY", "the bundle is not the registered one")
+        manifest = bundle.manifest
+        registered = registered or RegisteredBundle(
+            name=manifest.model_name, version="unregistered", sha256=bundle.sha256,
+            source=str(bundle.folder), run_id="", aliases=(),
+            model_version=manifest.model_version, validation_passed=False)
+        return cls._built(bundle, use_case, registered, None)
+
+    @classmethod
+    def _built(cls, bundle: Bundle, use_case: UseCase, registered: RegisteredBundle,
+               validation: ValidationRecord | None) -> "LockedModel":
+        network = build_network(bundle.manifest.network)
+        network.load_state_dict(bundle.state_dict(), strict=True)
         network.eval()
         for parameter in network.parameters():
             parameter.requires_grad_(False)

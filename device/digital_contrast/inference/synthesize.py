@@ -88,7 +88,8 @@ def volume_sha256(array: np.ndarray) -> str:
 
 
 def platform_info() -> dict[str, str]:
-    return {"threads": str(torch.get_num_threads()),
+    # The threads inference runs on (`deterministic` sets them for its block only).
+    return {"threads": str(get_settings().inference_threads),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "machine": platform.machine(), "python": platform.python_version(),
             "torch": torch.__version__, "monai": version("monai"), "numpy": np.__version__,

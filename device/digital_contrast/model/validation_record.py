@@ -3,6 +3,7 @@ criteria. Promotion to production needs a passing record for that bundle hash, a
 checks the record again whenever it loads a bundle."""
 
 import json
+import math
 import operator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +24,13 @@ class Criterion(BaseModel):
     metric: str
     op: Literal[">=", "<=", ">", "<"]
     threshold: float
-    value: float
+    value: float | None  # None: the metric could not be measured, which never passes
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def passed(self) -> bool:
-        return bool(_OPS[self.op](self.value, self.threshold))
+        return self.value is not None and not math.isnan(self.value) and \
+            bool(_OPS[self.op](self.value, self.threshold))
 
 
 class ValidationRecord(BaseModel):

@@ -194,6 +194,17 @@ class Reference(BaseModel):
         return self
 
 
+class OutsideEvidence(BaseModel):
+    """A clause the manufacturer satisfies outside the software's technical file (its QMS):
+    not a gap of this repository, but never silent either — `qms check` lists it and every
+    release record names the evidence to attach and its status."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    holder: str = Field(min_length=1)  # who keeps the evidence
+    evidence: str = Field(min_length=1)  # what must be attached to a submission
+    status: str = Field(min_length=1)  # where it stands today, in plain words
+
+
 class Clause(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     clause: str
@@ -201,14 +212,16 @@ class Clause(BaseModel):
     applicable: bool = True
     rationale: str | None = None
     satisfied_by: list[Reference] = Field(default_factory=list)
+    outside_repository: OutsideEvidence | None = None
     gap: str | None = None
 
     @model_validator(mode="after")
     def _mapped(self) -> Clause:
         if not self.applicable and not self.rationale:
             raise ValueError("a clause that does not apply needs a rationale")
-        if self.applicable and not self.satisfied_by and not self.gap:
-            raise ValueError("an applicable clause needs satisfied_by or an explicit gap")
+        if self.applicable and not (self.satisfied_by or self.outside_repository or self.gap):
+            raise ValueError("an applicable clause needs satisfied_by, outside_repository or "
+                             "an explicit gap")
         return self
 
 
@@ -253,6 +266,15 @@ def check_clauses(path: Path, commands: set[str], repo: Path = REPO_ROOT) -> lis
                 problems.append(doc.problem(("clauses", i, "satisfied_by", k), f"clause "
                                             f"{clause.clause}: {pattern} does not exist"))
     return problems
+
+
+def clauses_outside_repository(repo: Path = REPO_ROOT) -> list[Clause]:
+    """The applicable clauses satisfied by the manufacturer's evidence outside this repository
+    (empty when the map is unreadable: `check_clauses` reports that)."""
+    doc, _ = YamlDocument.load(repo / "qms" / "clause_map.yaml")
+    clause_map = doc.validate((), doc.data, ClauseMap)[0] if doc is not None else None
+    return [c for c in clause_map.clauses if c.applicable and c.outside_repository] \
+        if clause_map else []
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.qms.check import source_files
-from digital_contrast.qms.documents import document_header, render
+from digital_contrast.qms.documents import document_header, render, write_pdf
 from digital_contrast.qms.requirements import Records
 from digital_contrast.qms.yaml_records import Problem
 
@@ -278,7 +278,7 @@ def _unit_json(unit: Unit) -> dict[str, Any]:
 
 def write_design(out_dir: Path, model: DesignModel,
                  problems: list[Problem] | None = None) -> list[Path]:
-    """DC-SDD as HTML and Markdown, and design.json; `problems` (from `check_design`) is the
+    """DC-SDD as HTML, PDF and Markdown, and design.json; `problems` (from `check_design`) is the
     verification result the document states, None when it was not checked."""
     out_dir.mkdir(parents=True, exist_ok=True)
     document = document_header(DOCUMENT_ID, TITLE,
@@ -293,8 +293,8 @@ def write_design(out_dir: Path, model: DesignModel,
     context = {"document": document, "items": model.items, "unowned": model.unowned,
                "summary": summary, "verification": verification,
                "composition_root": COMPOSITION_ROOT}
-    written = [render("design.html.j2", context, out_dir / "design.html"),
-               render("design.md.j2", context, out_dir / "design.md")]
+    html = render("design.html.j2", context, out_dir / "design.html")
+    written = [html, write_pdf(html), render("design.md.j2", context, out_dir / "design.md")]
     json_path = out_dir / "design.json"
     json_path.write_text(json.dumps({
         "document": document, "generated_at": datetime.now(UTC).isoformat(),

@@ -17,11 +17,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
-import digital_contrast
 from digital_contrast.config import REPO_ROOT
+from digital_contrast.qms.documents import document_header, render, write_pdf
 from digital_contrast.qms.records import QMS_DIR
 from digital_contrast.qms.requirements import RequirementId, Text
 from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_path, duplicates
@@ -29,7 +28,8 @@ from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_pat
 RISK_DIR = REPO_ROOT / "risk"
 REQUIREMENTS_FILE = QMS_DIR / "requirements" / "software_requirements.yaml"
 REPORT_NAME = "risk_management_report"
-DOCUMENT_ID = "DC-RMR"
+DOCUMENT_ID, TITLE = "DC-RMR", "Risk management report"
+APPROVALS = ("Risk manager", "Quality", "Clinical")
 
 SeverityId = Annotated[str, StringConstraints(pattern=r"^S\d$")]
 ProbabilityId = Annotated[str, StringConstraints(pattern=r"^P\d$")]
@@ -558,13 +558,10 @@ def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
         count[("initial", r["initial"]["level"])] += 1
         count[("residual", r["residual"]["level"])] += 1
     return {
-        "document": {"id": DOCUMENT_ID, "title": "Risk management report",
-                     "version": digital_contrast.__version__,
-                     "date": (date or dt.date.today()).isoformat(),
-                     "product": digital_contrast.PRODUCT_NAME,
-                     "product_version": digital_contrast.__version__,
-                     "policy": policy.id,
-                     "approvals": ["Risk manager", "Quality", "Clinical"]},
+        "document": {**document_header(DOCUMENT_ID, TITLE, approvals=APPROVALS,
+                                       source=f"risk/ (policy {policy.id}), latest test run",
+                                       date=date or dt.date.today()),
+                     "policy": policy.id},  # the Markdown title block names the policy
         "policy": {"id": policy.id, "title": policy.title, "basis": policy.basis,
                    "scope": policy.scope, "safety_class": policy.software_safety_class,
                    "safety_class_rationale": policy.safety_class_rationale,
@@ -596,18 +593,10 @@ def write_risk_report(out_dir: Path, risk_file: RiskFile, test_outcomes: dict[st
                       requirement_tests: dict[str, list[str]], *,
                       date: dt.date | None = None,
                       accepted: frozenset[str] = frozenset()) -> list[Path]:
-    """`risk_management_report.md` and `.html` (self-contained) under `out_dir`."""
+    """`risk_management_report.md`, `.html` (self-contained) and its `.pdf` under `out_dir`."""
     data = render_risk_report(risk_file, test_outcomes, requirement_tests, date=date,
                               accepted=accepted)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix in ("md", "html"):
-        environment = Environment(loader=PackageLoader("digital_contrast.qms"),
-                                  undefined=StrictUndefined, keep_trailing_newline=True,
-                                  autoescape=suffix == "html",
-                                  trim_blocks=True, lstrip_blocks=True)
-        text = environment.get_template(f"{REPORT_NAME}.{suffix}.j2").render(**data)
-        path = out_dir / f"{REPORT_NAME}.{suffix}"
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    md, html = (render(f"{REPORT_NAME}.{suffix}.j2", data, out_dir / f"{REPORT_NAME}.{suffix}",
+                       compact=True) for suffix in ("md", "html"))
+    return [md, html, write_pdf(html)]

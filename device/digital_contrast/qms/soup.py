@@ -25,7 +25,6 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -33,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 import digital_contrast
 from digital_contrast.config import REPO_ROOT
+from digital_contrast.qms.documents import document_header, render, write_pdf
 from digital_contrast.qms.records import QMS_DIR, RecordError
 from digital_contrast.qms.requirements import SoftwareItemId, Text
 from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_path
@@ -40,7 +40,8 @@ from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_pat
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 SOUP_FILE = QMS_DIR / "soup.yaml"
 VENDOR_README = Path(digital_contrast.__file__).parent / "api" / "static" / "vendor" / "README.md"
-DOCUMENT_ID = "DC-SOUP"
+DOCUMENT_ID, TITLE = "DC-SOUP", "SOUP list"
+APPROVALS = ("Author", "Reviewer", "Approver (regulatory)")
 # Known-anomaly lists change weekly; a review older than a year is no review (8.1.2).
 REVIEW_MAX_AGE_DAYS = 365
 
@@ -345,7 +346,8 @@ _CSV_FIELDS = ("section", "name", "version", "installed_version", "ecosystem", "
 def write_soup_list(out_dir: Path, soup: SoupFile | None = None,
                     closure: dict[str, Dist] | None = None, *,
                     pyproject: Path = PYPROJECT, today: date | None = None) -> list[Path]:
-    """`soup_list.md`, `soup_list.html` (self-contained) and `soup_list.csv` under `out_dir`.
+    """`soup_list.md`, `soup_list.html` (self-contained), its `.pdf` and `soup_list.csv` under
+    `out_dir`.
 
     Open findings of `check_soup` are printed in the document rather than hidden.
     """
@@ -358,11 +360,13 @@ def write_soup_list(out_dir: Path, soup: SoupFile | None = None,
     vendored = vendored_components()
     rows = soup_rows(soup, closure, vendored=vendored)
     tools = tool_closure(pyproject, closure)
+    sha256 = hashlib.sha256(soup.doc.text.encode("utf-8")).hexdigest()
     context = {
-        "document_id": DOCUMENT_ID, "product": digital_contrast.PRODUCT_NAME,
-        "version": digital_contrast.__version__, "date": today.isoformat(),
-        "source": soup.doc.name, "source_sha256": hashlib.sha256(
-            soup.doc.text.encode("utf-8")).hexdigest(),
+        "document": document_header(
+            DOCUMENT_ID, TITLE, approvals=APPROVALS, date=today,
+            source=f"{soup.doc.name} (SHA-256 {sha256}) and the installed distributions' "
+                   "metadata"),
+        "source_file": soup.doc.name, "source_sha256": sha256,
         "direct": [r for r in rows if r["section"] == "direct"],
         "transitive": [r for r in rows if r["section"] == "transitive"],
         "tools": list(tools.values()),
@@ -370,16 +374,9 @@ def write_soup_list(out_dir: Path, soup: SoupFile | None = None,
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = Environment(loader=PackageLoader("digital_contrast.qms"), undefined=StrictUndefined,
-                      autoescape=select_autoescape(["html.j2"]), trim_blocks=True,
-                      lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters["cell"] = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
-    paths = []
-    for name in ("soup_list.md", "soup_list.html"):
-        path = out_dir / name
-        path.write_text(env.get_template(f"soup_{name.split('.')[1]}.j2").render(context),
-                        encoding="utf-8")
-        paths.append(path)
+    md, html = (render(f"soup_list.{suffix}.j2", context, out_dir / f"soup_list.{suffix}",
+                       compact=True) for suffix in ("md", "html"))
+    paths = [md, html, write_pdf(html)]
     csv_path = out_dir / "soup_list.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=_CSV_FIELDS, extrasaction="ignore")

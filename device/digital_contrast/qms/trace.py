@@ -1,6 +1,6 @@
 """`digital-contrast qms trace`: the traceability matrix, user need -> requirement -> software
-item -> test -> result -> risk control, as HTML and Markdown for people, CSV for spreadsheets
-and `trace.json` for tools. Built from the records and the latest junit report only."""
+item -> test -> result -> risk control, as HTML, PDF and Markdown for people, CSV for
+spreadsheets and `trace.json` for tools. Built from the records and the latest junit report only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from digital_contrast.qms.documents import document_header, render
+from digital_contrast.qms.documents import document_header, render, write_pdf
 from digital_contrast.qms.requirements import Records
 from digital_contrast.qms.test_results import PASSED, TestRun
 
@@ -46,8 +46,8 @@ def write_trace(out_dir: Path, records: Records, run: TestRun,
                "tests": len(run.cases), "run_timestamp": run.timestamp or "unknown",
                "risk_controls": len({c for r in rows for c in r["risk_controls"]})}
     context = {"document": document, "rows": rows, "summary": summary}
-    written = [render("trace.html.j2", context, out_dir / "trace.html"),
-               render("trace.md.j2", context, out_dir / "trace.md")]
+    html = render("trace.html.j2", context, out_dir / "trace.html")
+    written = [html, write_pdf(html), render("trace.md.j2", context, out_dir / "trace.md")]
     csv_path = out_dir / "trace.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

@@ -4,7 +4,8 @@
 and any gap `qms check` finds, writing nothing. Otherwise it builds the wheel and writes the
 generated documents (trace matrix, risk management report, SOUP list and SBOM, detailed design),
 a test report from the junit run, the known residual anomalies, the validation records of the
-models and the release notes into a scratch folder, then the manifest with the SHA-256 of every
+models, the current `validate` run of every protocol (refused when one has none) and the release
+notes into a scratch folder, then the manifest with the SHA-256 of every
 file, and renames the folder into place: a release record is complete or absent, never partial.
 """
 
@@ -34,23 +35,24 @@ from digital_contrast.qms.anomalies import (
     documented_tests,
     load_anomalies,
 )
-from digital_contrast.qms.check import run_checks
+from digital_contrast.qms.check import Clause, clauses_outside_repository, run_checks
 from digital_contrast.qms.requirements import load_records
 from digital_contrast.qms.test_results import DEFAULT_JUNIT, JunitError, TestRun, read_junit
+from digital_contrast.validation.runs import CompletedRun, current_run
 
 MANIFEST = "manifest.json"
 NOTES = "RELEASE_NOTES.md"
 VALIDATION_DIR = Path("validation") / "reports"
 EVIDENCE = ("The reference model is trained and validated on a procedural digital phantom only; "
             "it is not clinically validated and no clinical performance is claimed.")
-NO_VALIDATE = ("There is no `validate` command yet: the validation records included are those "
-               "filed under validation/reports/ and releases/models/ by `release candidate` and "
-               "`release model`.")
+PROTOCOLS_DIR = Path("validation") / "protocols"
+VALIDATION_RUNS = Path("validation") / "runs"
 
 
 class ReleaseRecordError(DigitalContrastError):
     """A release record that cannot be built: RELEASE_VERSION_INVALID, RELEASE_EXISTS,
-    RELEASE_DIRTY_TREE, RELEASE_GAPS, RELEASE_NO_TEST_RUN, RELEASE_WHEEL_FAILED."""
+    RELEASE_DIRTY_TREE, RELEASE_GAPS, RELEASE_NO_TEST_RUN, RELEASE_NO_VALIDATION,
+    RELEASE_WHEEL_FAILED."""
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -128,6 +130,24 @@ def _model_bundles(repo: Path, releases_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
+def _validation_runs(repo: Path, runs_root: Path) -> list[CompletedRun]:
+    """The current run of every protocol (RELEASE_NO_VALIDATION when one has none): what the
+    release's validation reports are, passed or failed."""
+    runs, missing = [], []
+    for protocol in sorted((repo / PROTOCOLS_DIR).glob("*.yaml")):
+        run = current_run(runs_root, protocol)
+        if run is None:
+            missing.append(str(protocol.relative_to(repo)))
+        else:
+            runs.append(run)
+    if missing:
+        raise ReleaseRecordError(
+            "RELEASE_NO_VALIDATION", f"no complete validation run of the current version of "
+            f"{', '.join(missing)} in {runs_root}: run `digital-contrast validate --protocol "
+            f"{missing[0]}` first")
+    return runs
+
+
 def render_test_report(run: TestRun, requirement_ids: list[str], documented: set[str]) -> str:
     """Markdown: counts by outcome, tests that did not pass, a verdict per requirement."""
     counts = Counter(case.outcome for case in run.cases.values())
@@ -163,7 +183,8 @@ def anomalies_report(anomalies: list[ResidualAnomaly]) -> str:
 
 
 def release_notes(version: str, counts: dict[str, int], anomalies: list[ResidualAnomaly],
-                  soup_findings: list[str], models: list[dict[str, Any]]) -> str:
+                  soup_findings: list[str], models: list[dict[str, Any]],
+                  validations: list[CompletedRun], outside: list[Clause]) -> str:
     lines = [f"# {PRODUCT_NAME} {version} - release notes", "",
              f"Package version {__version__}. {EVIDENCE}", "", "## Contents", ""]
     lines += [f"- {n} {what}" for what, n in counts.items()]
@@ -173,7 +194,17 @@ def release_notes(version: str, counts: dict[str, int], anomalies: list[Residual
     lines += ["", "## Models", ""]
     lines += [f"- {m['kind']} {m['use_case']} {m['model_version']}: bundle "
               f"{m['bundle_sha256'][:16]} ({m['folder']})" for m in models] or ["None."]
-    lines += ["", NO_VALIDATE, "", "## SOUP licence findings", ""]
+    lines += ["", "## Validation", "", "The current run of each protocol, through the clinical "
+              "DICOM path (`digital-contrast validate`); reports under validation/runs/.", ""]
+    lines += [f"- {r.record.protocol} on {r.record.model_name} {r.record.model_version} (bundle "
+              f"{r.record.bundle_sha256[:16]}): {'PASSED' if r.record.passed else 'FAILED'}, "
+              f"{r.record.dataset}; run {r.run_id}" for r in validations]
+    lines += ["", "## IEC 62304 clauses satisfied outside this repository", "",
+              "Evidence the manufacturer holds; attach it before using this record:", ""]
+    lines += [f"- {c.clause} {c.title}: {c.outside_repository.evidence} (held by "
+              f"{c.outside_repository.holder}). Status: {c.outside_repository.status}"
+              for c in outside if c.outside_repository] or ["None."]
+    lines += ["", "## SOUP licence findings", ""]
     lines += [f"- {f}" for f in soup_findings] or ["None."]
     return "\n".join(lines) + "\n"
 
@@ -239,6 +270,8 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
     anomalies, _, _ = load_anomalies(repo / "qms" / "anomalies.yaml")
     records, _ = load_records(repo / "qms")
     models = _model_bundles(repo, releases_dir)
+    validations = _validation_runs(repo, get_settings().build_dir / "validation")
+    outside = clauses_outside_repository(repo)
     releases_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=releases_dir, prefix=".incomplete-") as scratch:
         staging = Path(scratch) / "release"
@@ -251,8 +284,10 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
         (staging / "anomalies.md").write_text(anomalies_report(anomalies))
         if (repo / VALIDATION_DIR).is_dir():
             shutil.copytree(repo / VALIDATION_DIR, staging / VALIDATION_DIR)
+        for validation in validations:
+            shutil.copytree(validation.folder, staging / VALIDATION_RUNS / validation.run_id)
         (staging / NOTES).write_text(release_notes(version, result.counts, anomalies,
-                                                   findings, models))
+                                                   findings, models, validations, outside))
         files = {str(p.relative_to(staging)): sha256_file(p)
                  for p in sorted(staging.rglob("*")) if p.is_file()}
         manifest = {
@@ -264,13 +299,19 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
                 "installed_distributions": sum(1 for _ in importlib.metadata.distributions())},
             "wheel": {"file": wheel.name, "sha256": files[wheel.name]},
             "models": models,
-            "validation": {"records": sorted(f for f in files
-                                             if f.startswith(str(VALIDATION_DIR))),
-                           "note": NO_VALIDATE},
+            "validation": {
+                "records": sorted(f for f in files if f.startswith(str(VALIDATION_DIR))),
+                "runs": [{"run_id": r.run_id, "protocol": r.record.protocol,
+                          "protocol_sha256": r.record.protocol_sha256,
+                          "bundle_sha256": r.record.bundle_sha256, "passed": r.record.passed}
+                         for r in validations]},
             "junit": {"file": Path(junit).name, "sha256": sha256_file(Path(junit)),
                       "timestamp": run.timestamp, "tests": len(run.cases)},
             "counts": result.counts,
             "known_anomalies": [a.id for a in anomalies],
+            "clauses_outside_repository": [
+                {"clause": c.clause, "title": c.title} | c.outside_repository.model_dump()
+                for c in outside if c.outside_repository],
             "evidence_statement": EVIDENCE,
             "files": files,
         }

@@ -1,0 +1,114 @@
+"""The cases of a protocol's dataset, each as the clinic would send it (an NCCT DICOM series)
+with a scorer that compares the synthetic series read back from DICOM with the reference.
+
+Phantom cases are rendered and written as DICOM here; their reference is the NCCT as read plus
+the case's noiseless enhancement, so scanner noise is not counted as error. Paired cases are a
+site's folders `<case>/ncct` and `<case>/cect` (DICOM folders or zips) on the same grid.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from digital_contrast.errors import DigitalContrastError
+from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
+from digital_contrast.imaging.phantom.case import generate_case, noiseless_images
+from digital_contrast.imaging.phantom.export import Phase, case_id, write_phase_dicom
+from digital_contrast.imaging.series_reader import read_series
+from digital_contrast.imaging.volume import Volume
+from digital_contrast.validation.errors import ValidationRunError
+from digital_contrast.validation.metrics import (
+    PRIMARY,
+    paired_metrics,
+    phantom_metrics,
+    phantom_stratum,
+)
+from digital_contrast.validation.protocol import PairedDataset, PhantomDataset
+
+GEOMETRY_TOLERANCE_MM = 1e-3
+Scorer = Callable[[Volume, Volume], dict[str, float]]  # (NCCT as read, synthetic as read)
+
+
+class CaseError(DigitalContrastError):
+    """CASE_GEOMETRY: a volume is not on its case's grid (orientation, size or position)."""
+
+
+@dataclass(frozen=True)
+class ValidationCase:
+    case_id: str
+    seed: int | None
+    stratum: str
+    ncct: Path  # the series the clinic would send
+    score: Scorer
+
+
+def require_same_grid(volume: Volume, shape: tuple[int, ...], affine: np.ndarray,
+                      what: str) -> None:
+    """CASE_GEOMETRY unless `volume` lies on the grid (shape, LPS affine) of its case."""
+    if volume.shape != tuple(shape):
+        raise CaseError("CASE_GEOMETRY", f"{what} has {volume.shape} voxels, the case "
+                                         f"{tuple(shape)}")
+    offset = float(np.abs(volume.affine - affine).max())
+    if offset > GEOMETRY_TOLERANCE_MM:
+        raise CaseError("CASE_GEOMETRY", f"{what} is not on the case's grid (affine differs "
+                                         f"by up to {offset:.3g}: flipped, rotated or shifted)")
+
+
+def phantom_cases(dataset: PhantomDataset, workdir: Path) -> Iterator[ValidationCase]:
+    for seed in dataset.seeds.seeds:
+        case = generate_case(seed, dataset.size)
+        folder = workdir / case_id(seed) / "ncct"  # written whole, in one rename
+        write_phase_dicom(case, Phase.NCCT, folder)
+        clean = noiseless_images(case.parameters, case.labels)
+        enhancement = clean["arterial"] - clean["ncct"]
+        del clean
+
+        def score(ncct: Volume, synthetic: Volume, case=case, enhancement=enhancement
+                  ) -> dict[str, float]:
+            require_same_grid(ncct, case.labels.shape, case.affine, "the NCCT as read")
+            require_same_grid(synthetic, case.labels.shape, case.affine,
+                              "the synthetic series as read back")
+            reference = np.clip(ncct.array + enhancement, HU_MIN, HU_MAX)
+            return phantom_metrics(ncct.array, synthetic.array, reference, case.labels,
+                                   case.spacing, case.parameters.thrombus_shape != "none")
+
+        yield ValidationCase(case_id(seed), seed, phantom_stratum(case.parameters), folder,
+                             score)
+
+
+def _series(case_folder: Path, name: str) -> Path:
+    for candidate in (case_folder / name, case_folder / f"{name}.zip"):
+        if candidate.exists():
+            return candidate
+    raise ValidationRunError("DATASET_INVALID", f"case {case_folder.name} has no {name}/ "
+                                                f"folder or {name}.zip")
+
+
+def paired_cases(dataset: PairedDataset, base: Path) -> Iterator[ValidationCase]:
+    """Cases in name order; `base` resolves a relative dataset folder (the protocol's)."""
+    root = dataset.folder if dataset.folder.is_absolute() else base / dataset.folder
+    if not root.is_dir():
+        raise ValidationRunError("DATASET_INVALID", f"the paired-case folder {root} is missing")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise ValidationRunError("DATASET_INVALID", f"{root} holds no case folder")
+    cases = [(folder, _series(folder, "ncct"), _series(folder, "cect")) for folder in folders]
+    for folder, ncct, cect in cases:
+        def score(read_ncct: Volume, synthetic: Volume, cect=cect) -> dict[str, float]:
+            reference = read_series(cect)
+            require_same_grid(reference, read_ncct.shape, read_ncct.affine, "the CECT")
+            require_same_grid(synthetic, read_ncct.shape, read_ncct.affine,
+                              "the synthetic series as read back")
+            return paired_metrics(read_ncct.array, synthetic.array, reference.array,
+                                  read_ncct.spacing)
+
+        yield ValidationCase(folder.name, None, PRIMARY, ncct, score)
+
+
+def dataset_cases(dataset: PhantomDataset | PairedDataset, workdir: Path,
+                  protocol_folder: Path) -> Iterator[ValidationCase]:
+    if isinstance(dataset, PhantomDataset):
+        return phantom_cases(dataset, workdir)
+    return paired_cases(dataset, protocol_folder)

@@ -1,0 +1,172 @@
+"""Validation protocols (`validation/protocols/*.yaml`): use case, dataset, acceptance criteria.
+
+A protocol is read once, from bytes whose SHA-256 is fixed before any case runs; the criteria
+applied are parsed from exactly those bytes, and the file is hashed again after the last case,
+so criteria cannot move once results have been seen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from digital_contrast.qms.yaml_records import YamlDocument, display_path
+from digital_contrast.validation.errors import ValidationRunError
+from digital_contrast.validation.metrics import METRICS
+
+ProtocolId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SeedRange(_Strict):
+    start: int = Field(ge=0)
+    count: int = Field(ge=1, le=10_000)
+
+    @property
+    def seeds(self) -> range:
+        return range(self.start, self.start + self.count)
+
+
+class PhantomDataset(_Strict):
+    """Cases rendered by the procedural phantom: evidence about the pipeline, not patients."""
+
+    generator: Literal["digital_contrast.imaging.phantom"]
+    size: Literal["small", "clinical"]
+    seeds: SeedRange
+
+    @property
+    def kind(self) -> str:
+        return "phantom"
+
+    def describe(self) -> str:
+        seeds = self.seeds.seeds
+        return f"phantom seeds {seeds.start}-{seeds.stop - 1} (held out), {self.size} size"
+
+
+class PairedDataset(_Strict):
+    """A site's own paired cases: `<folder>/<case>/ncct/` and `<case>/cect/`, DICOM series
+    (folders or zips) on the same grid; the CECT is the reference."""
+
+    folder: Path
+    description: str = Field(min_length=1)
+
+    @property
+    def kind(self) -> str:
+        return "paired"
+
+    def describe(self) -> str:
+        return f"paired cases in {self.folder}: {self.description}"
+
+
+class Rule(_Strict):
+    metric: str
+    op: Literal[">=", "<=", ">", "<"]
+    threshold: float
+    # False: the median over the primary-stratum cases; True: every such case (the worst).
+    per_case: bool = False
+
+
+class Revision(_Strict):
+    version: int = Field(ge=1)
+    date: dt.date | None = None
+    change: str = Field(min_length=1)
+    rationale: str | None = None
+
+
+class Protocol(_Strict):
+    id: ProtocolId
+    version: int = Field(ge=1)
+    use_case: str
+    evidence: str = Field(min_length=1)
+    dataset: PhantomDataset | PairedDataset
+    reference: str = Field(min_length=1)
+    primary_stratum: str = Field(min_length=1)
+    acceptance: list[Rule] = Field(min_length=1)
+    revisions: list[Revision] = Field(min_length=1)
+
+    # Field validators (not one model validator) so that a problem is reported at its line.
+    @field_validator("acceptance")
+    @classmethod
+    def _measurable(cls, rules: list[Rule], info: ValidationInfo) -> list[Rule]:
+        dataset = info.data.get("dataset")
+        for index, rule in enumerate(rules):
+            metric = METRICS.get(rule.metric)
+            if metric is None:
+                raise ValueError(f"rule {index}: metric {rule.metric!r} is unknown; known: "
+                                 f"{', '.join(sorted(METRICS))}")
+            if dataset is not None and dataset.kind not in metric.datasets:
+                raise ValueError(f"rule {index}: metric {rule.metric!r} needs "
+                                 f"{' or '.join(metric.datasets)} cases; this dataset is "
+                                 f"{dataset.kind}")
+        return rules
+
+    @field_validator("revisions")
+    @classmethod
+    def _current(cls, revisions: list[Revision], info: ValidationInfo) -> list[Revision]:
+        version = info.data.get("version")
+        if version is not None and revisions[-1].version != version:
+            raise ValueError(f"the last revision is {revisions[-1].version}, but the protocol "
+                             f"is version {version}: record the change")
+        return revisions
+
+
+@dataclass(frozen=True)
+class FixedProtocol:
+    """A protocol with the hash of the bytes it was parsed from."""
+
+    path: Path
+    protocol: Protocol
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return display_path(self.path)
+
+    def check_unchanged(self) -> None:
+        """PROTOCOL_CHANGED when the file no longer has the hash fixed at the start."""
+        try:
+            now = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            now = "unreadable"
+        if now != self.sha256:
+            raise ValidationRunError(
+                "PROTOCOL_CHANGED", f"{self.name} changed during the run (SHA-256 "
+                f"{self.sha256[:12]} at the start, {now[:12]} now); no record is written")
+
+
+def load_protocol(path: Path) -> FixedProtocol:
+    """The protocol, hashed and parsed from one read; PROTOCOL_INVALID names file and line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValidationRunError("PROTOCOL_NOT_FOUND",
+                                 f"{display_path(path)} cannot be read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+        data = yaml.safe_load(text)
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ValidationRunError("PROTOCOL_INVALID", f"{display_path(path)}{where}: not valid "
+                                 f"YAML ({getattr(exc, 'problem', None) or exc})") from None
+    protocol, problems = YamlDocument(path, text, data).validate((), data, Protocol)
+    if protocol is None:
+        raise ValidationRunError("PROTOCOL_INVALID", "; ".join(map(str, problems)))
+    return FixedProtocol(path, protocol, hashlib.sha256(raw).hexdigest())

@@ -1,0 +1,245 @@
+"""Running a protocol through the clinical DICOM path, case by case, into a validation record.
+
+Each case goes the way a clinic's series goes: NCCT written as DICOM -> read by the product's
+series reader -> conformity and synthesis by the locked core -> labelled derived series written
+as DICOM -> read back -> scored against the reference. The run is staged in a hidden folder
+whose `run.json` fixes the protocol's hash before the first case; the record, per-case table
+and report appear under `<out>/<run-id>/` only when the run is complete and the protocol file
+still has that hash.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from digital_contrast import __version__
+from digital_contrast.config import REPO_ROOT
+from digital_contrast.errors import DigitalContrastError
+from digital_contrast.imaging.series_reader import read_series
+from digital_contrast.imaging.synthetic import SynthesizingModel, write_synthetic_series
+from digital_contrast.inference.locked_model import LockedModel
+from digital_contrast.inference.synthesize import platform_info, synthesize
+from digital_contrast.model.validation_record import Criterion, ValidationRecord
+from digital_contrast.validation.cases import ValidationCase, dataset_cases
+from digital_contrast.validation.errors import ValidationRunError
+from digital_contrast.validation.metrics import PRIMARY
+from digital_contrast.validation.protocol import FixedProtocol, Rule, load_protocol
+
+RECORD = "validation_record.json"
+RUN = "run.json"
+CASES_CSV = "cases.csv"
+CASES_COMPLETED = "cases_completed"  # the implicit criterion: every case went through
+
+
+@dataclass
+class CaseOutcome:
+    case_id: str
+    seed: int | None
+    stratum: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    failure_code: str | None = None
+    failure_detail: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    output_series_uid: str | None = None
+    output_sha256: str | None = None
+    seconds: float = 0.0
+    failed_rules: list[str] = field(default_factory=list)  # per-case criteria it misses
+
+    @property
+    def completed(self) -> bool:
+        return self.failure_code is None
+
+
+@dataclass(frozen=True)
+class ValidationRun:
+    run_id: str
+    folder: Path
+    protocol: FixedProtocol
+    registry_version: str
+    started: datetime
+    finished: datetime
+    environment: dict[str, str]
+    cases: list[CaseOutcome]
+    record: ValidationRecord
+
+    @property
+    def failed_cases(self) -> list[CaseOutcome]:
+        return [c for c in self.cases if not c.completed or c.failed_rules]
+
+
+def environment() -> dict[str, str]:
+    """What ran the validation: platform, library versions, product version and commit."""
+    info = platform_info() | {"digital_contrast": __version__,
+                              "platform": platform.platform()}
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+                                capture_output=True, text=True, timeout=10, check=True)
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain"],
+                               capture_output=True, text=True, timeout=30, check=True)
+        info["git_commit"] = commit.stdout.strip() + (" (uncommitted changes)"
+                                                      if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        info["git_commit"] = "unknown (not a git checkout)"
+    return info
+
+
+def run_validation(protocol_path: Path, model: LockedModel, out_root: Path, *,
+                   progress: Callable[[str], None] = lambda line: None) -> ValidationRun:
+    fixed = load_protocol(protocol_path)
+    protocol = fixed.protocol
+    if model.use_case.id != protocol.use_case:
+        raise ValidationRunError("PROTOCOL_MISMATCH", f"{fixed.name} validates use case "
+                                 f"{protocol.use_case}; the model is for {model.use_case.id}")
+    started = datetime.now(UTC)
+    run_id = f"{protocol.id}-{started:%Y%m%dT%H%M%SZ}-{model.bundle_sha256[:12]}"
+    final = Path(out_root) / run_id
+    if final.exists():
+        raise ValidationRunError("RUN_EXISTS", f"{final} already exists")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden until complete; an aborted run stays hidden with its reason in run.json.
+    stage = Path(tempfile.mkdtemp(prefix=f".incomplete-{run_id}-", dir=final.parent))
+    env = environment()
+    header = _run_header(run_id, fixed, model, started, env)
+    _write_json(stage / RUN, header | {"status": "running"})
+    cases: list[CaseOutcome] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="dc-validate-") as tmp:
+            work = Path(tmp)
+            for case in dataset_cases(protocol.dataset, work / "input", fixed.path.parent):
+                outcome = _run_case(case, model, work / "output" / case.case_id)
+                cases.append(outcome)
+                progress(_progress_line(outcome))
+        fixed.check_unchanged()  # PROTOCOL_CHANGED: no record from moved goalposts
+    except DigitalContrastError as exc:  # the staged run stays hidden, saying why it stopped
+        _write_json(stage / RUN, header | {"status": "aborted", "code": exc.code,
+                                           "detail": exc.detail})
+        raise
+    criteria = evaluate(protocol.acceptance, cases)
+    record = ValidationRecord(
+        bundle_sha256=model.bundle_sha256, use_case=protocol.use_case,
+        model_name=model.registered.name, model_version=model.registered.model_version,
+        protocol=fixed.name, protocol_sha256=fixed.sha256,
+        dataset=protocol.dataset.describe(), criteria=criteria, evidence=protocol.evidence,
+        explain=model.explain_evidence)
+    run = ValidationRun(run_id, final, fixed, model.registered.version, started,
+                        datetime.now(UTC), env, cases, record)
+    record.save(stage / RECORD)
+    _write_cases_csv(stage / CASES_CSV, run)
+    _write_json(stage / RUN, header | {
+        "status": "complete", "finished": run.finished.isoformat(), "passed": record.passed,
+        "cases": [asdict(c) for c in cases]})
+    from digital_contrast.validation.report import write_report
+
+    write_report(stage, run)
+    os.replace(stage, final)
+    return run
+
+
+def _run_header(run_id: str, fixed: FixedProtocol, model: LockedModel, started: datetime,
+                env: dict[str, str]) -> dict:
+    return {"run_id": run_id, "started": started.isoformat(),
+            "protocol": {"path": fixed.name, "id": fixed.protocol.id,
+                         "version": fixed.protocol.version, "sha256": fixed.sha256,
+                         "fixed_at": started.isoformat()},
+            "model": {"name": model.registered.name, "version": model.registered.model_version,
+                      "registry_version": model.registered.version,
+                      "bundle_sha256": model.bundle_sha256},
+            "evidence": fixed.protocol.evidence, "environment": env}
+
+
+def _run_case(case: ValidationCase, model: LockedModel, out: Path) -> CaseOutcome:
+    outcome = CaseOutcome(case.case_id, case.seed, case.stratum)
+    start = time.perf_counter()
+    try:
+        ncct = read_series(case.ncct)
+        result = synthesize(ncct, model.use_case, model)
+        assert ncct.source is not None
+        written = write_synthetic_series(
+            result.volume, ncct.source,
+            SynthesizingModel(result.model_name, result.model_version, result.bundle_sha256),
+            out, options=result.options)
+        outcome.warnings = result.warnings
+        outcome.output_series_uid = written.series_instance_uid
+        outcome.output_sha256 = result.output_sha256
+        # A metric that cannot be measured on a case (no thrombus to segment) is left out.
+        outcome.metrics = {k: round(v, 4) for k, v in
+                           case.score(ncct, read_series(written.folder)).items()
+                           if math.isfinite(v)}
+    except DigitalContrastError as exc:
+        outcome.failure_code, outcome.failure_detail = exc.code, exc.detail
+    except Exception as exc:  # a defect fails its case, listed in the report, not the run
+        outcome.failure_code = "INTERNAL_ERROR"
+        outcome.failure_detail = f"{type(exc).__name__}: {exc}"
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    outcome.seconds = round(time.perf_counter() - start, 2)
+    return outcome
+
+
+def _finite(values: list[float | None]) -> list[float]:
+    return [v for v in values if v is not None and not math.isnan(v)]
+
+
+def evaluate(rules: list[Rule], cases: list[CaseOutcome]) -> list[Criterion]:
+    """Criteria over the completed primary-stratum cases (medians, or the worst case for a
+    per-case rule), plus `cases_completed`: a case that could not be run fails the protocol."""
+    primary = [c for c in cases if c.completed and c.stratum == PRIMARY]
+    criteria = []
+    for rule in rules:
+        values = _finite([c.metrics.get(rule.metric) for c in primary])
+        if not values:
+            value = None
+        elif rule.per_case:
+            value = max(values) if rule.op in ("<=", "<") else min(values)
+        else:
+            value = statistics.median(values)
+        criterion = Criterion(metric=rule.metric, op=rule.op, threshold=rule.threshold,
+                              value=None if value is None else round(value, 4))
+        criteria.append(criterion)
+        if rule.per_case:
+            for case in primary:
+                single = Criterion(metric=rule.metric, op=rule.op, threshold=rule.threshold,
+                                   value=case.metrics.get(rule.metric))
+                if _finite([single.value]) and not single.passed:
+                    case.failed_rules.append(f"{rule.metric} {rule.op} {rule.threshold:g}")
+    completed = sum(c.completed for c in cases)
+    criteria.append(Criterion(metric=CASES_COMPLETED, op=">=", threshold=len(cases),
+                              value=completed))
+    return criteria
+
+
+def _progress_line(outcome: CaseOutcome) -> str:
+    if not outcome.completed:
+        return f"{outcome.case_id}: FAILED {outcome.failure_code} {outcome.failure_detail}"
+    return f"{outcome.case_id} ({outcome.stratum}): scored in {outcome.seconds:.1f} s"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _write_cases_csv(path: Path, run: ValidationRun) -> None:
+    metrics = sorted({k for c in run.cases for k in c.metrics})
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case", "seed", "stratum", "completed", "failure_code",
+                         "failure_detail", "failed_rules", "seconds", "output_series_uid",
+                         "output_sha256", *metrics])
+        for c in run.cases:
+            writer.writerow([c.case_id, c.seed, c.stratum, c.completed, c.failure_code or "",
+                             c.failure_detail or "", "; ".join(c.failed_rules), c.seconds,
+                             c.output_series_uid or "", c.output_sha256 or "",
+                             *(c.metrics.get(k, "") for k in metrics)])
