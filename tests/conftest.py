@@ -30,6 +30,25 @@ def registry_uri_factory(empty_registry_db: Path):
     return make
 
 
+@pytest.fixture
+def operator_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 empty_registry_db: Path) -> Path:
+    """An operator's environment for CLI tests: data (with an empty registry), releases and
+    build folders under `tmp_path`, set through DC_ variables; settings re-read around it."""
+    from digital_contrast.config import get_settings
+
+    (tmp_path / "data").mkdir()
+    shutil.copy(empty_registry_db, tmp_path / "data" / "mlflow.db")
+    (tmp_path / "releases").mkdir()
+    monkeypatch.setenv("DC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DC_RELEASES_DIR", str(tmp_path / "releases"))
+    monkeypatch.setenv("DC_BUILD_DIR", str(tmp_path / "build"))
+    monkeypatch.delenv("DC_MLFLOW_URI", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def small_junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A junit report of a few real tests (the NIfTI ones), written by the requirement plugin:

@@ -1,7 +1,6 @@
 """Command line: offline synthesis and the registry commands, as an operator uses them."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pydicom
@@ -18,20 +17,6 @@ from tests.support.dciodvfy import dciodvfy_errors
 from tests.support.models import explain_evidence, record_for, tiny_bundle
 
 AAA = load_use_case("aaa-cta")
-
-
-@pytest.fixture
-def operator_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                 empty_registry_db: Path) -> Path:
-    (tmp_path / "data").mkdir()
-    shutil.copy(empty_registry_db, tmp_path / "data" / "mlflow.db")
-    (tmp_path / "releases").mkdir()
-    monkeypatch.setenv("DC_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DC_RELEASES_DIR", str(tmp_path / "releases"))
-    monkeypatch.delenv("DC_MLFLOW_URI", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 def _invoke(*args: str):

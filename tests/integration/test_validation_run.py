@@ -5,7 +5,6 @@ import csv
 import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ import yaml
 from typer.testing import CliRunner
 
 from digital_contrast.cli import app
-from digital_contrast.config import get_settings
 from digital_contrast.imaging.phantom.case import generate_case
 from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
 from digital_contrast.inference.locked_model import LockedModel
@@ -247,20 +245,6 @@ def test_a_missing_paired_folder_or_series_is_refused(tiny_model: LockedModel,
         with pytest.raises(ValidationRunError) as refused:
             run_validation(protocol, tiny_model, tmp_path / "out")
         assert refused.value.code == "DATASET_INVALID" and detail in refused.value.detail
-
-
-@pytest.fixture
-def operator_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                 empty_registry_db: Path) -> Path:
-    (tmp_path / "data").mkdir()
-    shutil.copy(empty_registry_db, tmp_path / "data" / "mlflow.db")
-    monkeypatch.setenv("DC_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DC_RELEASES_DIR", str(tmp_path / "releases"))
-    monkeypatch.setenv("DC_BUILD_DIR", str(tmp_path / "build"))
-    monkeypatch.delenv("DC_MLFLOW_URI", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 @pytest.mark.req("SRS-VAL-006", "SRS-MOD-005")
