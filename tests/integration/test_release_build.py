@@ -165,6 +165,8 @@ def test_a_release_record_is_complete_hashed_and_never_overwritten(
     assert "ANOM-001" in notes and "not clinically validated" in notes
     assert "## IEC 62304 clauses satisfied outside this repository" in notes and \
         "4.1 Quality management system" in notes
+    # The open licence finding of soup.yaml (a GPL-3.0 decoder) is not hidden by the notes.
+    assert "pylibjpeg-libjpeg: licence GPL-3.0" in notes
     assert "## Validation" in notes and "FAILED" in notes and "aaa-cta-20261102T000000Z" in notes
     report = (folder / "test_report.md").read_text()
     assert "| passed |" in report and "| SRS-IMG-010 |" in report and "verified" in report
@@ -180,6 +182,16 @@ def test_a_release_without_a_run_of_the_current_protocol_is_refused(
     (clean / "validation_record.json").unlink()  # leaves only a run of an older protocol
     detail = _refused(tmp_path / "releases", small_junit, "RELEASE_NO_VALIDATION")
     assert "validation/protocols/aaa-cta.yaml" in detail and "digital-contrast validate" in detail
+
+
+@pytest.mark.req("SRS-REL-005")
+@pytest.mark.parametrize(("licence", "finding"), [
+    ("GPL-3.0", True), ("AGPL-3.0-only", True), ("GNU GPL v2", True), ("unknown", True),
+    ("LGPL-3.0-only (dynamically linked, unmodified)", False), ("MIT", False),
+    ("BSD-3-Clause", False), ("Apache-2.0", False)])
+def test_strong_copyleft_and_unknown_licences_are_release_findings(licence: str,
+                                                                   finding: bool) -> None:
+    assert record.licence_needs_decision(licence) is finding
 
 
 @pytest.mark.req("SRS-REL-003")

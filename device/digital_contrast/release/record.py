@@ -15,6 +15,7 @@ import hashlib
 import importlib.metadata
 import json
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -204,7 +205,7 @@ def release_notes(version: str, counts: dict[str, int], anomalies: list[Residual
     lines += [f"- {c.clause} {c.title}: {c.outside_repository.evidence} (held by "
               f"{c.outside_repository.holder}). Status: {c.outside_repository.status}"
               for c in outside if c.outside_repository] or ["None."]
-    lines += ["", "## SOUP licence findings", ""]
+    lines += ["", "## SOUP licence findings (to resolve before distribution)", ""]
     lines += [f"- {f}" for f in soup_findings] or ["None."]
     return "\n".join(lines) + "\n"
 
@@ -244,9 +245,17 @@ def _write_documents(staging: Path, repo: Path, run: TestRun, anomalies: list[Re
     write_design(staging / "design", model, check_design(model, records))
     soup, _ = load_soup(repo / "qms" / "soup.yaml")
     rows = soup_rows(soup, closure) if soup else []
-    return [f"{r['name']}: licence {r.get('licence') or r.get('metadata_licence') or 'unknown'}"
-            for r in rows if "unknown" in str(r.get("licence") or r.get("metadata_licence")
-                                              or "unknown").lower()]
+    licences = {r["name"]: str(r.get("licence") or r.get("metadata_licence") or "unknown")
+                for r in rows}
+    return [f"{name}: licence {licence}" for name, licence in licences.items()
+            if licence_needs_decision(licence)]
+
+
+def licence_needs_decision(licence: str) -> bool:
+    """Unknown, or strong copyleft (GPL, AGPL; not LGPL): distributing the device under a
+    proprietary licence needs a decision first."""
+    text = licence.lower()
+    return "unknown" in text or re.search(r"(?<!l)gpl", text) is not None
 
 
 def build_release(version: str, *, commands: set[str], out_root: Path | None = None,
