@@ -32,7 +32,8 @@ from digital_contrast.imaging.phantom.case import PhantomCase, generate_case, no
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.validation.metrics import phantom_metrics, phantom_stratum
 from digital_contrast.validation.protocol import load_protocol
-from digital_contrast.validation.runner import CaseOutcome, evaluate
+from digital_contrast.validation.results import CaseOutcome
+from digital_contrast.validation.runner import evaluate
 
 PROTOCOL = REPO_ROOT / "validation" / "protocols" / "aaa-cta.yaml"
 Predictor = Callable[[PhantomCase], np.ndarray]

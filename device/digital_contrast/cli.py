@@ -339,7 +339,8 @@ def validate_command(
             assert registry is not None
             registered = resolve_registered(registry, use_case, version)
             candidate = registry.fetch(registered, Path(tmp))  # MODEL_INTEGRITY
-        model = LockedModel.under_validation(candidate, use_case, registered)
+        previous = registry.validation_record(registered) if registry and registered else None
+        model = LockedModel.under_validation(candidate, use_case, registered, previous)
     run = run_validation(protocol, model, out or get_settings().build_dir / "validation",
                          progress=lambda line: console.print(line, highlight=False))
     record = run.record

@@ -15,12 +15,14 @@ from digital_contrast.cli import app
 from digital_contrast.imaging.phantom.case import generate_case
 from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
 from digital_contrast.inference.locked_model import LockedModel
+from digital_contrast.model.registry import ModelRegistry
 from digital_contrast.model.validation_record import ValidationRecord
 from digital_contrast.usecases import load_use_case
 from digital_contrast.validation import ValidationRunError, load_protocol, run_validation
 from digital_contrast.validation import runner as runner_module
-from digital_contrast.validation.runner import CaseOutcome, evaluate
-from tests.support.models import tiny_bundle
+from digital_contrast.validation.results import CaseOutcome
+from digital_contrast.validation.runner import evaluate
+from tests.support.models import explain_evidence, record_for, tiny_bundle
 
 AAA = load_use_case("aaa-cta")
 RUN_ID = re.compile(r"^[a-z0-9][a-z0-9.-]*-\d{8}T\d{6}Z-[0-9a-f]{12}$")
@@ -251,6 +253,11 @@ def test_a_missing_paired_folder_or_series_is_refused(tiny_model: LockedModel,
 def test_validate_attaches_its_record_and_only_a_passing_one_opens_promotion(
         operator_env: Path) -> None:
     bundle = tiny_bundle(operator_env / "bundle", AAA)
+    # Registered with an earlier (failing) record holding the bundle's uncertainty calibration:
+    # every new record keeps it, so attaching one never drops the calibration.
+    calibrated = record_for(bundle, passing=False, explain=explain_evidence())
+    registry = ModelRegistry()
+    registry.attach_validation(registry.register(bundle), calibrated)
     one_case = {"generator": "digital_contrast.imaging.phantom", "size": "small",
                 "seeds": {"start": 9001, "count": 1}}
     strict = _protocol(operator_env, name="strict", dataset=one_case)
@@ -274,6 +281,8 @@ def test_validate_attaches_its_record_and_only_a_passing_one_opens_promotion(
     assert len(runs) == 2 and all(RUN_ID.match(p.name) for p in runs)
     promoted = runner.invoke(app, ["model", "promote", "aaa-cta", "1"])
     assert promoted.exit_code == 0, promoted.output
+    attached = registry.validation_record(registry.show("aaa-cta", "1"))
+    assert attached is not None and attached.passed and attached.explain == calibrated.explain
     audit = runner.invoke(app, ["audit", "verify"])
     assert audit.exit_code == 0
 

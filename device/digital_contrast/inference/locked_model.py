@@ -25,7 +25,8 @@ from digital_contrast.usecases import UseCase, UseCaseError, load_use_case
 class LockedModel:
     use_case: UseCase
     registered: RegisteredBundle
-    # None only for a bundle under validation (`under_validation`), which no job ever gets.
+    # Under validation (`under_validation`, which no job ever gets): the bundle's earlier
+    # record, if any, passed or not, kept for its explain evidence; otherwise None.
     validation: ValidationRecord | None
     network_config: NetworkConfig
     network: torch.nn.Module
@@ -53,20 +54,25 @@ class LockedModel:
 
     @classmethod
     def under_validation(cls, bundle: Bundle, use_case: str | UseCase,
-                         registered: RegisteredBundle | None = None) -> "LockedModel":
+                         registered: RegisteredBundle | None = None,
+                         previous: ValidationRecord | None = None) -> "LockedModel":
         """A bundle being validated (`digital-contrast validate`): the same checks of its
-        identity and use case as `load`, without the record it is about to earn. A bundle
-        folder that is not registered is identified by its hash alone."""
+        identity and use case as `load`, without the passing record it is about to earn. A
+        bundle folder that is not registered is identified by its hash alone. `previous`, the
+        bundle's earlier record, carries its uncertainty calibration and attribution checks
+        (made for the bundle by `model calibrate`) into the new record."""
         use_case = load_use_case(use_case) if isinstance(use_case, str) else use_case
         _check_bundle(bundle, use_case)
         if registered is not None and registered.sha256 != bundle.sha256:
             raise RegistryError("MODEL_INTEGRITY", "the bundle is not the registered one")
+        if previous is not None and previous.bundle_sha256 != bundle.sha256:
+            raise RegistryError("MODEL_INTEGRITY", "the earlier record is for another bundle")
         manifest = bundle.manifest
         registered = registered or RegisteredBundle(
             name=manifest.model_name, version="unregistered", sha256=bundle.sha256,
             source=str(bundle.folder), run_id="", aliases=(),
             model_version=manifest.model_version, validation_passed=False)
-        return cls._built(bundle, use_case, registered, None)
+        return cls._built(bundle, use_case, registered, previous)
 
     @classmethod
     def _built(cls, bundle: Bundle, use_case: UseCase, registered: RegisteredBundle,

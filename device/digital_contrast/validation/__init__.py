@@ -8,7 +8,8 @@ promotion gate and the load-time check read), run.json, cases.csv, report.html a
 
 from digital_contrast.validation.errors import ValidationRunError
 from digital_contrast.validation.protocol import FixedProtocol, Protocol, load_protocol
-from digital_contrast.validation.runner import ValidationRun, run_validation
+from digital_contrast.validation.results import ValidationRun
+from digital_contrast.validation.runner import run_validation
 
 __all__ = ["FixedProtocol", "Protocol", "ValidationRun", "ValidationRunError", "load_protocol",
            "run_validation"]

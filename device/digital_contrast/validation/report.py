@@ -10,7 +10,7 @@ from pathlib import Path
 
 from digital_contrast.qms.documents import document_header, render, write_pdf
 from digital_contrast.validation.metrics import METRICS, PRIMARY
-from digital_contrast.validation.runner import CASES_COMPLETED, ValidationRun
+from digital_contrast.validation.results import CASES_COMPLETED, ValidationRun
 
 TITLE = "Validation report"
 APPROVALS = ("Prepared: validation engineer", "Reviewed: clinical and regulatory affairs",

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,47 +37,12 @@ from digital_contrast.validation.cases import ValidationCase, dataset_cases
 from digital_contrast.validation.errors import ValidationRunError
 from digital_contrast.validation.metrics import PRIMARY
 from digital_contrast.validation.protocol import FixedProtocol, Rule, load_protocol
+from digital_contrast.validation.report import write_report
+from digital_contrast.validation.results import CASES_COMPLETED, CaseOutcome, ValidationRun
 
 RECORD = "validation_record.json"
 RUN = "run.json"
 CASES_CSV = "cases.csv"
-CASES_COMPLETED = "cases_completed"  # the implicit criterion: every case went through
-
-
-@dataclass
-class CaseOutcome:
-    case_id: str
-    seed: int | None
-    stratum: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    failure_code: str | None = None
-    failure_detail: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    output_series_uid: str | None = None
-    output_sha256: str | None = None
-    seconds: float = 0.0
-    failed_rules: list[str] = field(default_factory=list)  # per-case criteria it misses
-
-    @property
-    def completed(self) -> bool:
-        return self.failure_code is None
-
-
-@dataclass(frozen=True)
-class ValidationRun:
-    run_id: str
-    folder: Path
-    protocol: FixedProtocol
-    registry_version: str
-    started: datetime
-    finished: datetime
-    environment: dict[str, str]
-    cases: list[CaseOutcome]
-    record: ValidationRecord
-
-    @property
-    def failed_cases(self) -> list[CaseOutcome]:
-        return [c for c in self.cases if not c.completed or c.failed_rules]
 
 
 def environment() -> dict[str, str]:
@@ -141,8 +106,6 @@ def run_validation(protocol_path: Path, model: LockedModel, out_root: Path, *,
     _write_json(stage / RUN, header | {
         "status": "complete", "finished": run.finished.isoformat(), "passed": record.passed,
         "cases": [asdict(c) for c in cases]})
-    from digital_contrast.validation.report import write_report
-
     write_report(stage, run)
     os.replace(stage, final)
     return run
