@@ -240,6 +240,7 @@ def test_readiness_names_what_is_not_ready(service, tmp_path: Path,
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["checks"]["models"]["aaa-cta"]["code"] == "USECASE_NO_MODEL"
+    assert response.json()["detail"] == "no use case has a validated production model"
 
 
 @pytest.mark.req("SRS-API-005", "SRS-INF-004")

@@ -61,6 +61,10 @@ def readyz(state: Service) -> JSONResponse:
              and any("bundle_sha256" in m for m in models.values()))
     if ready:
         return JSONResponse({"status": "ready", "checks": checks})
+    failed = (["database"] if not checks["database"]["ok"] else []) + \
+        [f"model {case}" for case, check in models.items() if not check["ok"]]
+    detail = (f"failed: {', '.join(failed)}" if failed
+              else "no use case has a validated production model")
     return JSONResponse({"type": "urn:digital-contrast:problem:not_ready", "title": "NOT_READY",
-                         "status": 503, "code": "NOT_READY", "detail": "a check failed",
+                         "status": 503, "code": "NOT_READY", "detail": detail,
                          "checks": checks}, status_code=503, media_type=MEDIA_TYPE)
