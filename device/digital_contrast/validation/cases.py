@@ -2,7 +2,8 @@
 with a scorer that compares the synthetic series read back from DICOM with the reference.
 
 Phantom cases are rendered and written as DICOM here; their reference is the NCCT as read plus
-the case's noiseless enhancement, so scanner noise is not counted as error. Paired cases are a
+the case's noiseless enhancement in the use case's target phase, so scanner noise is not
+counted as error. Paired cases are a
 site's folders `<case>/ncct` and `<case>/cect` (DICOM folders or zips) on the same grid.
 """
 
@@ -56,13 +57,16 @@ def require_same_grid(volume: Volume, shape: tuple[int, ...], affine: np.ndarray
                                          f"by up to {offset:.3g}: flipped, rotated or shifted)")
 
 
-def phantom_cases(dataset: PhantomDataset, workdir: Path) -> Iterator[ValidationCase]:
+def phantom_cases(dataset: PhantomDataset, workdir: Path,
+                  target_phase: str) -> Iterator[ValidationCase]:
+    """`target_phase` is the use case's ('arterial', 'portal_venous'): the phase whose
+    noiseless enhancement makes the reference."""
     for seed in dataset.seeds.seeds:
         case = generate_case(seed, dataset.size)
         folder = workdir / case_id(seed) / "ncct"  # written whole, in one rename
         write_phase_dicom(case, Phase.NCCT, folder)
         clean = noiseless_images(case.parameters, case.labels)
-        enhancement = clean["arterial"] - clean["ncct"]
+        enhancement = clean[target_phase] - clean["ncct"]
         del clean
 
         def score(ncct: Volume, synthetic: Volume, case=case, enhancement=enhancement
@@ -108,7 +112,7 @@ def paired_cases(dataset: PairedDataset, base: Path) -> Iterator[ValidationCase]
 
 
 def dataset_cases(dataset: PhantomDataset | PairedDataset, workdir: Path,
-                  protocol_folder: Path) -> Iterator[ValidationCase]:
+                  protocol_folder: Path, target_phase: str) -> Iterator[ValidationCase]:
     if isinstance(dataset, PhantomDataset):
-        return phantom_cases(dataset, workdir)
+        return phantom_cases(dataset, workdir, target_phase)
     return paired_cases(dataset, protocol_folder)

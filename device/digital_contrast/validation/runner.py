@@ -83,7 +83,8 @@ def run_validation(protocol_path: Path, model: LockedModel, out_root: Path, *,
     try:
         with tempfile.TemporaryDirectory(prefix="dc-validate-") as tmp:
             work = Path(tmp)
-            for case in dataset_cases(protocol.dataset, work / "input", fixed.path.parent):
+            for case in dataset_cases(protocol.dataset, work / "input", fixed.path.parent,
+                                      model.use_case.target_phase.value):
                 outcome = _run_case(case, model, work / "output" / case.case_id)
                 cases.append(outcome)
                 progress(_progress_line(outcome))
