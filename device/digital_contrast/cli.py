@@ -329,7 +329,8 @@ def validate_command(
 
     if bundle is not None and version is not None:
         raise typer.BadParameter("give --bundle or --version, not both")
-    use_case = load_use_case(load_protocol(protocol).protocol.use_case)
+    fixed = load_protocol(protocol)  # hashed once, before anything runs
+    use_case = load_use_case(fixed.protocol.use_case)
     registry = ModelRegistry() if bundle is None or attach else None
     with tempfile.TemporaryDirectory(prefix="dc-bundle-") as tmp:
         if bundle is not None:
@@ -341,7 +342,7 @@ def validate_command(
             candidate = registry.fetch(registered, Path(tmp))  # MODEL_INTEGRITY
         previous = registry.validation_record(registered) if registry and registered else None
         model = LockedModel.under_validation(candidate, use_case, registered, previous)
-    run = run_validation(protocol, model, out or get_settings().build_dir / "validation",
+    run = run_validation(fixed, model, out or get_settings().build_dir / "validation",
                          progress=lambda line: console.print(line, highlight=False))
     record = run.record
     console.print(f"[bold]{record.evidence}[/]")
@@ -750,11 +751,11 @@ def command_names() -> set[str]:
 @user_errors
 def qms_check(junit: JunitOption = None) -> None:
     """Every gap in the technical file, with file and line; exit 1 when there is any."""
-    from digital_contrast.qms.check import clauses_outside_repository, run_checks
+    from digital_contrast.qms.check import run_checks
 
     result = run_checks(_test_run(junit), commands=command_names())
     console.print(", ".join(f"{n} {what}" for what, n in result.counts.items()))
-    for clause in clauses_outside_repository():
+    for clause in result.outside:
         assert clause.outside_repository is not None
         console.print(f"clause {clause.clause} ({clause.title}) is satisfied outside this "
                       f"repository by {clause.outside_repository.holder}; status: "

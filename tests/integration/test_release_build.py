@@ -16,7 +16,7 @@ from digital_contrast.cli import app, command_names
 from digital_contrast.config import REPO_ROOT, get_settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.model.validation_record import Criterion, ValidationRecord
-from digital_contrast.qms.check import CheckResult
+from digital_contrast.qms.check import CheckResult, check_clauses
 from digital_contrast.qms.yaml_records import Problem
 from digital_contrast.release import record
 from digital_contrast.release.record import build_release
@@ -44,7 +44,9 @@ def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     current aaa-cta protocol in the build folder (returned)."""
     monkeypatch.setattr(record, "git_status", lambda repo: "")
     monkeypatch.setattr(record, "git_commit", lambda repo: "0123abcd" * 5)
-    monkeypatch.setattr(record, "run_checks", lambda run, **_: CheckResult([], dict(COUNTS)))
+    outside = check_clauses(REPO_ROOT / "qms" / "clause_map.yaml", command_names())[1]
+    monkeypatch.setattr(record, "run_checks",
+                        lambda run, **_: CheckResult([], dict(COUNTS), outside))
     monkeypatch.setenv("DC_BUILD_DIR", str(tmp_path / "build"))
     get_settings.cache_clear()
     protocol = REPO_ROOT / "validation" / "protocols" / "aaa-cta.yaml"

@@ -60,7 +60,7 @@ def phantom_run(tiny_model: LockedModel, tmp_path_factory: pytest.TempPathFactor
     folder = tmp_path_factory.mktemp("phantom-run")
     protocol = _protocol(folder)
     lines: list[str] = []
-    run = run_validation(protocol, tiny_model, folder / "out", progress=lines.append)
+    run = run_validation(load_protocol(protocol), tiny_model, folder / "out", progress=lines.append)
     return run, protocol, lines
 
 
@@ -168,7 +168,7 @@ def test_the_protocol_hash_is_fixed_first_and_a_change_aborts_without_a_record(
 
     monkeypatch.setattr(runner_module, "_run_case", moving_goalposts)
     with pytest.raises(ValidationRunError) as refused:
-        run_validation(protocol, tiny_model, tmp_path / "out")
+        run_validation(load_protocol(protocol), tiny_model, tmp_path / "out")
     assert refused.value.code == "PROTOCOL_CHANGED"
     assert seen["run"]["protocol"]["sha256"] == fixed_sha and seen["run"]["status"] == "running"
     staged, = (tmp_path / "out").iterdir()  # only the hidden, staged run
@@ -242,7 +242,7 @@ def test_a_sites_paired_cases_are_scored_and_refused_cases_listed(
         dataset={"folder": str(paired_folder), "description": "three test pairs"},
         acceptance=[{"metric": "enhancement_dice", "op": ">=", "threshold": 0.0},
                     {"metric": "mae_body_hu", "op": "<=", "threshold": 10000}])
-    run = run_validation(protocol, tiny_model, tmp_path / "out")
+    run = run_validation(load_protocol(protocol), tiny_model, tmp_path / "out")
     outcome = {c.case_id: c for c in run.cases}
     assert outcome["a-good"].completed
     assert set(outcome["a-good"].metrics) >= {"enhancement_dice", "mae_body_hu", "ssim",
@@ -267,7 +267,7 @@ def test_a_missing_paired_folder_or_series_is_refused(tiny_model: LockedModel,
             "folder": str(folder), "description": "site"}, acceptance=[
             {"metric": "mae_body_hu", "op": "<=", "threshold": 100}])
         with pytest.raises(ValidationRunError) as refused:
-            run_validation(protocol, tiny_model, tmp_path / "out")
+            run_validation(load_protocol(protocol), tiny_model, tmp_path / "out")
         assert refused.value.code == "DATASET_INVALID" and detail in refused.value.detail
 
 

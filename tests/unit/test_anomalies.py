@@ -127,8 +127,8 @@ def _risk_problems(extra: dict[str, str], accepted: frozenset[str]) -> list[str]
     assert risk_file is not None
     outcomes, tests = _risk_run(extra)
     records, _ = load_records(REPO_ROOT / "qms")
-    return [p.message for p in check_risk_file(risk_file, set(records.requirements), outcomes,
-                                               tests, accepted=accepted)]
+    return [p.message for p in check_risk_file(risk_file, records, outcomes, tests,
+                                               accepted=accepted)]
 
 
 @pytest.mark.req("SRS-QMS-013")

@@ -142,9 +142,10 @@ def test_clause_map_gaps_unknown_commands_and_missing_records(tmp_path: Path) ->
     data["clauses"][2]["satisfied_by"].append({"record": "qms/nothing.yaml"})
     data["clauses"][3] = {"clause": data["clauses"][3]["clause"], "title": "t",
                           "gap": "nothing satisfies it yet"}
-    outside = next(c for c in data["clauses"] if c.get("outside_repository"))
+    outside_entry = next(c for c in data["clauses"] if c.get("outside_repository"))
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    problems = check_clauses(path, {"qms check", "qms trace", "qms soup", "qms risk"})
+    problems, outside = check_clauses(path, {"qms check", "qms trace", "qms soup", "qms risk"})
+    assert [c.clause for c in outside] == [outside_entry["clause"]]
     messages = [p.message for p in problems]
     assert "clause 8.1 is missing from the map" in messages
     assert f"clause {data['clauses'][1]['clause']}: no command 'qms nonsense'" in messages
@@ -152,12 +153,12 @@ def test_clause_map_gaps_unknown_commands_and_missing_records(tmp_path: Path) ->
     assert f"clause {data['clauses'][3]['clause']} (t) is not satisfied: nothing satisfies it " \
            "yet" in messages
     # Evidence held outside the repository is not a gap when it names holder, evidence, status.
-    assert not any(f"clause {outside['clause']} " in m for m in messages)
+    assert not any(f"clause {outside_entry['clause']} " in m for m in messages)
     assert all(p.line for p in problems)
-    del outside["outside_repository"]["status"]
+    del outside_entry["outside_repository"]["status"]
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     assert any("outside_repository.status: Field required" in p.message
-               for p in check_clauses(path, set()))
+               for p in check_clauses(path, set())[0])
 
 
 @pytest.mark.req("SRS-QMS-009")

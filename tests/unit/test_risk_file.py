@@ -9,9 +9,9 @@ import pytest
 
 import digital_contrast
 from digital_contrast.config import REPO_ROOT
-from digital_contrast.qms.requirements import load_requirements
+from digital_contrast.qms.records import QMS_DIR
+from digital_contrast.qms.requirements import load_records
 from digital_contrast.qms.risk import (
-    REQUIREMENTS_FILE,
     RISK_DIR,
     RiskFile,
     check_risk_file,
@@ -45,9 +45,9 @@ def _passing_run(rf: RiskFile) -> Run:
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
-    """A private copy of the shipped risk file and of the requirements it is checked against."""
+    """A private copy of the shipped risk file and of the records it is checked against."""
     shutil.copytree(RISK_DIR, tmp_path / "risk")
-    shutil.copy(REQUIREMENTS_FILE, tmp_path / "software_requirements.yaml")
+    shutil.copytree(QMS_DIR, tmp_path / "qms")
     return tmp_path
 
 
@@ -70,9 +70,9 @@ def _load(root: Path) -> RiskFile:
 
 def _check(root: Path, rf: RiskFile, run: Run | None = None) -> list[Problem]:
     outcomes, requirement_tests = run or _passing_run(rf)
-    return check_risk_file(rf, set(load_requirements().requirements), outcomes,
-                           requirement_tests,
-                           requirements_file=root / "software_requirements.yaml")
+    records, problems = load_records(root / "qms")
+    assert problems == []
+    return check_risk_file(rf, records, outcomes, requirement_tests)
 
 
 def _at(problems: list[Problem], path: Path, line: int, text: str) -> Problem:
@@ -105,8 +105,7 @@ def test_the_shipped_risk_file_has_no_gap_when_every_test_passed() -> None:
     rf, _ = load_risk_file()
     assert rf is not None
     outcomes, requirement_tests = _passing_run(rf)
-    assert check_risk_file(rf, set(load_requirements().requirements), outcomes,
-                           requirement_tests) == []
+    assert check_risk_file(rf, load_records(QMS_DIR)[0], outcomes, requirement_tests) == []
 
 
 @pytest.mark.req("SRS-RISK-004")
@@ -261,7 +260,7 @@ def test_risk_control_requirements_and_controls_agree(copy: Path) -> None:
           "      - SRS-CONF-003\n      - SRS-PKG-002")
     rf = _load(copy)
     found = _check(copy, rf)
-    srs = copy / "software_requirements.yaml"
+    srs = copy / "qms" / "requirements" / "software_requirements.yaml"
     _at(found, srs, _line(srs, "- id: SRS-IMG-007"),
         "SRS-IMG-007 is a risk control (risk_control: true) but implements no control")
     _at(found, controls, _line(controls, "- SRS-PKG-002"),

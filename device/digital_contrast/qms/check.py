@@ -15,7 +15,7 @@ only the items its item may use (qms/design.py), and every applicable clause is 
 from __future__ import annotations
 
 import glob
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -241,13 +241,16 @@ REQUIRED_CLAUSES = ("4.1", "4.2", "4.3", *(f"5.1.{k}" for k in range(1, 13)),
                     "7.3", "7.4", "8.1", "8.2", "8.3", "9")
 
 
-def check_clauses(path: Path, commands: set[str], repo: Path = REPO_ROOT) -> list[Problem]:
+def check_clauses(path: Path, commands: set[str], repo: Path = REPO_ROOT
+                  ) -> tuple[list[Problem], list[Clause]]:
+    """The problems of the clause map, and the applicable clauses satisfied by evidence outside
+    this repository (listed by `qms check` and in release records; empty when unreadable)."""
     doc, problems = YamlDocument.load(path)
     if doc is None:
-        return problems
+        return problems, []
     clause_map, problems = doc.validate((), doc.data, ClauseMap)
     if clause_map is None:
-        return problems
+        return problems, []
     listed = [c.clause for c in clause_map.clauses]
     problems += duplicates(doc, "clauses", listed, "clause")
     problems += [doc.problem(("clauses",), f"clause {c} is missing from the map")
@@ -265,22 +268,15 @@ def check_clauses(path: Path, commands: set[str], repo: Path = REPO_ROOT) -> lis
                     and not pattern.startswith("var/"):  # var/: written by the test run
                 problems.append(doc.problem(("clauses", i, "satisfied_by", k), f"clause "
                                             f"{clause.clause}: {pattern} does not exist"))
-    return problems
-
-
-def clauses_outside_repository(repo: Path = REPO_ROOT) -> list[Clause]:
-    """The applicable clauses satisfied by the manufacturer's evidence outside this repository
-    (empty when the map is unreadable: `check_clauses` reports that)."""
-    doc, _ = YamlDocument.load(repo / "qms" / "clause_map.yaml")
-    clause_map = doc.validate((), doc.data, ClauseMap)[0] if doc is not None else None
-    return [c for c in clause_map.clauses if c.applicable and c.outside_repository] \
-        if clause_map else []
+    outside = [c for c in clause_map.clauses if c.applicable and c.outside_repository]
+    return problems, outside
 
 
 @dataclass(frozen=True)
 class CheckResult:
     problems: list[Problem]
     counts: dict[str, int]
+    outside: list[Clause] = field(default_factory=list)  # clauses met outside the repository
 
 
 def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
@@ -298,7 +294,8 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
     problems += check_items(records, repo, repo / "device" / "digital_contrast")
     problems += check_design(design_model(records, repo), records)
     problems += check_device(qms_dir / "device.yaml", records)
-    problems += check_clauses(qms_dir / "clause_map.yaml", commands, repo)
+    found, outside = check_clauses(qms_dir / "clause_map.yaml", commands, repo)
+    problems += found
     risk_file, found = load_risk_file(repo / "risk")
     problems += found
     anomalies, anomaly_doc, found = load_anomalies(qms_dir / "anomalies.yaml")
@@ -311,9 +308,7 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
     if risk_file is not None:
         # A control left open only by tests that document a known anomaly is not a gap: the
         # anomaly's evaluation (5.8.3) stands for it. Every other non-pass is still reported.
-        problems += check_risk_file(risk_file, set(records.requirements), run.outcomes,
-                                    run.requirement_tests(), requirements_file=qms_dir /
-                                    "requirements" / "software_requirements.yaml",
+        problems += check_risk_file(risk_file, records, run.outcomes, run.requirement_tests(),
                                     accepted=frozenset(accepted_tests(anomalies, run)))
     soup, found = load_soup(qms_dir / "soup.yaml")
     problems += found
@@ -327,7 +322,7 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
               "risk controls": len(risk_file.controls) if risk_file else 0,
               "known anomalies": len(anomalies)}
     return CheckResult(sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.message)),
-                       counts)
+                       counts, outside)
 
 
 __all__ = ["CheckResult", "Problem", "display_path", "run_checks"]

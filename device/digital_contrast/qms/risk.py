@@ -21,12 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraint
 
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.qms.documents import document_header, render, write_pdf
-from digital_contrast.qms.records import QMS_DIR
-from digital_contrast.qms.requirements import RequirementId, Text
+from digital_contrast.qms.requirements import Records, RequirementId, SoftwareRequirement, Text
 from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_path, duplicates
 
 RISK_DIR = REPO_ROOT / "risk"
-REQUIREMENTS_FILE = QMS_DIR / "requirements" / "software_requirements.yaml"
 REPORT_NAME = "risk_management_report"
 DOCUMENT_ID, TITLE = "DC-RMR", "Risk management report"
 APPROVALS = ("Risk manager", "Quality", "Clinical")
@@ -374,9 +372,9 @@ def _check_risk(rf: RiskFile, risk: Risk) -> list[Problem]:
     return problems
 
 
-def _check_control(rf: RiskFile, control: Control, used: set[str], requirements: set[str],
-                   risk_control: dict[str, bool], test_outcomes: dict[str, str],
-                   requirement_tests: dict[str, list[str]],
+def _check_control(rf: RiskFile, control: Control, used: set[str],
+                   requirements: dict[str, SoftwareRequirement],
+                   test_outcomes: dict[str, str], requirement_tests: dict[str, list[str]],
                    accepted: frozenset[str]) -> list[Problem]:
     cid = control.id
     problems: list[Problem] = []
@@ -389,7 +387,7 @@ def _check_control(rf: RiskFile, control: Control, used: set[str], requirements:
         if rid not in requirements:
             problems.append(rf.control_problem(cid, ("implemented_by", n),
                                                f"{cid}: unknown requirement {rid}"))
-        elif not risk_control.get(rid, True):
+        elif not requirements[rid].risk_control:
             problems.append(rf.control_problem(cid, ("implemented_by", n),
                                                f"{rid} implements {cid} but is not marked "
                                                "risk_control: true"))
@@ -421,29 +419,15 @@ def _check_control(rf: RiskFile, control: Control, used: set[str], requirements:
     return problems
 
 
-def _requirement_lines(path: Path) -> tuple[YamlDocument | None, dict[str, int], dict[str, bool],
-                                             list[Problem]]:
-    """(document, requirement id -> row, id -> risk_control flag, problems)."""
-    doc, problems = YamlDocument.load(path)
-    rows = doc.data.get("requirements") if doc and isinstance(doc.data, dict) else None
-    index, flags = {}, {}
-    for n, row in enumerate(rows if isinstance(rows, list) else []):
-        if isinstance(row, dict) and isinstance(row.get("id"), str):
-            index.setdefault(row["id"], n)
-            flags.setdefault(row["id"], row.get("risk_control") is True)
-    return doc, index, flags, problems
-
-
-def check_risk_file(risk_file: RiskFile, requirement_ids: set[str],
-                    test_outcomes: dict[str, str], requirement_tests: dict[str, list[str]],
-                    *, requirements_file: Path = REQUIREMENTS_FILE,
+def check_risk_file(risk_file: RiskFile, records: Records, test_outcomes: dict[str, str],
+                    requirement_tests: dict[str, list[str]], *,
                     accepted: frozenset[str] = frozenset()) -> list[Problem]:
-    """Every gap in the risk file against the requirements and the latest test run.
+    """Every gap in the risk file against the requirement records and the latest test run.
 
     `test_outcomes` maps pytest node ids to passed / failed / skipped / not run and
     `requirement_tests` requirement ids to the node ids that verify them (see
     `qms.test_results.TestRun`).
-    Requirements flagged `risk_control: true` in `requirements_file` must implement a control.
+    Requirements flagged `risk_control: true` must implement a control.
     `accepted`: node ids of skipped tests that document an open known anomaly; a control whose
     only non-passing tests are these is verified (every other outcome is still reported).
     """
@@ -451,19 +435,16 @@ def check_risk_file(risk_file: RiskFile, requirement_ids: set[str],
     problems = _check_policy(rf)
     for risk in rf.risks.values():
         problems += _check_risk(rf, risk)
-    req_doc, rows, flags, found = _requirement_lines(requirements_file)
-    problems += found
     used = {cid for risk in rf.risks.values() for cid in risk.controls}
     for control in rf.controls.values():
-        problems += _check_control(rf, control, used, requirement_ids, flags, test_outcomes,
+        problems += _check_control(rf, control, used, records.requirements, test_outcomes,
                                    requirement_tests, accepted)
     implemented = {rid for c in rf.controls.values() for rid in c.implemented_by}
-    if req_doc is not None:
-        problems += [req_doc.problem(("requirements", row, "id"),
-                                     f"{rid} is a risk control (risk_control: true) but "
-                                     "implements no control in risk/controls.yaml")
-                     for rid, row in rows.items()
-                     if flags.get(rid) and rid in requirement_ids and rid not in implemented]
+    problems += [records.requirement_problem(rid, ("id",), f"{rid} is a risk control "
+                                             "(risk_control: true) but implements no control "
+                                             "in risk/controls.yaml")
+                 for rid, requirement in records.requirements.items()
+                 if requirement.risk_control and rid not in implemented]
     return sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.message))
 
 

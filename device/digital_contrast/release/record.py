@@ -36,7 +36,7 @@ from digital_contrast.qms.anomalies import (
     documented_tests,
     load_anomalies,
 )
-from digital_contrast.qms.check import Clause, clauses_outside_repository, run_checks
+from digital_contrast.qms.check import Clause, run_checks
 from digital_contrast.qms.requirements import load_records
 from digital_contrast.qms.test_results import DEFAULT_JUNIT, JunitError, TestRun, read_junit
 from digital_contrast.validation.runs import CompletedRun, current_run
@@ -280,7 +280,6 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
     records, _ = load_records(repo / "qms")
     models = _model_bundles(repo, releases_dir)
     validations = _validation_runs(repo, get_settings().build_dir / "validation")
-    outside = clauses_outside_repository(repo)
     releases_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=releases_dir, prefix=".incomplete-") as scratch:
         staging = Path(scratch) / "release"
@@ -296,7 +295,7 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
         for validation in validations:
             shutil.copytree(validation.folder, staging / VALIDATION_RUNS / validation.run_id)
         (staging / NOTES).write_text(release_notes(version, result.counts, anomalies,
-                                                   findings, models, validations, outside))
+                                                   findings, models, validations, result.outside))
         files = {str(p.relative_to(staging)): sha256_file(p)
                  for p in sorted(staging.rglob("*")) if p.is_file()}
         manifest = {
@@ -320,7 +319,7 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
             "known_anomalies": [a.id for a in anomalies],
             "clauses_outside_repository": [
                 {"clause": c.clause, "title": c.title} | c.outside_repository.model_dump()
-                for c in outside if c.outside_repository],
+                for c in result.outside if c.outside_repository],
             "evidence_statement": EVIDENCE,
             "files": files,
         }

@@ -1,9 +1,10 @@
 """Validation (IEC 62304 software item SI-VALIDATION): protocols from validation/protocols/ run
 through the clinical DICOM path into validation records and reports.
 
-`run_validation(protocol, model, out)` runs one protocol on a model (a registered version or a
-bundle folder under validation) and writes `<out>/<run-id>/`: validation_record.json (what the
-promotion gate and the load-time check read), run.json, cases.csv, report.html and report.pdf.
+`run_validation(load_protocol(path), model, out)` runs one protocol on a model (a registered
+version or a bundle folder under validation) and writes `<out>/<run-id>/`: validation_record.json
+(what the promotion gate and the load-time check read), run.json, cases.csv, report.html and
+report.pdf.
 """
 
 from digital_contrast.validation.errors import ValidationRunError

@@ -36,7 +36,7 @@ from digital_contrast.model.validation_record import Criterion, ValidationRecord
 from digital_contrast.validation.cases import ValidationCase, dataset_cases
 from digital_contrast.validation.errors import ValidationRunError
 from digital_contrast.validation.metrics import PRIMARY
-from digital_contrast.validation.protocol import FixedProtocol, Rule, load_protocol
+from digital_contrast.validation.protocol import FixedProtocol, Rule
 from digital_contrast.validation.report import write_report
 from digital_contrast.validation.results import CASES_COMPLETED, CaseOutcome, ValidationRun
 
@@ -61,9 +61,10 @@ def environment() -> dict[str, str]:
     return info
 
 
-def run_validation(protocol_path: Path, model: LockedModel, out_root: Path, *,
+def run_validation(fixed: FixedProtocol, model: LockedModel, out_root: Path, *,
                    progress: Callable[[str], None] = lambda line: None) -> ValidationRun:
-    fixed = load_protocol(protocol_path)
+    """Run `fixed` (from `load_protocol`, whose hash the run records and re-checks at the end)
+    on `model`, into `out_root/<run-id>/`."""
     protocol = fixed.protocol
     if model.use_case.id != protocol.use_case:
         raise ValidationRunError("PROTOCOL_MISMATCH", f"{fixed.name} validates use case "
