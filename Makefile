@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.bootstrapped
+DEV_STAMP := $(VENV)/.dev-tools
 # Installed before the lock, pinned apart: an unpinned torch pulls a CUDA build of several GB.
 TORCH := torch==2.13.0
 # Debian packages the tests need (dciodvfy checks every DICOM object we write; chromium runs
@@ -17,9 +18,9 @@ REPORTS := var/test-reports
 run: $(STAMP)
 	$(BIN)/digital-contrast serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP) system-packages
+test: $(DEV_STAMP) system-packages
 	@mkdir -p $(REPORTS)
-	$(BIN)/ruff check device tests bench
+	$(BIN)/ruff check device tests bench scripts
 	$(BIN)/python -m pytest --junitxml=$(REPORTS)/junit.xml \
 		--req-map=$(REPORTS)/requirements-map.json
 	# Every gap in the technical file fails the build, on the junit this run has just written.
@@ -27,7 +28,8 @@ test: $(STAMP) system-packages
 
 bootstrap: $(STAMP)
 
-# Re-runs only when the lock or the project metadata changed.
+# The runtime closure only (what `make run` needs); re-runs only when it or the project
+# metadata changed.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
@@ -35,6 +37,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
 		--no-build-isolation --editable .
 	@touch $(STAMP)
+
+# The test and technical-file tools on top (pytest, ruff, WeasyPrint, CycloneDX...).
+$(DEV_STAMP): $(STAMP) requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock \
+		-r requirements-dev.lock
+	@touch $(DEV_STAMP)
 
 system-packages:
 	@missing=$$(for p in $(TEST_DEB_PACKAGES); do \
@@ -45,13 +53,12 @@ system-packages:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
-# Maintainers: refresh the lock from a working venv (torch and CUDA wheels stay out of it).
-lock: $(STAMP)
-	{ echo "# Exact runtime + test dependency closure, installed after $(TORCH) (see Makefile)."; \
-	  echo "# Regenerate with 'make lock' from a working venv; torch and CUDA wheels stay out."; \
-	  $(BIN)/python -m pip freeze --all --exclude-editable \
-		| grep -v -i -E '^(torch|triton|pip)(==| @)|^nvidia-(cu|nccl|nvjitlink|nvtx|nvshmem)'; \
-	} > requirements.lock
+# Maintainers: refresh both locks from a working venv (torch and CUDA wheels stay out): the
+# runtime closure of [project] dependencies, and the tools beyond it.
+lock: $(DEV_STAMP)
+	$(BIN)/python -m pip freeze --all --exclude-editable \
+		| grep -v -i -E '^(torch|triton|pip)(==| @)|^nvidia-(cu|nccl|nvjitlink|nvtx|nvshmem)' \
+		| $(BIN)/python scripts/write_locks.py
 
-lint: $(STAMP)
-	$(BIN)/ruff check device tests bench
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check device tests bench scripts

@@ -61,8 +61,8 @@ def make_template(folder: Path, slices: int) -> list:
     """The phantom NCCT series, parsed once; its UIDs are rewritten for every upload."""
     import pydicom
 
-    from digital_contrast.imaging.phantom.case import generate_case
-    from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
+    from digital_contrast.phantom.case import generate_case
+    from digital_contrast.phantom.export import Phase, write_phase_dicom
 
     case = generate_case(SEED, "clinical", n_slices=slices)
     write_phase_dicom(case, Phase.NCCT, folder)

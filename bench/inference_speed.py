@@ -40,10 +40,10 @@ def prepare(workdir: Path, bundle_dir: Path | None = None,
     that carries its explain evidence (bench only; never a production registry).
     """
     from digital_contrast.errors import DigitalContrastError
-    from digital_contrast.imaging.phantom.case import generate_case
-    from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
     from digital_contrast.inference import LockedModel
     from digital_contrast.model.registry import ModelRegistry
+    from digital_contrast.phantom.case import generate_case
+    from digital_contrast.phantom.export import Phase, write_phase_dicom
 
     case = generate_case(SEED, "clinical", **OVERRIDES)
     write_phase_dicom(case, Phase.NCCT, workdir / "ncct")
@@ -91,9 +91,9 @@ def prepare(workdir: Path, bundle_dir: Path | None = None,
 def child(task: str, workdir: Path, registry_uri: str, threads: int) -> dict:
     import torch
 
+    from digital_contrast.imaging.resampling import to_working_spacing
     from digital_contrast.imaging.series_reader import read_series
     from digital_contrast.inference import LockedModel, synthesize
-    from digital_contrast.inference.resampling import to_working_spacing
     from digital_contrast.inference.synthesize import ROI_SIZE
     from digital_contrast.model.network import scale_input
     from digital_contrast.model.registry import ModelRegistry

@@ -28,12 +28,12 @@ import torch
 from scipy import ndimage
 
 from digital_contrast.config import REPO_ROOT
-from digital_contrast.imaging.phantom.case import PhantomCase, generate_case, noiseless_images
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.phantom.case import PhantomCase, generate_case, noiseless_images
 from digital_contrast.validation.metrics import phantom_metrics, phantom_stratum
 from digital_contrast.validation.protocol import load_protocol
+from digital_contrast.validation.protocol_run import evaluate
 from digital_contrast.validation.results import CaseOutcome
-from digital_contrast.validation.runner import evaluate
 
 PROTOCOL = REPO_ROOT / "validation" / "protocols" / "aaa-cta.yaml"
 Predictor = Callable[[PhantomCase], np.ndarray]
@@ -44,7 +44,7 @@ def model_predictor(network: torch.nn.Module, config) -> Predictor:
 
     def predict(case: PhantomCase) -> np.ndarray:
         enhancement = predict_enhancement(Volume(case.ncct, case.affine), network, config,
-                                          kvp=case.parameters.kvp)
+                                          kvp=case.parameters.scanner.kvp)
         return np.clip(case.ncct + enhancement, -1024, 3071)
 
     return predict
@@ -67,7 +67,7 @@ def threshold_heuristic(case: PhantomCase) -> np.ndarray:
 
 def case_metrics(case: PhantomCase, synthetic: np.ndarray) -> dict[str, float]:
     return phantom_metrics(case.ncct, synthetic, ideal(case), case.labels, case.spacing,
-                           case.parameters.thrombus_shape != "none")
+                           case.parameters.aorta.thrombus_shape != "none")
 
 
 def main() -> None:

@@ -132,8 +132,8 @@ def instance_store(tmp_path: Path):
 @pytest.fixture(scope="session")
 def phantom_series(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A small phantom case written as DICOM: NCCT and arterial series folders, and the case."""
-    from digital_contrast.imaging.phantom.case import generate_case
-    from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
+    from digital_contrast.phantom.case import generate_case
+    from digital_contrast.phantom.export import Phase, write_phase_dicom
 
     root = tmp_path_factory.mktemp("phantom-series")
     case = generate_case(5, "small")

@@ -6,7 +6,7 @@ import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
 
-from digital_contrast.imaging.phantom.export import Phase
+from digital_contrast.phantom.export import Phase
 from digital_contrast.store import Instance
 from digital_contrast.store.instance_store import relative_path_for
 from tests.support.service import live_server, make_settings, running_service
@@ -113,8 +113,8 @@ def test_a_body_cut_off_after_good_parts_stores_nothing(service, phantom_series)
     import io
     from datetime import UTC, datetime
 
-    from digital_contrast.store.models import FileDeletion
     from digital_contrast.store.retention import purge
+    from digital_contrast.store.tables import FileDeletion
 
     parts = []
     for path in sorted(phantom_series[Phase.NCCT].iterdir())[:2]:

@@ -16,7 +16,7 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 
-from digital_contrast.imaging.phantom.export import Phase
+from digital_contrast.phantom.export import Phase
 from digital_contrast.store import Job, Role, Series
 from digital_contrast.store.api_keys import create_api_key
 from tests.support.models import explain_evidence

@@ -9,8 +9,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from digital_contrast.imaging.phantom.export import Phase
 from digital_contrast.jobs.auto_run import auto_submit
+from digital_contrast.phantom.export import Phase
 from digital_contrast.store import Instance, Job, JobState, Series
 from digital_contrast.store.jobs import job_events
 from tests.support.service import make_settings, running_service, upload, zip_of

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from digital_contrast.api import records_files as files
-from digital_contrast.api.records_files import RecordError, RecordRoots
+from digital_contrast.api.records_files import RecordFileError, RecordRoots
 from digital_contrast.api.routers.records import record_roots
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.model.validation_record import Criterion, ValidationRecord
@@ -381,7 +381,7 @@ def test_names_leading_outside_a_record_folder_are_not_found(service, url: str) 
 ])
 def test_record_lookups_never_leave_their_folder(roots: RecordRoots, call, args) -> None:
     """Below HTTP (no client normalising the URL first): the lookups themselves refuse."""
-    with pytest.raises(RecordError) as refused:
+    with pytest.raises(RecordFileError) as refused:
         call(roots, *args)
     assert refused.value.code == "RECORD_NOT_FOUND"
 

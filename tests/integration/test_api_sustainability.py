@@ -16,7 +16,7 @@ from digital_contrast.carbon.factors import DEFAULT_FACTOR_FILE
 from digital_contrast.carbon.meter import MeterConfig, ScanMeter
 from digital_contrast.cli import app as cli
 from digital_contrast.config import get_settings
-from digital_contrast.imaging.phantom.export import Phase
+from digital_contrast.phantom.export import Phase
 from digital_contrast.store import AuditEvent, EmissionRecord, Role
 from tests.support.service import make_settings, running_service, upload
 

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from digital_contrast.cli import app
 from digital_contrast.config import get_settings
-from digital_contrast.imaging.phantom.case import generate_case
-from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
 from digital_contrast.model.explain_evidence import ExplainEvidence
+from digital_contrast.phantom.case import generate_case
+from digital_contrast.phantom.export import Phase, write_phase_dicom
 from digital_contrast.usecases import load_use_case
 from tests.support.dciodvfy import dciodvfy_errors
 from tests.support.models import explain_evidence, record_for, tiny_bundle
@@ -55,7 +55,7 @@ def test_register_list_show_and_promote(operator_env: Path) -> None:
 
 @pytest.mark.req("SRS-MOD-006", "SRS-AUD-004")
 def test_registration_and_promotion_are_audited(operator_env: Path) -> None:
-    from digital_contrast.api.app import open_state
+    from digital_contrast.service import open_state
     from digital_contrast.store.audit import list_audit, verify_audit_chain
 
     bundle, record = _bundle_with_record(operator_env / "b")

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from digital_contrast.cli import app
 from digital_contrast.config import get_settings
-from digital_contrast.imaging.phantom.export import Phase
+from digital_contrast.phantom.export import Phase
 from digital_contrast.store import Instance, Job, Role, Series, Study
 from digital_contrast.store.audit import verify_audit_chain
 from tests.support.service import make_settings, running_service, upload

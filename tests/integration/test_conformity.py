@@ -14,11 +14,11 @@ from digital_contrast.imaging.conformity import (
     check_conformity,
     require_conformity,
 )
-from digital_contrast.imaging.phantom.case import generate_case
-from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
-from digital_contrast.imaging.phantom.variants import with_oral_contrast, with_stent_graft
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.phantom.case import generate_case
+from digital_contrast.phantom.export import Phase, write_phase_dicom
+from digital_contrast.phantom.variants import with_oral_contrast, with_stent_graft
 from digital_contrast.usecases import load_use_case
 
 AAA = load_use_case("aaa-cta")

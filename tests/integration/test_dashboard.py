@@ -20,7 +20,7 @@ from digital_contrast.store import EmissionRecord, EnergyStatus, Job, JobState, 
 from digital_contrast.store.api_keys import create_api_key
 from digital_contrast.store.audit import list_audit
 from digital_contrast.store.footprints import record_emission, report_outcome
-from digital_contrast.store.models import ApiKey
+from digital_contrast.store.tables import ApiKey
 from tests.support.service import make_settings, running_service
 
 PAGE, LOGIN = "/dashboard/sustainability", "/dashboard/login"

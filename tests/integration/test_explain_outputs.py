@@ -22,11 +22,11 @@ from digital_contrast.explain.outputs import (
     writer,
 )
 from digital_contrast.imaging.nifti import read_nifti
-from digital_contrast.imaging.phantom.export import Phase
 from digital_contrast.imaging.series_reader import read_series, volume_from_datasets
 from digital_contrast.imaging.synthetic import SynthesizingModel
 from digital_contrast.imaging.synthetic.sop import WARNING
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.phantom.export import Phase
 from tests.support.ct_series import ct_slices
 from tests.support.dciodvfy import dciodvfy_errors
 

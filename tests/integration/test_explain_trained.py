@@ -17,13 +17,13 @@ from digital_contrast.explain.sanity import (
     randomised_copy,
 )
 from digital_contrast.explain.uncertainty import estimate_uncertainty
-from digital_contrast.imaging.phantom.case import generate_case
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.synthesize import predict_working
 from digital_contrast.model.bundle import read_bundle
 from digital_contrast.model.network import build_network
 from digital_contrast.model.reference import BUNDLE_DIR, RECORD, reference_release
 from digital_contrast.model.validation_record import ValidationRecord
+from digital_contrast.phantom.case import generate_case
 from digital_contrast.release.model_release import CANDIDATES_DIR
 from digital_contrast.usecases import load_use_case
 
@@ -80,7 +80,7 @@ def test_the_calibration_is_recorded_and_informative(trained) -> None:
 
 def _mean_lumen_spread(network, config, case, ncct: np.ndarray) -> float:
     prediction = predict_working(Volume(ncct, case.affine), network, config,
-                                 case.parameters.kvp)
+                                 case.parameters.scanner.kvp)
     uncertainty = estimate_uncertainty(prediction, network, config)
     assert uncertainty.lumen.any()
     return float(uncertainty.sd_hu[uncertainty.lumen].mean())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from digital_contrast.imaging.phantom.export import Phase
+from digital_contrast.phantom.export import Phase
 from digital_contrast.store import Job, JobState, make_engine, session_factory
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.jobs import job_events

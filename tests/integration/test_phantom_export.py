@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from digital_contrast.cli import app
 from digital_contrast.imaging.nifti import read_nifti
-from digital_contrast.imaging.phantom import OutputFormat
-from digital_contrast.imaging.phantom.case import generate_case
-from digital_contrast.imaging.phantom.export import PHANTOM_NOTICE, Phase, generate_study
 from digital_contrast.imaging.series_reader import read_series
+from digital_contrast.phantom import OutputFormat
+from digital_contrast.phantom.case import generate_case
+from digital_contrast.phantom.export import PHANTOM_NOTICE, Phase, generate_study
 from tests.support.dciodvfy import dciodvfy_errors
 
 SEED = 11

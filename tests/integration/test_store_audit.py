@@ -16,7 +16,7 @@ from digital_contrast.store.audit import (
     list_audit,
     verify_audit_chain,
 )
-from digital_contrast.store.models import AuditEvent
+from digital_contrast.store.tables import AuditEvent
 from tests.support.databases import run_concurrently
 
 

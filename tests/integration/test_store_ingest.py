@@ -7,7 +7,6 @@ from sqlalchemy import func, select
 
 from digital_contrast import MANUFACTURER
 from digital_contrast.store import InstanceStore, Origin, StoreError
-from digital_contrast.store.models import Instance, Series, Study
 from digital_contrast.store.studies import (
     get_series,
     instance_set_sha256,
@@ -18,6 +17,7 @@ from digital_contrast.store.studies import (
     series_instance_counts,
     study_stats,
 )
+from digital_contrast.store.tables import Instance, Series, Study
 from tests.support.databases import dicom_header, run_concurrently
 
 

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from digital_contrast.store import InstanceStore, JobState, Origin
 from digital_contrast.store.audit import append_audit, verify_audit_chain
 from digital_contrast.store.jobs import claim_next_job, finish_job, job_events, submit_job
-from digital_contrast.store.models import FileDeletion, Instance, Job, Series, Study
 from digital_contrast.store.retention import PurgeResult, purge
 from digital_contrast.store.studies import get_series, record_instance
+from digital_contrast.store.tables import FileDeletion, Instance, Job, Series, Study
 from tests.support.databases import dicom_header
 
 OLD = datetime(2025, 1, 1, tzinfo=UTC)

@@ -20,7 +20,7 @@ from digital_contrast.store.database import (
     normalise_url,
     upgrade_to_head,
 )
-from digital_contrast.store.models import Base, Job
+from digital_contrast.store.tables import Base, Job
 from tests.support.databases import (
     STORE_TABLES,
     table_names,

@@ -13,15 +13,15 @@ import torch
 from scipy import ndimage
 
 from digital_contrast.imaging.conformity import ConformityError
-from digital_contrast.imaging.phantom.case import generate_case
-from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
-from digital_contrast.imaging.phantom.labels import Label
+from digital_contrast.imaging.resampling import to_native_grid, to_working_spacing
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference import LockedModel, synthesize
-from digital_contrast.inference.resampling import to_native_grid, to_working_spacing
 from digital_contrast.inference.synthesize import predict_enhancement
 from digital_contrast.model.registry import ModelRegistry
+from digital_contrast.phantom.case import generate_case
+from digital_contrast.phantom.export import Phase, write_phase_dicom
+from digital_contrast.phantom.labels import Label
 from digital_contrast.usecases import load_use_case
 from tests.support.models import record_for, tiny_bundle
 
@@ -146,7 +146,8 @@ def test_enhancement_follows_tube_voltage_and_spares_fat_and_bone(
     monkeypatch.setattr(model.network, "forward", lambda x: torch.ones_like(x[:, :1]))
     added = synthesize(ncct, "aaa-cta", model).volume.array - ncct.array
     labels = case.labels
-    expected = 100.0 * (120.0 / case.parameters.kvp) ** AAA.preprocessing.iodine_kvp_exponent
+    kvp = case.parameters.scanner.kvp
+    expected = 100.0 * (120.0 / kvp) ** AAA.preprocessing.iodine_kvp_exponent
     core = ndimage.binary_erosion(labels == Label.AORTA_LUMEN, iterations=2)
     assert core.sum() > 100
     assert np.median(added[core]) == pytest.approx(expected, rel=1e-4)

@@ -12,16 +12,16 @@ import yaml
 from typer.testing import CliRunner
 
 from digital_contrast.cli import app
-from digital_contrast.imaging.phantom.case import generate_case
-from digital_contrast.imaging.phantom.export import Phase, write_phase_dicom
 from digital_contrast.inference.locked_model import LockedModel
 from digital_contrast.model.registry import ModelRegistry
 from digital_contrast.model.validation_record import ValidationRecord
+from digital_contrast.phantom.case import generate_case
+from digital_contrast.phantom.export import Phase, write_phase_dicom
 from digital_contrast.usecases import load_use_case
 from digital_contrast.validation import ValidationRunError, load_protocol, run_validation
-from digital_contrast.validation import runner as runner_module
+from digital_contrast.validation import protocol_run as runner_module
+from digital_contrast.validation.protocol_run import evaluate
 from digital_contrast.validation.results import CaseOutcome
-from digital_contrast.validation.runner import evaluate
 from tests.support.models import explain_evidence, record_for, tiny_bundle
 
 AAA = load_use_case("aaa-cta")
@@ -33,7 +33,7 @@ def _protocol(folder: Path, *, dataset: dict | None = None, acceptance: list | N
     data = {
         "id": name, "version": 1, "use_case": "aaa-cta",
         "evidence": "procedural digital phantom only; not clinically validated",
-        "dataset": dataset or {"generator": "digital_contrast.imaging.phantom",
+        "dataset": dataset or {"generator": "digital_contrast.phantom",
                                "size": "small", "seeds": {"start": 9000, "count": 2}},
         "reference": "the NCCT plus the case's noiseless enhancement",
         "primary_stratum": "|thrombus - blood| >= 5 HU and noise <= 20 HU",
@@ -112,12 +112,12 @@ def test_a_phantom_protocol_runs_through_dicom_into_record_report_and_table(phan
 @pytest.mark.req("SRS-VAL-003")
 def test_the_phantom_reference_is_the_enhancement_of_the_use_cases_target_phase(
         tmp_path: Path) -> None:
-    from digital_contrast.imaging.phantom.case import noiseless_images
     from digital_contrast.imaging.series_reader import read_series
+    from digital_contrast.phantom.case import noiseless_images
     from digital_contrast.validation.cases import phantom_cases
     from digital_contrast.validation.protocol import PhantomDataset
 
-    dataset = PhantomDataset(generator="digital_contrast.imaging.phantom", size="small",
+    dataset = PhantomDataset(generator="digital_contrast.phantom", size="small",
                              seeds={"start": 9001, "count": 1})
     case = generate_case(9001, "small")
     clean = noiseless_images(case.parameters, case.labels)
@@ -154,7 +154,7 @@ def test_rules_use_medians_or_the_worst_case_and_an_unmeasurable_metric_fails() 
 @pytest.mark.req("SRS-VAL-002")
 def test_the_protocol_hash_is_fixed_first_and_a_change_aborts_without_a_record(
         tiny_model: LockedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    protocol = _protocol(tmp_path, dataset={"generator": "digital_contrast.imaging.phantom",
+    protocol = _protocol(tmp_path, dataset={"generator": "digital_contrast.phantom",
                                             "size": "small", "seeds": {"start": 9001,
                                                                        "count": 1}})
     fixed_sha = hashlib.sha256(protocol.read_bytes()).hexdigest()
@@ -280,7 +280,7 @@ def test_validate_attaches_its_record_and_only_a_passing_one_opens_promotion(
     calibrated = record_for(bundle, passing=False, explain=explain_evidence())
     registry = ModelRegistry()
     registry.attach_validation(registry.register(bundle), calibrated)
-    one_case = {"generator": "digital_contrast.imaging.phantom", "size": "small",
+    one_case = {"generator": "digital_contrast.phantom", "size": "small",
                 "seeds": {"start": 9001, "count": 1}}
     strict = _protocol(operator_env, name="strict", dataset=one_case)
     lenient = _protocol(operator_env, name="lenient", dataset=one_case, acceptance=[

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from digital_contrast.store.models import Base
+from digital_contrast.store.tables import Base
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "DC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

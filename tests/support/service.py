@@ -15,12 +15,12 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from digital_contrast.api.app import create_app, job_context
-from digital_contrast.api.deps import ServiceState
+from digital_contrast.api.app import create_app
 from digital_contrast.config import Settings
 from digital_contrast.jobs.worker import Worker
 from digital_contrast.model.explain_evidence import ExplainEvidence
 from digital_contrast.model.registry import ModelRegistry
+from digital_contrast.service import ServiceState
 from digital_contrast.store import Role
 from digital_contrast.store.api_keys import create_api_key
 from digital_contrast.usecases import load_use_case
@@ -43,7 +43,7 @@ class Service:
 
     def run_jobs(self) -> int:
         """Run queued jobs in this process until none is left; returns how many ran."""
-        worker, count = Worker(job_context(self.state), lease_seconds=60), 0
+        worker, count = Worker(self.state, lease_seconds=60), 0
         while worker.run_once():
             count += 1
         return count

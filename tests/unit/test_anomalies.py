@@ -13,9 +13,9 @@ from digital_contrast.qms.anomalies import (
     documented_tests,
     load_anomalies,
 )
+from digital_contrast.qms.junit_report import TestCase, TestRun
 from digital_contrast.qms.requirements import load_records
 from digital_contrast.qms.risk import check_risk_file, load_risk_file
-from digital_contrast.qms.test_results import TestCase, TestRun
 
 SHIPPED = REPO_ROOT / "qms" / "anomalies.yaml"
 NODE = ("tests/integration/test_explain_trained.py::"

@@ -11,9 +11,14 @@ from typer.testing import CliRunner
 from digital_contrast.cli import app
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.qms.check import run_checks
-from digital_contrast.qms.design import DesignModel, check_design, design_model, write_design
+from digital_contrast.qms.design import (
+    DetailedDesign,
+    check_design,
+    read_detailed_design,
+    write_design,
+)
+from digital_contrast.qms.junit_report import TestRun
 from digital_contrast.qms.requirements import Records, load_records
-from digital_contrast.qms.test_results import TestRun
 from tests.support.documents import assert_controlled_document
 
 PACKAGE = "device/digital_contrast"
@@ -23,10 +28,10 @@ PACKAGE = "device/digital_contrast"
 
 
 @pytest.fixture(scope="module")
-def real() -> tuple[Records, DesignModel]:
+def real() -> tuple[Records, DetailedDesign]:
     records, problems = load_records(REPO_ROOT / "qms")
     assert problems == []
-    return records, design_model(records)
+    return records, read_detailed_design(records)
 
 
 @pytest.fixture
@@ -68,20 +73,20 @@ def test_forbidden_imports_are_reported_at_their_file_and_line(tree: Path) -> No
     module = package / "inference" / "resampling.py"
     top = _append(module, "from digital_contrast.api import deps\n")
     lazy = _append(module, "\ndef late() -> None:\n    from digital_contrast.jobs import runner\n")
-    relative = _append(package / "inference" / "tissue_gate.py", "from ..store import models\n")
+    relative = _append(package / "inference" / "tissue_gate.py", "from ..store import tables\n")
     typed = _append(module, "if TYPE_CHECKING:\n    from digital_contrast.store import jobs\n")
     cli = _append(package / "imaging" / "uids.py", "from digital_contrast import cli\n")
-    shared = _append(package / "config.py", "from digital_contrast.store import models\n")
-    model = design_model(records, tree)
+    shared = _append(package / "config.py", "from digital_contrast.store import tables\n")
+    model = read_detailed_design(records, tree)
     found = {(p.file, p.line): p.message for p in check_design(model, records)}
     where = f"{PACKAGE}/inference/resampling.py"
     assert "(SI-INFERENCE) imports digital_contrast.api.deps (SI-API): SI-API is not in " \
            "SI-INFERENCE's may_use" in found[(where, top)]
     assert "lazily imports digital_contrast.jobs.runner (SI-JOBS)" in found[(where, lazy + 2)]
-    assert "imports digital_contrast.store.models (SI-STORE)" in \
+    assert "imports digital_contrast.store.tables (SI-STORE)" in \
         found[(f"{PACKAGE}/inference/tissue_gate.py", relative)]
     assert (where, typed + 1) not in found  # type-only: listed, exempt
-    unit = next(u for u in model.units if u.module == "digital_contrast.inference.resampling")
+    unit = next(u for u in model.units if u.module == "digital_contrast.imaging.resampling")
     assert [i.type_checking for i in unit.imports if i.module.endswith("store.jobs")] == [True]
     assert "only digital_contrast.__main__ may import the command line" in \
         found[(f"{PACKAGE}/imaging/uids.py", cli)]
@@ -98,7 +103,7 @@ def test_a_module_without_docstring_is_reported(tree: Path) -> None:
     records, _ = load_records(tree / "qms")
     (tree / PACKAGE / "carbon" / "extra.py").write_text("LIMIT = 1\n")
     (tree / PACKAGE / "carbon" / "broken.py").write_text('"""Broken."""\ndef (\n')
-    problems = check_design(design_model(records, tree), records)
+    problems = check_design(read_detailed_design(records, tree), records)
     assert [(p.line, "has no module docstring" in p.message) for p in problems
             if p.file == f"{PACKAGE}/carbon/extra.py"] == [(1, True)]
     assert ["cannot be parsed" in p.message for p in problems
@@ -114,7 +119,7 @@ def test_may_use_naming_an_unknown_item_is_reported(tree: Path) -> None:
                     + text[at + len("    may_use: [SI-SYSTEM]\n"):])
     records, problems = load_records(tree / "qms")
     assert problems == []
-    found = [p for p in check_design(design_model(records, tree), records)
+    found = [p for p in check_design(read_detailed_design(records, tree), records)
              if "SI-NOPE" in p.message]
     assert [(p.file.endswith("software_items.yaml"), p.line) for p in found] == \
         [(True, text[:at].count("\n") + 1)]
@@ -142,7 +147,7 @@ def test_the_document_has_its_title_block_every_item_and_every_module(real, tmp_
     assert data["document"]["id"] == "DC-SDD" and data["verification"] == []
     units = {u["module"]: u for item in data["items"] for u in item["units"]}
     api = {a["name"]: a for a in units["digital_contrast.qms.design"]["api"]}
-    assert api["design_model"]["signature"].startswith("(records: Records, repo: Path")
+    assert api["read_detailed_design"]["signature"].startswith("(records: Records, repo: Path")
     assert {"SI-STORE", "SI-INFERENCE"} <= set(units["digital_contrast.jobs.runner"]["uses"])
     assert next(i for i in data["items"] if i["id"] == "SI-USECASES")["may_use"] == ["SI-SYSTEM"]
 

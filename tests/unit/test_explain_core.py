@@ -16,7 +16,6 @@ from digital_contrast.explain.calibration import choose_threshold, voxel_auc
 from digital_contrast.explain.pipeline import Confidence, ExplainError, require_method
 from digital_contrast.explain.region import Box, aortic_component, centred_box
 from digital_contrast.explain.uncertainty import UncertaintyMap, estimate_uncertainty
-from digital_contrast.imaging.phantom.case import generate_case
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.synthesize import predict_working
 from digital_contrast.model.explain_evidence import (
@@ -26,6 +25,7 @@ from digital_contrast.model.explain_evidence import (
     UncertaintyCalibration,
 )
 from digital_contrast.model.network import build_network
+from digital_contrast.phantom.case import generate_case
 from digital_contrast.usecases import load_use_case
 from tests.support.models import tiny_network
 
@@ -40,7 +40,7 @@ def tiny() -> tuple[torch.nn.Module, object, Volume, object]:
     case = generate_case(9000)
     volume = Volume(case.ncct, case.affine)
     return network, config, volume, predict_working(volume, network, config,
-                                                    case.parameters.kvp)
+                                                    case.parameters.scanner.kvp)
 
 
 def _calibration(threshold: float = 20.0) -> UncertaintyCalibration:

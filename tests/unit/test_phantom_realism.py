@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from digital_contrast.imaging.phantom.anatomy import render_labels, voxel_axes
-from digital_contrast.imaging.phantom.case import PhantomCase, generate_case, noiseless_images
-from digital_contrast.imaging.phantom.intensities import (
+from digital_contrast.phantom.anatomy import render_labels, voxel_axes
+from digital_contrast.phantom.case import PhantomCase, generate_case, noiseless_images
+from digital_contrast.phantom.intensities import (
     PHASES,
     phase_values,
     texture_amplitudes,
 )
-from digital_contrast.imaging.phantom.labels import AORTA_OUTER_LABELS, DESCRIPTIONS, Label
-from digital_contrast.imaging.phantom.noise import lag1_autocorrelation
-from digital_contrast.imaging.phantom.parameters import (
-    ACQUISITION_FIELDS,
+from digital_contrast.phantom.labels import AORTA_OUTER_LABELS, DESCRIPTIONS, Label
+from digital_contrast.phantom.noise import lag1_autocorrelation
+from digital_contrast.phantom.parameters import (
+    FIELDS,
+    GROUPS,
     PhantomParameters,
     max_thrombus_thickness_mm,
-    sample_parameters,
 )
+from digital_contrast.phantom.sampling import sample_parameters
 
 L = Label
 # Three small cases cover the thrombus shapes; the concentric one is forced by override.
@@ -85,7 +86,7 @@ def test_every_tissue_is_present(cases: dict) -> None:
 def test_sides_and_order_follow_lps(cases: dict) -> None:
     for case, _, _ in cases.values():
         lab = case.labels
-        mid = case.parameters.body_center_x_mm
+        mid = case.parameters.body.body_center_x_mm
         assert _world_x(case, lab == L.LIVER) < mid < _world_x(case, lab == L.SPLEEN)
         assert _world_x(case, lab == L.IVC) < _world_x(case, lab == L.AORTA_LUMEN)
         assert _world_x(case, lab == L.AORTA_LUMEN) > mid  # aorta slightly left
@@ -109,11 +110,11 @@ def test_aneurysm_diameter_matches_parameter(cases: dict) -> None:
         for k in range(outer.shape[0]):
             comp, n = ndimage.label(outer[k])
             if n:
-                area = np.bincount(comp.ravel())[1:].max() * p.pixel_spacing_mm ** 2
+                area = np.bincount(comp.ravel())[1:].max() * p.acquisition.pixel_spacing_mm ** 2
                 diameters.append(2 * np.sqrt(area / np.pi))
-        assert 30.0 <= p.aneurysm_max_diameter_mm <= 80.0
-        assert max(diameters) == pytest.approx(p.aneurysm_max_diameter_mm, abs=2.5)
-        assert min(diameters) < p.neck_diameter_mm + 3.0  # a neck and iliacs, not a tube
+        assert 30.0 <= p.aorta.aneurysm_max_diameter_mm <= 80.0
+        assert max(diameters) == pytest.approx(p.aorta.aneurysm_max_diameter_mm, abs=2.5)
+        assert min(diameters) < p.aorta.neck_diameter_mm + 3.0  # a neck and iliacs, not a tube
 
 
 @pytest.mark.req("SRS-PHA-001")
@@ -121,24 +122,24 @@ def test_thrombus_shape_and_residual_lumen(cases: dict) -> None:
     for name, (case, _, _) in cases.items():
         p = case.parameters
         lab = case.labels
-        assert p.thrombus_shape == name
+        assert p.aorta.thrombus_shape == name
         n_thrombus = int((lab == L.THROMBUS).sum())
         assert (n_thrombus == 0) == (name == "none")
         if name == "none":
             continue
-        assert 1.0 <= p.thrombus_max_thickness_mm <= 25.0
+        assert 1.0 <= p.aorta.thrombus_max_thickness_mm <= 25.0
         sac = [k for k in range(lab.shape[0]) if (lab[k] == L.THROMBUS).any()]
         for k in sac:  # a lumen of ~10 mm always remains
-            area = (lab[k] == L.AORTA_LUMEN).sum() * p.pixel_spacing_mm ** 2
+            area = (lab[k] == L.AORTA_LUMEN).sum() * p.acquisition.pixel_spacing_mm ** 2
             assert 2 * np.sqrt(area / np.pi) >= 9.0
         k = max(sac, key=lambda s: (lab[s] == L.THROMBUS).sum())
         lumen = np.argwhere(lab[k] == L.AORTA_LUMEN).mean(0)
         whole = np.argwhere(np.isin(lab[k], AORTA_OUTER_LABELS)).mean(0)
-        offset_mm = np.hypot(*(lumen - whole)) * p.pixel_spacing_mm
+        offset_mm = np.hypot(*(lumen - whole)) * p.acquisition.pixel_spacing_mm
         if name == "eccentric":  # crescent: lumen pushed away from the thick side
-            assert offset_mm > 0.3 * p.thrombus_max_thickness_mm
-            direction = np.array([np.sin(np.radians(p.thrombus_angle_deg)),
-                                  np.cos(np.radians(p.thrombus_angle_deg))])  # (row, col)
+            assert offset_mm > 0.3 * p.aorta.thrombus_max_thickness_mm
+            direction = np.array([np.sin(np.radians(p.aorta.thrombus_angle_deg)),
+                                  np.cos(np.radians(p.aorta.thrombus_angle_deg))])  # (row, col)
             assert float((lumen - whole) @ direction) < 0
         else:
             assert offset_mm < 2.0
@@ -210,9 +211,9 @@ def test_tissue_values_in_published_ranges(cases: dict) -> None:
 def test_blood_and_enhancement_as_scanned(cases: dict) -> None:
     """Blurred (as scanned) images, over label interiors away from partial volume."""
     for case, clean, _ in cases.values():
-        p = case.parameters
-        assert (25.0 <= p.blood_hu <= 35.0) if p.anaemic else (35.0 <= p.blood_hu <= 55.0)
-        assert phase_values(p)["ncct"][L.AORTA_LUMEN] == p.blood_hu
+        p, hu = case.parameters, case.parameters.intensities
+        assert (25.0 <= hu.blood_hu <= 35.0) if hu.anaemic else (35.0 <= hu.blood_hu <= 55.0)
+        assert phase_values(p)["ncct"][L.AORTA_LUMEN] == hu.blood_hu
         for label in (L.AORTA_LUMEN, L.LIVER, L.MUSCLE, L.FAT_VISCERAL):
             for phase in PHASES:
                 _shows(case, clean[phase], label, phase, px=2)
@@ -230,7 +231,7 @@ def test_veins_and_thrombus_values(cases: dict) -> None:
         p, lab = case.parameters, case.labels
         for vein in (L.IVC, L.RENAL_VEIN, L.ILIAC_VEIN):  # all share the unenhanced blood
             _shows(case, tissue["ncct"], vein, "ncct")
-            assert phase_values(p)["ncct"][vein] == p.blood_hu
+            assert phase_values(p)["ncct"][vein] == p.intensities.blood_hu
         thrombus = lab == L.THROMBUS
         if thrombus.any():
             for phase in ("arterial", "portal_venous"):
@@ -266,8 +267,8 @@ def test_noise_is_correlated_with_the_case_sd(cases: dict) -> None:
         for phase in ("ncct", "arterial", "portal_venous"):
             noise = case.phase(phase) - clean[phase]
             sd = float(noise[body].std())
-            assert 8.0 <= p.noise_sd_hu <= 30.0
-            assert sd == pytest.approx(p.noise_sd_hu, rel=0.02)
+            assert 8.0 <= p.scanner.noise_sd_hu <= 30.0
+            assert sd == pytest.approx(p.scanner.noise_sd_hu, rel=0.02)
             assert lag1_autocorrelation(noise, -1) >= 0.3
             assert lag1_autocorrelation(noise, -2) >= 0.3
             noises[phase] = noise[body]
@@ -276,17 +277,17 @@ def test_noise_is_correlated_with_the_case_sd(cases: dict) -> None:
         assert abs(r) < 0.05
         # SD measured the usual way, in a homogeneous ROI of the image itself.
         roi = _interior(lab, L.MUSCLE, 3)
-        assert float(case.ncct[roi].std()) == pytest.approx(p.noise_sd_hu, rel=0.25)
+        assert float(case.ncct[roi].std()) == pytest.approx(p.scanner.noise_sd_hu, rel=0.25)
 
 
 # --- SRS-PHA-004 thrombus contrast ------------------------------------------------------------
 @pytest.mark.req("SRS-PHA-004")
 def test_thrombus_minus_blood_has_both_signs() -> None:
-    deltas = [sample_parameters(seed).thrombus_minus_blood_hu for seed in range(20)]
+    deltas = [sample_parameters(seed).intensities.thrombus_minus_blood_hu for seed in range(20)]
     assert all(-10.0 <= d <= 15.0 for d in deltas)
     assert min(deltas) < -2.0 and max(deltas) > 2.0
-    anaemic = [sample_parameters(seed) for seed in range(60)]
-    assert any(p.anaemic for p in anaemic) and not all(p.anaemic for p in anaemic)
+    anaemic = [sample_parameters(seed).intensities.anaemic for seed in range(60)]
+    assert any(anaemic) and not all(anaemic)
 
 
 @pytest.mark.req("SRS-PHA-004")
@@ -296,7 +297,7 @@ def test_rendered_thrombus_contrast_matches_parameter(cases: dict) -> None:
         lab = case.labels
         delta = (_median(clean["ncct"], _interior(lab, L.THROMBUS, 1))
                  - _median(clean["ncct"], _interior(lab, L.AORTA_LUMEN)))
-        assert delta == pytest.approx(case.parameters.thrombus_minus_blood_hu, abs=2.5)
+        assert delta == pytest.approx(case.parameters.intensities.thrombus_minus_blood_hu, abs=2.5)
 
 
 # --- SRS-PHA-005 reproducibility --------------------------------------------------------------
@@ -314,39 +315,68 @@ def test_same_seed_same_case_bit_for_bit(cases: dict) -> None:
     assert case.labels.dtype == np.uint8 and case.ncct.dtype == np.float32
 
 
+def _flat(p: PhantomParameters) -> dict[str, object]:
+    """Every field by its name, whichever group holds it."""
+    return {name: getattr(getattr(p, group), name) for name, (group, _) in FIELDS.items()}
+
+
 @pytest.mark.req("SRS-PHA-005")
 def test_parameters_round_trip_through_json() -> None:
     p = sample_parameters(11, "small")
     d = json.loads(json.dumps(p.to_dict()))
     assert PhantomParameters.from_dict(d) == p
-    assert {f.name for f in fields(PhantomParameters)} == set(d)
+    assert set(d) == {f.name for f in fields(PhantomParameters)} == {"seed", "size", *GROUPS}
+    assert all(set(d[group]) == {f.name for f in fields(cls)} for group, cls in GROUPS.items())
     with pytest.raises(ValueError, match="unknown"):
         PhantomParameters.from_dict({**d, "colour": 1})
+    with pytest.raises(ValueError, match=r"parameters\.aorta: unknown \['colour'\]"):
+        PhantomParameters.from_dict({**d, "aorta": {**d["aorta"], "colour": 1}})
+    with pytest.raises(ValueError, match=r"missing \['kvp'\]"):
+        PhantomParameters.from_dict({**d, "scanner": {k: v for k, v in d["scanner"].items()
+                                                      if k != "kvp"}})
+    with pytest.raises(ValueError, match=r"scanner\.kvp=200\.0 is outside .*\[70\.0, 150\.0\]"):
+        PhantomParameters.from_dict({**d, "scanner": {**d["scanner"], "kvp": 200.0}})
+
+
+@pytest.mark.req("SRS-PHA-005")
+def test_every_field_declares_its_range_and_each_record_checks_it() -> None:
+    for group, cls in GROUPS.items():
+        for f in fields(cls):
+            if f.type in ("int", "float"):
+                lo, hi = f.metadata["range"]
+                assert lo < hi, f"{group}.{f.name}"
+            else:
+                assert f.type == "bool" or {"choices", "row_width"} & set(f.metadata), f.name
+    p = sample_parameters(3)
+    with pytest.raises(ValueError, match=r"^spine\.disc_height_mm=1\.0 is outside"):
+        replace(p.spine, disc_height_mm=1.0)
+    with pytest.raises(ValueError, match=r"^aorta\.neck_diameter_mm=30\.0 exceeds aorta\.aneu"):
+        replace(p.aorta, neck_diameter_mm=30.0, aneurysm_max_diameter_mm=29.0)
 
 
 @pytest.mark.req("SRS-PHA-005")
 def test_overrides_replace_only_their_value() -> None:
-    base = sample_parameters(5)
-    changed = sample_parameters(5, noise_sd_hu=21.0, kvp=80.0)
-    diff = {k for k, v in base.to_dict().items() if changed.to_dict()[k] != v}
+    base, changed = _flat(sample_parameters(5)), _flat(sample_parameters(5, noise_sd_hu=21.0,
+                                                                         kvp=80.0))
+    diff = {k for k, v in base.items() if changed[k] != v}
     assert {"noise_sd_hu", "kvp"} <= diff <= {"noise_sd_hu", "kvp", "arterial_lumen_hu"}
     none = sample_parameters(5, thrombus_shape="none")
-    assert none.thrombus_max_thickness_mm == 0.0
+    assert none.aorta.thrombus_max_thickness_mm == 0.0
 
 
 @pytest.mark.parametrize(("overrides", "match"), [
     ({"colour": "red"}, "unknown phantom parameter"),
-    ({"noise_sd_hu": 45.0}, "noise_sd_hu"),
-    ({"aneurysm_max_diameter_mm": 150.0}, "aneurysm_max_diameter_mm"),
-    ({"thrombus_shape": "spiral"}, "thrombus_shape"),
+    ({"noise_sd_hu": 45.0}, r"scanner\.noise_sd_hu=45\.0 is outside"),
+    ({"aneurysm_max_diameter_mm": 150.0}, r"aorta\.aneurysm_max_diameter_mm"),
+    ({"thrombus_shape": "spiral"}, r"aorta\.thrombus_shape must be one of"),
     ({"thrombus_shape": "concentric", "aneurysm_max_diameter_mm": 32.0,
-      "thrombus_max_thickness_mm": 20.0}, "thrombus_max_thickness_mm"),
-    ({"thrombus_minus_blood_hu": 30.0}, "thrombus_minus_blood_hu"),
-    ({"blood_hu": 30.0, "anaemic": False}, "anaemic"),
-    ({"rows": 256.5}, "rows"),
-    ({"kvp": "high"}, "kvp"),
-    ({"calcification_count": 99}, "calcification_count"),
-    ({"calcifications": [[1.0, 2.0]]}, "calcifications"),
+      "thrombus_max_thickness_mm": 20.0}, r"aorta\.thrombus_max_thickness_mm=20\.0 must be in"),
+    ({"thrombus_minus_blood_hu": 30.0}, r"intensities\.thrombus_minus_blood_hu"),
+    ({"blood_hu": 30.0, "anaemic": False}, r"needs intensities\.anaemic=True"),
+    ({"rows": 256.5}, r"acquisition\.rows must be an integer"),
+    ({"kvp": "high"}, r"scanner\.kvp must be a number"),
+    ({"calcification_count": 99}, r"aorta\.calcification_count"),
+    ({"calcifications": [[1.0, 2.0]]}, r"aorta\.calcifications"),
 ])
 @pytest.mark.req("SRS-PHA-005")
 def test_bad_overrides_are_refused(overrides: dict, match: str) -> None:
@@ -366,14 +396,15 @@ def test_bad_seed_and_size_are_refused() -> None:
 def test_affine_follows_lps_convention(cases: dict) -> None:
     case = cases["none"][0]
     p, a = case.parameters, case.affine
+    grid = p.acquisition
     assert a.shape == (4, 4) and a.dtype == np.float64
-    assert a[0, 2] == a[1, 1] == p.pixel_spacing_mm and a[2, 0] == p.slice_spacing_mm
+    assert a[0, 2] == a[1, 1] == grid.pixel_spacing_mm and a[2, 0] == grid.slice_spacing_mm
     assert np.count_nonzero(a[:3, :3]) == 3
     zs, ys, xs = voxel_axes(p)
     k, j, i = 5, 17, 200
     np.testing.assert_allclose(a @ [k, j, i, 1], [xs[i], ys[j], zs[k], 1])
-    assert case.spacing == (p.slice_spacing_mm, p.pixel_spacing_mm, p.pixel_spacing_mm)
-    assert zs[-1] == pytest.approx(p.scan_top_z_mm)
+    assert case.spacing == (grid.slice_spacing_mm, grid.pixel_spacing_mm, grid.pixel_spacing_mm)
+    assert zs[-1] == pytest.approx(grid.scan_top_z_mm)
 
 
 # --- SRS-PHA-007 sizes ------------------------------------------------------------------------
@@ -381,33 +412,34 @@ def test_affine_follows_lps_convention(cases: dict) -> None:
 def test_small_size_geometry() -> None:
     for seed in range(30):
         p = sample_parameters(seed, "small")
-        assert (p.rows, p.columns) == (256, 256)
-        assert 0.7 <= p.pixel_spacing_mm <= 0.9
-        assert 2.0 <= p.slice_thickness_mm <= 3.0
-        assert 48 <= p.n_slices <= 70
+        assert (p.acquisition.rows, p.acquisition.columns) == (256, 256)
+        assert 0.7 <= p.acquisition.pixel_spacing_mm <= 0.9
+        assert 2.0 <= p.acquisition.slice_thickness_mm <= 3.0
+        assert 48 <= p.acquisition.n_slices <= 70
         # From above the renal arteries to below the iliac bifurcation.
-        assert p.scan_top_z_mm >= p.renal_artery_z_mm + 15.0
-        assert p.scan_bottom_z_mm <= p.bifurcation_z_mm - 10.0
+        assert p.acquisition.scan_top_z_mm >= p.aorta.renal_artery_z_mm + 15.0
+        assert p.acquisition.scan_bottom_z_mm <= p.aorta.bifurcation_z_mm - 10.0
 
 
 @pytest.mark.req("SRS-PHA-007")
 def test_small_and_clinical_show_the_same_body() -> None:
     small, clinical = sample_parameters(4, "small"), sample_parameters(4, "clinical")
     ds, dc = small.to_dict(), clinical.to_dict()
-    assert {k for k in ds if ds[k] != dc[k]} <= ACQUISITION_FIELDS
-    assert (clinical.rows, clinical.columns) == (512, 512)
-    assert 0.65 <= clinical.pixel_spacing_mm <= 0.85
-    assert 0.625 <= clinical.slice_thickness_mm <= 1.25
-    assert 250.0 <= clinical.n_slices * clinical.slice_spacing_mm <= 325.0
+    assert {k for k in ds if ds[k] != dc[k]} == {"size", "acquisition"}
+    grid = clinical.acquisition
+    assert (grid.rows, grid.columns) == (512, 512)
+    assert 0.65 <= grid.pixel_spacing_mm <= 0.85
+    assert 0.625 <= grid.slice_thickness_mm <= 1.25
+    assert 250.0 <= grid.n_slices * grid.slice_spacing_mm <= 325.0
 
 
 @pytest.mark.req("SRS-PHA-007")
 def test_clinical_override_gives_512_by_512_by_300() -> None:
     p = sample_parameters(2, "clinical", n_slices=300, pixel_spacing_mm=0.7,
                           slice_spacing_mm=1.0, slice_thickness_mm=1.0)
-    assert p.shape == (300, 512, 512)
+    assert p.acquisition.shape == (300, 512, 512)
     labels = render_labels(p)  # the label map only: the full case is benchmarked, not tested
     assert labels.shape == (300, 512, 512) and labels.dtype == np.uint8
     assert (labels[:, 0, :] == L.AIR).all() and (labels[:, :, 0] == L.AIR).all()
-    assert max_thrombus_thickness_mm(p.thrombus_shape, p.aneurysm_max_diameter_mm,
-                                     p.aortic_wall_mm) >= p.thrombus_max_thickness_mm
+    assert max_thrombus_thickness_mm(p.aorta.thrombus_shape, p.aorta.aneurysm_max_diameter_mm,
+                                     p.aorta.aortic_wall_mm) >= p.aorta.thrombus_max_thickness_mm

@@ -14,8 +14,8 @@ from digital_contrast.qms.check import (
     check_references,
     check_verification,
 )
+from digital_contrast.qms.junit_report import TestCase, TestRun
 from digital_contrast.qms.requirements import load_records
-from digital_contrast.qms.test_results import TestCase, TestRun
 from digital_contrast.qms.trace import write_trace
 from tests.support.documents import assert_controlled_document
 

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from digital_contrast.qms.test_results import read_junit
+from digital_contrast.qms.junit_report import read_junit
 
 PASSING = """
 import pytest

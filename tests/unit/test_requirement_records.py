@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from digital_contrast.qms.records import RecordError
+from digital_contrast.qms.records import QmsRecordError
 from digital_contrast.qms.requirements import Category, load_requirements
 
 GOOD_REQ = {
@@ -59,7 +59,7 @@ def test_a_valid_minimal_set_loads(tmp_path: Path) -> None:
     ({"surprise": 1}, "Extra inputs are not permitted"),
 ])
 def test_malformed_requirements_are_refused(tmp_path: Path, change: dict, message: str) -> None:
-    with pytest.raises(RecordError) as info:
+    with pytest.raises(QmsRecordError) as info:
         load_requirements(_records(tmp_path, [GOOD_REQ | change]))
     assert message in info.value.detail
     assert info.value.code == "QMS_RECORD_INVALID"
@@ -73,10 +73,10 @@ def test_derived_requirement_with_rationale_is_accepted(tmp_path: Path) -> None:
 
 @pytest.mark.req("SRS-QMS-001")
 def test_duplicates_and_every_problem_are_reported(tmp_path: Path) -> None:
-    with pytest.raises(RecordError, match="duplicate requirement id SRS-IMG-001"):
+    with pytest.raises(QmsRecordError, match="duplicate requirement id SRS-IMG-001"):
         load_requirements(_records(tmp_path / "a", [GOOD_REQ, GOOD_REQ]))
     bad = [GOOD_REQ | {"id": "SRS-IMG-002", "parents": ["UN-998"]},
            GOOD_REQ | {"id": "SRS-IMG-003", "parents": ["UN-997"]}]
-    with pytest.raises(RecordError) as info:
+    with pytest.raises(QmsRecordError) as info:
         load_requirements(_records(tmp_path / "b", bad))
     assert "UN-998" in info.value.detail and "UN-997" in info.value.detail

@@ -16,10 +16,10 @@ from digital_contrast.qms.risk import (
     RiskFile,
     check_risk_file,
     load_risk_file,
-    matching_tests,
-    render_risk_report,
     write_risk_report,
 )
+from digital_contrast.qms.risk.evidence import matching_tests
+from digital_contrast.qms.risk.report import render_risk_report
 from digital_contrast.qms.yaml_records import Problem
 from tests.support.documents import assert_controlled_document
 

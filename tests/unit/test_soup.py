@@ -12,23 +12,23 @@ from packageurl import PackageURL
 from packaging.requirements import Requirement
 
 import digital_contrast
-from digital_contrast.qms import soup as soup_module
 from digital_contrast.qms.requirements import load_requirements
 from digital_contrast.qms.soup import (
-    SOUP_FILE,
     Dist,
-    Vendored,
     audit_vulnerabilities,
     check_soup,
-    closure_of,
     load_soup,
-    parse_audit,
     runtime_closure,
-    same_release,
     soup_rows,
     write_sbom,
     write_soup_list,
 )
+from digital_contrast.qms.soup import audit as audit_module
+from digital_contrast.qms.soup.assessments import SOUP_FILE
+from digital_contrast.qms.soup.audit import parse_audit
+from digital_contrast.qms.soup.check import same_release
+from digital_contrast.qms.soup.closure import closure_of
+from digital_contrast.qms.soup.vendored import Vendored
 from tests.support.documents import assert_controlled_document
 
 TODAY = date(2026, 11, 29)
@@ -256,7 +256,7 @@ def test_audit_parses_a_completed_run(closure, monkeypatch) -> None:
         assert "torch==2.13.0" in requirements  # the public release, not the +cpu build
         return subprocess.CompletedProcess(command, 1, json.dumps(canned), "")
 
-    monkeypatch.setattr(soup_module.subprocess, "run", fake_run)
+    monkeypatch.setattr(audit_module.subprocess, "run", fake_run)
     small = {name: closure[name] for name in ("fastapi", "jinja2", "torch")}
     record = audit_vulnerabilities(small)
     assert "--no-deps" in calls[0] and "--disable-pip" in calls[0]

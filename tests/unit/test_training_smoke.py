@@ -11,7 +11,6 @@ import torch
 from mlflow import MlflowClient
 
 import digital_contrast
-from digital_contrast.imaging.phantom.labels import Label
 from digital_contrast.model.data import (
     LOSS_WEIGHT,
     LUMEN_LABELS,
@@ -36,6 +35,7 @@ from digital_contrast.model.training import (
     smoke_config,
     train,
 )
+from digital_contrast.phantom.labels import Label
 
 EPOCHS, STEPS = 2, 8
 

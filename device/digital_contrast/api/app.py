@@ -1,20 +1,18 @@
-"""The service: `create_app()` builds the FastAPI app; its lifespan migrates the database to
-head, opens the instance store and starts the in-process job workers, the auto-run rule and
-the scheduled purge when configured."""
+"""The service: `create_app()` builds the FastAPI app; its lifespan opens the service state
+(`service.open_state`: database migrated to head, instance store, meter) and starts the
+in-process job workers, the auto-run rule and the scheduled purge when configured."""
 
 import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
-from datetime import timedelta
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from digital_contrast import PRODUCT_NAME, __version__
-from digital_contrast.api.deps import ServiceState, authorize
+from digital_contrast.api.deps import authorize
 from digital_contrast.api.problems import install_problem_handlers
 from digital_contrast.api.routers import (
     dashboard,
@@ -26,17 +24,10 @@ from digital_contrast.api.routers import (
     sustainability,
     uploads,
 )
-from digital_contrast.carbon.meter import process_meter
-from digital_contrast.carbon.site import site_carbon
 from digital_contrast.config import Settings, get_settings
 from digital_contrast.jobs.auto_run import auto_submit
-from digital_contrast.jobs.runner import JobContext
 from digital_contrast.jobs.worker import start_worker_threads
-from digital_contrast.store import InstanceStore, make_engine, session_factory, upgrade_to_head
-from digital_contrast.store.audit import append_audit
-from digital_contrast.store.columns import utcnow
-from digital_contrast.store.job_artifacts import JobArtifacts
-from digital_contrast.store.retention import purge
+from digital_contrast.service import open_state, purge_expired
 
 log = logging.getLogger(__name__)
 DESCRIPTION = (
@@ -44,34 +35,6 @@ DESCRIPTION = (
     "contrast agent was given.** The reference model is trained and validated on a procedural "
     "digital phantom only and is not clinically validated. Errors are RFC 9457 problem details "
     "with a stable `code`. Authenticate with an API key in the `X-API-Key` header.")
-
-
-def open_state(settings: Settings) -> ServiceState:
-    carbon = site_carbon(settings)  # CONFIG_INVALID before anything is opened
-    engine = make_engine(settings.database_url)
-    upgrade_to_head(engine)
-    return ServiceState(settings=settings, engine=engine, sessions=session_factory(engine),
-                        instances=InstanceStore.for_data_dir(settings.data_dir),
-                        work_dir=settings.data_dir / "work",
-                        artifacts=JobArtifacts.for_data_dir(settings.data_dir),
-                        meter=process_meter(carbon.meter), factors=carbon.factors)
-
-
-def job_context(state: ServiceState) -> JobContext:
-    return JobContext(sessions=state.sessions, instances=state.instances,
-                      work_dir=state.work_dir, registry_uri=state.settings.mlflow_uri,
-                      artifacts=state.artifacts, meter=state.meter, factors=state.factors,
-                      slot_lease_s=state.settings.job_lease_s)
-
-
-def purge_expired(state: ServiceState) -> None:
-    cutoff = utcnow() - timedelta(days=state.settings.retention_days)
-    with state.sessions() as db:
-        result = purge(db, state.instances, cutoff, artifacts=state.artifacts)
-    with state.sessions() as db:
-        append_audit(db, state.settings.site, "retention", "purge", "store", None, "success",
-                     {"cutoff": cutoff.isoformat(), **asdict(result)})
-        db.commit()
 
 
 def _every(seconds: float, stop: threading.Event, task: Callable[[], object],
@@ -106,7 +69,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             if config.workers:  # the tracker's hardware probing, before the first job
                 threading.Thread(target=state.meter.warm, daemon=True,
                                  name="energy-tracker-warm-up").start()
-            threads += start_worker_threads(job_context(state), config.workers, stop,
+            threads += start_worker_threads(state, config.workers, stop,
                                             lease_seconds=config.job_lease_s, poll_seconds=1.0)
             if config.auto_run_use_cases:
                 threads.append(_every(

@@ -8,23 +8,18 @@ GET/HEAD without a key, the dashboard's session cookie stands for its key (`web_
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from digital_contrast.api import web_session
 from digital_contrast.api.roles import PUBLIC, roles_for
-from digital_contrast.carbon.factors import FactorSet
-from digital_contrast.carbon.meter import ScanMeter
-from digital_contrast.config import Settings
 from digital_contrast.errors import DigitalContrastError
-from digital_contrast.store import InstanceStore, Role
+from digital_contrast.service import ServiceState
+from digital_contrast.store import Role
 from digital_contrast.store.api_keys import authenticate
-from digital_contrast.store.job_artifacts import JobArtifacts
 
 API_KEY_HEADER = "X-API-Key"
 _key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
@@ -33,18 +28,6 @@ _key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
 
 class AuthError(DigitalContrastError):
     """AUTH_MISSING / AUTH_INVALID (401), AUTH_FORBIDDEN (403)."""
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    instances: InstanceStore
-    work_dir: Path
-    artifacts: JobArtifacts  # map previews and NIfTI of each job
-    meter: ScanMeter  # energy of each job run in this process
-    factors: FactorSet  # avoided-footprint factors in force
 
 
 @dataclass(frozen=True)

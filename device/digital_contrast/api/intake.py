@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from digital_contrast.api.deps import Principal, ServiceState
+from digital_contrast.api.deps import Principal
 from digital_contrast.api.dicomweb import FailureReason, ParsedInstance
+from digital_contrast.service import ServiceState
 from digital_contrast.store import Origin, StoredFile, StoreError
 from digital_contrast.store.audit import append_audit
-from digital_contrast.store.models import FileDeletion
 from digital_contrast.store.studies import is_synthetic, record_instances
+from digital_contrast.store.tables import FileDeletion
 
 log = logging.getLogger(__name__)
 # One pool for the process, not one per request: starting 16 threads per request cost more

@@ -57,7 +57,7 @@ MEDIA_TYPES = {".json": "application/json", ".html": "text/html", ".pdf": "appli
 CHUNK = 1 << 20
 
 
-class RecordError(DigitalContrastError):
+class RecordFileError(DigitalContrastError):
     """RECORD_NOT_FOUND (404), RECORD_TAMPERED and RECORD_UNREADABLE (409)."""
 
 
@@ -89,8 +89,8 @@ class RecordRoots:
         return (self.filed_dir if source is Source.FILED else self.releases_dir) / "models"
 
 
-def not_found(detail: str) -> RecordError:
-    return RecordError("RECORD_NOT_FOUND", detail)
+def not_found(detail: str) -> RecordFileError:
+    return RecordFileError("RECORD_NOT_FOUND", detail)
 
 
 def media_type(name: str) -> str:
@@ -283,11 +283,12 @@ def _manifest(folder: Path, version: str) -> ReleaseManifest:
             raise OSError("manifest missing")
         manifest = ReleaseManifest.model_validate(json.loads(path.read_text("utf-8")))
     except (OSError, ValueError, ValidationError) as exc:
-        raise RecordError("RECORD_UNREADABLE", f"the manifest of release {version} cannot be "
-                          f"read ({type(exc).__name__}); the record cannot be verified") from None
+        raise RecordFileError("RECORD_UNREADABLE", f"the manifest of release {version} cannot be "
+                              f"read ({type(exc).__name__}); the record cannot be verified"
+                              ) from None
     if manifest.version != version:  # a renamed folder is not the record that was built
-        raise RecordError("RECORD_UNREADABLE", f"the folder {version} holds the manifest of "
-                          f"release {manifest.version}")
+        raise RecordFileError("RECORD_UNREADABLE", f"the folder {version} holds the manifest of "
+                              f"release {manifest.version}")
     return manifest
 
 
@@ -304,7 +305,7 @@ def list_releases(roots: RecordRoots) -> list[ReleaseSummary]:
             continue
         try:
             manifest = _manifest(folder, version)
-        except RecordError:
+        except RecordFileError:
             log.warning("release %s left out of the listing: unreadable manifest", version)
             continue
         found.append((Version(version), ReleaseSummary(
@@ -345,10 +346,10 @@ def open_release_file(roots: RecordRoots, version: str, relative: str) -> Verifi
     if path is None:
         if os.path.lexists(folder.joinpath(*parts)):  # there, but leading out of the folder
             raise not_found("this release record has no file of that name")
-        raise RecordError("RECORD_TAMPERED", f"{relative} is listed in the manifest of "
-                          f"release {version} but missing; the record is not served")
+        raise RecordFileError("RECORD_TAMPERED", f"{relative} is listed in the manifest of "
+                              f"release {version} but missing; the record is not served")
     if not path.is_file():
-        raise RecordError("RECORD_TAMPERED", f"{relative} is not a file")
+        raise RecordFileError("RECORD_TAMPERED", f"{relative} is not a file")
     handle = path.open("rb")
     try:
         size = os.fstat(handle.fileno()).st_size
@@ -358,6 +359,6 @@ def open_release_file(roots: RecordRoots, version: str, relative: str) -> Verifi
         raise
     if actual != expected:
         handle.close()
-        raise RecordError("RECORD_TAMPERED", f"{relative} no longer matches the SHA-256 in the "
-                          f"manifest of release {version}; it is not served")
+        raise RecordFileError("RECORD_TAMPERED", f"{relative} no longer matches the SHA-256 in the "
+                              f"manifest of release {version}; it is not served")
     return VerifiedFile(handle=handle, name=parts[-1], size=size)

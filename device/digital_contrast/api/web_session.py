@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.store.columns import utcnow
-from digital_contrast.store.models import ApiKey
+from digital_contrast.store.tables import ApiKey
 
 COOKIE = "dc_session"
 MAX_AGE_S = 8 * 3600  # a working day; the key is needed again after that

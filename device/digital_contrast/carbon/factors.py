@@ -22,7 +22,6 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
@@ -31,6 +30,7 @@ from pydantic import (
 )
 
 from digital_contrast.errors import DigitalContrastError
+from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.yaml_lines import YamlLines
 
 DEFAULT_FACTOR_FILE = Path(__file__).with_name("factors") / "contrast-ct-2026.1.yaml"
@@ -179,8 +179,8 @@ Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+class _Model(FrozenSchema):
+    model_config = ConfigDict(strict=True)  # merged into FrozenSchema's
 
 
 class _Quantity(_Model):
@@ -253,7 +253,7 @@ class _IodineSpec(_Model):
     annual_total: _Quantity | None = None
     plausible: _Plausible
     world_production: _Quantity
-    rejected_figures: list[_RejectedSpec] = []
+    rejected_figures: list[_RejectedSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_value(self) -> _IodineSpec:

@@ -8,14 +8,19 @@ estimate from CPU load times the CPU's TDP (and RAM size for memory); `method` s
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 DEFAULT_COUNTRY = "GBR"
+ENERGY_MIX_FILE = "data/private_infra/global_energy_mix.json"  # inside the codecarbon package
 
 # CodeCarbon CPU modes -> how the CPU power was obtained.
 _CPU_METHODS: dict[str, str] = {
@@ -55,12 +60,21 @@ class EnergyMeasurement:
         return asdict(self)
 
 
+@functools.cache
+def _energy_mix_countries() -> frozenset[str]:
+    """The countries of CodeCarbon's global energy mix, read from the file its `DataSource`
+    reads, without importing codecarbon (whose import pulls pandas: half a second on every
+    operator command that opens the service state)."""
+    spec = importlib.util.find_spec("codecarbon")
+    assert spec is not None and spec.origin is not None
+    path = Path(spec.origin).parent / ENERGY_MIX_FILE
+    return frozenset(json.loads(path.read_text(encoding="utf-8")))
+
+
 def check_country(country_iso_code: str) -> str:
     """The code if CodeCarbon has an energy mix for it; it would silently fall back otherwise."""
-    from codecarbon.input import DataSource
-
     code = country_iso_code.upper()
-    if code not in DataSource().get_global_energy_mix_data():
+    if code not in _energy_mix_countries():
         raise ValueError(f"no CodeCarbon energy mix for country {country_iso_code!r}"
                          " (expected an ISO 3166-1 alpha-3 code such as 'GBR')")
     return code

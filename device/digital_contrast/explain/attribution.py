@@ -29,8 +29,8 @@ from digital_contrast.explain.region import (
     centred_box,
     predicted_lumen,
 )
+from digital_contrast.imaging.resampling import to_native_grid
 from digital_contrast.imaging.volume import Volume
-from digital_contrast.inference.resampling import to_native_grid
 from digital_contrast.inference.synthesize import WorkingPrediction
 from digital_contrast.model.determinism import deterministic
 from digital_contrast.model.network import NetworkConfig, scale_input

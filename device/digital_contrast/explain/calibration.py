@@ -14,12 +14,12 @@ import torch
 from scipy import stats
 
 from digital_contrast.explain.uncertainty import estimate_uncertainty
-from digital_contrast.imaging.phantom.case import generate_case, noiseless_images
+from digital_contrast.imaging.resampling import to_working_spacing
 from digital_contrast.imaging.volume import Volume
-from digital_contrast.inference.resampling import to_working_spacing
 from digital_contrast.inference.synthesize import predict_working
 from digital_contrast.model.explain_evidence import TTASettings, UncertaintyCalibration
 from digital_contrast.model.network import NetworkConfig
+from digital_contrast.phantom.case import generate_case, noiseless_images
 
 DEFAULT_ERROR_HU = 50.0  # a lumen voxel off by this much changes how the lumen reads
 CANDIDATES = 200  # thresholds tried: quantiles of the pooled spread
@@ -31,7 +31,7 @@ def case_pairs(seed: int, network: torch.nn.Module, config: NetworkConfig,
     """(spread, absolute error) in HU for each synthesized-lumen voxel of one phantom case."""
     case = generate_case(seed, "small")
     volume = Volume(case.ncct, case.affine)
-    prediction = predict_working(volume, network, config, case.parameters.kvp)
+    prediction = predict_working(volume, network, config, case.parameters.scanner.kvp)
     uncertainty = estimate_uncertainty(prediction, network, config, settings)
     clean = noiseless_images(case.parameters, case.labels)
     truth = to_working_spacing(clean[target_phase] - clean["ncct"], case.affine,

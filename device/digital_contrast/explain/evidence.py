@@ -2,14 +2,18 @@
 uncertainty calibration and the attribution sanity checks, on held-out phantom seeds."""
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
+from digital_contrast.errors import DigitalContrastError
 from digital_contrast.explain.attribution import Method
 from digital_contrast.explain.calibration import calibrate
 from digital_contrast.explain.sanity import run_sanity_checks
+from digital_contrast.model.bundle import read_bundle
 from digital_contrast.model.explain_evidence import ExplainEvidence
-from digital_contrast.model.network import NetworkConfig
+from digital_contrast.model.network import NetworkConfig, build_network
+from digital_contrast.model.validation_record import ValidationRecord
 
 # Seeds of neither training (0-999, validation 1000+) nor the validation protocol (9000+).
 CALIBRATION_SEEDS = tuple(range(8000, 8012))
@@ -27,3 +31,22 @@ def explain_evidence(network: torch.nn.Module, config: NetworkConfig, *,
     report(f"uncertainty threshold {uncertainty.threshold_hu} HU")
     sanity = run_sanity_checks(network, config, sanity_seeds, methods)
     return ExplainEvidence(uncertainty=uncertainty, sanity=sanity)
+
+
+def calibrate_bundle(bundle: Path, record: Path, *,
+                     progress: Callable[[str], None] | None = None) -> ExplainEvidence:
+    """The explain evidence of the bundle folder, added to its validation record `record`
+    (updated in place; RECORD_MISMATCH when the record is for another bundle)."""
+    candidate = read_bundle(bundle)
+    validation = ValidationRecord.load(record)
+    if validation.bundle_sha256 != candidate.sha256:
+        raise DigitalContrastError("RECORD_MISMATCH",
+                                   "the record is for another bundle (SHA-256 differs)")
+    network = build_network(candidate.manifest.network)
+    network.load_state_dict(candidate.state_dict())
+    network.eval()
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)
+    evidence = explain_evidence(network, candidate.manifest.network, progress=progress)
+    validation.model_copy(update={"explain": evidence}).save(record)
+    return evidence

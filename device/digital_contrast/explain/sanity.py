@@ -18,12 +18,12 @@ from scipy import ndimage, stats
 
 from digital_contrast.explain.attribution import AttributionSettings, Method, attribute
 from digital_contrast.explain.region import aortic_component, predicted_lumen
-from digital_contrast.imaging.phantom.case import PhantomCase, generate_case
-from digital_contrast.imaging.phantom.labels import Label
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.synthesize import predict_working
 from digital_contrast.model.explain_evidence import SanityCheck
 from digital_contrast.model.network import NetworkConfig, build_network
+from digital_contrast.phantom.case import PhantomCase, generate_case
+from digital_contrast.phantom.labels import Label
 
 MAX_RANDOMISATION_SPEARMAN = 0.3
 MIN_AORTA_MASS_RATIO = 3.0
@@ -58,7 +58,7 @@ def check_case(seed: int, method: Method, network: torch.nn.Module,
     """(randomisation Spearman, aorta mass ratio) of `method` on one phantom case."""
     case = generate_case(seed, "small")
     volume = Volume(case.ncct, case.affine)
-    prediction = predict_working(volume, network, config, case.parameters.kvp)
+    prediction = predict_working(volume, network, config, case.parameters.scanner.kvp)
     trained = attribute(prediction, network, config, method, settings=settings)
     # The same target region for the random network: only the weights differ.
     target = aortic_component(predicted_lumen(prediction))

@@ -15,8 +15,8 @@ from monai.data import MetaTensor
 
 from digital_contrast.config import get_settings
 from digital_contrast.explain.region import Box, aortic_component, bounding_box, predicted_lumen
+from digital_contrast.imaging.resampling import to_native_grid
 from digital_contrast.imaging.volume import Volume
-from digital_contrast.inference.resampling import to_native_grid
 from digital_contrast.inference.synthesize import ROI_SIZE, WorkingPrediction, run_network
 from digital_contrast.model.determinism import deterministic
 from digital_contrast.model.explain_evidence import TTASettings

@@ -1,2 +1,2 @@
 """Imaging: CT series and NIfTI to and from `Volume`, intended-use conformity checks, the
-labelled synthetic (derived) series and the procedural phantom; no web, database or job code."""
+labelled synthetic (derived) series; no web, database or job code."""

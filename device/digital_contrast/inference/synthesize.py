@@ -22,9 +22,9 @@ from digital_contrast import __version__
 from digital_contrast.config import get_settings
 from digital_contrast.imaging.conformity import Verdict, require_conformity
 from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
+from digital_contrast.imaging.resampling import to_native_grid, to_working_spacing
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.locked_model import LockedModel
-from digital_contrast.inference.resampling import to_native_grid, to_working_spacing
 from digital_contrast.inference.tissue_gate import tissue_gate
 from digital_contrast.model.determinism import deterministic
 from digital_contrast.model.network import NetworkConfig, output_scale_hu, scale_input

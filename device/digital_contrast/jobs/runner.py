@@ -20,8 +20,9 @@ import logging
 import shutil
 import tempfile
 import threading
-import time
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -29,33 +30,25 @@ from typing import Any
 
 import pydicom
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from digital_contrast.carbon.accounting import AvoidedFootprint, potential_avoided
-from digital_contrast.carbon.factors import FactorSet
-from digital_contrast.carbon.meter import JobEnergy, ScanMeter
+from digital_contrast.carbon.meter import JobEnergy
 from digital_contrast.errors import DigitalContrastError
-from digital_contrast.explain.attribution import box_mask_mm
-from digital_contrast.explain.outputs import MapOutputError, MapOutputs
-from digital_contrast.explain.pipeline import (
-    LOW_CONFIDENCE_FLAG,
-    ExplainError,
-    assess_confidence,
-    explain_attribution,
-    write_attribution_maps,
-    write_confidence_maps,
-)
-from digital_contrast.imaging.series_reader import read_series
-from digital_contrast.imaging.synthetic import SynthesizingModel, write_synthetic_series
-from digital_contrast.imaging.volume import Volume
-from digital_contrast.inference import LockedModel, synthesize
-from digital_contrast.inference.synthesize import SynthesisResult
+from digital_contrast.explain.outputs import MapOutputs
+from digital_contrast.inference import LockedModel
 from digital_contrast.jobs.host_slot import host_slot
 from digital_contrast.model.registry import ModelRegistry
+from digital_contrast.pipeline import (
+    AttributionRequest,
+    ModelLoader,
+    reexplain,
+    run_clinical_path,
+)
+from digital_contrast.service import ServiceState
 from digital_contrast.store import (
     EmissionRecord,
     Instance,
-    InstanceStore,
     Job,
     JobState,
     Origin,
@@ -65,27 +58,15 @@ from digital_contrast.store import (
 from digital_contrast.store.audit import append_audit
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.footprints import record_emission
-from digital_contrast.store.job_artifacts import JobArtifacts
 from digital_contrast.store.jobs import finish_job, get_job
 from digital_contrast.store.studies import get_series, instance_set_sha256, record_instances
+from digital_contrast.usecases import UseCase, load_use_case
 
 log = logging.getLogger(__name__)
 # torch's thread settings are process-wide: threads of one process take turns in the core
 # (run `digital-contrast worker` processes for parallel inference).
 _CORE = threading.Lock()
 IMAGE_REFUSALS = ("IMG_", "ZIP_", "CONF_", "USECASE_")
-
-
-@dataclass(frozen=True)
-class JobContext:
-    sessions: sessionmaker[Session]
-    instances: InstanceStore
-    work_dir: Path
-    registry_uri: str
-    artifacts: JobArtifacts
-    meter: ScanMeter  # energy of every job, one measured job per host at a time
-    factors: FactorSet  # the avoided-footprint factors in force
-    slot_lease_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -96,19 +77,19 @@ class Outcome:
     error_detail: str | None = None
 
 
-def _inputs(ctx: JobContext, job: Job) -> list[bytes]:
-    with ctx.sessions() as session:
+def _inputs(service: ServiceState, job: Job) -> list[bytes]:
+    with service.sessions() as session:
         instances = list(session.scalars(select(Instance).where(
             Instance.series_id == job.series_id).order_by(Instance.id)))
     if not instances or instance_set_sha256(instances) != job.instance_set_sha256:
         raise DigitalContrastError("SERIES_CHANGED", "the series changed after the job was "
                                    "submitted; submit a new job for the current series")
-    return [ctx.instances.read(i.file_path, i.sha256) for i in instances]
+    return [service.instances.read(i.file_path, i.sha256) for i in instances]
 
 
-def _original(ctx: JobContext, job: Job, original_id: str) -> dict[str, Any]:
+def _original(service: ServiceState, job: Job, original_id: str) -> dict[str, Any]:
     """What an explanation job needs of the job it explains: its output series and confidence."""
-    with ctx.sessions() as session:
+    with service.sessions() as session:
         original = get_job(session, original_id, site=job.site)
         output = original.output_series_uid if original is not None else None
         result = dict(original.result or {}) if original is not None else {}
@@ -132,31 +113,7 @@ def _map_entry(outputs: MapOutputs) -> dict[str, Any]:
             "nifti": outputs.nifti.name}
 
 
-def _map_dicom_files(outputs: MapOutputs) -> list[Path]:
-    return [outputs.parametric_map, *outputs.secondary_captures.values()]
-
-
-def _attribution(folder: Path, ncct: Volume, result: SynthesisResult, model: LockedModel,
-                 options: dict[str, Any]) -> tuple[MapOutputs | None, dict[str, Any]]:
-    """The attribution a job asked for, or the reason it could not be made (the synthesis
-    stands either way)."""
-    box = options.get("region_box_mm")
-    summary: dict[str, Any] = {"method": options.get("method"), "region_box_mm": box}
-    start = time.perf_counter()
-    try:
-        assert result.working is not None
-        target = (box_mask_mm(result.working, tuple(box[0]), tuple(box[1]))  # type: ignore[arg-type]
-                  if box is not None else None)
-        attribution = explain_attribution(result, model, str(options.get("method")), target)
-        outputs = write_attribution_maps(folder, ncct, result, attribution,
-                                         options={"region_box_mm": box} if box else None)
-    except (ExplainError, MapOutputError) as exc:
-        return None, summary | {"error": {"code": exc.code, "detail": exc.detail}}
-    return outputs, summary | attribution.to_dict() | {
-        "slug": outputs.spec.slug, "seconds": round(time.perf_counter() - start, 3)}
-
-
-def _publish_artifacts(ctx: JobContext, job_id: str, maps: list[MapOutputs]) -> None:
+def _publish_artifacts(service: ServiceState, job_id: str, maps: list[MapOutputs]) -> None:
     """Previews and NIfTI of each map into the job's artifact folder, in one swap."""
     def fill(tmp: Path) -> None:
         for outputs in maps:
@@ -165,81 +122,78 @@ def _publish_artifacts(ctx: JobContext, job_id: str, maps: list[MapOutputs]) -> 
             for path in [*outputs.previews.values(), outputs.nifti]:
                 shutil.copyfile(path, folder / path.name)
 
-    ctx.artifacts.publish_maps(job_id, fill)
+    service.artifacts.publish_maps(job_id, fill)
 
 
-def _synthesize(ctx: JobContext, job: Job, worker_id: str,
+def _pinned_model(service: ServiceState, job: Job) -> ModelLoader:
+    """The locked model of the job's submission: the same registered version and bundle."""
+    def load(use_case: UseCase) -> LockedModel:
+        model = LockedModel.load(use_case, version=job.model_version,
+                                 registry=ModelRegistry(service.registry_uri))
+        if model.bundle_sha256 != job.bundle_sha256:
+            raise DigitalContrastError("MODEL_INTEGRITY", "the registered bundle differs "
+                                       "from the one the job was submitted for")
+        return model
+
+    return load
+
+
+def _core(service: ServiceState, job: Job, worker_id: str, energy: JobEnergy
+          ) -> Callable[[], AbstractContextManager[object]]:
+    """One job in this process's core at a time (torch settings are per process), and one
+    measured job per host, so that no two energy measurements overlap."""
+    @contextmanager
+    def core() -> Iterator[None]:
+        with _CORE, service.meter.measure(f"job {job.id}", host_slot(
+                service.sessions, worker_id, lease_s=service.slot_lease_s), energy):
+            yield
+
+    return core
+
+
+def _attribution(options: dict[str, Any]) -> AttributionRequest | None:
+    if not options.get("explain"):
+        return None
+    return AttributionRequest(str(options.get("method")), options.get("region_box_mm"),
+                              required=False)  # the synthesis stands without its map
+
+
+def _synthesize(service: ServiceState, job: Job, worker_id: str,
                 energy: JobEnergy) -> tuple[Outcome, list[bytes]]:
     options = dict(job.options or {})
     explain_of = options.get("explain_of")
-    original = _original(ctx, job, str(explain_of)) if explain_of else None
-    volume = read_series(_inputs(ctx, job))
-    assert volume.source is not None  # read_series always keeps its source
-    ctx.work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=ctx.work_dir, prefix=f"job-{job.id}-") as tmp:
-        scratch = Path(tmp)
-        maps: list[MapOutputs] = []
-        # torch settings are per process: one job in the core at a time; and one measured job
-        # per host, so that no two energy measurements overlap.
-        with _CORE, ctx.meter.measure(f"job {job.id}", host_slot(
-                ctx.sessions, worker_id, lease_s=ctx.slot_lease_s), energy):
-            model = LockedModel.load(job.use_case, version=job.model_version,
-                                     registry=ModelRegistry(ctx.registry_uri))
-            if model.bundle_sha256 != job.bundle_sha256:
-                raise DigitalContrastError("MODEL_INTEGRITY", "the registered bundle differs "
-                                           "from the one the job was submitted for")
-            result = synthesize(volume, job.use_case, model)
-            timings = dict(result.timings_s)
-            confidence = None
-            if original is None:  # uncertainty on every job that publishes a result
-                start = time.perf_counter()
-                confidence = assess_confidence(result, model)
-                maps.append(write_confidence_maps(scratch / "maps", volume, result, confidence))
-                timings["uncertainty"] = round(time.perf_counter() - start, 3)
-            explained: dict[str, Any] | None = None
-            if options.get("explain"):
-                start = time.perf_counter()
-                attribution, explained = _attribution(scratch / "maps", volume, result, model,
-                                                      options)
-                maps += [attribution] if attribution is not None else []
-                timings["explain"] = round(time.perf_counter() - start, 3)
-        record = result.to_dict() | {"timings_s": timings}
-        warnings = list(result.warnings)
-        files: list[Path] = []
+    original = _original(service, job, str(explain_of)) if explain_of else None
+    inputs = _inputs(service, job)
+    use_case = load_use_case(job.use_case)
+    load, core = _pinned_model(service, job), _core(service, job, worker_id, energy)
+    service.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=service.work_dir, prefix=f"job-{job.id}-") as tmp:
         if original is None:
-            assert confidence is not None
-            written = write_synthetic_series(
-                result.volume, volume.source,
-                SynthesizingModel(result.model_name, result.model_version,
-                                  result.bundle_sha256),
-                scratch / "series", options=result.options,
-                flags=[LOW_CONFIDENCE_FLAG] if confidence.low_confidence else [])
-            files += sorted(written.folder.iterdir())
-            warnings += [confidence.warning] if confidence.warning else []
-            record |= {"output_series_instance_uid": written.series_instance_uid,
-                       "confidence": confidence.to_dict()}
+            result = run_clinical_path(inputs, use_case, load, Path(tmp),
+                                       attribution=_attribution(options), core=core)
+            assert result.series is not None
+            record = result.to_dict()
+            maps = result.maps
+            files = sorted(result.series.folder.iterdir())
         else:
-            warnings += original["warnings"]
-            record |= {"explain_of": explain_of,
-                       "output_series_instance_uid": original["output_series_instance_uid"],
-                       "confidence": original["confidence"]}
-            if explained is not None:
-                explained["reproduced"] = original["output_sha256"] == result.output_sha256
-                if not explained["reproduced"]:
-                    warnings.append("EXPLAIN_NOT_REPRODUCED: the recomputed synthesis differs "
-                                    "from the published one (another platform?); the map "
-                                    "explains the recomputation")
-        if explained is not None:
-            if "error" in explained:
-                warnings.append(f"{explained['error']['code']}: no attribution map - "
-                                f"{explained['error']['detail']}")
-            record["explain"] = explained
+            request = _attribution(options)
+            assert request is not None  # an explanation job always asks for attribution
+            again = reexplain(inputs, use_case, load, Path(tmp), request,
+                              original["output_sha256"], core=core)
+            maps = [again.map] if again.map is not None else []
+            files = []
+            record = again.synthesis.to_dict() | {
+                "timings_s": again.timings_s, "explain_of": explain_of,
+                "output_series_instance_uid": original["output_series_instance_uid"],
+                "confidence": original["confidence"],
+                "warnings": again.synthesis.warnings + original["warnings"] + again.warnings,
+                "explain": again.attribution.to_dict() | {"reproduced": again.reproduced}}
         for outputs in maps:
-            files += _map_dicom_files(outputs)
-        record |= {"warnings": warnings, "maps": [_map_entry(m) for m in maps]}
+            files += [outputs.parametric_map, *outputs.secondary_captures.values()]
+        record["maps"] = [_map_entry(m) for m in maps]
         data = [path.read_bytes() for path in files]
         if maps:  # before the job is marked succeeded: a succeeded job always has its maps
-            _publish_artifacts(ctx, job.id, maps)
+            _publish_artifacts(service, job.id, maps)
     return Outcome(JobState.SUCCEEDED, record), data
 
 
@@ -259,12 +213,12 @@ def _published(session: Session, site: str, headers: list[pydicom.Dataset]) -> s
             and series.origin == Origin.PRODUCED}
 
 
-def record_footprint(session: Session, ctx: JobContext, job: Job, state: JobState,
+def record_footprint(session: Session, service: ServiceState, job: Job, state: JobState,
                      energy: JobEnergy) -> None:
     """The job's emission record, in the transaction that finishes the job. An explanation
     job re-runs a synthesis already counted: it costs energy but spares no further scan."""
     explains = (job.options or {}).get("explain_of")
-    avoided = AvoidedFootprint.ZERO if explains else potential_avoided(state.value, ctx.factors)
+    avoided = AvoidedFootprint.ZERO if explains else potential_avoided(state.value, service.factors)
     record_emission(session, EmissionRecord(
         job_id=job.id, site=job.site, use_case=job.use_case, model_name=job.model_name,
         model_version=job.model_version, job_state=state, finished_at=utcnow(),
@@ -274,18 +228,18 @@ def record_footprint(session: Session, ctx: JobContext, job: Job, state: JobStat
         energy_kwh=energy.energy_kwh, emissions_kg_co2e=energy.emissions_kg_co2e,
         grid_intensity_kg_per_kwh=energy.grid_intensity_kg_per_kwh,
         country_iso_code=energy.country_iso_code, pue=energy.pue,
-        codecarbon_version=energy.codecarbon_version, factor_set_id=ctx.factors.id,
-        factor_set_version=ctx.factors.version, avoided_kg_co2e=avoided.kg_co2e,
+        codecarbon_version=energy.codecarbon_version, factor_set_id=service.factors.id,
+        factor_set_version=service.factors.version, avoided_kg_co2e=avoided.kg_co2e,
         avoided_iodine_g=avoided.iodine_g, avoided_plastics_g=avoided.plastics_g,
         avoided_steel_g=avoided.steel_g, avoided_energy_kwh=avoided.energy_kwh,
         detail={"methods": energy.methods, "slot_wait_s": energy.slot_wait_s,
                 **({"explain_of": explains} if explains else {})}))
 
 
-def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
+def run_job(service: ServiceState, job_id: str, worker_id: str) -> JobState:
     """Run a job this worker has claimed and record its outcome (never raises for a job's own
     failure; a lost lease or an unreachable database propagates)."""
-    with ctx.sessions() as session:
+    with service.sessions() as session:
         job = get_job(session, job_id)
         if job is None:
             return JobState.FAILED
@@ -293,7 +247,7 @@ def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
     files: list[bytes] = []
     energy = JobEnergy()
     try:
-        outcome, files = _synthesize(ctx, job, worker_id, energy)
+        outcome, files = _synthesize(service, job, worker_id, energy)
     except DigitalContrastError as exc:  # ConformityError included: it carries the verdict
         outcome = _refusal(exc)
     except Exception as exc:  # a fault of ours: the job fails, the worker goes on
@@ -303,12 +257,12 @@ def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
         outcome = Outcome(JobState.FAILED, {}, "INTERNAL_ERROR",
                           "the job failed unexpectedly; operators have the details")
     headers = [pydicom.dcmread(BytesIO(data), stop_before_pixels=True) for data in files]
-    with ctx.sessions() as session:
+    with service.sessions() as session:
         known = _published(session, job.site, headers)
     new = [(h, d) for h, d in zip(headers, files, strict=True)
            if str(h.SeriesInstanceUID) not in known]
-    stored = [ctx.instances.put(data) for _, data in new]
-    with ctx.sessions() as session:
+    stored = [service.instances.put(data) for _, data in new]
+    with service.sessions() as session:
         begin_write(session)  # SQLite: hold the write lock from the first read on
         known = _published(session, job.site, headers)  # again, under the lock
         items = [(h, s) for (h, _), s in zip(new, stored, strict=True)
@@ -320,7 +274,7 @@ def run_job(ctx: JobContext, job_id: str, worker_id: str) -> JobState:
                    result=outcome.result | {"energy": energy.to_dict()},
                    error_code=outcome.error_code, error_detail=outcome.error_detail,
                    output_series_uid=outcome.result.get("output_series_instance_uid"))
-        record_footprint(session, ctx, job, outcome.state, energy)
+        record_footprint(session, service, job, outcome.state, energy)
         append_audit(session, job.site, f"worker:{worker_id}", f"job.{outcome.state.value}",
                      "job", job_id, "success" if outcome.state is JobState.SUCCEEDED
                      else "refused" if outcome.state is JobState.REJECTED else "failure",

@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Callable
 
 from digital_contrast.carbon.meter import JobEnergy
-from digital_contrast.jobs.runner import JobContext, record_footprint, run_job
+from digital_contrast.jobs.runner import record_footprint, run_job
+from digital_contrast.service import ServiceState
 from digital_contrast.store import JobState
 from digital_contrast.store.errors import StoreError
 from digital_contrast.store.jobs import claim_next_job, finish_job, renew_lease
@@ -27,15 +28,16 @@ def new_worker_id(kind: str = "worker") -> str:
 
 
 class Worker:
-    def __init__(self, ctx: JobContext, *, lease_seconds: float = 120.0,
+    def __init__(self, service: ServiceState, *, lease_seconds: float = 120.0,
                  poll_seconds: float = 1.0, worker_id: str | None = None,
-                 run: Callable[[JobContext, str, str], JobState] = run_job) -> None:
-        self.ctx, self.lease_seconds, self.poll_seconds = ctx, lease_seconds, poll_seconds
+                 run: Callable[[ServiceState, str, str], JobState] = run_job) -> None:
+        self.service = service
+        self.lease_seconds, self.poll_seconds = lease_seconds, poll_seconds
         self.worker_id = worker_id or new_worker_id()
         self._run = run
 
     def _claim(self) -> tuple[str, int] | None:
-        with self.ctx.sessions() as session:
+        with self.service.sessions() as session:
             job = claim_next_job(session, self.worker_id, self.lease_seconds)
             claimed = (job.id, job.attempts) if job is not None else None
             session.commit()
@@ -44,7 +46,7 @@ class Worker:
     def _keep_lease(self, job_id: str, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):
             try:
-                with self.ctx.sessions() as session:
+                with self.service.sessions() as session:
                     renew_lease(session, job_id, self.worker_id, self.lease_seconds)
                     session.commit()
             except StoreError as exc:  # lost: the job's outcome will be refused at finish
@@ -58,11 +60,11 @@ class Worker:
             return False
         job_id, attempts = claimed
         if attempts > MAX_ATTEMPTS:
-            with self.ctx.sessions() as session:
+            with self.service.sessions() as session:
                 job = finish_job(session, job_id, self.worker_id, JobState.FAILED,
                                  error_code="JOB_ATTEMPTS_EXHAUSTED",
                                  error_detail=f"the job was interrupted {attempts - 1} times")
-                record_footprint(session, self.ctx, job, JobState.FAILED, JobEnergy(
+                record_footprint(session, self.service, job, JobState.FAILED, JobEnergy(
                     reason="not measured: every attempt of the job was interrupted"))
                 session.commit()
             return True
@@ -71,7 +73,7 @@ class Worker:
                                   name=f"lease-{job_id[:8]}")
         keeper.start()
         try:
-            self._run(self.ctx, job_id, self.worker_id)
+            self._run(self.service, job_id, self.worker_id)
         finally:
             done.set()
             keeper.join()
@@ -88,11 +90,11 @@ class Worker:
             stop.wait(self.poll_seconds)
 
 
-def start_worker_threads(ctx: JobContext, count: int, stop: threading.Event, *,
+def start_worker_threads(service: ServiceState, count: int, stop: threading.Event, *,
                          lease_seconds: float, poll_seconds: float) -> list[threading.Thread]:
     threads = []
     for index in range(count):
-        worker = Worker(ctx, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+        worker = Worker(service, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
                         worker_id=new_worker_id(f"service{index}"))
         thread = threading.Thread(target=worker.run_until, args=(stop,), daemon=True,
                                   name=f"job-worker-{index}")

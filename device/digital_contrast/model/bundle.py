@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from digital_contrast.errors import DigitalContrastError
+from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.model.network import NetworkConfig, load_state_dict_bytes, state_dict_bytes
 from digital_contrast.usecases.schema import Envelope, UseCase
 
@@ -30,9 +31,7 @@ class BundleError(DigitalContrastError):
     (BUNDLE_MISMATCH)."""
 
 
-class BundleManifest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class BundleManifest(FrozenSchema):
     format: str = Field(BUNDLE_FORMAT, pattern=rf"^{BUNDLE_FORMAT}$")
     use_case: str
     model_name: str

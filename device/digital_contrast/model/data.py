@@ -27,15 +27,16 @@ from monai.transforms import (
     SpatialPadd,
 )
 
-from digital_contrast.imaging.phantom.case import noiseless_images, render_case
-from digital_contrast.imaging.phantom.labels import ARTERIAL_LUMEN_LABELS, BLOOD_LABELS, Label
-from digital_contrast.imaging.phantom.parameters import PhantomParameters, sample_parameters
+from digital_contrast.imaging.resampling import anti_alias
 from digital_contrast.imaging.volume import AIR_HU
-from digital_contrast.inference.resampling import anti_alias
+from digital_contrast.phantom.case import noiseless_images, render_case
+from digital_contrast.phantom.labels import ARTERIAL_LUMEN_LABELS, BLOOD_LABELS, Label
+from digital_contrast.phantom.parameters import PhantomParameters
+from digital_contrast.phantom.sampling import sample_parameters
 
 from .network import NetworkConfig, output_scale_hu, scale_input
 
-GENERATOR = "digital_contrast.imaging.phantom"
+GENERATOR = "digital_contrast.phantom"
 TARGET_DEFINITION = "noiseless(phase) - noiseless(ncct), HU"
 # Where sampling concentrates: every vessel and what surrounds the aortic lumen.
 VESSEL_LABELS: tuple[Label, ...] = (
@@ -91,7 +92,7 @@ class PhantomPaird(MapTransform):
         enhancement = clean[self.target_phase] - clean["ncct"]
         affine = torch.from_numpy(case.affine)
         out = dict(data)
-        out[KVP] = float(case.parameters.kvp)
+        out[KVP] = float(case.parameters.scanner.kvp)
         smooth = [anti_alias(a, case.affine, self.spacing_mm) for a in (case.ncct, enhancement)]
         for key, array in ((IMAGE, smooth[0]), (TARGET, smooth[1]), (LABELS, case.labels)):
             out[key] = MetaTensor(torch.from_numpy(np.ascontiguousarray(

@@ -2,13 +2,13 @@
 calibration (which test-time augmentation, which threshold, how well it tracked real error) and
 the attribution sanity checks that decide which methods the service may offer."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from digital_contrast.frozen_schema import FrozenSchema
 
 
-class TTASettings(BaseModel):
+class TTASettings(FrozenSchema):
     """How test-time-augmentation samples are drawn: part of what a calibration is valid for."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     samples: int = Field(8, ge=2)
     max_shift_voxels: int = Field(1, ge=0, le=4)  # whole working-grid voxels
@@ -18,11 +18,9 @@ class TTASettings(BaseModel):
     seed: int = Field(0, ge=0)
 
 
-class UncertaintyCalibration(BaseModel):
+class UncertaintyCalibration(FrozenSchema):
     """Threshold on the TTA spread chosen so that, per case, the fraction of synthesized lumen
     above it matches the fraction whose enhancement error exceeds `error_hu`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     tta: TTASettings
     error_hu: float = Field(gt=0)
@@ -34,10 +32,8 @@ class UncertaintyCalibration(BaseModel):
     voxel_auc: float  # how well the spread ranks erroneous lumen voxels (0.5 = chance)
 
 
-class SanityCheck(BaseModel):
+class SanityCheck(FrozenSchema):
     """One attribution method's sanity checks (Adebayo et al. 2018) on phantom cases."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: str
     randomisation_spearman: float  # vs the same network with re-initialised weights
@@ -52,9 +48,7 @@ class SanityCheck(BaseModel):
                 and self.aorta_mass_ratio >= self.min_aorta_mass_ratio)
 
 
-class ExplainEvidence(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class ExplainEvidence(FrozenSchema):
     uncertainty: UncertaintyCalibration
     sanity: list[SanityCheck] = Field(default_factory=list)
 

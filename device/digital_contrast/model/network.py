@@ -24,16 +24,15 @@ from typing import Any, Literal
 
 import torch
 from monai.networks.nets import UNet
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.usecases.schema import Preprocessing
 
 REFERENCE_KVP = 120.0
 
-class NetworkConfig(BaseModel):
+class NetworkConfig(FrozenSchema):
     """Architecture plus the input/output conventions of one set of weights."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     architecture: Literal["monai.UNet"] = "monai.UNet"
     channels: tuple[int, ...] = Field((16, 32, 64, 128), min_length=2)

@@ -18,11 +18,12 @@ from typing import Any, Literal
 import torch
 from monai.data import DataLoader
 from monai.inferers import sliding_window_inference
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from digital_contrast.carbon.measure import DEFAULT_COUNTRY, EnergyMeasurement, measure_energy
 from digital_contrast.config import get_settings
-from digital_contrast.imaging.phantom.labels import Label
+from digital_contrast.frozen_schema import FrozenSchema
+from digital_contrast.phantom.labels import Label
 
 from .data import (
     IMAGE,
@@ -47,10 +48,8 @@ WEIGHTS_FILE = "weights.pt"
 NETWORK_FILE = "network_config.json"
 
 
-class TrainingConfig(BaseModel):
+class TrainingConfig(FrozenSchema):
     """Everything that determines the trained weights (the network config included)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     seeds: tuple[int, ...] = Field(min_length=1)  # phantom cases trained on
     validation_seeds: tuple[int, ...] = ()  # held-out cases, evaluated after each epoch

@@ -9,18 +9,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
+from pydantic import Field, StringConstraints, computed_field
 
 from digital_contrast import __version__
+from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.model.explain_evidence import ExplainEvidence
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
-class Criterion(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Criterion(FrozenSchema):
     metric: str
     op: Literal[">=", "<=", ">", "<"]
     threshold: float
@@ -33,9 +32,7 @@ class Criterion(BaseModel):
             bool(_OPS[self.op](self.value, self.threshold))
 
 
-class ValidationRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ValidationRecord(FrozenSchema):
     bundle_sha256: Sha256
     use_case: str
     model_name: str

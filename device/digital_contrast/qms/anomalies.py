@@ -13,11 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
+from digital_contrast.frozen_schema import FrozenSchema
+from digital_contrast.qms.junit_report import FAILED, PASSED, SKIPPED, TestRun
 from digital_contrast.qms.records import QMS_DIR
 from digital_contrast.qms.requirements import Text
-from digital_contrast.qms.test_results import FAILED, PASSED, SKIPPED, TestRun
 from digital_contrast.qms.yaml_records import Problem, YamlDocument, duplicates
 
 ANOMALIES_FILE = QMS_DIR / "anomalies.yaml"
@@ -29,10 +30,9 @@ AffectedId = Annotated[str, StringConstraints(pattern=r"^(SRS-[A-Z]+-\d{3}|SI-[A
 RiskRef = Annotated[str, StringConstraints(pattern=r"^RISK-\d{3}$")]
 
 
-class ResidualAnomaly(BaseModel):
+class ResidualAnomaly(FrozenSchema):
     """One known residual anomaly."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     id: AnomalyId
     title: Text
     description: Text

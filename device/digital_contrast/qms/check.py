@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from digital_contrast.config import REPO_ROOT
+from digital_contrast.frozen_schema import FrozenSchema
+from digital_contrast.qms.design import check_design, read_detailed_design
+from digital_contrast.qms.junit_report import PASSED, TestRun
 from digital_contrast.qms.requirements import Records, load_records
-from digital_contrast.qms.test_results import PASSED, TestRun
+from digital_contrast.qms.sources import source_files
 from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_path, duplicates
 
 PACKAGE_DIR = REPO_ROOT / "device" / "digital_contrast"
@@ -79,12 +82,6 @@ def _subpackages(package_dir: Path) -> set[str]:
             for p in package_dir.rglob("__init__.py")}
 
 
-def source_files(pattern: str, repo: Path = REPO_ROOT) -> list[Path]:
-    """The files a `sources` glob of qms/software_items.yaml matches (shared by the item check
-    and the design record, so both assign a module to the same item)."""
-    return [Path(p) for p in glob.glob(str(repo / pattern), recursive=True) if Path(p).is_file()]
-
-
 def check_items(records: Records, repo: Path = REPO_ROOT,
                 package_dir: Path = PACKAGE_DIR) -> list[Problem]:
     """Items against the source tree: one item per (top-level) subpackage, every glob
@@ -128,17 +125,15 @@ def check_items(records: Records, repo: Path = REPO_ROOT,
     return problems
 
 
-class _Standard(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Standard(FrozenSchema):
     id: str
     edition: str
     title: str
 
 
-class Device(BaseModel):
+class Device(FrozenSchema):
     """qms/device.yaml."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     product: str
     manufacturer: dict[str, str]
     device_description: str
@@ -181,8 +176,7 @@ def check_device(path: Path, records: Records) -> list[Problem]:
     return problems
 
 
-class Reference(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Reference(FrozenSchema):
     record: str | None = None
     command: str | None = None
     doc: str | None = None
@@ -194,19 +188,17 @@ class Reference(BaseModel):
         return self
 
 
-class OutsideEvidence(BaseModel):
+class OutsideEvidence(FrozenSchema):
     """A clause the manufacturer satisfies outside the software's technical file (its QMS):
     not a gap of this repository, but never silent either — `qms check` lists it and every
     release record names the evidence to attach and its status."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     holder: str = Field(min_length=1)  # who keeps the evidence
     evidence: str = Field(min_length=1)  # what must be attached to a submission
     status: str = Field(min_length=1)  # where it stands today, in plain words
 
 
-class Clause(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Clause(FrozenSchema):
     clause: str
     title: str
     applicable: bool = True
@@ -225,8 +217,7 @@ class Clause(BaseModel):
         return self
 
 
-class ClauseMap(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ClauseMap(FrozenSchema):
     standard: str
     safety_class: Literal["A", "B", "C"]
     clauses: list[Clause]
@@ -283,7 +274,6 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
                closure: dict[str, Any] | None = None) -> CheckResult:
     """Every check; `closure` overrides the installed runtime closure (tests)."""
     from digital_contrast.qms.anomalies import accepted_tests, check_anomalies, load_anomalies
-    from digital_contrast.qms.design import check_design, design_model
     from digital_contrast.qms.risk import check_risk_file, load_risk_file
     from digital_contrast.qms.soup import check_soup, load_soup, runtime_closure
 
@@ -292,7 +282,7 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
     problems += check_references(records)
     problems += check_verification(records, run)
     problems += check_items(records, repo, repo / "device" / "digital_contrast")
-    problems += check_design(design_model(records, repo), records)
+    problems += check_design(read_detailed_design(records, repo), records)
     problems += check_device(qms_dir / "device.yaml", records)
     found, outside = check_clauses(qms_dir / "clause_map.yaml", commands, repo)
     problems += found

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from digital_contrast.config import REPO_ROOT
-from digital_contrast.qms.check import source_files
 from digital_contrast.qms.documents import document_header, render, write_pdf
 from digital_contrast.qms.requirements import Records
+from digital_contrast.qms.sources import source_files
 from digital_contrast.qms.yaml_records import Problem
 
 DOCUMENT_ID, TITLE = "DC-SDD", "Software detailed design"
@@ -84,7 +84,7 @@ class ItemDesign:
 
 
 @dataclass
-class DesignModel:
+class DetailedDesign:
     """The detailed design: every item with its units, in the order of software_items.yaml."""
 
     items: list[ItemDesign]
@@ -186,7 +186,7 @@ def _api(tree: ast.Module) -> list[Api]:
             and not n.name.startswith("_")]
 
 
-def design_model(records: Records, repo: Path = REPO_ROOT) -> DesignModel:
+def read_detailed_design(records: Records, repo: Path = REPO_ROOT) -> DetailedDesign:
     """Items -> units -> public API and imports, from the source tree under `repo`."""
     package_dir = repo / "device" / PACKAGE
     owners: dict[Path, str] = {}
@@ -217,7 +217,7 @@ def design_model(records: Records, repo: Path = REPO_ROOT) -> DesignModel:
     items = [ItemDesign(i.id, i.name, i.package, i.safety_class, list(i.interfaces),
                         list(i.may_use), [u for u in units.values() if u.item == i.id])
              for i in records.items.values()]
-    return DesignModel(items, [u for u in units.values() if u.item is None])
+    return DetailedDesign(items, [u for u in units.values() if u.item is None])
 
 
 def _import_problem(unit: Unit, imp: Import, allowed: set[str], known: set[str],
@@ -240,7 +240,7 @@ def _import_problem(unit: Unit, imp: Import, allowed: set[str], known: set[str],
                                         "(qms/software_items.yaml)")
 
 
-def check_design(model: DesignModel, records: Records) -> list[Problem]:
+def check_design(design: DetailedDesign, records: Records) -> list[Problem]:
     """Each unit has a docstring; each run-time import stays within the importer's `may_use`,
     reported at the importing line; only the entry point imports the command line; `may_use`
     names known items."""
@@ -253,9 +253,9 @@ def check_design(model: DesignModel, records: Records) -> list[Problem]:
                                  f"{item.id}: may_use names unknown item {used}")
                      for item in records.items.values() for k, used in enumerate(item.may_use)
                      if used not in records.items]
-    known = {u.module for u in model.units}
-    root = next((u.item for u in model.units if u.module == COMPOSITION_ROOT), None)
-    for unit in model.units:
+    known = {u.module for u in design.units}
+    root = next((u.item for u in design.units if u.module == COMPOSITION_ROOT), None)
+    for unit in design.units:
         if unit.parse_error:
             problems.append(Problem(unit.path, None, f"{unit.module} cannot be parsed: "
                                                      f"{unit.parse_error}"))
@@ -276,7 +276,7 @@ def _unit_json(unit: Unit) -> dict[str, Any]:
     return {**asdict(unit), "uses": unit.uses}
 
 
-def write_design(out_dir: Path, model: DesignModel,
+def write_design(out_dir: Path, design: DetailedDesign,
                  problems: list[Problem] | None = None) -> list[Path]:
     """DC-SDD as HTML, PDF and Markdown, and design.json; `problems` (from `check_design`) is the
     verification result the document states, None when it was not checked."""
@@ -285,12 +285,12 @@ def write_design(out_dir: Path, model: DesignModel,
                                source="device/digital_contrast/ (read with ast), "
                                       "qms/software_items.yaml",
                                approvals=("Development lead", "Quality", "Regulatory affairs"))
-    units = model.units
-    summary = {"software_items": len(model.items), "units": len(units),
+    units = design.units
+    summary = {"software_items": len(design.items), "units": len(units),
                "public": sum(len(u.api) for u in units),
                "edges": sum(len(u.uses) for u in units)}
     verification = None if problems is None else [str(p) for p in problems]
-    context = {"document": document, "items": model.items, "unowned": model.unowned,
+    context = {"document": document, "items": design.items, "unowned": design.unowned,
                "summary": summary, "verification": verification,
                "composition_root": COMPOSITION_ROOT}
     html = render("design.html.j2", context, out_dir / "design.html")
@@ -300,6 +300,6 @@ def write_design(out_dir: Path, model: DesignModel,
         "document": document, "generated_at": datetime.now(UTC).isoformat(),
         "summary": summary, "verification": verification,
         "items": [{**{k: v for k, v in asdict(i).items() if k != "units"},
-                   "units": [_unit_json(u) for u in i.units]} for i in model.items],
-        "unowned": [_unit_json(u) for u in model.unowned]}, indent=2) + "\n", encoding="utf-8")
+                   "units": [_unit_json(u) for u in i.units]} for i in design.items],
+        "unowned": [_unit_json(u) for u in design.unowned]}, indent=2) + "\n", encoding="utf-8")
     return [*written, json_path]

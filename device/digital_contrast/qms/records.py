@@ -7,7 +7,7 @@ from digital_contrast.errors import DigitalContrastError
 QMS_DIR = REPO_ROOT / "qms"
 
 
-class RecordError(DigitalContrastError):
+class QmsRecordError(DigitalContrastError):
     """A quality record is missing, malformed or inconsistent with another record."""
 
     code = "QMS_RECORD_INVALID"

@@ -9,9 +9,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from digital_contrast.qms.records import QMS_DIR, RecordError
+from digital_contrast.frozen_schema import FrozenSchema
+from digital_contrast.qms.records import QMS_DIR, QmsRecordError
 from digital_contrast.qms.yaml_records import Problem, YamlDocument, duplicates
 
 UserNeedId = Annotated[str, StringConstraints(pattern=r"^UN-\d{3}$")]
@@ -37,25 +38,23 @@ class Category(StrEnum):
     REGULATORY = "regulatory"  # l) regulatory requirements
 
 
-class Verification(StrEnum):
+class VerificationMethod(StrEnum):
+    """How a requirement is verified (not whether it was: that is a test run's outcome)."""
+
     TEST = "test"
     INSPECTION = "inspection"
     ANALYSIS = "analysis"
     DEMONSTRATION = "demonstration"
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class UserNeed(_Record):
+class UserNeed(FrozenSchema):
     id: UserNeedId
     title: Text
     statement: Text
     users: list[Text] = Field(min_length=1)
 
 
-class SoftwareItem(_Record):
+class SoftwareItem(FrozenSchema):
     id: SoftwareItemId
     name: Text
     package: Annotated[str, StringConstraints(pattern=r"^digital_contrast(\.[a-z_]+)*$")]
@@ -67,7 +66,7 @@ class SoftwareItem(_Record):
     may_use: list[SoftwareItemId] = Field(default_factory=list)  # items it may import
 
 
-class SoftwareRequirement(_Record):
+class SoftwareRequirement(FrozenSchema):
     id: RequirementId
     title: Text
     statement: Text
@@ -77,7 +76,7 @@ class SoftwareRequirement(_Record):
     rationale: Text | None = None
     software_items: list[SoftwareItemId] = Field(min_length=1)
     risk_control: bool
-    verification: Verification
+    verification: VerificationMethod
 
     @model_validator(mode="after")
     def _traced_or_derived(self) -> "SoftwareRequirement":
@@ -138,7 +137,7 @@ def load_records(qms_dir: Path) -> tuple[Records, list[Problem]]:
 
 def load_requirements(qms_dir: Path = QMS_DIR) -> RequirementSet:
     """Load and cross-check user needs, software requirements and the software items they name;
-    every problem is reported at once (RecordError)."""
+    every problem is reported at once (QmsRecordError)."""
     records, problems = load_records(qms_dir)
     messages = [str(p) for p in problems]
     for req in records.requirements.values():
@@ -147,6 +146,6 @@ def load_requirements(qms_dir: Path = QMS_DIR) -> RequirementSet:
         messages += [f"{req.id}: unknown software item {s}"
                      for s in req.software_items if s not in records.items]
     if messages:
-        raise RecordError(detail="; ".join(messages))
+        raise QmsRecordError(detail="; ".join(messages))
     return RequirementSet(user_needs=records.needs, requirements=records.requirements,
                           software_items=records.items)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from digital_contrast.qms.documents import document_header, render, write_pdf
+from digital_contrast.qms.junit_report import PASSED, TestRun
 from digital_contrast.qms.requirements import Records
-from digital_contrast.qms.test_results import PASSED, TestRun
 
 DOCUMENT_ID, TITLE = "DC-TRACE", "Traceability matrix"
 

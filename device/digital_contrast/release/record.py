@@ -37,8 +37,8 @@ from digital_contrast.qms.anomalies import (
     load_anomalies,
 )
 from digital_contrast.qms.check import Clause, run_checks
+from digital_contrast.qms.junit_report import DEFAULT_JUNIT, JunitError, TestRun, read_junit
 from digital_contrast.qms.requirements import load_records
-from digital_contrast.qms.test_results import DEFAULT_JUNIT, JunitError, TestRun, read_junit
 from digital_contrast.validation.runs import CompletedRun, current_run
 
 MANIFEST = "manifest.json"
@@ -213,7 +213,7 @@ def release_notes(version: str, counts: dict[str, int], anomalies: list[Residual
 def _write_documents(staging: Path, repo: Path, run: TestRun, anomalies: list[ResidualAnomaly],
                      audit: bool) -> list[str]:
     """The generated documents, by the `qms` writers; returns the SOUP licence findings."""
-    from digital_contrast.qms.design import check_design, design_model, write_design
+    from digital_contrast.qms.design import check_design, read_detailed_design, write_design
     from digital_contrast.qms.risk import load_risk_file, write_risk_report
     from digital_contrast.qms.soup import (
         audit_vulnerabilities,
@@ -241,8 +241,8 @@ def _write_documents(staging: Path, repo: Path, run: TestRun, anomalies: list[Re
     if audit:  # a network call: only when asked for
         (staging / "soup" / "vulnerability_audit.json").write_text(
             json.dumps(audit_vulnerabilities(closure), indent=2, default=str) + "\n")
-    model = design_model(records, repo)
-    write_design(staging / "design", model, check_design(model, records))
+    design = read_detailed_design(records, repo)
+    write_design(staging / "design", design, check_design(design, records))
     soup, _ = load_soup(repo / "qms" / "soup.yaml")
     rows = soup_rows(soup, closure) if soup else []
     licences = {r["name"]: str(r.get("licence") or r.get("metadata_licence") or "unknown")

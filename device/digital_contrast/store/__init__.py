@@ -17,7 +17,7 @@ from digital_contrast.store.database import (
 from digital_contrast.store.enums import EnergyStatus, JobState, Origin, Role
 from digital_contrast.store.errors import StoreError, StoreErrorCode
 from digital_contrast.store.instance_store import InstanceStore, StoredFile
-from digital_contrast.store.models import (
+from digital_contrast.store.tables import (
     ApiKey,
     AuditEvent,
     Base,

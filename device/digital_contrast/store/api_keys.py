@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.enums import Role
 from digital_contrast.store.errors import StoreError, StoreErrorCode
-from digital_contrast.store.models import ApiKey
+from digital_contrast.store.tables import ApiKey
 
 SCHEME = "dc"
 _PLAINTEXT = re.compile(rf"^{SCHEME}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{20,128}})$")

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.database import begin_write
 from digital_contrast.store.errors import StoreError, StoreErrorCode
-from digital_contrast.store.models import AuditEvent
+from digital_contrast.store.tables import AuditEvent
 
 GENESIS = "0" * 64
 _ADVISORY_LOCK = 0x44435F4155444954  # "DC_AUDIT": one key for the whole chain

@@ -30,9 +30,9 @@ from digital_contrast.store.columns import utcnow
 from digital_contrast.store.database import begin_write
 from digital_contrast.store.enums import EnergyStatus, JobState
 from digital_contrast.store.errors import StoreError, StoreErrorCode
-from digital_contrast.store.models import ROLLUP_COUNTS, ROLLUP_SUMS, emission_daily
-from digital_contrast.store.models import EmissionRecord as R
-from digital_contrast.store.models import emission_energy_bins as bins_table
+from digital_contrast.store.tables import ROLLUP_COUNTS, ROLLUP_SUMS, emission_daily
+from digital_contrast.store.tables import EmissionRecord as R
+from digital_contrast.store.tables import emission_energy_bins as bins_table
 
 Bucket = Literal["day", "week", "month"]
 BUCKETS: tuple[Bucket, ...] = ("day", "week", "month")

@@ -21,7 +21,7 @@ from digital_contrast.store.columns import utcnow
 from digital_contrast.store.database import begin_write
 from digital_contrast.store.enums import JobState
 from digital_contrast.store.errors import StoreError, StoreErrorCode
-from digital_contrast.store.models import Job, JobEvent
+from digital_contrast.store.tables import Job, JobEvent
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.database import begin_write
-from digital_contrast.store.models import MeasurementSlot
+from digital_contrast.store.tables import MeasurementSlot
 
 
 def try_acquire(session: Session, host: str, holder: str, lease: timedelta,

@@ -25,7 +25,7 @@ from digital_contrast.store.database import begin_write
 from digital_contrast.store.enums import JobState
 from digital_contrast.store.instance_store import InstanceStore
 from digital_contrast.store.job_artifacts import JobArtifacts
-from digital_contrast.store.models import FileDeletion, Instance, Job, Series, Study
+from digital_contrast.store.tables import FileDeletion, Instance, Job, Series, Study
 
 log = logging.getLogger(__name__)
 _BATCH = 200  # studies per transaction: bounded locks and statement sizes

@@ -22,7 +22,7 @@ from digital_contrast.store.database import begin_write
 from digital_contrast.store.enums import Origin
 from digital_contrast.store.errors import StoreError, StoreErrorCode
 from digital_contrast.store.instance_store import StoredFile
-from digital_contrast.store.models import Base, Instance, Series, Study
+from digital_contrast.store.tables import Base, Instance, Series, Study
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _DA = re.compile(r"^\d{8}$")

@@ -3,7 +3,9 @@
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
+
+from digital_contrast.frozen_schema import FrozenSchema
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3)]
 Range = tuple[float, float]
@@ -14,16 +16,12 @@ class Phase(StrEnum):
     PORTAL_VENOUS = "portal_venous"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _ordered(name: str, value: Range) -> None:
     if not value[0] <= value[1]:
         raise ValueError(f"{name}: lower bound {value[0]} above upper bound {value[1]}")
 
 
-class Envelope(_Frozen):
+class Envelope(FrozenSchema):
     """The intended-use envelope: what an input must be for the model's output to be meant."""
 
     min_age_years: int = Field(18, ge=0)
@@ -52,7 +50,7 @@ class Envelope(_Frozen):
         return self
 
 
-class Preprocessing(_Frozen):
+class Preprocessing(FrozenSchema):
     """What the use case's model must assume; a bundle's network config must match it
     (see digital_contrast.model.network for the meaning of each field)."""
 
@@ -79,14 +77,14 @@ class Preprocessing(_Frozen):
                 "tissue_gate_hu": self.tissue_gate_hu}
 
 
-class ExplainPolicy(_Frozen):
+class ExplainPolicy(FrozenSchema):
     """How explanation judges a result of this use case."""
 
     # Above this share of uncertain synthesized lumen, a result is labelled LOW CONFIDENCE.
     max_uncertain_lumen_fraction: float = Field(0.25, gt=0, le=1)
 
 
-class UseCase(_Frozen):
+class UseCase(FrozenSchema):
     id: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{2,40}$")]
     title: Text
     intended_use: Text

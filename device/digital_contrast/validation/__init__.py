@@ -9,8 +9,8 @@ report.pdf.
 
 from digital_contrast.validation.errors import ValidationRunError
 from digital_contrast.validation.protocol import FixedProtocol, Protocol, load_protocol
+from digital_contrast.validation.protocol_run import run_validation
 from digital_contrast.validation.results import ValidationRun
-from digital_contrast.validation.runner import run_validation
 
 __all__ = ["FixedProtocol", "Protocol", "ValidationRun", "ValidationRunError", "load_protocol",
            "run_validation"]

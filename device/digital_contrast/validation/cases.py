@@ -15,10 +15,10 @@ import numpy as np
 
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
-from digital_contrast.imaging.phantom.case import generate_case, noiseless_images
-from digital_contrast.imaging.phantom.export import Phase, case_id, write_phase_dicom
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.phantom.case import generate_case, noiseless_images
+from digital_contrast.phantom.export import Phase, case_id, write_phase_dicom
 from digital_contrast.validation.errors import ValidationRunError
 from digital_contrast.validation.metrics import (
     PRIMARY,
@@ -76,7 +76,7 @@ def phantom_cases(dataset: PhantomDataset, workdir: Path,
                               "the synthetic series as read back")
             reference = np.clip(ncct.array + enhancement, HU_MIN, HU_MAX)
             return phantom_metrics(ncct.array, synthetic.array, reference, case.labels,
-                                   case.spacing, case.parameters.thrombus_shape != "none")
+                                   case.spacing, case.parameters.aorta.thrombus_shape != "none")
 
         yield ValidationCase(case_id(seed), seed, phantom_stratum(case.parameters), folder,
                              score)

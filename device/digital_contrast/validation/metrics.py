@@ -14,14 +14,15 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from digital_contrast.imaging.phantom.case import PhantomParameters
-from digital_contrast.imaging.phantom.labels import Label
+from digital_contrast.phantom.labels import Label
+from digital_contrast.phantom.parameters import PhantomParameters
 
 LUMEN_HU = 150.0
 SPURIOUS_TOLERANCE_MM = 2.0  # one working-grid voxel: the partial-volume shell is not spurious
 ENHANCED_HU = 100.0  # paired: contrast raised this voxel at least this much
 BODY_HU = -500.0
 PRIMARY = "primary"
+UNCERTAIN_LUMEN_FRACTION = "uncertain_lumen_fraction"  # from the job's confidence step
 _HU_RANGE = 4095.0
 
 
@@ -64,14 +65,19 @@ METRICS = _catalogue(
            "mean |synthetic - reference| where the reference is enhanced"),
     Metric("spurious_enhancement_ml", "mL", "lower", _BOTH,
            "enhancement > 100 HU synthesized more than 2 mm from any reference enhancement"),
+    Metric(UNCERTAIN_LUMEN_FRACTION, "", "lower", _BOTH,
+           "fraction of the synthesized lumen whose test-time-augmentation uncertainty exceeds "
+           "the bundle's calibrated threshold, as a job reports it (not measurable for an "
+           "uncalibrated bundle, whose every result is labelled LOW CONFIDENCE)"),
 )
 
 
 def phantom_stratum(parameters: PhantomParameters) -> str:
     """The protocol's primary stratum is |thrombus - blood| >= 5 HU and noise <= 20 HU."""
-    if parameters.noise_sd_hu > 20:
+    if parameters.scanner.noise_sd_hu > 20:
         return "noise > 20 HU"
-    if parameters.thrombus_shape != "none" and abs(parameters.thrombus_minus_blood_hu) < 5:
+    contrast = parameters.intensities.thrombus_minus_blood_hu
+    if parameters.aorta.thrombus_shape != "none" and abs(contrast) < 5:
         return "|thrombus-blood| < 5 HU"
     return PRIMARY
 

@@ -15,14 +15,13 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
     field_validator,
 )
 
+from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.qms.yaml_records import YamlDocument, display_path
 from digital_contrast.validation.errors import ValidationRunError
 from digital_contrast.validation.metrics import METRICS
@@ -30,11 +29,7 @@ from digital_contrast.validation.metrics import METRICS
 ProtocolId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{0,63}$")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SeedRange(_Strict):
+class SeedRange(FrozenSchema):
     start: int = Field(ge=0)
     count: int = Field(ge=1, le=10_000)
 
@@ -43,10 +38,10 @@ class SeedRange(_Strict):
         return range(self.start, self.start + self.count)
 
 
-class PhantomDataset(_Strict):
+class PhantomDataset(FrozenSchema):
     """Cases rendered by the procedural phantom: evidence about the pipeline, not patients."""
 
-    generator: Literal["digital_contrast.imaging.phantom"]
+    generator: Literal["digital_contrast.phantom"]
     size: Literal["small", "clinical"]
     seeds: SeedRange
 
@@ -59,7 +54,7 @@ class PhantomDataset(_Strict):
         return f"phantom seeds {seeds.start}-{seeds.stop - 1} (held out), {self.size} size"
 
 
-class PairedDataset(_Strict):
+class PairedDataset(FrozenSchema):
     """A site's own paired cases: `<folder>/<case>/ncct/` and `<case>/cect/`, DICOM series
     (folders or zips) on the same grid; the CECT is the reference."""
 
@@ -74,7 +69,7 @@ class PairedDataset(_Strict):
         return f"paired cases in {self.folder}: {self.description}"
 
 
-class Rule(_Strict):
+class Rule(FrozenSchema):
     metric: str
     op: Literal[">=", "<=", ">", "<"]
     threshold: float
@@ -82,14 +77,14 @@ class Rule(_Strict):
     per_case: bool = False
 
 
-class Revision(_Strict):
+class Revision(FrozenSchema):
     version: int = Field(ge=1)
     date: dt.date | None = None
     change: str = Field(min_length=1)
     rationale: str | None = None
 
 
-class Protocol(_Strict):
+class Protocol(FrozenSchema):
     id: ProtocolId
     version: int = Field(ge=1)
     use_case: str

@@ -23,6 +23,7 @@ class CaseOutcome:
     warnings: list[str] = field(default_factory=list)
     output_series_uid: str | None = None
     output_sha256: str | None = None
+    low_confidence: bool | None = None  # labelled LOW CONFIDENCE, as a job would label it
     seconds: float = 0.0
     failed_rules: list[str] = field(default_factory=list)  # per-case criteria it misses
 

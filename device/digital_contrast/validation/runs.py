@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digital_contrast.model.validation_record import ValidationRecord
-from digital_contrast.validation.runner import RECORD
+from digital_contrast.validation.protocol_run import RECORD
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ of `sqlalchemy.url` / DC_DATABASE_URL when run from the `alembic` command line."
 from alembic import context
 from sqlalchemy import Connection
 
-from digital_contrast.store.models import Base
+from digital_contrast.store.tables import Base
 
 config = context.config
 # Models are only the target of `alembic revision --autogenerate`; migrations never import them.

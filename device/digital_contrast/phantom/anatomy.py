@@ -42,10 +42,11 @@ _KIDNEY = _allow(L.KIDNEY_CORTEX, L.KIDNEY_MEDULLA)
 
 def voxel_axes(p: PhantomParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World coordinates (z, y, x) in mm of the slice, row and column centres (float64)."""
-    ps = p.pixel_spacing_mm
-    xs = p.fov_center_x_mm + (np.arange(p.columns) - (p.columns - 1) / 2) * ps
-    ys = p.fov_center_y_mm + (np.arange(p.rows) - (p.rows - 1) / 2) * ps
-    zs = p.scan_bottom_z_mm + np.arange(p.n_slices) * p.slice_spacing_mm
+    a = p.acquisition
+    ps = a.pixel_spacing_mm
+    xs = a.fov_center_x_mm + (np.arange(a.columns) - (a.columns - 1) / 2) * ps
+    ys = a.fov_center_y_mm + (np.arange(a.rows) - (a.rows - 1) / 2) * ps
+    zs = a.scan_bottom_z_mm + np.arange(a.n_slices) * a.slice_spacing_mm
     return zs, ys, xs
 
 
@@ -53,8 +54,8 @@ def affine(p: PhantomParameters) -> np.ndarray:
     """4x4 LPS affine: world = affine @ [k, j, i, 1] (k slice, j row, i column)."""
     zs, ys, xs = voxel_axes(p)
     a = np.zeros((4, 4))
-    a[0, 2] = a[1, 1] = p.pixel_spacing_mm
-    a[2, 0] = p.slice_spacing_mm
+    a[0, 2] = a[1, 1] = p.acquisition.pixel_spacing_mm
+    a[2, 0] = p.acquisition.slice_spacing_mm
     a[:3, 3] = (xs[0], ys[0], zs[0])
     a[3, 3] = 1.0
     return a
@@ -201,21 +202,21 @@ class Anatomy:
 
     def __init__(self, p: PhantomParameters) -> None:
         self.p = p
-        inset = p.subcutaneous_fat_mm + p.abdominal_wall_muscle_mm
-        self.cx, self.cy = p.body_center_x_mm, p.body_center_y_mm
-        self.a_cav = p.body_width_mm / 2 - inset
-        self.b_cav = p.body_depth_mm / 2 - inset
-        self.z_r = p.renal_artery_z_mm
-        self.z_bif = p.bifurcation_z_mm
-        self.z_end = p.renal_artery_z_mm - 400.0  # far below any field of view
-        self.wall = p.aortic_wall_mm
-        self.r_il = p.iliac_diameter_mm / 2
-        th = math.radians(p.thrombus_angle_deg)
+        inset = p.body.subcutaneous_fat_mm + p.body.abdominal_wall_muscle_mm
+        self.cx, self.cy = p.body.body_center_x_mm, p.body.body_center_y_mm
+        self.a_cav = p.body.body_width_mm / 2 - inset
+        self.b_cav = p.body.body_depth_mm / 2 - inset
+        self.z_r = p.aorta.renal_artery_z_mm
+        self.z_bif = p.aorta.bifurcation_z_mm
+        self.z_end = p.aorta.renal_artery_z_mm - 400.0  # far below any field of view
+        self.wall = p.aorta.aortic_wall_mm
+        self.r_il = p.aorta.iliac_diameter_mm / 2
+        th = math.radians(p.aorta.thrombus_angle_deg)
         self.thrombus_dir = (math.cos(th), math.sin(th))
         rng = rng_stream(p.seed, "thrombus/lumen")  # phases of the lumen irregularity
         self.irr_phase = rng.uniform(0, 2 * math.pi, 2)
         self.bowel = [(loop[0], loop[1], loop[2], np.array(loop[3:]).reshape(4, 3))
-                      for loop in p.bowel_loops]
+                      for loop in p.bowel.bowel_loops]
         self._iliacs()
         self._kidneys()
         self._renal_vessels()
@@ -223,59 +224,59 @@ class Anatomy:
     # --- profiles along z ---------------------------------------------------------------------
     def spine_y(self, z: float) -> float:
         """Vertebral body centre y: the lumbar lordosis brings L3-L4 forward."""
-        p = self.p
-        return p.vertebral_center_y_mm - p.lordosis_mm * math.exp(
+        s = self.p.spine
+        return s.vertebral_center_y_mm - s.lordosis_mm * math.exp(
             -(((z - (self.z_r - 90.0)) / 90.0) ** 2))
 
     def spine_front(self, z: float) -> float:
-        return self.spine_y(z) - self.p.vertebral_body_depth_mm / 2
+        return self.spine_y(z) - self.p.spine.vertebral_body_depth_mm / 2
 
     def _sac_u(self, z: float) -> float:
-        return (self.p.aneurysm_top_z_mm - z) / self.p.aneurysm_length_mm
+        return (self.p.aorta.aneurysm_top_z_mm - z) / self.p.aorta.aneurysm_length_mm
 
     def aorta_radius(self, z: float) -> float:
         """Outer radius of the aorta in the axial plane; 0 below the bifurcation."""
-        p = self.p
+        a = self.p.aorta
         if z < self.z_bif:
             return 0.0
         if z >= self.z_r:
             t = _smoothstep((z - self.z_r) / 15.0)
-            return (p.neck_diameter_mm + (p.suprarenal_diameter_mm - p.neck_diameter_mm) * t) / 2
-        if z >= p.aneurysm_top_z_mm:
-            return p.neck_diameter_mm / 2
-        if z >= p.aneurysm_bottom_z_mm:
-            u, f = self._sac_u(z), p.aneurysm_peak_fraction
-            base = p.neck_diameter_mm + (p.distal_aorta_diameter_mm - p.neck_diameter_mm) * u
-            base_peak = p.neck_diameter_mm + (p.distal_aorta_diameter_mm - p.neck_diameter_mm) * f
-            return (base + (p.aneurysm_max_diameter_mm - base_peak) * _bump(u, f)) / 2
-        return p.distal_aorta_diameter_mm / 2
+            return (a.neck_diameter_mm + (a.suprarenal_diameter_mm - a.neck_diameter_mm) * t) / 2
+        if z >= a.aneurysm_top_z_mm:
+            return a.neck_diameter_mm / 2
+        if z >= a.aneurysm_bottom_z_mm:
+            u, f = self._sac_u(z), a.aneurysm_peak_fraction
+            base = a.neck_diameter_mm + (a.distal_aorta_diameter_mm - a.neck_diameter_mm) * u
+            base_peak = a.neck_diameter_mm + (a.distal_aorta_diameter_mm - a.neck_diameter_mm) * f
+            return (base + (a.aneurysm_max_diameter_mm - base_peak) * _bump(u, f)) / 2
+        return a.distal_aorta_diameter_mm / 2
 
     def aorta_center(self, z: float) -> tuple[float, float]:
         """The sac bulges forward and sideways; its back wall stays on the spine."""
-        p = self.p
-        x = p.aorta_x_mm + p.aneurysm_shift_x_mm * _bump(self._sac_u(z),
-                                                         p.aneurysm_peak_fraction)
-        y = self.spine_front(z) - p.aortic_gap_mm - max(self.aorta_radius(z),
-                                                        p.distal_aorta_diameter_mm / 2)
+        a = self.p.aorta
+        x = a.aorta_x_mm + a.aneurysm_shift_x_mm * _bump(self._sac_u(z),
+                                                         a.aneurysm_peak_fraction)
+        y = self.spine_front(z) - a.aortic_gap_mm - max(self.aorta_radius(z),
+                                                        a.distal_aorta_diameter_mm / 2)
         return x, y
 
     def thrombus_thickness(self, z: float) -> float:
-        p = self.p
-        if p.thrombus_shape == "none":
+        a = self.p.aorta
+        if a.thrombus_shape == "none":
             return 0.0
-        t = p.thrombus_max_thickness_mm * _bump(self._sac_u(z), p.aneurysm_peak_fraction) ** 0.7
+        t = a.thrombus_max_thickness_mm * _bump(self._sac_u(z), a.aneurysm_peak_fraction) ** 0.7
         r_in = self.aorta_radius(z) - self.wall
         spare = r_in - 5.0  # keep a 10 mm lumen on every slice, not only at the peak
-        return max(0.0, min(t, spare if p.thrombus_shape == "concentric" else 2 * spare))
+        return max(0.0, min(t, spare if a.thrombus_shape == "concentric" else 2 * spare))
 
     def ivc_center(self, z: float) -> tuple[float, float]:
         """Right of the aorta, pushed further right by a wide sac."""
-        p = self.p
-        x = p.ivc_x_mm
+        v = self.p.veins
+        x = v.ivc_x_mm
         r = self.aorta_radius(z)
         if r > 0:
-            x = min(x, self.aorta_center(z)[0] - r - 3.0 - p.ivc_width_mm / 2)
-        return x, self.spine_front(z) - p.ivc_depth_mm / 2 - p.ivc_y_offset_mm
+            x = min(x, self.aorta_center(z)[0] - r - 3.0 - v.ivc_width_mm / 2)
+        return x, self.spine_front(z) - v.ivc_depth_mm / 2 - v.ivc_y_offset_mm
 
     # --- precomputed 3-D structures ---------------------------------------------------------
     def _iliacs(self) -> None:
@@ -283,30 +284,31 @@ class Anatomy:
         bx, by = self.aorta_center(self.z_bif)
         z0 = self.z_bif + 0.5 * self.r_il
         drop = z0 - self.z_end
-        tan = math.tan(math.radians(p.iliac_half_angle_deg))
+        tan = math.tan(math.radians(p.aorta.iliac_half_angle_deg))
         self.iliac_axes: dict[int, np.ndarray] = {}
         self.iliac_vein_axes: list[np.ndarray] = []
-        r_v = 0.6 * p.ivc_depth_mm  # round common iliac veins, a little thicker than the flat IVC
+        # Round common iliac veins, a little thicker than the flat IVC.
+        r_v = 0.6 * p.veins.ivc_depth_mm
         self.r_iliac_vein = r_v
-        cx_conf, cy_conf = self.ivc_center(p.iliac_confluence_z_mm)
+        cx_conf, cy_conf = self.ivc_center(p.veins.iliac_confluence_z_mm)
         for side in (-1, 1):  # -1 patient right (x < 0), +1 left
             start = np.array([bx + side * 0.55 * self.r_il, by, z0])
-            end = start + np.array([side * tan * drop, p.iliac_anterior_slope * drop, -drop])
+            end = start + np.array([side * tan * drop, p.aorta.iliac_anterior_slope * drop, -drop])
             self.iliac_axes[side] = np.stack([start, end])
-            v_start = np.array([cx_conf, cy_conf + 2.0, p.iliac_confluence_z_mm + r_v])
+            v_start = np.array([cx_conf, cy_conf + 2.0, p.veins.iliac_confluence_z_mm + r_v])
             v_end = end + np.array([-side * 3.0, self.r_il + r_v + 1.0, 0.0])
             self.iliac_vein_axes.append(np.stack([v_start, v_end]))
 
     def _kidneys(self) -> None:
-        p = self.p
-        th = math.radians(p.kidney_angle_deg)
+        o = self.p.organs
+        th = math.radians(o.kidney_angle_deg)
         self.kidneys = []
-        for side, x, y, z in ((1, p.left_kidney_x_mm, p.left_kidney_y_mm, p.left_kidney_z_mm),
-                              (-1, p.right_kidney_x_mm, p.right_kidney_y_mm,
-                               p.right_kidney_z_mm)):
+        for side, x, y, z in ((1, o.left_kidney_x_mm, o.left_kidney_y_mm, o.left_kidney_z_mm),
+                              (-1, o.right_kidney_x_mm, o.right_kidney_y_mm,
+                               o.right_kidney_z_mm)):
             angle = -th if side == 1 else th  # long axis runs anterolaterally
             hilum_dir = (-side * math.sin(th), -math.cos(th))  # anteromedial
-            b = p.kidney_depth_mm / 2
+            b = o.kidney_depth_mm / 2
             hilum = np.array([x + hilum_dir[0] * 0.5 * b, y + hilum_dir[1] * 0.5 * b, z])
             self.kidneys.append((side, x, y, z, angle, hilum_dir, hilum))
 
@@ -316,19 +318,19 @@ class Anatomy:
         ax, ay = self.aorta_center(z_r)
         r = self.aorta_radius(z_r)
         hil = {k[0]: k[6] for k in self.kidneys}
-        ra = p.renal_artery_diameter_mm / 2
-        rv = p.renal_vein_diameter_mm / 2
+        ra = p.aorta.renal_artery_diameter_mm / 2
+        rv = p.veins.renal_vein_diameter_mm / 2
         ivx, ivy = self.ivc_center(z_r - 4.0)
         self.renal_arteries = [
             np.array([[ax, ay, z_r], [ax + r + 6.0, ay + 4.0, z_r - 2.0], hil[1]]),
-            np.array([[ax, ay, z_r - 1.0], [ivx, ivy + p.ivc_depth_mm / 2 + ra + 1.5, z_r - 4.0],
-                      hil[-1]]),
+            np.array([[ax, ay, z_r - 1.0],
+                      [ivx, ivy + p.veins.ivc_depth_mm / 2 + ra + 1.5, z_r - 4.0], hil[-1]]),
         ]
-        z_lrv = z_r + p.left_renal_vein_dz_mm
+        z_lrv = z_r + p.veins.left_renal_vein_dz_mm
         lx, ly = self.aorta_center(z_lrv)
         front = ly - self.aorta_radius(z_lrv) - rv - 1.5  # crosses in front of the aorta
         cxv, cyv = self.ivc_center(z_lrv)
-        z_rrv = p.right_kidney_z_mm + 8.0
+        z_rrv = p.organs.right_kidney_z_mm + 8.0
         rxv, ryv = self.ivc_center(z_rrv)
         self.renal_veins = [
             np.array([hil[1] + [0.0, -3.0, 2.0], [lx, front, z_lrv], [cxv, cyv, z_lrv]]),
@@ -352,15 +354,15 @@ class Anatomy:
 
     def _body_base(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """Skin, subcutaneous fat, wall muscle and peritoneal fat: the same on every slice."""
-        p = self.p
+        body = self.p.body
         dx = np.abs(xs[None, :] - self.cx)
         dy = ys[:, None] - self.cy
-        expo = np.where(dy < 0, p.body_shape_exponent, p.body_posterior_exponent)
+        expo = np.where(dy < 0, body.body_shape_exponent, body.body_posterior_exponent)
         base = np.zeros((len(ys), len(xs)), dtype=np.uint8)
-        layers = ((0.0, L.FAT_SUBCUTANEOUS), (p.subcutaneous_fat_mm, L.MUSCLE),
-                  (p.subcutaneous_fat_mm + p.abdominal_wall_muscle_mm, L.FAT_VISCERAL))
+        layers = ((0.0, L.FAT_SUBCUTANEOUS), (body.subcutaneous_fat_mm, L.MUSCLE),
+                  (body.subcutaneous_fat_mm + body.abdominal_wall_muscle_mm, L.FAT_VISCERAL))
         for inset, label in layers:
-            a, b = p.body_width_mm / 2 - inset, p.body_depth_mm / 2 - inset
+            a, b = body.body_width_mm / 2 - inset, body.body_depth_mm / 2 - inset
             base[(dx / a) ** expo + (np.abs(dy) / b) ** expo <= 1.0] = label
         return base
 
@@ -397,31 +399,31 @@ class Anatomy:
             sub[gas] = L.BOWEL_AIR
 
     def _liver(self, cv: _Canvas, z: float) -> None:
-        p = self.p
-        h = z - p.liver_inferior_z_mm
+        o = self.p.organs
+        h = z - o.liver_inferior_z_mm
         if h <= 0:
             return
-        s = math.sqrt(min(h / 90.0, 1.0)) * p.liver_size
+        s = math.sqrt(min(h / 90.0, 1.0)) * o.liver_size
         ax, ay = 0.42 * self.a_cav * s, 0.78 * self.b_cav * s
         # The inferior tip of the right lobe is anterolateral; the lobe fills the flank higher up.
         x = self.cx - self.a_cav + ax + 4.0
-        y = self.cy + p.liver_offset_y_mm - (1.0 - min(h / 90.0, 1.0)) * 0.35 * self.b_cav
+        y = self.cy + o.liver_offset_y_mm - (1.0 - min(h / 90.0, 1.0)) * 0.35 * self.b_cav
         cv.paint(*cv.ellipse(x, y, ax, ay, math.radians(-10)), L.LIVER, _ORGAN_BED)
         if h > 60.0:  # left lobe crosses the midline anteriorly, higher up
-            s2 = math.sqrt(min((h - 60.0) / 60.0, 1.0)) * p.liver_size
+            s2 = math.sqrt(min((h - 60.0) / 60.0, 1.0)) * o.liver_size
             cv.paint(*cv.ellipse(self.cx + 0.05 * self.a_cav,
                                  self.cy - self.b_cav + 0.32 * self.b_cav * s2 + 6.0,
                                  0.55 * self.a_cav * s2, 0.3 * self.b_cav * s2), L.LIVER,
                      _ORGAN_BED)
 
     def _spleen(self, cv: _Canvas, z: float) -> None:
-        p = self.p
-        half = p.spleen_length_mm / 2
-        dz = z - (p.spleen_inferior_z_mm + half)
+        o = self.p.organs
+        half = o.spleen_length_mm / 2
+        dz = z - (o.spleen_inferior_z_mm + half)
         if abs(dz) >= half:
             return
         s = math.sqrt(1.0 - (dz / half) ** 2)
-        a, b = p.spleen_width_mm / 2 * s, p.spleen_thickness_mm / 2 * s
+        a, b = o.spleen_width_mm / 2 * s, o.spleen_thickness_mm / 2 * s
         # Long axis along the posterolateral wall; concave visceral surface faces anteromedially.
         tx, ty = -0.6, 0.8
         x = self.cx + 0.66 * self.a_cav
@@ -438,23 +440,23 @@ class Anatomy:
         cv.paint(win, mask & ~bite, L.SPLEEN, _ORGAN_BED)
 
     def _muscles(self, cv: _Canvas, z: float) -> None:
-        p = self.p
+        p, s = self.p, self.p.spine
         sx, y_vb = self.cx, self.spine_y(z)
         # Erector spinae fill the paravertebral gutters up to the subcutaneous fat.
-        back = self.cy + p.body_depth_mm / 2 - p.subcutaneous_fat_mm
+        back = self.cy + p.body.body_depth_mm / 2 - p.body.subcutaneous_fat_mm
         for side in (-1, 1):
-            cv.paint(*cv.ellipse(sx + side * (4.0 + p.paraspinal_width_mm),
-                                 back - p.paraspinal_depth_mm + 3.0,
-                                 p.paraspinal_width_mm, p.paraspinal_depth_mm), L.MUSCLE, _SOFT)
+            cv.paint(*cv.ellipse(sx + side * (4.0 + s.paraspinal_width_mm),
+                                 back - s.paraspinal_depth_mm + 3.0,
+                                 s.paraspinal_width_mm, s.paraspinal_depth_mm), L.MUSCLE, _SOFT)
         r = self.psoas_radius(z)
-        below = max(0.0, min(p.iliac_crest_z_mm - z, 80.0))
+        below = max(0.0, min(s.iliac_crest_z_mm - z, 80.0))
         for side in (-1, 1):
-            if z > p.iliac_crest_z_mm:  # quadratus lumborum
-                cv.paint(*cv.ellipse(sx + side * (p.vertebral_body_width_mm / 2 + 2 * r + 12.0),
+            if z > s.iliac_crest_z_mm:  # quadratus lumborum
+                cv.paint(*cv.ellipse(sx + side * (s.vertebral_body_width_mm / 2 + 2 * r + 12.0),
                                      y_vb + 20.0, 15.0, 9.0, side * math.radians(25)),
                          L.MUSCLE, _SOFT)
             if r > 0:
-                cv.paint(*cv.ellipse(sx + side * (p.vertebral_body_width_mm / 2 + 0.8 * r
+                cv.paint(*cv.ellipse(sx + side * (s.vertebral_body_width_mm / 2 + 0.8 * r
                                                   + 0.3 * below),
                                      y_vb + 0.1 * r - 0.25 * below, r, 0.9 * r), L.MUSCLE, _SOFT)
 
@@ -464,11 +466,11 @@ class Anatomy:
         if z > origin:
             return 0.0
         f = min(max(0.3 + 0.7 * (origin - z) / 140.0, 0.3), 1.0)
-        return self.p.psoas_max_radius_mm * f
+        return self.p.spine.psoas_max_radius_mm * f
 
     def _kidney(self, cv: _Canvas, z: float) -> None:
-        p = self.p
-        c = p.kidney_length_mm / 2
+        o = self.p.organs
+        c = o.kidney_length_mm / 2
         for side, x, y, zc, angle, hdir, _ in self.kidneys:
             dz = z - zc
             if abs(dz) >= c:
@@ -477,12 +479,12 @@ class Anatomy:
             # Upper pole more medial and posterior.
             kx = x - side * 0.15 * dz
             ky = y + 0.1 * dz
-            a, b = p.kidney_width_mm / 2 * s, p.kidney_depth_mm / 2 * s
+            a, b = o.kidney_width_mm / 2 * s, o.kidney_depth_mm / 2 * s
             win, outer = cv.ellipse(kx, ky, a, b, angle)
             if win is None or outer is None:
                 continue
             cv.paint(win, outer, L.KIDNEY_CORTEX, _KIDNEY_BED)
-            ai, bi = a - p.kidney_cortex_mm, b - p.kidney_cortex_mm
+            ai, bi = a - o.kidney_cortex_mm, b - o.kidney_cortex_mm
             if ai > 1.0 and bi > 1.0:
                 ca, sa = math.cos(angle), math.sin(angle)
                 u = (win.x - kx) * ca + (win.y - ky) * sa
@@ -499,32 +501,32 @@ class Anatomy:
 
     def _bone(self, cv: _Canvas, cx: float, cy: float, a: float, b: float, angle: float = 0.0
               ) -> None:
-        shell = self.p.cortical_shell_mm
+        shell = self.p.spine.cortical_shell_mm
         cv.paint(*cv.ellipse(cx, cy, a, b, angle), L.BONE_CORTICAL, _INSIDE_BODY)
         cv.paint(*cv.ellipse(cx, cy, a - shell, b - shell, angle), L.BONE_CANCELLOUS,
                  _INSIDE_BODY)
 
     def _spine(self, cv: _Canvas, z: float) -> None:
-        p = self.p
+        s = self.p.spine
         sx, y_vb = self.cx, self.spine_y(z)
-        a, b = p.vertebral_body_width_mm / 2, p.vertebral_body_depth_mm / 2
-        period = p.vertebral_period_mm
-        f = (z - self.z_r - p.disc_offset_mm) % period  # height above the disc below
-        body_h = period - p.disc_height_mm
-        canal_y = y_vb + b + p.spinal_canal_depth_mm / 2 + 1.5
-        ca, cb = p.spinal_canal_width_mm / 2, p.spinal_canal_depth_mm / 2
-        if f < p.disc_height_mm:
+        a, b = s.vertebral_body_width_mm / 2, s.vertebral_body_depth_mm / 2
+        period = s.vertebral_period_mm
+        f = (z - self.z_r - s.disc_offset_mm) % period  # height above the disc below
+        body_h = period - s.disc_height_mm
+        canal_y = y_vb + b + s.spinal_canal_depth_mm / 2 + 1.5
+        ca, cb = s.spinal_canal_width_mm / 2, s.spinal_canal_depth_mm / 2
+        if f < s.disc_height_mm:
             cv.paint(*cv.ellipse(sx, y_vb, a + 1.0, b + 1.0), L.DISC)
         else:
-            fb = (f - p.disc_height_mm) / body_h  # 0 at the lower endplate, 1 at the upper
-            if z < p.iliac_crest_z_mm - 45.0:  # S1: sacral alae towards the SI joints
+            fb = (f - s.disc_height_mm) / body_h  # 0 at the lower endplate, 1 at the upper
+            if z < s.iliac_crest_z_mm - 45.0:  # S1: sacral alae towards the SI joints
                 self._sacrum(cv, z, sx, y_vb, a)
             self._bone(cv, sx, y_vb, a, b)
             if 0.12 < fb < 0.95:  # pedicles and laminae
                 cv.paint(*cv.ellipse(sx, canal_y, ca + 4.5, cb + 4.5), L.BONE_CORTICAL)
             if 0.25 < fb < 1.0:  # spinous process, angled down
                 self._bone(cv, sx, canal_y + cb + 17.0, 3.8, 15.0)
-            if 0.45 < fb < 0.75 and z > p.iliac_crest_z_mm - 25.0:  # transverse processes
+            if 0.45 < fb < 0.75 and z > s.iliac_crest_z_mm - 25.0:  # transverse processes
                 for side in (-1, 1):
                     self._bone(cv, sx + side * (a + 11.0), canal_y - 3.0, 15.0, 4.5,
                                -side * math.radians(10))
@@ -534,19 +536,19 @@ class Anatomy:
         hw = 10.0
         p0, p1 = (sx - a - 18.0, y_vb + 12.0), (sx + a + 18.0, y_vb + 12.0)
         cv.paint(*cv.capsule(p0, p1, hw), L.BONE_CORTICAL, _INSIDE_BODY)
-        cv.paint(*cv.capsule(p0, p1, hw - self.p.cortical_shell_mm), L.BONE_CANCELLOUS,
+        cv.paint(*cv.capsule(p0, p1, hw - self.p.spine.cortical_shell_mm), L.BONE_CANCELLOUS,
                  _INSIDE_BODY)
 
     def _wing(self, z: float, side: int) -> tuple[tuple[float, float], tuple[float, float],
                                                    float] | None:
         """Iliac wing below the crest: a plate from the lateral crest towards the SI joint."""
         p = self.p
-        h = p.iliac_crest_z_mm - z
+        h = p.spine.iliac_crest_z_mm - z
         if h <= 0:
             return None
         g = min(max(h / 70.0, 0.12), 1.0)
         lat = (self.cx + side * (self.a_cav - 16.0), self.cy + 0.1 * self.b_cav)
-        si = (self.cx + side * (p.vertebral_body_width_mm / 2 + 24.0), self.spine_y(z) + 22.0)
+        si = (self.cx + side * (p.spine.vertebral_body_width_mm / 2 + 24.0), self.spine_y(z) + 22.0)
         med = (lat[0] + (si[0] - lat[0]) * g, lat[1] + (si[1] - lat[1]) * g)
         return lat, med, 4.5 + 3.5 * g
 
@@ -563,27 +565,27 @@ class Anatomy:
             if wing is not None:
                 lat, med, hw = wing
                 cv.paint(*cv.capsule(lat, med, hw), L.BONE_CORTICAL, _INSIDE_BODY)
-                cv.paint(*cv.capsule(lat, med, hw - 1.5 * self.p.cortical_shell_mm),
+                cv.paint(*cv.capsule(lat, med, hw - 1.5 * self.p.spine.cortical_shell_mm),
                          L.BONE_CANCELLOUS, _INSIDE_BODY)
 
     def _ribs(self, cv: _Canvas, z: float) -> None:
         """Lower ribs descend from their vertebra around the flank: each appears where its
         oblique course crosses the slice, as an ellipse elongated along the body wall."""
         p = self.p
-        inset = p.subcutaneous_fat_mm + p.abdominal_wall_muscle_mm / 2
-        ra, rb = p.body_width_mm / 2 - inset, p.body_depth_mm / 2 - inset
-        slope = p.rib_slope_mm_per_rad
+        inset = p.body.subcutaneous_fat_mm + p.body.abdominal_wall_muscle_mm / 2
+        ra, rb = p.body.body_width_mm / 2 - inset, p.body.body_depth_mm / 2 - inset
+        slope = p.spine.rib_slope_mm_per_rad
         phi0 = math.asin(min(60.0 / ra, 0.9))  # lateral to the paraspinal muscles
 
         def ring(phi: float, side: int) -> tuple[float, float]:
             sp, cp = math.sin(phi), math.cos(phi)
-            e = p.body_posterior_exponent if cp > 0 else p.body_shape_exponent
+            e = p.body.body_posterior_exponent if cp > 0 else p.body.body_shape_exponent
             return (self.cx + side * ra * abs(sp) ** (2 / e),
                     self.cy + rb * math.copysign(abs(cp) ** (2 / e), cp))
 
         ends = (1.4, 1.9, 2.5, 2.75, 2.85, 2.9, 2.9)  # ribs 12, 11, 10, ... 6
         for i, end in enumerate(ends):
-            head = self.z_r + (1.3 + i) * p.vertebral_period_mm
+            head = self.z_r + (1.3 + i) * p.spine.vertebral_period_mm
             phi = phi0 + (head - z) / slope
             if not phi0 <= phi <= end:
                 continue
@@ -596,23 +598,23 @@ class Anatomy:
                 self._bone(cv, x, y, length / 2, 3.6, math.atan2(ty, tx))
 
     def _veins(self, cv: _Canvas, z: float) -> None:
-        p = self.p
+        v = self.p.veins
         for axis in self.iliac_vein_axes:
             hit = cv.tube(axis, self.r_iliac_vein, z)
             if hit is not None:
                 cv.paint(hit[0], hit[1] <= self.r_iliac_vein, L.ILIAC_VEIN)
-        rv = p.renal_vein_diameter_mm / 2
+        rv = v.renal_vein_diameter_mm / 2
         for axis in self.renal_veins:
             hit = cv.tube(axis, rv, z)
             if hit is not None:
                 cv.paint(hit[0], hit[1] <= rv, L.RENAL_VEIN)
-        if z >= p.iliac_confluence_z_mm:
+        if z >= v.iliac_confluence_z_mm:
             x, y = self.ivc_center(z)
-            cv.paint(*cv.ellipse(x, y, p.ivc_width_mm / 2, p.ivc_depth_mm / 2), L.IVC)
+            cv.paint(*cv.ellipse(x, y, v.ivc_width_mm / 2, v.ivc_depth_mm / 2), L.IVC)
 
     def _arteries(self, cv: _Canvas, z: float) -> None:
         p = self.p
-        ra = p.renal_artery_diameter_mm / 2
+        ra = p.aorta.renal_artery_diameter_mm / 2
         for axis in self.renal_arteries:
             hit = cv.tube(axis, ra, z)
             if hit is not None:
@@ -633,7 +635,7 @@ class Anatomy:
             self._aorta(cv, z, r)
 
     def _aorta(self, cv: _Canvas, z: float, r: float) -> None:
-        p = self.p
+        a = self.p.aorta
         x, y = self.aorta_center(z)
         win = cv.window(x - r - 1, x + r + 1, y - r - 1, y + r + 1)
         if win is None:
@@ -646,10 +648,10 @@ class Anatomy:
         t = self.thrombus_thickness(z)
         if t > 0.05:
             cv.paint(win, rho <= r_in, L.THROMBUS)
-            irr = p.thrombus_irregularity_mm * t / max(p.thrombus_max_thickness_mm, 1e-6)
+            irr = a.thrombus_irregularity_mm * t / max(a.thrombus_max_thickness_mm, 1e-6)
             wobble = irr * (0.6 * np.sin(2 * theta + self.irr_phase[0])
                             + 0.4 * np.sin(3 * theta + self.irr_phase[1]))
-            if p.thrombus_shape == "concentric":
+            if a.thrombus_shape == "concentric":
                 r_l = np.clip(r_in - t + wobble, 4.5, r_in - 0.3)
                 lumen = rho <= r_l
             else:  # crescent: the lumen is pushed against the wall opposite the thick side
@@ -665,7 +667,7 @@ class Anatomy:
     def _plaques(self, cv: _Canvas, win: _Win, z: float, rho: np.ndarray, theta_deg: np.ndarray,
                  r_in: float, r_out: float, vessel: float) -> None:
         """Intimal calcified arcs straddling the inner wall surface."""
-        for zc, ang, arc, height, thick, ves in self.p.calcifications:
+        for zc, ang, arc, height, thick, ves in self.p.aorta.calcifications:
             dz = abs(z - zc)
             if ves != vessel or dz >= height / 2:
                 continue

@@ -1,8 +1,10 @@
 """Running a protocol through the clinical DICOM path, case by case, into a validation record.
 
-Each case goes the way a clinic's series goes: NCCT written as DICOM -> read by the product's
-series reader -> conformity and synthesis by the locked core -> labelled derived series written
-as DICOM -> read back -> scored against the reference. The run is staged in a hidden folder
+Each case goes the way a clinic's series goes, through the very pipeline a job runs
+(`pipeline.run_clinical_path`): NCCT written as DICOM -> read by the product's series reader ->
+conformity, synthesis by the locked core and its confidence -> labelled derived series (LOW
+CONFIDENCE when it is) and uncertainty map written as DICOM -> series read back -> scored
+against the reference, with the case's confidence. The run is staged in a hidden folder
 whose `run.json` fixes the protocol's hash before the first case; the record, per-case table
 and report appear under `<out>/<run-id>/` only when the run is complete and the protocol file
 still has that hash.
@@ -29,13 +31,13 @@ from digital_contrast import __version__
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.imaging.series_reader import read_series
-from digital_contrast.imaging.synthetic import SynthesizingModel, write_synthetic_series
 from digital_contrast.inference.locked_model import LockedModel
-from digital_contrast.inference.synthesize import platform_info, synthesize
+from digital_contrast.inference.synthesize import platform_info
 from digital_contrast.model.validation_record import Criterion, ValidationRecord
+from digital_contrast.pipeline import run_clinical_path
 from digital_contrast.validation.cases import ValidationCase, dataset_cases
 from digital_contrast.validation.errors import ValidationRunError
-from digital_contrast.validation.metrics import PRIMARY
+from digital_contrast.validation.metrics import PRIMARY, UNCERTAIN_LUMEN_FRACTION
 from digital_contrast.validation.protocol import FixedProtocol, Rule
 from digital_contrast.validation.report import write_report
 from digital_contrast.validation.results import CASES_COMPLETED, CaseOutcome, ValidationRun
@@ -129,20 +131,17 @@ def _run_case(case: ValidationCase, model: LockedModel, out: Path) -> CaseOutcom
     outcome = CaseOutcome(case.case_id, case.seed, case.stratum)
     start = time.perf_counter()
     try:
-        ncct = read_series(case.ncct)
-        result = synthesize(ncct, model.use_case, model)
-        assert ncct.source is not None
-        written = write_synthetic_series(
-            result.volume, ncct.source,
-            SynthesizingModel(result.model_name, result.model_version, result.bundle_sha256),
-            out, options=result.options)
+        result = run_clinical_path(case.ncct, model.use_case, lambda _: model, out)
+        assert result.series is not None
         outcome.warnings = result.warnings
-        outcome.output_series_uid = written.series_instance_uid
-        outcome.output_sha256 = result.output_sha256
+        outcome.output_series_uid = result.series.series_instance_uid
+        outcome.output_sha256 = result.synthesis.output_sha256
+        outcome.low_confidence = result.confidence.low_confidence
+        metrics = case.score(result.ncct, read_series(result.series.folder))
+        if result.confidence.uncertain_fraction is not None:  # None: uncalibrated bundle
+            metrics[UNCERTAIN_LUMEN_FRACTION] = result.confidence.uncertain_fraction
         # A metric that cannot be measured on a case (no thrombus to segment) is left out.
-        outcome.metrics = {k: round(v, 4) for k, v in
-                           case.score(ncct, read_series(written.folder)).items()
-                           if math.isfinite(v)}
+        outcome.metrics = {k: round(v, 4) for k, v in metrics.items() if math.isfinite(v)}
     except DigitalContrastError as exc:
         outcome.failure_code, outcome.failure_detail = exc.code, exc.detail
     except Exception as exc:  # a defect fails its case, listed in the report, not the run
@@ -202,9 +201,10 @@ def _write_cases_csv(path: Path, run: ValidationRun) -> None:
         writer = csv.writer(handle)
         writer.writerow(["case", "seed", "stratum", "completed", "failure_code",
                          "failure_detail", "failed_rules", "seconds", "output_series_uid",
-                         "output_sha256", *metrics])
+                         "output_sha256", "low_confidence", *metrics])
         for c in run.cases:
             writer.writerow([c.case_id, c.seed, c.stratum, c.completed, c.failure_code or "",
                              c.failure_detail or "", "; ".join(c.failed_rules), c.seconds,
                              c.output_series_uid or "", c.output_sha256 or "",
+                             "" if c.low_confidence is None else c.low_confidence,
                              *(c.metrics.get(k, "") for k in metrics)])

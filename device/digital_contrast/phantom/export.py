@@ -27,10 +27,10 @@ from digital_contrast.imaging.ct_image import (
     write_series_atomically,
 )
 from digital_contrast.imaging.nifti import write_nifti
-from digital_contrast.imaging.phantom import OutputFormat
-from digital_contrast.imaging.phantom.case import PhantomCase, generate_case
 from digital_contrast.imaging.uids import uid_from
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.phantom import OutputFormat
+from digital_contrast.phantom.case import PhantomCase, generate_case
 
 PHANTOM_NOTICE = "Procedural digital phantom - not patient data"
 _EPOCH = datetime(2026, 1, 5, 9, 0, 0)
@@ -89,7 +89,7 @@ def _study_header(case: PhantomCase) -> Dataset:
     ds.SoftwareVersions = __version__
     ds.InstitutionName = "Digital phantom"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.KVP = f"{p.kvp:g}"
+    ds.KVP = f"{p.scanner.kvp:g}"
     ds.ConvolutionKernel = "STANDARD"
     ds.GantryDetectorTilt = "0"
     ds.ScanOptions = "HELICAL MODE"
@@ -118,7 +118,7 @@ def write_phase_dicom(case: PhantomCase, phase: Phase, folder: Path) -> str:
     shared = _study_header(case)
     shared.SeriesInstanceUID = series_uid
     shared.SeriesNumber = style.number
-    shared.SeriesDescription = f"{style.description} {p.slice_thickness_mm:g}mm"
+    shared.SeriesDescription = f"{style.description} {p.acquisition.slice_thickness_mm:g}mm"
     shared.SeriesTime = shared.ContentTime = dicom_date_time(
         _EPOCH + timedelta(seconds=style.number * 60))[1]
     shared.SOPClassUID = CTImageStorage
@@ -133,7 +133,7 @@ def write_phase_dicom(case: PhantomCase, phase: Phase, folder: Path) -> str:
             ds.update(shared)
             ds.SOPInstanceUID = uid_from(series_uid, str(k))
             ds.InstanceNumber = n - k  # scanners number head to foot
-            add_image_plane(ds, case.affine, k, p.slice_thickness_mm)
+            add_image_plane(ds, case.affine, k, p.acquisition.slice_thickness_mm)
             add_pixels(ds, image[k], rescale_intercept=HU_MIN)
             ds.WindowCenter, ds.WindowWidth = ("150", "700") if style.delay_s else ("40", "400")
             ds.file_meta = file_meta(ds.SOPInstanceUID)

@@ -10,7 +10,8 @@ import numpy as np
 from .anatomy import affine, render_labels
 from .intensities import HU_MAX, HU_MIN, PHASES, render_phases
 from .noise import correlated_noise
-from .parameters import PhantomParameters, rng_stream, sample_parameters
+from .parameters import PhantomParameters, rng_stream
+from .sampling import sample_parameters
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,20 +47,20 @@ def noiseless_images(parameters: PhantomParameters, labels: np.ndarray | None = 
 
 def render_case(parameters: PhantomParameters) -> PhantomCase:
     """The case defined by explicit parameters (e.g. read back from a manifest)."""
-    p = parameters
+    p, scanner, grid = parameters, parameters.scanner, parameters.acquisition
     labels = render_labels(p)
     images = render_phases(p, labels)
     for phase, image in images.items():
         # Each phase is a separate acquisition: independent noise from its own stream.
-        noise = correlated_noise(image.shape, p.noise_sd_hu, p.noise_sigma_px,
-                                 p.noise_sigma_z_px, rng_stream(p.seed, f"noise/{phase}"))
+        noise = correlated_noise(image.shape, scanner.noise_sd_hu, scanner.noise_sigma_px,
+                                 scanner.noise_sigma_z_px, rng_stream(p.seed, f"noise/{phase}"))
         image += noise
         del noise
         np.clip(image, HU_MIN, HU_MAX, out=image)
     return PhantomCase(
         parameters=p, labels=labels, ncct=images["ncct"], arterial=images["arterial"],
         portal_venous=images["portal_venous"], affine=affine(p),
-        spacing=(p.slice_spacing_mm, p.pixel_spacing_mm, p.pixel_spacing_mm))
+        spacing=(grid.slice_spacing_mm, grid.pixel_spacing_mm, grid.pixel_spacing_mm))
 
 
 def generate_case(seed: int, size: str = "small", **overrides: Any) -> PhantomCase:

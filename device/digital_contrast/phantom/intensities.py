@@ -37,39 +37,40 @@ _CHUNK = 16  # slices per chunk when assembling, to bound temporaries
 
 def phase_values(p: PhantomParameters) -> dict[str, np.ndarray]:
     """HU of every label in each phase: {phase: float64 array indexed by label value}."""
-    blood = p.blood_hu
-    thrombus = blood + p.thrombus_minus_blood_hu
+    h = p.intensities
+    blood = h.blood_hu
+    thrombus = blood + h.thrombus_minus_blood_hu
     table: dict[Label, tuple[float, float, float]] = {
         L.AIR: (AIR_HU, AIR_HU, AIR_HU),
-        L.FAT_SUBCUTANEOUS: (p.fat_subcutaneous_hu,) * 3,
-        L.FAT_VISCERAL: (p.fat_visceral_hu,) * 3,
-        L.MUSCLE: (p.muscle_hu, p.muscle_hu + p.muscle_arterial_delta_hu,
-                   p.muscle_hu + p.muscle_portal_delta_hu),
-        L.LIVER: (p.liver_hu, p.liver_hu + p.liver_arterial_delta_hu,
-                  p.portal_venous_liver_hu),
-        L.SPLEEN: (p.spleen_hu, p.spleen_arterial_hu, p.spleen_portal_hu),
-        L.KIDNEY_CORTEX: (p.kidney_cortex_hu, p.kidney_cortex_arterial_hu,
-                          p.kidney_cortex_portal_hu),
-        L.KIDNEY_MEDULLA: (p.kidney_medulla_hu, p.kidney_medulla_arterial_hu,
-                           p.kidney_medulla_portal_hu),
-        L.BONE_CORTICAL: (p.bone_cortical_hu,) * 3,
-        L.BONE_CANCELLOUS: (p.bone_cancellous_hu,) * 3,
-        L.SPINAL_CANAL: (p.spinal_canal_hu,) * 3,
-        L.DISC: (p.disc_hu,) * 3,
-        L.BOWEL_WALL: (p.bowel_wall_hu, p.bowel_wall_arterial_hu, p.bowel_wall_portal_hu),
-        L.BOWEL_FLUID: (p.bowel_fluid_hu,) * 3,
+        L.FAT_SUBCUTANEOUS: (h.fat_subcutaneous_hu,) * 3,
+        L.FAT_VISCERAL: (h.fat_visceral_hu,) * 3,
+        L.MUSCLE: (h.muscle_hu, h.muscle_hu + h.muscle_arterial_delta_hu,
+                   h.muscle_hu + h.muscle_portal_delta_hu),
+        L.LIVER: (h.liver_hu, h.liver_hu + h.liver_arterial_delta_hu,
+                  h.portal_venous_liver_hu),
+        L.SPLEEN: (h.spleen_hu, h.spleen_arterial_hu, h.spleen_portal_hu),
+        L.KIDNEY_CORTEX: (h.kidney_cortex_hu, h.kidney_cortex_arterial_hu,
+                          h.kidney_cortex_portal_hu),
+        L.KIDNEY_MEDULLA: (h.kidney_medulla_hu, h.kidney_medulla_arterial_hu,
+                           h.kidney_medulla_portal_hu),
+        L.BONE_CORTICAL: (h.bone_cortical_hu,) * 3,
+        L.BONE_CANCELLOUS: (h.bone_cancellous_hu,) * 3,
+        L.SPINAL_CANAL: (h.spinal_canal_hu,) * 3,
+        L.DISC: (h.disc_hu,) * 3,
+        L.BOWEL_WALL: (h.bowel_wall_hu, h.bowel_wall_arterial_hu, h.bowel_wall_portal_hu),
+        L.BOWEL_FLUID: (h.bowel_fluid_hu,) * 3,
         L.BOWEL_AIR: (AIR_HU,) * 3,
-        L.AORTA_LUMEN: (blood, p.arterial_lumen_hu, p.portal_venous_aorta_hu),
-        L.THROMBUS: (thrombus, thrombus + p.thrombus_enhancement_hu,
-                     thrombus + p.thrombus_enhancement_hu),
-        L.CALCIFICATION: (p.calcification_hu,) * 3,
-        L.AORTIC_WALL: (p.aortic_wall_hu, p.aortic_wall_hu + p.aortic_wall_arterial_delta_hu,
-                        p.aortic_wall_hu + p.aortic_wall_portal_delta_hu),
-        L.ILIAC_ARTERY_LUMEN: (blood, p.arterial_lumen_hu, p.portal_venous_aorta_hu),
-        L.RENAL_ARTERY: (blood, p.arterial_lumen_hu, p.portal_venous_aorta_hu),
-        L.IVC: (blood, p.ivc_arterial_hu, p.ivc_portal_hu),
-        L.RENAL_VEIN: (blood, p.renal_vein_arterial_hu, p.renal_vein_portal_hu),
-        L.ILIAC_VEIN: (blood, p.iliac_vein_arterial_hu, p.iliac_vein_portal_hu),
+        L.AORTA_LUMEN: (blood, h.arterial_lumen_hu, h.portal_venous_aorta_hu),
+        L.THROMBUS: (thrombus, thrombus + h.thrombus_enhancement_hu,
+                     thrombus + h.thrombus_enhancement_hu),
+        L.CALCIFICATION: (h.calcification_hu,) * 3,
+        L.AORTIC_WALL: (h.aortic_wall_hu, h.aortic_wall_hu + h.aortic_wall_arterial_delta_hu,
+                        h.aortic_wall_hu + h.aortic_wall_portal_delta_hu),
+        L.ILIAC_ARTERY_LUMEN: (blood, h.arterial_lumen_hu, h.portal_venous_aorta_hu),
+        L.RENAL_ARTERY: (blood, h.arterial_lumen_hu, h.portal_venous_aorta_hu),
+        L.IVC: (blood, h.ivc_arterial_hu, h.ivc_portal_hu),
+        L.RENAL_VEIN: (blood, h.renal_vein_arterial_hu, h.renal_vein_portal_hu),
+        L.ILIAC_VEIN: (blood, h.iliac_vein_arterial_hu, h.iliac_vein_portal_hu),
     }
     assert len(table) == N_LABELS
     out = {}
@@ -127,8 +128,9 @@ def render_phases(p: PhantomParameters, labels: np.ndarray, blur: bool = True
                 img += amps[ph][1][lab] * f_mottle
             out[ph][k0:k1] = img
     if blur:
-        sigma = (p.psf_sigma_z_mm / p.slice_spacing_mm, p.psf_sigma_mm / p.pixel_spacing_mm,
-                 p.psf_sigma_mm / p.pixel_spacing_mm)
+        a, psf = p.acquisition, p.scanner.psf_sigma_mm
+        sigma = (a.psf_sigma_z_mm / a.slice_spacing_mm, psf / a.pixel_spacing_mm,
+                 psf / a.pixel_spacing_mm)
         for img in out.values():
             ndimage.gaussian_filter(img, sigma, output=img, mode="nearest", truncate=3.0)
     return out

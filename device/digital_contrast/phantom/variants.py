@@ -6,9 +6,9 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage
 
-from digital_contrast.imaging.phantom.case import PhantomCase
-from digital_contrast.imaging.phantom.intensities import HU_MAX
-from digital_contrast.imaging.phantom.labels import Label
+from digital_contrast.phantom.case import PhantomCase
+from digital_contrast.phantom.intensities import HU_MAX
+from digital_contrast.phantom.labels import Label
 
 _PHASES = ("ncct", "arterial", "portal_venous")
 
@@ -37,4 +37,4 @@ def with_stent_graft(case: PhantomCase, ring_every_mm: float = 6.0) -> PhantomCa
 def with_oral_contrast(case: PhantomCase, bowel_fluid_hu: float = 300.0) -> PhantomCase:
     """Positive oral contrast: bowel fluid made bright, noise kept."""
     fluid = case.labels == Label.BOWEL_FLUID
-    return _edited(case, fluid, delta=bowel_fluid_hu - case.parameters.bowel_fluid_hu)
+    return _edited(case, fluid, delta=bowel_fluid_hu - case.parameters.intensities.bowel_fluid_hu)

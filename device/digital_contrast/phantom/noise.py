@@ -56,7 +56,7 @@ class SmoothField:
 
     def __init__(self, p: PhantomParameters, name: str, grid_mm: float, sigma_cells: float,
                  zs: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> None:
-        z0, z1 = p.renal_artery_z_mm - 430.0, p.renal_artery_z_mm + 250.0
+        z0, z1 = p.aorta.renal_artery_z_mm - 430.0, p.aorta.renal_artery_z_mm + 250.0
         lo, hi = -320.0, 320.0
         nz, nxy = int((z1 - z0) / grid_mm) + 1, int((hi - lo) / grid_mm) + 1
         raw = rng_stream(p.seed, name).standard_normal((nz, nxy, nxy))

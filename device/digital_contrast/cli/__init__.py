@@ -1,0 +1,63 @@
+"""`digital-contrast <group> <verb>`: the one command-line program, the composition root (the
+only package that may import every item). One module per command group; every command parses
+its arguments and calls the core. Heavy libraries (torch, MONAI, FastAPI) are imported inside
+the commands that run them, so operator commands start fast."""
+
+import typer
+from pydantic import ValidationError
+
+from digital_contrast import __version__
+from digital_contrast.cli import audit, keys, model, phantom, qms, release, service, synthesis
+from digital_contrast.cli.output import console, fail
+from digital_contrast.cli.validate import validate_command
+from digital_contrast.config import get_settings
+
+app = typer.Typer(name="digital-contrast", no_args_is_help=True, add_completion=False,
+                  help="Digital Contrast: synthetic contrast-enhanced CT from non-contrast CT. "
+                       "The reference model is trained on a procedural phantom and is not "
+                       "clinically validated.")
+
+
+@app.callback()
+def _check_settings() -> None:
+    """Refuse to start on invalid DC_* settings, naming the variable."""
+    try:
+        get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"DC_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                             for e in exc.errors())
+        raise fail("CONFIG_INVALID", problems) from None
+
+
+@app.command()
+def version() -> None:
+    """Print the software version and the site this installation is configured for."""
+    console.print(f"digital-contrast {__version__} (site: {get_settings().site})")
+
+
+app.command("synthesize")(synthesis.synthesize_command)
+app.command("explain")(synthesis.explain_command)
+app.command("validate")(validate_command)
+app.command("serve")(service.serve)
+app.command("worker")(service.worker)
+app.command("purge")(service.purge_command)
+for group in (phantom, model, release, keys, audit, qms):
+    app.add_typer(group.app, name=group.NAME)
+
+
+def command_names() -> set[str]:
+    """Every `<group> <verb>` and top-level verb of this CLI (the clause map names them)."""
+    names = {c.name or (c.callback.__name__ if c.callback else "") for c in
+             app.registered_commands}
+    for registered in app.registered_groups:
+        names |= {f"{registered.name} {c.name}"
+                  for c in registered.typer_instance.registered_commands}
+    return names
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

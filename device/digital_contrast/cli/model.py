@@ -1,0 +1,139 @@
+"""`digital-contrast model ...`: train, calibrate, list, show, register and promote bundles."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from digital_contrast.cli.output import console, user_errors
+from digital_contrast.cli.state import audit
+from digital_contrast.config import get_settings
+
+NAME = "model"
+app = typer.Typer(no_args_is_help=True, help="Model bundles in the registry.")
+BundleArgument = Annotated[Path, typer.Argument(help="Bundle folder (weights.pt, bundle.json).")]
+
+
+@app.command("train")
+@user_errors
+def model_train(
+    use_case: Annotated[str, typer.Option("--use-case", help="Use case id.")] = "aaa-cta",
+    preset: Annotated[str, typer.Option("--config", help="reference | smoke")] = "reference",
+    model_version: Annotated[str, typer.Option(help="Version written into the bundle.")
+                             ] = "0.1.0",
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override the preset.")] = None,
+) -> None:
+    """Train a model on phantom cases (one MLflow run) and write its bundle."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from digital_contrast.model.training import train
+    from digital_contrast.model.use_case_training import use_case_config, write_trained_bundle
+    from digital_contrast.usecases import load_use_case
+
+    case = load_use_case(use_case)
+    try:
+        config = use_case_config(case, preset, epochs)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--config: {exc}") from None
+    settings = get_settings()
+    columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("train", total=config.epochs * config.steps_per_epoch,
+                                 epoch=0, loss=float("nan"))
+        result = train(config, progress=lambda epoch, step, loss: progress.update(
+            task, advance=1, epoch=epoch + 1, loss=loss),
+            country_iso_code=settings.carbon_country.upper())
+    bundle = write_trained_bundle(result, case, model_version, settings.data_dir / "bundles")
+    console.print(f"MLflow run {result.run_id}; energy {result.energy.energy_kwh:.4f} kWh "
+                  f"({result.energy.method}); last epoch {result.metrics}")
+    console.print(f"Bundle {bundle.folder} (sha256 {bundle.sha256}). It is not validated: run "
+                  "the validation protocol, then `model register BUNDLE --record RECORD`.")
+
+
+@app.command("calibrate")
+@user_errors
+def model_calibrate(
+    bundle: BundleArgument,
+    record: Annotated[Path, typer.Option(help="Its validation record JSON (updated in place).")],
+) -> None:
+    """Calibrate the uncertainty threshold and run the attribution sanity checks on held-out
+    phantom cases; the evidence is added to the bundle's validation record."""
+    from digital_contrast.explain.evidence import calibrate_bundle
+
+    evidence = calibrate_bundle(bundle, record,
+                                progress=lambda line: console.print(line, highlight=False))
+    u = evidence.uncertainty
+    console.print(f"Uncertainty threshold {u.threshold_hu} HU (voxel AUC {u.voxel_auc}, "
+                  f"Spearman across cases {u.spearman_cases}); record {record} updated.")
+    for check in evidence.sanity:
+        console.print(f"{check.method}: randomisation Spearman {check.randomisation_spearman} "
+                      f"(<= {check.max_randomisation_spearman}), aorta mass ratio "
+                      f"{check.aorta_mass_ratio} (>= {check.min_aorta_mass_ratio}): "
+                      f"{'offered' if check.passed else 'REFUSED'}", highlight=False)
+
+
+@app.command("list")
+@user_errors
+def model_list() -> None:
+    """Registered models and their versions."""
+    from digital_contrast.model.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    table = Table(title=f"Models in {registry.uri}")
+    for column in ("name", "version", "model version", "bundle sha256", "aliases", "validated"):
+        table.add_column(column)
+    for name in registry.names():
+        for v in registry.versions(name):
+            table.add_row(v.name, v.version, v.model_version, v.sha256[:16],
+                          ", ".join(v.aliases), "yes" if v.validation_passed else "no")
+    console.print(table)
+
+
+@app.command("show")
+@user_errors
+def model_show(name: str, version: str) -> None:
+    """One version: bundle identity and its validation record."""
+    from digital_contrast.model.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    registered = registry.show(name, version)
+    console.print(registered)
+    record = registry.validation_record(registered)
+    console.print(record.model_dump_json(indent=2) if record else "No validation record.")
+
+
+@app.command("register")
+@user_errors
+def model_register(
+    bundle: BundleArgument,
+    record: Annotated[Path | None, typer.Option(help="Validation record JSON.")] = None,
+) -> None:
+    """Register a bundle (idempotent) and attach its validation record."""
+    from digital_contrast.model.bundle import read_bundle
+    from digital_contrast.model.registry import ModelRegistry
+    from digital_contrast.model.validation_record import ValidationRecord
+
+    registry = ModelRegistry()
+    registered = registry.register(read_bundle(bundle))
+    if record is not None:
+        registered = registry.attach_validation(registered, ValidationRecord.load(record))
+    audit("model.register", "model", f"{registered.name}/{registered.version}",
+          {"bundle_sha256": registered.sha256, "validated": registered.validation_passed})
+    console.print(f"{registered.name} version {registered.version} "
+                  f"(sha256 {registered.sha256}); validated: {registered.validation_passed}")
+
+
+@app.command("promote")
+@user_errors
+def model_promote(name: str, version: str,
+                  alias: Annotated[str, typer.Option(help="production | candidate")
+                                   ] = "production") -> None:
+    """Give a version an alias; production needs a passing validation record."""
+    from digital_contrast.model.registry import ModelRegistry
+
+    promoted = ModelRegistry().promote(name, version, alias)
+    audit("model.promote", "model", f"{name}/{version}", {"alias": alias,
+                                                         "bundle_sha256": promoted.sha256})
+    console.print(f"{promoted.name} version {promoted.version}: aliases {list(promoted.aliases)}")

@@ -1,0 +1,59 @@
+"""`digital-contrast validate`: a validation protocol run through the clinical path."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from digital_contrast.cli.output import console, user_errors
+from digital_contrast.cli.state import audit
+from digital_contrast.config import get_settings
+
+
+@user_errors
+def validate_command(
+    protocol: Annotated[Path, typer.Option(help="Protocol: validation/protocols/<name>.yaml.")],
+    bundle: Annotated[Path | None, typer.Option(
+        help="Validate this bundle folder (weights.pt, bundle.json) instead of a registered "
+             "version.")] = None,
+    version: Annotated[str | None, typer.Option(
+        help="Validate this registered version of the use case's model (default: the "
+             "production model).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the run (default: <DC_BUILD_DIR>/validation).")] = None,
+    attach: Annotated[bool, typer.Option(
+        "--attach", help="Attach the record to the model's registry version (registering a "
+        "--bundle first), so that a passing one lets `model promote` give it production.")
+    ] = False,
+) -> None:
+    """Run a validation protocol through the clinical DICOM path and write the validation
+    record, report (HTML and PDF) and per-case table. Exit 1 when the protocol is not met."""
+    from digital_contrast.usecases import load_use_case
+    from digital_contrast.validation import load_protocol, run_validation
+    from digital_contrast.validation.candidate import load_candidate
+
+    if bundle is not None and version is not None:
+        raise typer.BadParameter("give --bundle or --version, not both")
+    fixed = load_protocol(protocol)  # hashed once, before anything runs
+    candidate = load_candidate(load_use_case(fixed.protocol.use_case), bundle=bundle,
+                               version=version, register=attach)
+    run = run_validation(fixed, candidate.model, out or get_settings().build_dir / "validation",
+                         progress=lambda line: console.print(line, highlight=False))
+    record = run.record
+    console.print(f"[bold]{record.evidence}[/]")
+    for criterion in record.criteria:
+        value = "not measurable" if criterion.value is None else f"{criterion.value:g}"
+        console.print(f"  {criterion.metric:<30} {value:>14} {criterion.op} "
+                      f"{criterion.threshold:<8g} {'pass' if criterion.passed else 'FAIL'}",
+                      highlight=False)
+    registered, registry = candidate.registered, candidate.registry
+    if attach and registered is not None and registry is not None:
+        registered = registry.attach_validation(registered, record)
+        audit("model.validate", "model", f"{registered.name}/{registered.version}",
+              {"bundle_sha256": registered.sha256, "passed": record.passed,
+               "protocol_sha256": record.protocol_sha256, "run": run.run_id})
+        console.print(f"record attached to {registered.name} version {registered.version}")
+    console.print(f"validation {'PASSED' if record.passed else 'FAILED'}: {run.folder}",
+                  highlight=False, soft_wrap=True)
+    if not record.passed:
+        raise typer.Exit(1)

@@ -1,0 +1,134 @@
+"""The ISO 14971 risk file's records: the policy (scales and acceptability matrix), risks and
+risk controls.
+
+`risk/policy.yaml` holds the severity and probability scales and the acceptability matrix,
+`risk/risks/RISK-NNN.yaml` one risk each (hazard -> sequence of events -> hazardous situation
+-> harm, initial and residual severity/probability, controls), `risk/controls.yaml` the risk
+control measures (RC-NNN) with the requirements that implement them and the tests that verify
+them. Levels are computed from the matrix, never read from a record.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, PrivateAttr, StringConstraints
+
+from digital_contrast.frozen_schema import FrozenSchema
+from digital_contrast.qms.requirements import RequirementId, Text
+
+SeverityId = Annotated[str, StringConstraints(pattern=r"^S\d$")]
+ProbabilityId = Annotated[str, StringConstraints(pattern=r"^P\d$")]
+RiskId = Annotated[str, StringConstraints(pattern=r"^RISK-\d{3}$")]
+ControlId = Annotated[str, StringConstraints(pattern=r"^RC-\d{3}$")]
+# A pytest node id or a prefix of one: a test file, a test, a parametrised case.
+TestRef = Annotated[str, StringConstraints(pattern=r"^tests/[\w/.-]+\.py(::\S+)?$")]
+
+
+class Level(StrEnum):
+    ACCEPTABLE = "acceptable"
+    ALARP = "alarp"  # reduced as far as possible; accepted only with a benefit-risk analysis
+    UNACCEPTABLE = "unacceptable"
+
+
+UNDEFINED = "undefined"  # a (severity, probability) pair the matrix does not define
+LEVEL_LABELS = {Level.ACCEPTABLE: "acceptable", Level.ALARP: "ALARP",
+                Level.UNACCEPTABLE: "unacceptable", UNDEFINED: "undefined"}
+
+
+class ControlType(StrEnum):
+    """The three options of ISO 14971 7.1, in their order of priority."""
+
+    INHERENT = "inherent-safety-by-design"
+    PROTECTIVE = "protective-measure"
+    INFORMATION = "information-for-safety"
+
+
+class Threat(StrEnum):
+    """STRIDE categories, for the security risks of the threat model (IEC 81001-5-1)."""
+
+    SPOOFING = "spoofing"
+    TAMPERING = "tampering"
+    REPUDIATION = "repudiation"
+    DISCLOSURE = "information-disclosure"
+    DENIAL = "denial-of-service"
+    ELEVATION = "elevation-of-privilege"
+
+
+class SeverityLevel(FrozenSchema):
+    id: SeverityId
+    name: Text
+    definition: Text
+
+
+class ProbabilityLevel(FrozenSchema):
+    id: ProbabilityId
+    name: Text
+    frequency: Text
+    definition: Text
+
+
+class Policy(FrozenSchema):
+    id: Annotated[str, StringConstraints(pattern=r"^DC-[A-Z]+$")]
+    title: Text
+    basis: list[Text] = Field(min_length=1)
+    scope: Text
+    software_safety_class: Literal["A", "B", "C"]
+    safety_class_rationale: Text
+    probability_basis: Text
+    severity: list[SeverityLevel] = Field(min_length=1)
+    probability: list[ProbabilityLevel] = Field(min_length=1)
+    acceptability: dict[SeverityId, dict[ProbabilityId, Level]]
+    residual_risk_policy: Text
+    benefit_risk_policy: Text
+    overall_residual_risk_policy: Text
+
+    def level(self, severity: str, probability: str) -> str:
+        return self.acceptability.get(severity, {}).get(probability, UNDEFINED)
+
+
+class Estimate(FrozenSchema):
+    severity: SeverityId
+    probability: ProbabilityId
+
+
+class Risk(FrozenSchema):
+    id: RiskId
+    title: Text
+    hazard: Text
+    causes: list[Text] = Field(min_length=1)
+    sequence_of_events: list[Text] = Field(min_length=1)
+    hazardous_situation: Text
+    harm: Text
+    threats: list[Threat] = Field(default_factory=list)
+    initial: Estimate
+    # Empty or absent is a gap the check reports at its line, not a schema error.
+    controls: list[ControlId] = Field(default_factory=list)
+    residual: Estimate
+    benefit_risk: Text | None = None
+    notes: Text | None = None
+    # Bound by the loader: a level only exists with respect to a policy's matrix.
+    _policy: Policy | None = PrivateAttr(default=None)
+
+    def _level(self, estimate: Estimate) -> str:
+        if self._policy is None:
+            raise RuntimeError(f"{self.id} is not bound to a risk policy; use load_risk_file")
+        return self._policy.level(estimate.severity, estimate.probability)
+
+    @property
+    def initial_level(self) -> str:
+        return self._level(self.initial)
+
+    @property
+    def residual_level(self) -> str:
+        return self._level(self.residual)
+
+
+class Control(FrozenSchema):
+    id: ControlId
+    title: Text
+    type: ControlType
+    description: Text
+    implemented_by: list[RequirementId] = Field(default_factory=list)
+    verified_by: list[TestRef] = Field(default_factory=list)

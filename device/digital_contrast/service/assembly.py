@@ -1,0 +1,49 @@
+"""Opening the service's state from the settings (database migrated to head first) and the one
+operation on it that the API's scheduler and the `purge` command share."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import timedelta
+
+from digital_contrast.carbon.meter import process_meter
+from digital_contrast.carbon.site import site_carbon
+from digital_contrast.config import Settings
+from digital_contrast.service.state import ServiceState
+from digital_contrast.store import InstanceStore, make_engine, session_factory, upgrade_to_head
+from digital_contrast.store.audit import append_audit
+from digital_contrast.store.columns import utcnow
+from digital_contrast.store.job_artifacts import JobArtifacts
+from digital_contrast.store.retention import purge
+
+
+def open_state(settings: Settings) -> ServiceState:
+    carbon = site_carbon(settings)  # CONFIG_INVALID before anything is opened
+    engine = make_engine(settings.database_url)
+    upgrade_to_head(engine)
+    return ServiceState(settings=settings, engine=engine, sessions=session_factory(engine),
+                        instances=InstanceStore.for_data_dir(settings.data_dir),
+                        work_dir=settings.data_dir / "work",
+                        artifacts=JobArtifacts.for_data_dir(settings.data_dir),
+                        meter=process_meter(carbon.meter), factors=carbon.factors)
+
+
+@contextmanager
+def opened_state(settings: Settings) -> Iterator[ServiceState]:
+    """`open_state`, its database connections released afterwards (one command's use)."""
+    state = open_state(settings)
+    try:
+        yield state
+    finally:
+        state.engine.dispose()
+
+
+def purge_expired(state: ServiceState) -> None:
+    """Delete what is older than the retention period, and audit the purge."""
+    cutoff = utcnow() - timedelta(days=state.settings.retention_days)
+    with state.sessions() as db:
+        result = purge(db, state.instances, cutoff, artifacts=state.artifacts)
+    with state.sessions() as db:
+        append_audit(db, state.settings.site, "retention", "purge", "store", None, "success",
+                     {"cutoff": cutoff.isoformat(), **asdict(result)})
+        db.commit()
