@@ -311,3 +311,36 @@ def test_validate_attaches_its_record_and_only_a_passing_one_opens_promotion(
     both = runner.invoke(app, ["validate", "--protocol", str(lenient), "--version", "1",
                                "--bundle", str(bundle.folder)])
     assert both.exit_code != 0 and "not both" in both.output
+
+
+@pytest.mark.req("SRS-VAL-008")
+def test_each_case_carries_the_confidence_a_job_would_give(phantom_run) -> None:
+    run, _, _ = phantom_run  # an uncalibrated bundle: every result is LOW CONFIDENCE
+    assert [c.low_confidence for c in run.cases] == [True, True]
+    assert all(any(w.startswith("LOW_CONFIDENCE") for w in c.warnings) for c in run.cases)
+    assert all("uncertain_lumen_fraction" not in c.metrics for c in run.cases)
+    rows = list(csv.DictReader((run.folder / "cases.csv").open()))
+    assert [r["low_confidence"] for r in rows] == ["True", "True"]
+    cases = json.loads((run.folder / "run.json").read_text())["cases"]
+    assert [c["low_confidence"] for c in cases] == [True, True]
+    assert "LOW CONFIDENCE" in (run.folder / "report.html").read_text()
+
+
+@pytest.mark.req("SRS-VAL-008")
+def test_a_protocol_can_judge_the_uncertain_lumen_fraction(tmp_path: Path) -> None:
+    bundle = tiny_bundle(tmp_path / "bundle", AAA)
+    rule = {"metric": "uncertain_lumen_fraction", "op": "<=", "threshold": 0.1,
+            "per_case": True}
+    protocol = _protocol(tmp_path, acceptance=[rule], dataset={
+        "generator": "digital_contrast.phantom", "size": "small",
+        "seeds": {"start": 9001, "count": 1}})
+    calibrated = LockedModel.under_validation(
+        bundle, AAA, previous=record_for(bundle, explain=explain_evidence()))
+    run = run_validation(load_protocol(protocol), calibrated, tmp_path / "calibrated")
+    assert run.cases[0].low_confidence is False
+    assert run.cases[0].metrics["uncertain_lumen_fraction"] == 0.0  # threshold above any SD
+    assert run.record.passed
+    uncalibrated = run_validation(load_protocol(protocol), LockedModel.under_validation(
+        bundle, AAA), tmp_path / "uncalibrated")
+    criterion = uncalibrated.record.criteria[0]
+    assert criterion.value is None and not uncalibrated.record.passed  # not measurable: fails

@@ -11,7 +11,8 @@ from digital_contrast.model.explain_evidence import (
     TTASettings,
     UncertaintyCalibration,
 )
-from digital_contrast.model.network import NetworkConfig, build_network
+from digital_contrast.model.network import build_network
+from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.model.validation_record import Criterion, ValidationRecord
 from digital_contrast.usecases import UseCase
 

@@ -23,7 +23,7 @@ from tests.support.documents import assert_controlled_document
 
 PACKAGE = "device/digital_contrast"
 # Imports the check reports on main, kept visible until the design or the code is changed:
-# the API "never runs the core" (DESIGN.md), yet the readiness probe loads the locked model and
+# the API "never runs the core" (docs/architecture.md), yet the readiness probe loads the locked model and
 # the request schemas take the attribution method enum from the explain item.
 
 
@@ -70,7 +70,7 @@ def test_the_code_has_no_design_problem(real) -> None:
 def test_forbidden_imports_are_reported_at_their_file_and_line(tree: Path) -> None:
     records, _ = load_records(tree / "qms")
     package = tree / PACKAGE
-    module = package / "inference" / "resampling.py"
+    module = package / "inference" / "synthesize.py"
     top = _append(module, "from digital_contrast.api import deps\n")
     lazy = _append(module, "\ndef late() -> None:\n    from digital_contrast.jobs import runner\n")
     relative = _append(package / "inference" / "tissue_gate.py", "from ..store import tables\n")
@@ -79,14 +79,14 @@ def test_forbidden_imports_are_reported_at_their_file_and_line(tree: Path) -> No
     shared = _append(package / "config.py", "from digital_contrast.store import tables\n")
     model = read_detailed_design(records, tree)
     found = {(p.file, p.line): p.message for p in check_design(model, records)}
-    where = f"{PACKAGE}/inference/resampling.py"
+    where = f"{PACKAGE}/inference/synthesize.py"
     assert "(SI-INFERENCE) imports digital_contrast.api.deps (SI-API): SI-API is not in " \
            "SI-INFERENCE's may_use" in found[(where, top)]
     assert "lazily imports digital_contrast.jobs.runner (SI-JOBS)" in found[(where, lazy + 2)]
     assert "imports digital_contrast.store.tables (SI-STORE)" in \
         found[(f"{PACKAGE}/inference/tissue_gate.py", relative)]
     assert (where, typed + 1) not in found  # type-only: listed, exempt
-    unit = next(u for u in model.units if u.module == "digital_contrast.imaging.resampling")
+    unit = next(u for u in model.units if u.module == "digital_contrast.inference.synthesize")
     assert [i.type_checking for i in unit.imports if i.module.endswith("store.jobs")] == [True]
     assert "only digital_contrast.__main__ may import the command line" in \
         found[(f"{PACKAGE}/imaging/uids.py", cli)]

@@ -21,13 +21,12 @@ from digital_contrast.model.data import (
     validation_transforms,
 )
 from digital_contrast.model.network import (
-    NetworkConfig,
     build_network,
     load_state_dict_bytes,
-    output_scale_hu,
     scale_input,
     state_dict_bytes,
 )
+from digital_contrast.model.network_config import NetworkConfig, output_scale_hu
 from digital_contrast.model.training import (
     TrainingConfig,
     TrainingResult,

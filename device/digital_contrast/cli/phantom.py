@@ -41,8 +41,8 @@ def phantom_generate(
         p = case["parameters"]
         table.add_row(case["case_id"], " x ".join(map(str, case["shape"])),
                       " x ".join(f"{s:.2f}" for s in case["spacing_mm"]),
-                      f"{p['aneurysm_max_diameter_mm']:.0f}", *_thrombus_cells(p),
-                      f"{p['noise_sd_hu']:.0f}")
+                      f"{p['aorta']['aneurysm_max_diameter_mm']:.0f}", *_thrombus_cells(p),
+                      f"{p['scanner']['noise_sd_hu']:.0f}")
     console.print(table)
     for case in manifest["cases"]:
         paths = ", ".join(entry["path"] for entry in case["series"].values())
@@ -51,7 +51,8 @@ def phantom_generate(
 
 
 def _thrombus_cells(p: dict) -> tuple[str, str]:
-    if p["thrombus_shape"] == "none":
+    aorta = p["aorta"]
+    if aorta["thrombus_shape"] == "none":
         return "none", "-"
-    return (f"{p['thrombus_shape']} {p['thrombus_max_thickness_mm']:.0f} mm",
-            f"{p['thrombus_minus_blood_hu']:+.1f}")
+    return (f"{aorta['thrombus_shape']} {aorta['thrombus_max_thickness_mm']:.0f} mm",
+            f"{p['intensities']['thrombus_minus_blood_hu']:+.1f}")

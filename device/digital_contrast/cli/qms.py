@@ -18,7 +18,7 @@ OutOption = Annotated[Path, typer.Option("--out", help="Folder for the generated
 
 
 def _test_run(junit: Path | None):  # -> TestRun
-    from digital_contrast.qms.test_results import DEFAULT_JUNIT, JunitError, read_junit
+    from digital_contrast.qms.junit_report import DEFAULT_JUNIT, JunitError, read_junit
 
     try:
         return read_junit(junit or DEFAULT_JUNIT)
@@ -80,18 +80,33 @@ def qms_trace(junit: JunitOption = None, out: OutOption = Path("build/qms")) -> 
 def qms_design(out: OutOption = Path("build/qms")) -> None:
     """Software detailed design (items, units, public API, imports) with its verification
     against qms/software_items.yaml, as HTML, PDF, Markdown and design.json."""
-    from digital_contrast.qms.design import check_design, design_model, write_design
+    from digital_contrast.qms.design import check_design, read_detailed_design, write_design
     from digital_contrast.qms.records import QMS_DIR
     from digital_contrast.qms.requirements import load_records
 
     records, problems = load_records(QMS_DIR)
     if problems:
         raise DigitalContrastError("QMS_RECORD_INVALID", "; ".join(map(str, problems[:5])))
-    model = design_model(records)
-    found = check_design(model, records)
-    for path in write_design(out, model, found):
+    design = read_detailed_design(records)
+    found = check_design(design, records)
+    for path in write_design(out, design, found):
         console.print(f"wrote {path}")
     console.print(f"design problems: {len(found)} (listed in the document and by qms check)")
+
+
+@app.command("diagram")
+@user_errors
+def qms_diagram() -> None:
+    """Rewrite the dependency diagram of docs/architecture.md from qms/software_items.yaml."""
+    from digital_contrast.qms.architecture import ARCHITECTURE, write_diagram
+    from digital_contrast.qms.records import QMS_DIR
+    from digital_contrast.qms.requirements import load_records
+
+    records, problems = load_records(QMS_DIR)
+    if problems:
+        raise DigitalContrastError("QMS_RECORD_INVALID", "; ".join(map(str, problems[:5])))
+    changed = write_diagram(records)
+    console.print(f"{ARCHITECTURE}: diagram {'updated' if changed else 'already current'}")
 
 
 @app.command("risk")

@@ -62,7 +62,7 @@ def release_build_command(
     notes, trace, risk, SOUP, design, test report, anomalies, validation records. Refused on a
     dirty tree, an existing version or any `qms check` gap."""
     from digital_contrast.cli import command_names
-    from digital_contrast.qms.test_results import DEFAULT_JUNIT
+    from digital_contrast.qms.junit_report import DEFAULT_JUNIT
     from digital_contrast.release.record import build_release
 
     folder = build_release(version, commands=command_names(), junit=junit or DEFAULT_JUNIT,

@@ -33,7 +33,8 @@ from digital_contrast.imaging.resampling import to_native_grid
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.synthesize import WorkingPrediction
 from digital_contrast.model.determinism import deterministic
-from digital_contrast.model.network import NetworkConfig, scale_input
+from digital_contrast.model.network import scale_input
+from digital_contrast.model.network_config import NetworkConfig
 
 
 class Method(StrEnum):

@@ -18,7 +18,7 @@ from digital_contrast.imaging.resampling import to_working_spacing
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.synthesize import predict_working
 from digital_contrast.model.explain_evidence import TTASettings, UncertaintyCalibration
-from digital_contrast.model.network import NetworkConfig
+from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.phantom.case import generate_case, noiseless_images
 
 DEFAULT_ERROR_HU = 50.0  # a lumen voxel off by this much changes how the lumen reads

@@ -12,7 +12,8 @@ from digital_contrast.explain.calibration import calibrate
 from digital_contrast.explain.sanity import run_sanity_checks
 from digital_contrast.model.bundle import read_bundle
 from digital_contrast.model.explain_evidence import ExplainEvidence
-from digital_contrast.model.network import NetworkConfig, build_network
+from digital_contrast.model.network import build_network
+from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.model.validation_record import ValidationRecord
 
 # Seeds of neither training (0-999, validation 1000+) nor the validation protocol (9000+).

@@ -21,7 +21,8 @@ from digital_contrast.explain.region import aortic_component, predicted_lumen
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.synthesize import predict_working
 from digital_contrast.model.explain_evidence import SanityCheck
-from digital_contrast.model.network import NetworkConfig, build_network
+from digital_contrast.model.network import build_network
+from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.phantom.case import PhantomCase, generate_case
 from digital_contrast.phantom.labels import Label
 

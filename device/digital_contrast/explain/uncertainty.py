@@ -20,7 +20,7 @@ from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.synthesize import ROI_SIZE, WorkingPrediction, run_network
 from digital_contrast.model.determinism import deterministic
 from digital_contrast.model.explain_evidence import TTASettings
-from digital_contrast.model.network import NetworkConfig
+from digital_contrast.model.network_config import NetworkConfig
 
 REGION_MARGIN = 4  # working voxels around the synthesized aorta that the map covers
 CONTEXT_MARGIN = 8  # further voxels the network sees, so that the map is not edge effects

@@ -9,7 +9,8 @@ import torch
 
 from digital_contrast.model.bundle import Bundle, BundleError, check_preprocessing
 from digital_contrast.model.explain_evidence import ExplainEvidence
-from digital_contrast.model.network import NetworkConfig, build_network
+from digital_contrast.model.network import build_network
+from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.model.reference import register_reference_model
 from digital_contrast.model.registry import (
     PRODUCTION,

@@ -27,7 +27,8 @@ from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.locked_model import LockedModel
 from digital_contrast.inference.tissue_gate import tissue_gate
 from digital_contrast.model.determinism import deterministic
-from digital_contrast.model.network import NetworkConfig, output_scale_hu, scale_input
+from digital_contrast.model.network import scale_input
+from digital_contrast.model.network_config import NetworkConfig, output_scale_hu
 from digital_contrast.usecases import UseCase, load_use_case
 
 # Locked inference settings: part of what produced an image, so recorded and hashed into the

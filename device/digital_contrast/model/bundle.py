@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError
 
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.frozen_schema import FrozenSchema
-from digital_contrast.model.network import NetworkConfig, load_state_dict_bytes, state_dict_bytes
+from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.usecases.schema import Envelope, UseCase
 
 BUNDLE_FORMAT = "digital-contrast-bundle/1"
@@ -49,6 +49,9 @@ class Bundle:
     sha256: str
 
     def state_dict(self) -> dict:
+        # torch only here: listing and registering bundles never loads the network libraries
+        from digital_contrast.model.network import load_state_dict_bytes
+
         return load_state_dict_bytes((self.folder / WEIGHTS).read_bytes())
 
 
@@ -65,6 +68,8 @@ def write_bundle(folder: Path, *, use_case: UseCase, model_version: str,
                  network: NetworkConfig, state_dict: dict,
                  provenance: dict[str, Any] | None = None) -> Bundle:
     """Write a bundle for `use_case`; its preprocessing must be the use case's."""
+    from digital_contrast.model.network import state_dict_bytes
+
     check_preprocessing(use_case, network)
     manifest = BundleManifest(use_case=use_case.id, model_name=use_case.model_name,
                               model_version=model_version, network=network,

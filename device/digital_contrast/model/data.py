@@ -34,7 +34,8 @@ from digital_contrast.phantom.labels import ARTERIAL_LUMEN_LABELS, BLOOD_LABELS,
 from digital_contrast.phantom.parameters import PhantomParameters
 from digital_contrast.phantom.sampling import sample_parameters
 
-from .network import NetworkConfig, output_scale_hu, scale_input
+from .network import scale_input
+from .network_config import NetworkConfig, output_scale_hu
 
 GENERATOR = "digital_contrast.phantom"
 TARGET_DEFINITION = "noiseless(phase) - noiseless(ncct), HU"

@@ -39,7 +39,8 @@ from .data import (
     validation_transforms,
 )
 from .determinism import deterministic
-from .network import NetworkConfig, build_network, state_dict_bytes
+from .network import build_network, state_dict_bytes
+from .network_config import NetworkConfig
 from .tracking import DEFAULT_EXPERIMENT, TrainingRun
 
 # progress(epoch, step, loss): 0-based epoch, 0-based step within the epoch, that step's loss.

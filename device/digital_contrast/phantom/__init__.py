@@ -1,5 +1,6 @@
 """Procedural abdominal CT phantom: realistic anatomy, three phases, labels, known truth.
 
+The test, training and validation data of the product (SI-PHANTOM); no clinical item imports it.
 Light on purpose: the command line imports these choices without loading the generator.
 """
 

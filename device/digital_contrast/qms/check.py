@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.frozen_schema import FrozenSchema
+from digital_contrast.qms.architecture import check_architecture
 from digital_contrast.qms.design import check_design, read_detailed_design
 from digital_contrast.qms.junit_report import PASSED, TestRun
 from digital_contrast.qms.requirements import Records, load_records
@@ -283,6 +284,7 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
     problems += check_verification(records, run)
     problems += check_items(records, repo, repo / "device" / "digital_contrast")
     problems += check_design(read_detailed_design(records, repo), records)
+    problems += check_architecture(records, repo)
     problems += check_device(qms_dir / "device.yaml", records)
     found, outside = check_clauses(qms_dir / "clause_map.yaml", commands, repo)
     problems += found

@@ -25,8 +25,8 @@ from digital_contrast.qms.yaml_records import Problem
 
 DOCUMENT_ID, TITLE = "DC-SDD", "Software detailed design"
 PACKAGE = "digital_contrast"
-COMPOSITION_ROOT = "digital_contrast.cli"  # imports every item (DESIGN.md)
-ENTRY_POINT = "digital_contrast.__main__"  # the one module that may import it
+COMPOSITION_ROOT = "digital_contrast.cli"  # the package that imports every item
+ENTRY_POINT = "digital_contrast.__main__"  # the one module outside it that may import it
 
 
 @dataclass(frozen=True)
@@ -220,12 +220,16 @@ def read_detailed_design(records: Records, repo: Path = REPO_ROOT) -> DetailedDe
     return DetailedDesign(items, [u for u in units.values() if u.item is None])
 
 
+def _in_root(module: str) -> bool:
+    return module == COMPOSITION_ROOT or module.startswith(COMPOSITION_ROOT + ".")
+
+
 def _import_problem(unit: Unit, imp: Import, allowed: set[str], known: set[str],
                     records: Records, shared: bool) -> Problem | None:
     what = f"{unit.module} ({unit.item}) {'lazily imports' if imp.lazy else 'imports'}"
     if imp.module not in known:
         return Problem(unit.path, imp.line, f"{what} {imp.module}: no such module in the package")
-    if imp.module == COMPOSITION_ROOT and unit.module != ENTRY_POINT:
+    if _in_root(imp.module) and not (_in_root(unit.module) or unit.module == ENTRY_POINT):
         return Problem(unit.path, imp.line, f"{what} {COMPOSITION_ROOT}: only {ENTRY_POINT} may "
                                             "import the command line, the composition root")
     if imp.item is None or imp.item in allowed:  # an unowned module: check_items reports it
@@ -254,7 +258,7 @@ def check_design(design: DetailedDesign, records: Records) -> list[Problem]:
                      for item in records.items.values() for k, used in enumerate(item.may_use)
                      if used not in records.items]
     known = {u.module for u in design.units}
-    root = next((u.item for u in design.units if u.module == COMPOSITION_ROOT), None)
+    system = next((i.id for i in records.items.values() if i.package == PACKAGE), None)
     for unit in design.units:
         if unit.parse_error:
             problems.append(Problem(unit.path, None, f"{unit.module} cannot be parsed: "
@@ -264,8 +268,9 @@ def check_design(design: DetailedDesign, records: Records) -> list[Problem]:
                                                   "unit's purpose in its detailed design)"))
         if unit.item not in records.items:
             continue
-        # SI-SYSTEM's may_use is cli.py's; its other modules are the base every item uses.
-        shared = unit.item == root and unit.module not in (COMPOSITION_ROOT, ENTRY_POINT)
+        # SI-SYSTEM's may_use is its entry point's; its other modules are the base every item
+        # uses.
+        shared = unit.item == system and unit.module != ENTRY_POINT
         allowed = {unit.item} if shared else {unit.item, *records.items[unit.item].may_use}
         problems += [p for imp in unit.imports if not imp.type_checking
                      if (p := _import_problem(unit, imp, allowed, known, records, shared))]
