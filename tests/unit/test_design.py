@@ -23,8 +23,8 @@ from tests.support.documents import assert_controlled_document
 
 PACKAGE = "device/digital_contrast"
 # Imports the check reports on main, kept visible until the design or the code is changed:
-# the API "never runs the core" (docs/architecture.md), yet the readiness probe loads the locked model and
-# the request schemas take the attribution method enum from the explain item.
+# the API "never runs the core" (docs/architecture.md), yet the readiness probe loads the locked
+# model and the request schemas take the attribution method enum from the explain item.
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +166,32 @@ def _placeholder_pdf(html: Path) -> Path:
     pdf = html.with_suffix(".pdf")
     pdf.write_bytes(b"%PDF-")
     return pdf
+
+
+@pytest.mark.req("SRS-QMS-011")
+def test_import_circles_and_two_way_edges_are_reported(tree: Path) -> None:
+    package = tree / PACKAGE
+    lazy = _append(package / "qms" / "sources.py",
+                   "\n\ndef late() -> None:\n    from digital_contrast.qms import check\n")
+    items = tree / "qms" / "software_items.yaml"
+    text = items.read_text()
+    store = text.index("  - id: SI-STORE")
+    at = text.index("    may_use: [SI-SYSTEM]\n", store)
+    items.write_text(text[:at] + "    may_use: [SI-SYSTEM, SI-API]\n"
+                     + text[at + len("    may_use: [SI-SYSTEM]\n"):])
+    records, problems = load_records(tree / "qms")
+    assert problems == []
+    found = check_design(read_detailed_design(records, tree), records)
+    circles = [p for p in found if "cycle" in p.message or "two-way" in p.message]
+    (cycle,) = [p for p in circles if "cycle" in p.message]
+    assert cycle.file == f"{PACKAGE}/qms/check.py" and cycle.line is not None
+    assert "digital_contrast.qms.check" in cycle.message
+    assert "digital_contrast.qms.sources" in cycle.message
+    (two_way,) = [p for p in circles if "two-way" in p.message]
+    assert two_way.file.endswith("software_items.yaml") and "SI-API and SI-STORE" in \
+        two_way.message
+    # Without the late import, the package has no circle: the check is not always on.
+    sources = package / "qms" / "sources.py"
+    sources.write_text("".join(sources.read_text().splitlines(keepends=True)[:lazy - 1]))
+    assert not [p for p in check_design(read_detailed_design(records, tree), records)
+                if "cycle" in p.message]

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from digital_contrast import __version__
 from digital_contrast.cli import audit, keys, model, phantom, qms, release, service, synthesis
+from digital_contrast.cli.command_names import command_names as names_of
 from digital_contrast.cli.output import console, fail
 from digital_contrast.cli.validate import validate_command
 from digital_contrast.config import get_settings
@@ -47,12 +48,7 @@ for group in (phantom, model, release, keys, audit, qms):
 
 def command_names() -> set[str]:
     """Every `<group> <verb>` and top-level verb of this CLI (the clause map names them)."""
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in
-             app.registered_commands}
-    for registered in app.registered_groups:
-        names |= {f"{registered.name} {c.name}"
-                  for c in registered.typer_instance.registered_commands}
-    return names
+    return names_of(typer.main.get_command(app))
 
 
 def main() -> None:

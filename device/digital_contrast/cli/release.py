@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from digital_contrast.cli.command_names import command_names
 from digital_contrast.cli.output import console, user_errors
 
 NAME = "release"
@@ -51,6 +52,7 @@ def release_candidate_command(
 @app.command("build")
 @user_errors
 def release_build_command(
+    ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="The release version (PEP 440, normal form).")],
     junit: Annotated[Path | None, typer.Option(
         "--junit", help="junit report of the test run (default: var/test-reports/junit.xml)")
@@ -61,10 +63,9 @@ def release_build_command(
     """Write the release record releases/VERSION/ (IEC 62304 5.8): manifest with hashes, wheel,
     notes, trace, risk, SOUP, design, test report, anomalies, validation records. Refused on a
     dirty tree, an existing version or any `qms check` gap."""
-    from digital_contrast.cli import command_names
     from digital_contrast.qms.junit_report import DEFAULT_JUNIT
     from digital_contrast.release.record import build_release
 
-    folder = build_release(version, commands=command_names(), junit=junit or DEFAULT_JUNIT,
-                           audit=audit)
+    folder = build_release(version, commands=command_names(ctx.find_root().command),
+                           junit=junit or DEFAULT_JUNIT, audit=audit)
     console.print(f"released {version} in {folder}")

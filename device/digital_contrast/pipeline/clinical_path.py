@@ -1,9 +1,10 @@
 """`run_clinical_path`: one NCCT series through the whole clinical path, into one result.
 
-Conformity runs before the model is loaded (a refused input never waits for the model or the
-core). The computing steps run inside the caller's `core` context (a job's core lock and energy
-measurement); the outputs are written after it: the labelled derived series (LOW CONFIDENCE in
-its description when the confidence is low) and the maps, each folder in one rename.
+Conformity runs before the model is loaded (a refused input never loads the model). The
+computing steps, conformity included, run inside the caller's `core` context (a job's core lock
+and energy measurement); the outputs are written after it: the labelled derived series (LOW
+CONFIDENCE in its description when the confidence is low) and the maps, each folder in one
+rename.
 """
 
 from collections.abc import Callable
@@ -74,8 +75,8 @@ def run_clinical_path(source: SeriesSource, use_case: UseCase, load_model: Model
     """Run the path on `source` (a folder, a zip or the files' bytes) and write its outputs
     under `out` (the series in `<out>/<SeriesInstanceUID>/`, the maps in `<out>/maps/`)."""
     ncct = read_series(source, zip_limits=zip_limits)
-    require_conformity(ncct, use_case)
-    with core():
+    with core():  # conformity costs compute too: a refused job's energy is measured
+        require_conformity(ncct, use_case)
         model = load_model(use_case)
         if attribution is not None and attribution.required:
             require_method(model.explain_evidence, attribution.method)  # before any inference

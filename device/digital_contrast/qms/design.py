@@ -244,6 +244,65 @@ def _import_problem(unit: Unit, imp: Import, allowed: set[str], known: set[str],
                                         "(qms/software_items.yaml)")
 
 
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of `graph` (module -> modules it imports): its strongly connected
+    components of more than one module, each sorted (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for used in sorted(graph[module]):
+            if used not in index:
+                visit(used)
+                low[module] = min(low[module], low[used])
+            elif used in stack:
+                low[module] = min(low[module], index[used])
+        if low[module] == index[module]:
+            component = stack[stack.index(module):]
+            del stack[stack.index(module):]
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def _cycle_problems(design: DetailedDesign, records: Records) -> list[Problem]:
+    """Two items that may use each other, and modules of one item that import each other
+    (lazy imports included): either is a circle in the design. The system item is exempt:
+    every item uses its shared base, and its own may_use is its entry point's."""
+    problems = []
+    items = sorted((i for i in records.items.values() if i.package != PACKAGE),
+                   key=lambda i: i.id)
+    doc = records.documents.get("items")
+    rows = {row.get("id"): n for n, row in enumerate(doc.data.get("software_items", []))
+            if isinstance(row, dict)} if doc is not None else {}
+    for item in items:
+        for used in item.may_use:
+            other = records.items.get(used)
+            if other is not None and other.package != PACKAGE and item.id < used \
+                    and item.id in other.may_use:
+                message = f"{item.id} and {used} may use each other: a two-way edge is a circle"
+                problems.append(doc.problem(("software_items", rows[item.id], "may_use"),
+                                            message) if doc is not None
+                                else Problem("qms/software_items.yaml", None, message))
+    units = {u.module: u for u in design.units}
+    graph = {u.module: {i.module for i in u.imports if not i.type_checking
+                        and i.module in units and units[i.module].item == u.item
+                        and i.module != u.module} for u in design.units}
+    for cycle in _cycles(graph):
+        first = units[cycle[0]]
+        line = next(i.line for i in first.imports if i.module in cycle and not i.type_checking)
+        problems.append(Problem(first.path, line, "import cycle: " + " <-> ".join(cycle)))
+    return problems
+
+
 def check_design(design: DetailedDesign, records: Records) -> list[Problem]:
     """Each unit has a docstring; each run-time import stays within the importer's `may_use`,
     reported at the importing line; only the entry point imports the command line; `may_use`
@@ -274,6 +333,7 @@ def check_design(design: DetailedDesign, records: Records) -> list[Problem]:
         allowed = {unit.item} if shared else {unit.item, *records.items[unit.item].may_use}
         problems += [p for imp in unit.imports if not imp.type_checking
                      if (p := _import_problem(unit, imp, allowed, known, records, shared))]
+    problems += _cycle_problems(design, records)
     return sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.message))
 
 

@@ -32,7 +32,6 @@ from digital_contrast.config import REPO_ROOT, get_settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.qms.anomalies import (
     ResidualAnomaly,
-    accepted_tests,
     documented_tests,
     load_anomalies,
 )
@@ -213,36 +212,23 @@ def release_notes(version: str, counts: dict[str, int], anomalies: list[Residual
 def _write_documents(staging: Path, repo: Path, run: TestRun, anomalies: list[ResidualAnomaly],
                      audit: bool) -> list[str]:
     """The generated documents, by the `qms` writers; returns the SOUP licence findings."""
-    from digital_contrast.qms.design import check_design, read_detailed_design, write_design
-    from digital_contrast.qms.risk import load_risk_file, write_risk_report
-    from digital_contrast.qms.soup import (
-        audit_vulnerabilities,
-        load_soup,
-        runtime_closure,
-        soup_rows,
-        write_sbom,
-        write_soup_list,
+    from digital_contrast.qms.generate import (
+        design_documents,
+        risk_documents,
+        soup_documents,
+        trace_documents,
     )
-    from digital_contrast.qms.trace import write_trace
+    from digital_contrast.qms.risk import load_risk_file
+    from digital_contrast.qms.soup import load_soup, runtime_closure, soup_rows
 
     records, _ = load_records(repo / "qms")
     risk_file, _ = load_risk_file(repo / "risk")
     assert risk_file is not None  # run_checks passed
-    controls: dict[str, list[str]] = {}
-    for control in risk_file.controls.values():
-        for rid in control.implemented_by:
-            controls.setdefault(rid, []).append(control.id)
-    write_trace(staging / "trace", records, run, controls)
-    write_risk_report(staging / "risk", risk_file, run.outcomes, run.requirement_tests(),
-                      accepted=frozenset(accepted_tests(anomalies, run)))
+    trace_documents(staging / "trace", records, run, risk_file)
+    risk_documents(staging / "risk", risk_file, run, anomalies)
     closure = runtime_closure()
-    write_soup_list(staging / "soup", closure=closure)
-    write_sbom(staging / "soup" / "sbom.cdx.json", closure)
-    if audit:  # a network call: only when asked for
-        (staging / "soup" / "vulnerability_audit.json").write_text(
-            json.dumps(audit_vulnerabilities(closure), indent=2, default=str) + "\n")
-    design = read_detailed_design(records, repo)
-    write_design(staging / "design", design, check_design(design, records))
+    soup_documents(staging / "soup", closure, audit=audit)  # the audit is a network call
+    design_documents(staging / "design", records, repo)
     soup, _ = load_soup(repo / "qms" / "soup.yaml")
     rows = soup_rows(soup, closure) if soup else []
     licences = {r["name"]: str(r.get("licence") or r.get("metadata_licence") or "unknown")

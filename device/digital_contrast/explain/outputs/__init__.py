@@ -1,6 +1,6 @@
 """Outputs of an explainability map: a DICOM Parametric Map of the values, Secondary Capture
 renderings and PNG previews for people, and NIfTI for research; written together, atomically,
-and labelled as AI output of a synthetic image (docs/architecture.md "Labelling a synthetic series")."""
+and labelled as AI output of a synthetic image (docs/architecture.md, "Labelling")."""
 
 from digital_contrast.explain.outputs.parametric_map import build_parametric_map
 from digital_contrast.explain.outputs.previews import (

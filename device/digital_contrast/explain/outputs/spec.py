@@ -8,7 +8,7 @@ from digital_contrast.errors import DigitalContrastError
 
 MapKind = Literal["uncertainty", "attribution"]
 KINDS: tuple[str, ...] = get_args(MapKind)
-# The reference model's evidence, said on every map output (docs/architecture.md "Models and the registry").
+# The reference model's evidence, said on every map output (architecture: "Models").
 EVIDENCE = "Reference model trained on a procedural phantom; not clinically validated"
 _METHOD = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")  # becomes part of file names and UIDs
 _LO_MAX = 64

@@ -1,4 +1,4 @@
-"""The synthetic (derived) CT series: labelling, provenance and atomic output (docs/architecture.md)."""
+"""The synthetic (derived) CT series: labelling, provenance, atomic output (architecture.md)."""
 
 from digital_contrast.imaging.synthetic.content import SynthesizingModel
 from digital_contrast.imaging.synthetic.sop import build_synthetic_series, series_description

@@ -1,4 +1,4 @@
-"""CT Image instances of a synthetic series, labelled as docs/architecture.md "Labelling a synthetic series".
+"""CT Image instances of a synthetic series, labelled as docs/architecture.md says ("Labelling").
 
 Built from scratch rather than copied from the source, so that nothing of the acquisition that
 no longer holds (contrast attributes, private tags, dose values) leaks into the derived image.
