@@ -1,4 +1,4 @@
-"""One claimed job, start to finish: pinned inputs, the locked core, atomic publication.
+"""One claimed job, start to finish: pinned inputs, the clinical path, atomic publication.
 
 Inputs are the instance set pinned at submission: a series that changed since is refused
 (SERIES_CHANGED), and every file's hash is checked as it is read. The synthetic series is
