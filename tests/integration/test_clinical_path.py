@@ -2,6 +2,7 @@
 give the same synthetic series and confidence for the same input and bundle."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,14 +10,16 @@ from typer.testing import CliRunner
 
 from digital_contrast.cli import app
 from digital_contrast.config import get_settings
-from digital_contrast.imaging.conformity import ConformityError
-from digital_contrast.inference import LockedModel
+from digital_contrast.imaging.conformity import ConformityError, check_conformity
+from digital_contrast.imaging.series_reader import read_series
+from digital_contrast.inference import LockedModel, synthesize
 from digital_contrast.phantom.export import Phase
 from digital_contrast.pipeline import run_clinical_path
 from digital_contrast.store import Job, JobState
 from digital_contrast.usecases import UseCase, load_use_case
 from digital_contrast.validation import protocol_run
 from digital_contrast.validation.cases import ValidationCase
+from tests.support.models import tiny_bundle
 from tests.support.service import make_settings, running_service, upload
 
 
@@ -73,3 +76,21 @@ def test_an_input_refused_by_conformity_never_loads_the_model(phantom_series,
                           tmp_path / "out")
     assert refused.value.code.startswith("CONF_") and loaded == []
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.req("SRS-INF-004")
+def test_synthesis_takes_only_a_passed_verdict_of_its_use_case(phantom_series,
+                                                              tmp_path: Path) -> None:
+    aaa = load_use_case("aaa-cta")
+    model = LockedModel.under_validation(tiny_bundle(tmp_path / "bundle", aaa), aaa)
+    ncct, cta = (read_series(phantom_series[p]) for p in (Phase.NCCT, Phase.ARTERIAL))
+    failed = check_conformity(cta, aaa)
+    assert not failed.passed
+    with pytest.raises(ValueError, match="a passed verdict for aaa-cta is required"):
+        synthesize(cta, aaa, model, verdict=failed)
+    other = replace(check_conformity(ncct, aaa), use_case="abdomen-pv")
+    with pytest.raises(ValueError, match="got one for abdomen-pv"):
+        synthesize(ncct, aaa, model, verdict=other)
+    checked = synthesize(ncct, aaa, model, verdict=check_conformity(ncct, aaa))
+    assert "conformity" not in checked.timings_s  # not run twice
+    assert checked.output_sha256 == synthesize(ncct, aaa, model).output_sha256

@@ -97,7 +97,7 @@ def synthesize_command(
     synthesis = result.synthesis
     console.print(f"Model {synthesis.model_name} {synthesis.model_version} "
                   f"(bundle {synthesis.bundle_sha256[:12]}), conformity passed; "
-                  f"{sum(synthesis.timings_s.values()):.1f} s")
+                  f"{sum(result.timings_s.values()):.1f} s")
     _report(result, record, out / "result.json")
     console.print(f"Result: {out / 'result.json'}")
 

@@ -97,13 +97,20 @@ def platform_info() -> dict[str, str]:
             "digital_contrast": __version__}
 
 
-def synthesize(volume: Volume, use_case: str | UseCase,
-               model: LockedModel | None = None) -> SynthesisResult:
+def synthesize(volume: Volume, use_case: str | UseCase, model: LockedModel | None = None, *,
+               verdict: Verdict | None = None) -> SynthesisResult:
+    """`verdict`: the passed conformity verdict of this very volume for this use case, when
+    the caller has just checked it (the pipeline, before loading the model); otherwise
+    conformity runs here. Either way no input outside the envelope reaches the network."""
     case = load_use_case(use_case) if isinstance(use_case, str) else use_case
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    verdict = require_conformity(volume, case)  # raises ConformityError before any inference
-    timings["conformity"] = time.perf_counter() - start
+    if verdict is None:
+        start = time.perf_counter()
+        verdict = require_conformity(volume, case)  # ConformityError before any inference
+        timings["conformity"] = time.perf_counter() - start
+    elif not verdict.passed or verdict.use_case != case.id:
+        raise ValueError(f"a passed verdict for {case.id} is required, got one for "
+                         f"{verdict.use_case} (passed: {verdict.passed})")
 
     if model is None:
         start = time.perf_counter()

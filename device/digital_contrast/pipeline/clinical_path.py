@@ -7,6 +7,7 @@ CONFIDENCE in its description when the confidence is low) and the maps, each fol
 rename.
 """
 
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -76,12 +77,14 @@ def run_clinical_path(source: SeriesSource, use_case: UseCase, load_model: Model
     under `out` (the series in `<out>/<SeriesInstanceUID>/`, the maps in `<out>/maps/`)."""
     ncct = read_series(source, zip_limits=zip_limits)
     with core():  # conformity costs compute too: a refused job's energy is measured
-        require_conformity(ncct, use_case)
+        start = time.perf_counter()
+        verdict = require_conformity(ncct, use_case)
+        conformity_s = time.perf_counter() - start
         model = load_model(use_case)
         if attribution is not None and attribution.required:
             require_method(model.explain_evidence, attribution.method)  # before any inference
-        result = synthesize(ncct, use_case, model)
-        timings = dict(result.timings_s)
+        result = synthesize(ncct, use_case, model, verdict=verdict)  # checked once, here
+        timings = {"conformity": round(conformity_s, 3), **result.timings_s}
         confidence = assess_confidence(result, model)
         timings["uncertainty"] = round(confidence.seconds, 3)
         step = None
