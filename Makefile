@@ -12,11 +12,15 @@ TORCH := torch==2.13.0
 TEST_DEB_PACKAGES := dicom3tools chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 REPORTS := var/test-reports
 
-.PHONY: run test bootstrap system-packages lock lint
+.PHONY: run test demo bootstrap system-packages lock lint
 
 # The clinical service on 127.0.0.1:8000 with the embedded defaults (README: example session).
 run: $(STAMP)
 	$(BIN)/digital-contrast serve --host 127.0.0.1 --port 8000
+
+# The README's example session against the service `make run` started (stops at a refusal).
+demo: $(STAMP)
+	bash scripts/demo_session.sh
 
 test: $(DEV_STAMP) system-packages
 	@mkdir -p $(REPORTS)

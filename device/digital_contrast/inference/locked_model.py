@@ -98,8 +98,12 @@ def resolve_registered(registry: ModelRegistry, use_case: UseCase,
     # No production model: the committed reference model, if this use case has one, is
     # registered and promoted through the same gate as any other.
     if register_reference_model(registry, use_case) is None:
-        raise UseCaseError("USECASE_NO_MODEL",
-                           f"use case {use_case.id} has no validated production model")
+        raise UseCaseError(
+            "USECASE_NO_MODEL",
+            f"use case {use_case.id} has no validated production model. An operator validates "
+            f"a bundle ('digital-contrast validate --protocol {use_case.validation_protocol} "
+            f"--bundle BUNDLE --attach') and promotes it ('digital-contrast model promote "
+            f"{use_case.model_name} VERSION'); see docs/operations.md, 'Models and the registry'")
     return registry.resolve(use_case.model_name, alias=PRODUCTION)
 
 

@@ -196,7 +196,10 @@ class ModelRegistry:
                      else "a failing validation record")
             raise RegistryError("MODEL_NOT_VALIDATED",
                                 f"{registered.name} version {registered.version} has {state}; "
-                                "it cannot be used for production")
+                                "it cannot be used for production. Validate it first "
+                                "('digital-contrast validate --protocol PROTOCOL --version "
+                                f"{registered.version} --attach'); see docs/operations.md, "
+                                "'Models and the registry'")
         return record
 
     def promote(self, name: str, version: str, alias: str = PRODUCTION) -> RegisteredBundle:
