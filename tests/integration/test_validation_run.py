@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from digital_contrast.validation import ValidationRunError, load_protocol, run_v
 from digital_contrast.validation import protocol_run as runner_module
 from digital_contrast.validation.protocol_run import evaluate
 from digital_contrast.validation.results import CaseOutcome
+from tests.support.git import commit_file
 from tests.support.models import explain_evidence, record_for, tiny_bundle
 
 AAA = load_use_case("aaa-cta")
@@ -46,6 +48,7 @@ def _protocol(folder: Path, *, dataset: dict | None = None, acceptance: list | N
     } | changes
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    commit_file(path)  # validate runs a protocol only as committed
     return path
 
 
@@ -344,3 +347,37 @@ def test_a_protocol_can_judge_the_uncertain_lumen_fraction(tmp_path: Path) -> No
         bundle, AAA), tmp_path / "uncalibrated")
     criterion = uncalibrated.record.criteria[0]
     assert criterion.value is None and not uncalibrated.record.passed  # not measurable: fails
+
+
+@pytest.mark.req("SRS-VAL-009")
+def test_the_run_records_the_commit_of_its_protocol(phantom_run) -> None:
+    run, protocol, _ = phantom_run
+    head = subprocess.run(["git", "-C", str(protocol.parent), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert run.record.protocol_commit == head
+    assert ValidationRecord.load(run.folder / "validation_record.json").protocol_commit == head
+    header = json.loads((run.folder / "run.json").read_text())["protocol"]
+    assert (header["commit"], header["repository_path"]) == (head, protocol.name)
+    assert head in (run.folder / "report.html").read_text()
+
+
+@pytest.mark.req("SRS-VAL-009")
+@pytest.mark.parametrize("state", ["changed", "staged", "untracked", "outside git"])
+def test_an_uncommitted_protocol_is_refused_before_anything_runs(
+        state: str, tiny_model: LockedModel, tmp_path: Path) -> None:
+    repo = tmp_path / "protocols"
+    repo.mkdir()
+    protocol = _protocol(repo)
+    if state in ("changed", "staged"):
+        protocol.write_text(protocol.read_text().replace("0.92", "0.5"))
+        if state == "staged":
+            subprocess.run(["git", "-C", str(repo), "add", protocol.name], check=True)
+    elif state == "untracked":
+        protocol = protocol.rename(repo / "other.yaml")
+    else:
+        protocol = protocol.rename(tmp_path / "loose.yaml")
+    with pytest.raises(ValidationRunError) as refused:
+        run_validation(load_protocol(protocol), tiny_model, tmp_path / "out")
+    assert refused.value.code == "PROTOCOL_UNCOMMITTED" and "commit the protocol" in \
+        refused.value.detail
+    assert not (tmp_path / "out").exists()  # nothing staged, nothing written

@@ -39,6 +39,9 @@ class ValidationRecord(FrozenSchema):
     model_version: str
     protocol: str  # path of the protocol in validation/protocols
     protocol_sha256: Sha256
+    # The git commit the protocol was committed in when `validate` ran (None: a record made
+    # before protocols were bound to commits, or not by `validate`).
+    protocol_commit: str | None = Field(None, pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
     dataset: str  # what was evaluated, e.g. "phantom seeds 9000-9039 (held out)"
     criteria: list[Criterion] = Field(min_length=1)
     evidence: str  # e.g. "procedural phantom only; not clinically validated"

@@ -39,6 +39,7 @@ from digital_contrast.validation.cases import ValidationCase, dataset_cases
 from digital_contrast.validation.errors import ValidationRunError
 from digital_contrast.validation.metrics import PRIMARY, UNCERTAIN_LUMEN_FRACTION
 from digital_contrast.validation.protocol import FixedProtocol, Rule
+from digital_contrast.validation.protocol_commit import ProtocolCommit, require_committed
 from digital_contrast.validation.report import write_report
 from digital_contrast.validation.results import CASES_COMPLETED, CaseOutcome, ValidationRun
 
@@ -71,6 +72,7 @@ def run_validation(fixed: FixedProtocol, model: LockedModel, out_root: Path, *,
     if model.use_case.id != protocol.use_case:
         raise ValidationRunError("PROTOCOL_MISMATCH", f"{fixed.name} validates use case "
                                  f"{protocol.use_case}; the model is for {model.use_case.id}")
+    commit = require_committed(fixed.path, fixed.sha256, fixed.name)  # before anything runs
     started = datetime.now(UTC)
     run_id = f"{protocol.id}-{started:%Y%m%dT%H%M%SZ}-{model.bundle_sha256[:12]}"
     final = Path(out_root) / run_id
@@ -80,7 +82,7 @@ def run_validation(fixed: FixedProtocol, model: LockedModel, out_root: Path, *,
     # Hidden until complete; an aborted run stays hidden with its reason in run.json.
     stage = Path(tempfile.mkdtemp(prefix=f".incomplete-{run_id}-", dir=final.parent))
     env = environment()
-    header = _run_header(run_id, fixed, model, started, env)
+    header = _run_header(run_id, fixed, commit, model, started, env)
     _write_json(stage / RUN, header | {"status": "running"})
     cases: list[CaseOutcome] = []
     try:
@@ -100,7 +102,7 @@ def run_validation(fixed: FixedProtocol, model: LockedModel, out_root: Path, *,
     record = ValidationRecord(
         bundle_sha256=model.bundle_sha256, use_case=protocol.use_case,
         model_name=model.registered.name, model_version=model.registered.model_version,
-        protocol=fixed.name, protocol_sha256=fixed.sha256,
+        protocol=fixed.name, protocol_sha256=fixed.sha256, protocol_commit=commit.commit,
         dataset=protocol.dataset.describe(), criteria=criteria, evidence=protocol.evidence,
         explain=model.explain_evidence)
     run = ValidationRun(run_id, final, fixed, model.registered.version, started,
@@ -115,11 +117,12 @@ def run_validation(fixed: FixedProtocol, model: LockedModel, out_root: Path, *,
     return run
 
 
-def _run_header(run_id: str, fixed: FixedProtocol, model: LockedModel, started: datetime,
-                env: dict[str, str]) -> dict:
+def _run_header(run_id: str, fixed: FixedProtocol, commit: ProtocolCommit, model: LockedModel,
+                started: datetime, env: dict[str, str]) -> dict:
     return {"run_id": run_id, "started": started.isoformat(),
             "protocol": {"path": fixed.name, "id": fixed.protocol.id,
                          "version": fixed.protocol.version, "sha256": fixed.sha256,
+                         "commit": commit.commit, "repository_path": commit.path,
                          "fixed_at": started.isoformat()},
             "model": {"name": model.registered.name, "version": model.registered.model_version,
                       "registry_version": model.registered.version,
