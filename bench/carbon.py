@@ -35,14 +35,13 @@ def percentile(values: list[float], q: float) -> float:
 
 def job_overhead(repeats: int, threads: int, bundle: Path | None) -> None:
     import torch
-    from inference_speed import prepare
+    from inference_speed import load_model, prepare
 
     from digital_contrast.carbon.factors import load_factor_set
     from digital_contrast.carbon.meter import MeterConfig, ScanMeter
     from digital_contrast.imaging.series_reader import read_series
-    from digital_contrast.inference import LockedModel, synthesize
+    from digital_contrast.inference import synthesize
     from digital_contrast.jobs.host_slot import host_slot
-    from digital_contrast.model.registry import ModelRegistry
     from digital_contrast.store import make_engine, session_factory, upgrade_to_head
 
     torch.set_num_threads(threads)
@@ -54,7 +53,7 @@ def job_overhead(repeats: int, threads: int, bundle: Path | None) -> None:
         upgrade_to_head(engine)
         sessions = session_factory(engine)
         volume = read_series(workdir / "ncct")
-        model = LockedModel.load("aaa-cta", registry=ModelRegistry(used["registry"]))
+        model = load_model(Path(used["model"]))
         started = time.perf_counter()
         meter = ScanMeter(MeterConfig().check()).warm()
         warm_s = time.perf_counter() - started

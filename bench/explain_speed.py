@@ -43,26 +43,25 @@ def _write_previews(folder: Path, volume, prediction, uncertainty, config) -> No
         write_png(image, folder / f"uncertainty_{view}.png")
 
 
-def child(task: str, workdir: Path, registry_uri: str, threads: int) -> dict:
+def child(task: str, workdir: Path, model_spec: str, threads: int) -> dict:
     import numpy as np
     import torch
+    from inference_speed import load_model
 
     from digital_contrast.explain.attribution import attribute, box_mask_mm
     from digital_contrast.explain.region import aortic_component, predicted_lumen
     from digital_contrast.explain.uncertainty import estimate_uncertainty
     from digital_contrast.imaging.series_reader import read_series
-    from digital_contrast.inference import LockedModel
     from digital_contrast.inference.synthesize import (
         predict_working,
         source_kvp,
         to_native_enhancement,
     )
     from digital_contrast.model.explain_evidence import TTASettings
-    from digital_contrast.model.registry import ModelRegistry
 
     torch.set_num_threads(threads)
     volume = read_series(workdir / "ncct")
-    model = LockedModel.load("aaa-cta", registry=ModelRegistry(registry_uri))
+    model = load_model(Path(model_spec))
     network, config = model.network, model.network_config
     start = time.perf_counter()
     prediction = predict_working(volume, network, config, source_kvp(volume))
@@ -113,7 +112,7 @@ def main() -> None:
             (workdir / "previews").mkdir()
         print(f"512x512x300 phantom NCCT; model: {used['weights']}; {args.threads} threads; "
               f"{args.repeats} repeat(s), medians")
-        runs = run_children(__file__, list(TASKS), workdir, used["registry"], args.threads,
+        runs = run_children(__file__, list(TASKS), workdir, used["model"], args.threads,
                             args.repeats)
         if args.previews:
             shutil.copytree(workdir / "previews", args.previews, dirs_exist_ok=True)

@@ -4,10 +4,11 @@ default settings on the same region at the same working spacing, in the same run
 
     .venv/bin/python bench/inference_speed.py [--repeats 3] [--threads 2] [--bundle DIR]
 
-Uses the production aaa-cta model when the registry has one; otherwise a bundle of the
-reference architecture with untrained weights (timing does not depend on the weights; the
-output says which). Each measurement runs in a fresh subprocess so that peak RSS belongs to it.
-Where CUDA is available, the plain call is also timed on the GPU.
+Uses the production aaa-cta model when the registry has one; `--bundle` (or, without a
+production model, a bundle of the reference architecture with untrained weights: timing does
+not depend on the weights; the output says which) is loaded the way `validate` loads a
+candidate, never by attaching a record to it. Each measurement runs in a fresh subprocess so
+that peak RSS belongs to it. Where CUDA is available, the plain call is also timed on the GPU.
 """
 
 import argparse
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 SEED = 2
+MODEL_SPEC = "model.json"  # which model the child processes load
 OVERRIDES = {"n_slices": 300, "pixel_spacing_mm": 0.7, "slice_spacing_mm": 1.0,
              "slice_thickness_mm": 1.0}
 
@@ -33,74 +35,83 @@ def _peak_rss_mb() -> float:
 
 def prepare(workdir: Path, bundle_dir: Path | None = None,
             record_path: Path | None = None) -> dict:
-    """Write the phantom series and make sure a model is loadable; returns what was used.
+    """Write the phantom series and say which model the runs load; returns what was used.
 
-    With `bundle_dir` (and its validation record), that bundle is timed, whether or not it
-    passed its protocol: it is registered in a throwaway registry with a timing-only record
-    that carries its explain evidence (bench only; never a production registry).
+    With `bundle_dir` (and its validation record, for its explain evidence), that bundle is
+    timed whether or not it passed its protocol, loaded the way `validate` loads a candidate
+    (`LockedModel.under_validation`: the same identity checks, no record forged or attached).
+    Without it, the production model, or else an untrained bundle of the reference architecture
+    loaded the same way.
     """
     from digital_contrast.errors import DigitalContrastError
     from digital_contrast.inference import LockedModel
-    from digital_contrast.model.registry import ModelRegistry
     from digital_contrast.phantom.case import generate_case
     from digital_contrast.phantom.export import Phase, write_phase_dicom
 
     case = generate_case(SEED, "clinical", **OVERRIDES)
     write_phase_dicom(case, Phase.NCCT, workdir / "ncct")
+    spec: dict[str, str | None] = {"bundle": None, "record": None}
     if bundle_dir is None:
         try:
             model = LockedModel.load("aaa-cta")
-            return {"registry": ModelRegistry().uri,
-                    "weights": f"production version {model.registered.version}"}
+            weights = f"production version {model.registered.version}"
         except DigitalContrastError as exc:  # no usable production model: say why, time anyway
-            reason = exc.code
+            spec["bundle"] = str(_untrained_bundle(workdir / "bundle"))
+            weights = f"untrained reference architecture ({exc.code})"
+    else:
+        from digital_contrast.model.bundle import read_bundle
+
+        bundle = read_bundle(bundle_dir)
+        spec = {"bundle": str(bundle_dir), "record": str(record_path) if record_path else None}
+        weights = f"bundle {bundle.manifest.model_version} ({bundle.sha256[:12]}), loaded " \
+                  "as under validation"
+    (workdir / MODEL_SPEC).write_text(json.dumps(spec))
+    return {"model": str(workdir / MODEL_SPEC), "weights": weights}
+
+
+def _untrained_bundle(folder: Path) -> Path:
     import torch
 
-    from digital_contrast.model.bundle import read_bundle, write_bundle
+    from digital_contrast.model.bundle import write_bundle
     from digital_contrast.model.network import build_network
     from digital_contrast.model.training import reference_config
-    from digital_contrast.model.validation_record import Criterion, ValidationRecord
     from digital_contrast.usecases import load_use_case
 
-    explain = None
-    if bundle_dir is not None:
-        bundle = read_bundle(bundle_dir)
-        if record_path is not None:
-            explain = ValidationRecord.load(record_path).explain
-        weights = f"trained bundle {bundle.manifest.model_version} ({bundle.sha256[:12]})"
-    else:
-        use_case = load_use_case("aaa-cta")
-        config = reference_config().network.with_preprocessing(use_case.preprocessing)
-        torch.manual_seed(0)
-        bundle = write_bundle(workdir / "bundle", use_case=use_case, model_version="bench",
-                              network=config, state_dict=build_network(config).state_dict())
-        weights = f"untrained reference architecture ({reason})"
-    uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    registry = ModelRegistry(uri)
-    record = ValidationRecord(bundle_sha256=bundle.sha256, use_case="aaa-cta",
-                              model_name="aaa-cta", model_version=bundle.manifest.model_version,
-                              protocol="bench only", protocol_sha256="0" * 64,
-                              dataset="none", evidence="timing only, not a validation",
-                              criteria=[Criterion(metric="timing_only", op=">=", threshold=0,
-                                                  value=0)], explain=explain)
-    registered = registry.attach_validation(registry.register(bundle), record)
-    registry.promote(registered.name, registered.version)
-    return {"registry": uri, "weights": weights}
+    use_case = load_use_case("aaa-cta")
+    config = reference_config().network.with_preprocessing(use_case.preprocessing)
+    torch.manual_seed(0)
+    write_bundle(folder, use_case=use_case, model_version="bench", network=config,
+                 state_dict=build_network(config).state_dict())
+    return folder
 
 
-def child(task: str, workdir: Path, registry_uri: str, threads: int) -> dict:
+def load_model(spec_path: Path):  # -> LockedModel
+    """The model `prepare` chose: production through the clinical load, a bundle through the
+    validation-time load."""
+    from digital_contrast.inference import LockedModel
+    from digital_contrast.model.bundle import read_bundle
+    from digital_contrast.model.validation_record import ValidationRecord
+
+    spec = json.loads(Path(spec_path).read_text())
+    if spec["bundle"] is None:
+        return LockedModel.load("aaa-cta")
+    previous = ValidationRecord.load(Path(spec["record"])) if spec["record"] else None
+    return LockedModel.under_validation(read_bundle(Path(spec["bundle"])), "aaa-cta",
+                                        previous=previous)
+
+
+def child(task: str, workdir: Path, model_spec: str, threads: int) -> dict:
     import torch
 
     from digital_contrast.imaging.resampling import to_working_spacing
     from digital_contrast.imaging.series_reader import read_series
-    from digital_contrast.inference import LockedModel, synthesize
+    from digital_contrast.inference import synthesize
     from digital_contrast.inference.synthesize import ROI_SIZE
     from digital_contrast.model.network import scale_input
-    from digital_contrast.model.registry import ModelRegistry
 
     torch.set_num_threads(threads)
     volume = read_series(workdir / "ncct")
-    model = LockedModel.load("aaa-cta", registry=ModelRegistry(registry_uri))
+    model = load_model(Path(model_spec))
     start = time.perf_counter()
     if task == "synthesize":
         result = synthesize(volume, "aaa-cta", model)
@@ -123,7 +134,7 @@ def child(task: str, workdir: Path, registry_uri: str, threads: int) -> dict:
             "detail": detail}
 
 
-def run_children(script: str, tasks: list[str], workdir: Path, registry_uri: str,
+def run_children(script: str, tasks: list[str], workdir: Path, model_spec: str,
                  threads: int, repeats: int) -> dict[str, list[dict]]:
     """Each task `repeats` times, each run in a fresh `script --child` process (so that its
     peak RSS is its own); the JSON each child printed last, by task."""
@@ -131,7 +142,7 @@ def run_children(script: str, tasks: list[str], workdir: Path, registry_uri: str
     for _ in range(repeats):
         for task in tasks:
             out = subprocess.run([sys.executable, script, "--threads", str(threads),
-                                  "--child", task, str(workdir), registry_uri],
+                                  "--child", task, str(workdir), model_spec],
                                  capture_output=True, text=True, check=True)
             runs[task].append(json.loads(out.stdout.strip().splitlines()[-1]))
     return runs
@@ -145,8 +156,8 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        task, workdir, uri = args.child
-        print(json.dumps(child(task, Path(workdir), uri, args.threads)))
+        task, workdir, spec = args.child
+        print(json.dumps(child(task, Path(workdir), spec, args.threads)))
         return
 
     import torch
@@ -157,7 +168,7 @@ def main() -> None:
         used = prepare(workdir, args.bundle)
         print(f"512x512x300 phantom NCCT (seed {SEED}); model: {used['weights']}; "
               f"{args.threads} threads; {args.repeats} repeats, medians")
-        runs = run_children(__file__, tasks, workdir, used["registry"], args.threads,
+        runs = run_children(__file__, tasks, workdir, used["model"], args.threads,
                             args.repeats)
     for task, results in runs.items():
         seconds = statistics.median(r["seconds"] for r in results)
