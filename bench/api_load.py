@@ -9,8 +9,9 @@ Orthanc with its DICOMweb plugin, started on loopback by this script, in the sam
 Reports STOW uploads/s (series per second), ingest MB/s (DICOM part bytes, MB = 10^6 bytes),
 STOW request latency, p50/p95 latency of reads while jobs run, jobs/hour, and the ratio of our
 ingest to Orthanc's (above 1: we are faster; target: at least 1). Both servers fsync what they
-store (Orthanc's default SyncStorageArea). Uses the committed reference model when releases/
-has one; otherwise an untrained tiny model, which times the service, not the reference network.
+store (Orthanc's default SyncStorageArea). Jobs run the committed reference model when
+releases/ has one (registered through the validation gate); without one no job is run, since
+only a validated production model may run jobs, and the output says so.
 The phantom seed is chosen so that 100 slices pass every aaa-cta conformity check; other
 --slices may be rejected (CONF_COVERAGE below about 80), which the per-job lines show.
 Orthanc comes from the Debian packages `orthanc` and `orthanc-dicomweb`, installed with apt-get
@@ -160,10 +161,10 @@ def service_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def prepare_model(data_dir: Path, env: dict[str, str]) -> str:
-    """Which model jobs will run: the committed reference model when releases/ has one (the
-    service registers it on first use), else an untrained tiny model registered and promoted
-    here the way the API tests do it (tests/support/service.py)."""
+def job_model(data_dir: Path, env: dict[str, str]) -> str | None:
+    """The model jobs will run: the committed reference model when releases/ has one (the
+    service registers and promotes it on first use, through the validation gate), else None:
+    jobs are then not run, since only a validated production model may run them."""
     from digital_contrast.config import Settings
     from digital_contrast.model.reference import reference_release
     from digital_contrast.usecases import load_use_case
@@ -172,17 +173,8 @@ def prepare_model(data_dir: Path, env: dict[str, str]) -> str:
     releases = Path(env["DC_RELEASES_DIR"]) if "DC_RELEASES_DIR" in env else \
         Settings(data_dir=data_dir).releases_dir
     release = reference_release(case, releases)
-    if release is not None:
-        return f"reference model {case.model_name} {release.name} ({release})"
-    sys.path.insert(0, str(REPO))
-    from digital_contrast.model.registry import ModelRegistry
-    from tests.support.models import record_for, tiny_bundle
-
-    registry = ModelRegistry(f"sqlite:///{data_dir.resolve() / 'mlflow.db'}")
-    bundle = tiny_bundle(data_dir.parent / "tiny-bundle", case, seed=3)
-    registered = registry.attach_validation(registry.register(bundle), record_for(bundle))
-    registry.promote(registered.name, registered.version)
-    return "untrained tiny model (timing of the service only)"
+    return None if release is None else f"reference model {case.model_name} {release.name} " \
+        f"({release})"
 
 
 @dataclass
@@ -200,11 +192,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def our_service(root: Path, jobs: bool) -> Iterator[tuple[Server, str]]:
+def our_service(root: Path, jobs: bool) -> Iterator[tuple[Server, str | None]]:
+    """The service, and the model its jobs run (None: no jobs, asked for or no model)."""
     data_dir = root / "dc-data"
     data_dir.mkdir(parents=True)
     env = service_env(data_dir)
-    model = prepare_model(data_dir, env) if jobs else "not run (--skip-jobs)"
+    model = job_model(data_dir, env) if jobs else None
     created = subprocess.run([sys.executable, "-m", "digital_contrast", "keys", "create",
                               "--role", "clinician", "--name", "bench"], env=env, cwd=REPO,
                              capture_output=True, text=True)
@@ -496,6 +489,11 @@ def main() -> None:
         print(f"generating the phantom series (512x512x{args.slices}) ...", flush=True)
         template = make_template(root / "template", args.slices)
         server, model = stack.enter_context(our_service(root, not args.skip_jobs))
+        run_job_load = model is not None
+        if not args.skip_jobs and not run_job_load:
+            print("jobs not run: no validated reference model under releases/ (the service "
+                  "would answer 409 USECASE_NO_MODEL); STOW ingest is still measured",
+                  flush=True)
         servers = [server]
         if plugin is not None:
             servers.append(stack.enter_context(orthanc(root, plugin)))
@@ -506,7 +504,7 @@ def main() -> None:
               f"{os.getloadavg()[0]:.1f}; series {template[0].Rows}x{template[0].Columns}x"
               f"{len(template)} ({sample.part_bytes / MB:.1f} MB); {args.clients} clients; "
               f"{args.repeats} repeat(s){', medians' if args.repeats > 1 else ''}; "
-              f"model: {model}", flush=True)
+              f"model: {model or 'none, no jobs'}", flush=True)
         del sample
         results: dict[str, list[dict]] = {s.name: [] for s in servers}
         jobs: list[dict] = []
@@ -517,7 +515,7 @@ def main() -> None:
                 results[target.name].append(stow(target, uploads))
                 print(f"  repeat {repeat + 1}: {target.name} stored {args.clients} series in "
                       f"{results[target.name][-1]['wall_s']:.2f} s", flush=True)
-            if not args.skip_jobs:
+            if run_job_load:
                 run = run_jobs(server, uploads, args.job_timeout, args.read_interval)
                 jobs.append(run)
                 for view in run["views"]:

@@ -8,6 +8,8 @@ import re
 import sys
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from digital_contrast.qms.soup.closure import runtime_closure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,15 +18,11 @@ HEADER = ("# {what}, installed after torch==2.13.0 (see Makefile).\n"
           "# Regenerate both lock files with 'make lock' from a working venv.\n")
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def main() -> None:
-    runtime = {canonical(name) for name in runtime_closure()} | BUILD
+    runtime = {canonicalize_name(name) for name in runtime_closure()} | BUILD
     pins = [line.strip() for line in sys.stdin if line.strip() and not line.startswith("#")]
     name = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
-    ours = [p for p in pins if canonical(name.match(p).group(1)) in runtime]  # type: ignore[union-attr]
+    ours = [p for p in pins if canonicalize_name(name.match(p).group(1)) in runtime]  # type: ignore[union-attr]
     tools = [p for p in pins if p not in ours]
     (ROOT / "requirements.lock").write_text(
         HEADER.format(what="Exact runtime closure (make run)") + "\n".join(ours) + "\n")

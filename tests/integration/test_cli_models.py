@@ -161,3 +161,15 @@ def test_train_command_runs_a_tracked_training_and_writes_a_bundle(operator_env:
     assert bundle.manifest.provenance["training_run_id"] == folder.name
     assert len(bundle.manifest.provenance["data_manifest_sha256"]) == 64
     assert "not validated" in " ".join(done.output.split())
+
+
+@pytest.mark.req("SRS-EXP-002")
+def test_calibrate_refuses_a_record_of_another_bundle_and_leaves_it_unchanged(
+        operator_env: Path) -> None:
+    bundle, _ = _bundle_with_record(operator_env / "a")
+    other = tiny_bundle(operator_env / "b" / "bundle", AAA, seed=9)
+    record = record_for(other).save(operator_env / "b" / "record.json")
+    before = record.read_bytes()
+    refused = _invoke("model", "calibrate", str(bundle), "--record", str(record))
+    assert refused.exit_code == 2 and "RECORD_MISMATCH" in refused.output
+    assert record.read_bytes() == before

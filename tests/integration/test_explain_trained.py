@@ -9,13 +9,13 @@ import pytest
 
 from digital_contrast.explain.attribution import Method
 from digital_contrast.explain.evidence import SANITY_SEEDS
-from digital_contrast.explain.pipeline import ExplainError, require_method
 from digital_contrast.explain.sanity import (
     MAX_RANDOMISATION_SPEARMAN,
     MIN_AORTA_MASS_RATIO,
     check_case,
     randomised_copy,
 )
+from digital_contrast.explain.steps import ExplainError, require_method
 from digital_contrast.explain.uncertainty import estimate_uncertainty
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.synthesize import predict_working

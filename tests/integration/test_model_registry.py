@@ -168,3 +168,13 @@ def test_committed_bundle_not_matching_its_record_is_refused(
     assert info.value.code == "MODEL_INTEGRITY"
     assert bundle.sha256[:12] in info.value.detail
     assert registry.versions("aaa-cta", missing_ok=True) == []
+
+
+@pytest.mark.req("SRS-API-011")
+def test_an_unvalidated_model_says_how_to_validate_it(registry: ModelRegistry,
+                                                      tmp_path: Path) -> None:
+    registered = registry.register(tiny_bundle(tmp_path / "b", AAA))
+    with pytest.raises(RegistryError) as info:
+        registry.require_validated(registered)
+    assert f"digital-contrast validate --protocol PROTOCOL --version {registered.version} " \
+           "--attach" in info.value.detail and "docs/operations.md" in info.value.detail

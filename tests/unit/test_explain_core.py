@@ -13,8 +13,8 @@ from digital_contrast.explain.attribution import (
     native_mask_to_working,
 )
 from digital_contrast.explain.calibration import choose_threshold, voxel_auc
-from digital_contrast.explain.pipeline import Confidence, ExplainError, require_method
 from digital_contrast.explain.region import Box, aortic_component, centred_box
+from digital_contrast.explain.steps import Confidence, ExplainError, require_method
 from digital_contrast.explain.uncertainty import UncertaintyMap, estimate_uncertainty
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.synthesize import predict_working

@@ -11,7 +11,7 @@ from digital_contrast.cli.output import console, user_errors
 from digital_contrast.config import get_settings
 
 if TYPE_CHECKING:
-    from digital_contrast.explain.pipeline import Confidence
+    from digital_contrast.explain.steps import Confidence
     from digital_contrast.pipeline import AttributionRequest, ClinicalResult
 
 METHOD_HELP = ("Attribution method: integrated-gradients, saliency or occlusion (only those "

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.explain.attribution import Method
-from digital_contrast.explain.pipeline import require_method
+from digital_contrast.explain.steps import require_method
 from digital_contrast.inference.locked_model import resolve_registered
 from digital_contrast.model.registry import ModelRegistry, RegisteredBundle
 from digital_contrast.store import Instance, JobState, Origin, begin_write

@@ -12,7 +12,7 @@ from typing import Any
 
 from digital_contrast.explain.attribution import Attribution, box_mask_mm
 from digital_contrast.explain.outputs import MapOutputError, MapOutputs
-from digital_contrast.explain.pipeline import (
+from digital_contrast.explain.steps import (
     ExplainError,
     explain_attribution,
     write_attribution_maps,

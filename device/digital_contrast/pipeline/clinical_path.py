@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from digital_contrast.explain.outputs import MapOutputs
-from digital_contrast.explain.pipeline import (
+from digital_contrast.explain.steps import (
     LOW_CONFIDENCE_FLAG,
     Confidence,
     assess_confidence,

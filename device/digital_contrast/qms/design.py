@@ -273,29 +273,23 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def _cycle_problems(design: DetailedDesign, records: Records) -> list[Problem]:
-    """Two items that may use each other, and modules of one item that import each other
-    (lazy imports included): either is a circle in the design. The system item is exempt:
-    every item uses its shared base, and its own may_use is its entry point's."""
-    problems = []
-    items = sorted((i for i in records.items.values() if i.package != PACKAGE),
-                   key=lambda i: i.id)
-    doc = records.documents.get("items")
-    rows = {row.get("id"): n for n, row in enumerate(doc.data.get("software_items", []))
-            if isinstance(row, dict)} if doc is not None else {}
-    for item in items:
-        for used in item.may_use:
-            other = records.items.get(used)
-            if other is not None and other.package != PACKAGE and item.id < used \
-                    and item.id in other.may_use:
-                message = f"{item.id} and {used} may use each other: a two-way edge is a circle"
-                problems.append(doc.problem(("software_items", rows[item.id], "may_use"),
-                                            message) if doc is not None
-                                else Problem("qms/software_items.yaml", None, message))
+def _two_way_edges(records: Records) -> list[tuple[str, str]]:
+    """Pairs of items that may use each other: a circle in the design. The system item is
+    exempt: every item uses its shared base, and its own may_use is its entry point's."""
+    items = {i.id: i for i in records.items.values() if i.package != PACKAGE}
+    return [(item.id, used) for item in sorted(items.values(), key=lambda i: i.id)
+            for used in item.may_use
+            if used in items and item.id < used and item.id in items[used].may_use]
+
+
+def _import_cycles(design: DetailedDesign) -> list[Problem]:
+    """Modules of one item that import each other (lazy imports included), reported at the
+    first module's import into the circle."""
     units = {u.module: u for u in design.units}
     graph = {u.module: {i.module for i in u.imports if not i.type_checking
                         and i.module in units and units[i.module].item == u.item
                         and i.module != u.module} for u in design.units}
+    problems = []
     for cycle in _cycles(graph):
         first = units[cycle[0]]
         line = next(i.line for i in first.imports if i.module in cycle and not i.type_checking)
@@ -316,6 +310,9 @@ def check_design(design: DetailedDesign, records: Records) -> list[Problem]:
                                  f"{item.id}: may_use names unknown item {used}")
                      for item in records.items.values() for k, used in enumerate(item.may_use)
                      if used not in records.items]
+        problems += [doc.problem(("software_items", index[first], "may_use"),
+                                 f"{first} and {second} may use each other: a two-way edge is "
+                                 "a circle") for first, second in _two_way_edges(records)]
     known = {u.module for u in design.units}
     system = next((i.id for i in records.items.values() if i.package == PACKAGE), None)
     for unit in design.units:
@@ -333,7 +330,7 @@ def check_design(design: DetailedDesign, records: Records) -> list[Problem]:
         allowed = {unit.item} if shared else {unit.item, *records.items[unit.item].may_use}
         problems += [p for imp in unit.imports if not imp.type_checking
                      if (p := _import_problem(unit, imp, allowed, known, records, shared))]
-    problems += _cycle_problems(design, records)
+    problems += _import_cycles(design)
     return sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.message))
 
 

@@ -21,9 +21,8 @@ class Candidate:
 
 def load_candidate(use_case: UseCase, *, bundle: Path | None = None,
                    version: str | None = None, register: bool = False) -> Candidate:
-    """`bundle` or `version` (ValueError for both); `register` registers a bundle folder."""
-    if bundle is not None and version is not None:
-        raise ValueError("give a bundle folder or a registered version, not both")
+    """A bundle folder (registered first with `register`), else the registered `version` (or
+    production); the caller gives at most one of the two."""
     registry = ModelRegistry() if bundle is None or register else None
     with tempfile.TemporaryDirectory(prefix="dc-bundle-") as tmp:
         if bundle is not None:

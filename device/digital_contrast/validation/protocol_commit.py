@@ -36,12 +36,12 @@ def require_committed(path: Path, sha256: str, name: str) -> ProtocolCommit:
     PROTOCOL_UNCOMMITTED when it is not under git, untracked, changed or staged."""
     if shutil.which("git") is None:
         raise _refuse(name, "cannot be checked (git is not installed)")
-    folder = Path(path).resolve().parent
-    top = _git(folder, "rev-parse", "--show-toplevel")
+    resolved = Path(path).resolve()
+    top = _git(resolved.parent, "rev-parse", "--show-toplevel")
     if top.returncode != 0:
         raise _refuse(name, "is not in a git repository")
     repository = Path(top.stdout.decode().strip())
-    inside = Path(path).resolve().relative_to(repository).as_posix()
+    inside = resolved.relative_to(repository).as_posix()
     if _git(repository, "ls-files", "--error-unmatch", "--", inside).returncode != 0:
         raise _refuse(name, "is not tracked by git")
     status = _git(repository, "status", "--porcelain", "--", inside)

@@ -1,5 +1,6 @@
-"""What a job does with explanation: the confidence of every synthesis (TTA uncertainty against
-the bundle's calibration) and, on request, an attribution map; both written as maps.
+"""The explain steps of the clinical path (composed by `digital_contrast.pipeline`): the
+confidence of every synthesis (TTA uncertainty against the bundle's calibration) and, on
+request, an attribution map; both written as maps.
 
 A bundle without an uncertainty calibration gets no score: its results are labelled low
 confidence (fail-safe) with a warning saying why. An attribution method is offered only if it
