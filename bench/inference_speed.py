@@ -90,14 +90,14 @@ def load_model(spec_path: Path):  # -> LockedModel
     validation-time load."""
     from digital_contrast.inference import LockedModel
     from digital_contrast.model.bundle import read_bundle
-    from digital_contrast.model.validation_record import ValidationRecord
+    from digital_contrast.model.explain_evidence import ExplainFile
 
     spec = json.loads(Path(spec_path).read_text())
     if spec["bundle"] is None:
         return LockedModel.load("aaa-cta")
-    previous = ValidationRecord.load(Path(spec["record"])) if spec["record"] else None
+    explain = ExplainFile.read(Path(spec["record"])) if spec["record"] else None
     return LockedModel.under_validation(read_bundle(Path(spec["bundle"])), "aaa-cta",
-                                        previous=previous)
+                                        explain=explain)
 
 
 def child(task: str, workdir: Path, model_spec: str, threads: int) -> dict:

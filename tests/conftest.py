@@ -1,11 +1,28 @@
 """Shared fixtures. The requirement-marker plugin is loaded here for the whole suite."""
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.support.signing import site_key_environment
+
 pytest_plugins = ["pytester", "digital_contrast.qms.pytest_plugin"]
+
+
+# Every test runs at a site with a keys folder and a trusted signing key (DC_KEYS_DIR and
+# DC_TRUSTED_KEYS), set before any fixture of any scope and inherited by started processes.
+os.environ.update(site_key_environment())
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> None:
+    """Settings re-read after each test, so no test's DC_ variables leak into the next."""
+    from digital_contrast.config import get_settings
+
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

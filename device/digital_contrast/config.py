@@ -17,6 +17,14 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="SQLAlchemy URL; default SQLite under data_dir.")
     mlflow_uri: str = Field("", description="MLflow tracking URI; default SQLite under data_dir.")
     site: str = Field("default-site", min_length=1, description="Site name stamped on records.")
+    keys_dir: Path = Field(
+        Path.home() / ".config" / "digital-contrast" / "keys",
+        description="Private keys and site secrets (0600 files in a 0700 folder); must lie "
+        "outside data_dir. See docs/regulatory.md, 'Keys and signed records'.")
+    trusted_keys: list[str] = Field(
+        default_factory=list, description="Public keys ('ed25519:<base64>', JSON list) whose "
+        "signed validation records this site accepts, beside the release keys shipped in "
+        "releases_dir/keys/.")
     releases_dir: Path = Field(REPO_ROOT / "releases",
                                description="Released models, reports and records.")
     build_dir: Path = Field(REPO_ROOT / "build", description="Generated records: validation "

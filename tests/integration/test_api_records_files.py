@@ -17,6 +17,7 @@ from digital_contrast.config import REPO_ROOT
 from digital_contrast.model.validation_record import Criterion, ValidationRecord
 from digital_contrast.store import Role
 from tests.support.service import make_settings, running_service
+from tests.support.signing import site_signer
 
 RUN = "aaa-cta-20250102T030405Z-0123456789ab"
 RUN_NO_RECORD = "aaa-cta-20250103T000000Z-aaaaaaaaaaaa"
@@ -75,7 +76,7 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> RecordRoots:
     _write(releases / "secret.txt", SECRET)  # beside the release folders, not in one
 
     run = build / "validation" / RUN
-    _record("2.0.0-rc1", True, 3).save(run / "validation_record.json")
+    _record("2.0.0-rc1", True, 3).save_signed(run / "validation_record.json", site_signer())
     _write(run / "run.json", json.dumps({"protocol": "aaa-cta", "cases": 2}))
     _write(run / "report.html", "<html><body>validation report</body></html>")
     _write(run / "report.pdf", PDF)
@@ -84,19 +85,19 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> RecordRoots:
     _write(build / "validation" / RUN_NO_RECORD / "run.json", "{}")  # still being written
     _write(build / "validation" / RUN_BROKEN / "validation_record.json", "{not json")
     (build / "validation" / RUN_BROKEN / "report.html").symlink_to(secret)
-    _record("9.9.9", True, 9).save(build / "validation" / ".incomplete-x" / RUN /
-                                   "validation_record.json")
-    _record("9.9.8", True, 9).save(build / "validation" / "not-a-run" /
-                                   "validation_record.json")
+    _record("9.9.9", True, 9).save_signed(build / "validation" / ".incomplete-x" / RUN /
+                                          "validation_record.json", site_signer())
+    _record("9.9.8", True, 9).save_signed(build / "validation" / "not-a-run" /
+                                          "validation_record.json", site_signer())
 
     candidate = filed / "models" / "aaa-cta" / "0.9.0"
-    _record("0.9.0", False, 1).save(candidate / "validation_record.json")
+    _record("0.9.0", False, 1).save_signed(candidate / "validation_record.json", site_signer())
     _write(candidate / "MODEL_CARD.md", "# Model card aaa-cta 0.9.0\n")
     _write(candidate / "quality_report.json", '{"lumen_dice": 0.8}')
     _write(candidate / "bundle" / "weights.pt", b"weights")
     _write(filed / "models" / "aaa-cta" / "0.8.0" / "validation_record.json", "[]")
     released = releases / "models" / "aaa-cta" / "1.0.0"
-    _record("1.0.0", True, 2).save(released / "validation_record.json")
+    _record("1.0.0", True, 2).save_signed(released / "validation_record.json", site_signer())
     _write(released / "MODEL_CARD.md", "# Model card aaa-cta 1.0.0\n")
 
     qms = build / "qms"

@@ -14,7 +14,7 @@ from digital_contrast.phantom.case import generate_case
 from digital_contrast.phantom.export import Phase, write_phase_dicom
 from digital_contrast.usecases import load_use_case
 from tests.support.dciodvfy import dciodvfy_errors
-from tests.support.models import explain_evidence, record_for, tiny_bundle
+from tests.support.models import explain_evidence, record_for, tiny_bundle, write_record
 
 AAA = load_use_case("aaa-cta")
 
@@ -28,7 +28,8 @@ def _invoke(*args: str):
 def _bundle_with_record(folder: Path, *, passing: bool = True,
                         explain: ExplainEvidence | None = None) -> tuple[Path, Path]:
     bundle = tiny_bundle(folder / "bundle", AAA)
-    record = record_for(bundle, passing=passing, explain=explain).save(folder / "record.json")
+    record = write_record(record_for(bundle, passing=passing, explain=explain),
+                          folder / "record.json")
     return bundle.folder, record
 
 
@@ -164,12 +165,18 @@ def test_train_command_runs_a_tracked_training_and_writes_a_bundle(operator_env:
 
 
 @pytest.mark.req("SRS-EXP-002")
-def test_calibrate_refuses_a_record_of_another_bundle_and_leaves_it_unchanged(
+def test_explain_evidence_of_another_bundle_is_refused_by_validate(
         operator_env: Path) -> None:
     bundle, _ = _bundle_with_record(operator_env / "a")
     other = tiny_bundle(operator_env / "b" / "bundle", AAA, seed=9)
-    record = record_for(other).save(operator_env / "b" / "record.json")
-    before = record.read_bytes()
-    refused = _invoke("model", "calibrate", str(bundle), "--record", str(record))
-    assert refused.exit_code == 2 and "RECORD_MISMATCH" in refused.output
-    assert record.read_bytes() == before
+    evidence = write_record(record_for(other, explain=explain_evidence()),
+                            operator_env / "b" / "record.json")
+    refused = _invoke("validate", "--protocol", "validation/protocols/aaa-cta.yaml",
+                      "--bundle", str(bundle), "--explain-from", str(evidence))
+    assert refused.exit_code == 2 and "MODEL_INTEGRITY" in refused.output
+    assert "explain evidence is for another bundle" in " ".join(refused.output.split())
+    broken = operator_env / "broken.json"
+    broken.write_text("[]")
+    refused = _invoke("validate", "--protocol", "validation/protocols/aaa-cta.yaml",
+                      "--bundle", str(bundle), "--explain-from", str(broken))
+    assert refused.exit_code == 2 and "EXPLAIN_FILE_INVALID" in refused.output

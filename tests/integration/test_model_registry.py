@@ -10,7 +10,7 @@ from digital_contrast.model.network import build_network
 from digital_contrast.model.reference import register_reference_model
 from digital_contrast.model.registry import PRODUCTION, ModelRegistry, RegistryError
 from digital_contrast.usecases import UseCaseError, load_use_case
-from tests.support.models import record_for, tiny_bundle, tiny_network
+from tests.support.models import record_for, tiny_bundle, tiny_network, write_record
 
 AAA = load_use_case("aaa-cta")
 
@@ -93,7 +93,7 @@ def test_alias_set_behind_the_gate_is_refused_at_load(registry: ModelRegistry, t
     registry.client.set_registered_model_alias("aaa-cta", PRODUCTION, registered.version)
     with pytest.raises(RegistryError) as info:
         LockedModel.load("aaa-cta", registry=registry)
-    assert info.value.code == "MODEL_NOT_VALIDATED"
+    assert info.value.code == "REGISTRY_CHANGED_OUTSIDE"
 
 
 @pytest.mark.req("SRS-INF-001")
@@ -145,7 +145,7 @@ def test_committed_reference_model_is_registered_through_the_gate(
         registry: ModelRegistry, tmp_path: Path, releases: Path) -> None:
     release = releases / "models" / "aaa-cta" / "0.0.1"
     bundle = tiny_bundle(release / "bundle", AAA)
-    record_for(bundle).save(release / "validation_record.json")
+    write_record(record_for(bundle), release / "validation_record.json")
     model = LockedModel.load("aaa-cta", registry=registry)
     assert model.bundle_sha256 == bundle.sha256
     assert model.validation.passed
@@ -162,7 +162,7 @@ def test_committed_bundle_not_matching_its_record_is_refused(
     release = releases / "models" / "aaa-cta" / "0.0.2"
     bundle = tiny_bundle(release / "bundle", AAA)
     other = tiny_bundle(tmp_path / "other", AAA, seed=9)
-    record_for(other).save(release / "validation_record.json")
+    write_record(record_for(other), release / "validation_record.json")
     with pytest.raises(RegistryError) as info:
         register_reference_model(registry, AAA)
     assert info.value.code == "MODEL_INTEGRITY"
@@ -175,6 +175,7 @@ def test_an_unvalidated_model_says_how_to_validate_it(registry: ModelRegistry,
                                                       tmp_path: Path) -> None:
     registered = registry.register(tiny_bundle(tmp_path / "b", AAA))
     with pytest.raises(RegistryError) as info:
-        registry.require_validated(registered)
-    assert f"digital-contrast validate --protocol PROTOCOL --version {registered.version} " \
-           "--attach" in info.value.detail and "docs/operations.md" in info.value.detail
+        registry.require_validated(registered, AAA)
+    assert "digital-contrast validate --protocol validation/protocols/aaa-cta.yaml " \
+           f"--version {registered.version} --attach" in info.value.detail
+    assert "docs/operations.md" in info.value.detail

@@ -20,6 +20,7 @@ from digital_contrast.qms.check import CheckResult, check_clauses
 from digital_contrast.qms.yaml_records import Problem
 from digital_contrast.release import record
 from digital_contrast.release.record import build_release
+from tests.support.signing import site_signer
 
 COUNTS = {"requirements": 3, "tests": 2, "risks": 1, "risk controls": 1}
 
@@ -33,7 +34,7 @@ def _validation_run(build: Path, protocol_sha256: str, run_id: str) -> Path:
         protocol="validation/protocols/aaa-cta.yaml", protocol_sha256=protocol_sha256,
         dataset="phantom seeds 9000-9023 (held out), small size", evidence="phantom only",
         criteria=[Criterion(metric="lumen_dice", op=">=", threshold=0.92, value=0.8)],
-    ).save(folder / "validation_record.json")
+    ).save_signed(folder / "validation_record.json", site_signer())
     (folder / "report.html").write_text("<html>report</html>")
     return folder
 

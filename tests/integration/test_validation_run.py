@@ -14,8 +14,10 @@ from typer.testing import CliRunner
 
 from digital_contrast.cli import app
 from digital_contrast.inference.locked_model import LockedModel
+from digital_contrast.keys.signing import trusted_keys
+from digital_contrast.model.explain_evidence import ExplainFile
 from digital_contrast.model.registry import ModelRegistry
-from digital_contrast.model.validation_record import ValidationRecord
+from digital_contrast.model.validation_record import SignedRecord
 from digital_contrast.phantom.case import generate_case
 from digital_contrast.phantom.export import Phase, write_phase_dicom
 from digital_contrast.usecases import load_use_case
@@ -25,6 +27,7 @@ from digital_contrast.validation.protocol_run import evaluate
 from digital_contrast.validation.results import CaseOutcome
 from tests.support.git import commit_file
 from tests.support.models import explain_evidence, record_for, tiny_bundle
+from tests.support.signing import site_signer
 
 AAA = load_use_case("aaa-cta")
 RUN_ID = re.compile(r"^[a-z0-9][a-z0-9.-]*-\d{8}T\d{6}Z-[0-9a-f]{12}$")
@@ -41,9 +44,9 @@ def _protocol(folder: Path, *, dataset: dict | None = None, acceptance: list | N
         "primary_stratum": "|thrombus - blood| >= 5 HU and noise <= 20 HU",
         "acceptance": acceptance or [
             {"metric": "lumen_dice", "op": ">=", "threshold": 0.92},
-            {"metric": "unchanged_median_abs_hu", "op": "<=", "threshold": 1000},
+            {"metric": "unchanged_beyond_2mm_median_abs_hu", "op": "<=", "threshold": 1000},
             {"metric": "spurious_lumen_beyond_2mm_ml", "op": "<=", "threshold": 1,
-             "per_case": True}],
+             "statistic": "worst"}],
         "revisions": [{"version": 1, "change": "first version"}],
     } | changes
     path = folder / f"{name}.yaml"
@@ -63,7 +66,8 @@ def phantom_run(tiny_model: LockedModel, tmp_path_factory: pytest.TempPathFactor
     folder = tmp_path_factory.mktemp("phantom-run")
     protocol = _protocol(folder)
     lines: list[str] = []
-    run = run_validation(load_protocol(protocol), tiny_model, folder / "out", progress=lines.append)
+    run = run_validation(load_protocol(protocol), tiny_model, folder / "out", site_signer(),
+                         progress=lines.append)
     return run, protocol, lines
 
 
@@ -76,7 +80,7 @@ def test_a_phantom_protocol_runs_through_dicom_into_record_report_and_table(phan
         "cases.csv", "report.html", "report.pdf", "run.json", "validation_record.json"]
     assert not list(run.folder.parent.glob(".incomplete-*"))  # staged, then renamed whole
 
-    record = ValidationRecord.load(run.folder / "validation_record.json")
+    record = SignedRecord.read(run.folder / "validation_record.json", trusted_keys()).record
     assert record.bundle_sha256 == tiny_model.bundle_sha256
     assert record.protocol_sha256 == hashlib.sha256(protocol.read_bytes()).hexdigest()
     assert record.dataset == "phantom seeds 9000-9001 (held out), small size"
@@ -87,7 +91,7 @@ def test_a_phantom_protocol_runs_through_dicom_into_record_report_and_table(phan
     assert [r["case"] for r in rows] == ["PH009000", "PH009001"]
     assert all(r["completed"] == "True" and r["output_series_uid"].startswith("2.25.")
                for r in rows)
-    assert [r["stratum"] for r in rows] == ["|thrombus-blood| < 5 HU", "primary"]
+    assert [r["stratum"] for r in rows] == ["iso-ilt", "primary"]
     assert len(lines) == 2
 
     # Criteria are computed from the primary stratum (one case here), never typed.
@@ -95,11 +99,15 @@ def test_a_phantom_protocol_runs_through_dicom_into_record_report_and_table(phan
     by_metric = {c.metric: c for c in record.criteria}
     assert by_metric["lumen_dice"].value == pytest.approx(float(primary["lumen_dice"]))
     assert by_metric["cases_completed"].value == 2 and by_metric["cases_completed"].passed
-    assert by_metric["unchanged_median_abs_hu"].passed
+    assert by_metric["unchanged_beyond_2mm_median_abs_hu"].passed
     assert not by_metric["lumen_dice"].passed and not record.passed  # untrained: honest fail
 
     run_json = json.loads((run.folder / "run.json").read_text())
     assert run_json["status"] == "complete" and run_json["passed"] is False
+    # The floor: the oracle on the same primary case meets what the untrained model misses.
+    floor = {c["metric"]: c for c in run_json["floor"]}
+    assert floor["lumen_dice"]["value"] > 0.92 and floor["lumen_dice"]["passed"]
+    assert rows[1]["stratum"] == "primary" and run.cases[1].floor_metrics["lumen_dice"] > 0.92
     assert run_json["protocol"]["sha256"] == record.protocol_sha256
     assert run_json["environment"]["torch"] and run_json["environment"]["git_commit"]
 
@@ -109,6 +117,7 @@ def test_a_phantom_protocol_runs_through_dicom_into_record_report_and_table(phan
                  "Failed cases", "FAILED", "cases_completed", "Environment"):
         assert text in html, text
     assert html.count('src="data:image/svg+xml;base64,') == 3  # one plot per rule
+    assert "floor (oracle)" in html and "signed (Ed25519)" in html
     assert (run.folder / "report.pdf").read_bytes().startswith(b"%PDF-")
 
 
@@ -136,22 +145,29 @@ def test_the_phantom_reference_is_the_enhancement_of_the_use_cases_target_phase(
 
 @pytest.mark.req("SRS-VAL-004")
 def test_rules_use_medians_or_the_worst_case_and_an_unmeasurable_metric_fails() -> None:
-    from digital_contrast.validation.protocol import Rule
+    from digital_contrast.model.validation_record import Rule
+    from digital_contrast.validation.protocol_run import mark_failed_rules
 
     cases = [CaseOutcome("a", 1, "primary", {"m": 1.0, "s": 0.5}),
              CaseOutcome("b", 2, "primary", {"m": 3.0, "s": 2.0}),
              CaseOutcome("c", 3, "primary", {"m": 5.0, "s": 0.1}),
-             CaseOutcome("d", 4, "noise > 20 HU", {"m": 100.0, "s": 100.0}),
+             CaseOutcome("d", 4, "high-noise", {"m": 100.0, "s": 100.0, "lc": 1.0}),
+             CaseOutcome("f", 6, "high-noise", {"m": 0.0, "s": 0.0, "lc": 0.0}),
              CaseOutcome("e", 5, "primary", failure_code="CONF_CONTRAST")]
-    criteria = evaluate([Rule(metric="m", op="<=", threshold=4),
-                         Rule(metric="s", op="<=", threshold=1, per_case=True),
-                         Rule(metric="absent", op=">=", threshold=0)], cases)
+    rules = [Rule(metric="m", op="<=", threshold=4),
+             Rule(metric="s", op="<=", threshold=1, statistic="worst"),
+             Rule(metric="lc", op="<=", threshold=0.1, stratum="high-noise", statistic="mean"),
+             Rule(metric="absent", op=">=", threshold=0)]
+    criteria = evaluate(rules, cases)
+    mark_failed_rules(rules, cases)
     values = {c.metric: (c.value, c.passed) for c in criteria}
-    assert values["m"] == (3.0, True)  # median of a, b, c; d is another stratum
+    assert values["m"] == (3.0, True)  # median of a, b, c; d and f are another stratum
     assert values["s"] == (2.0, False)  # the worst primary case
+    assert values["lc"] == (0.5, False)  # the fraction of high-noise cases so labelled
     assert values["absent"] == (None, False)
-    assert values["cases_completed"] == (4, False)
-    assert cases[1].failed_rules == ["s <= 1"] and cases[0].failed_rules == []
+    assert values["cases_completed"] == (5, False)
+    assert cases[1].failed_rules == ["worst s <= 1 (primary)"] and cases[0].failed_rules == []
+    assert cases[3].failed_rules == []  # a worst-case rule of another stratum
 
 
 @pytest.mark.req("SRS-VAL-002")
@@ -171,7 +187,7 @@ def test_the_protocol_hash_is_fixed_first_and_a_change_aborts_without_a_record(
 
     monkeypatch.setattr(runner_module, "_run_case", moving_goalposts)
     with pytest.raises(ValidationRunError) as refused:
-        run_validation(load_protocol(protocol), tiny_model, tmp_path / "out")
+        run_validation(load_protocol(protocol), tiny_model, tmp_path / "out", site_signer())
     assert refused.value.code == "PROTOCOL_CHANGED"
     assert seen["run"]["protocol"]["sha256"] == fixed_sha and seen["run"]["status"] == "running"
     staged, = (tmp_path / "out").iterdir()  # only the hidden, staged run
@@ -189,6 +205,8 @@ def test_the_protocol_hash_is_fixed_first_and_a_change_aborts_without_a_record(
     ({"dataset": {"folder": "cases", "description": "site cases"}}, "PROTOCOL_INVALID",
      "needs phantom cases"),
     ({"version": 2}, "PROTOCOL_INVALID", "record the change"),
+    ({"acceptance": [{"metric": "lumen_dice", "op": ">=", "threshold": 0.9,
+                      "stratum": "children"}]}, "PROTOCOL_INVALID", "stratum 'children'"),
     ({"acceptance": [{"metric": "lumen_dice", "op": "~", "threshold": 0.9}]},
      "PROTOCOL_INVALID", "acceptance.0.op"),
 ])
@@ -245,7 +263,7 @@ def test_a_sites_paired_cases_are_scored_and_refused_cases_listed(
         dataset={"folder": str(paired_folder), "description": "three test pairs"},
         acceptance=[{"metric": "enhancement_dice", "op": ">=", "threshold": 0.0},
                     {"metric": "mae_body_hu", "op": "<=", "threshold": 10000}])
-    run = run_validation(load_protocol(protocol), tiny_model, tmp_path / "out")
+    run = run_validation(load_protocol(protocol), tiny_model, tmp_path / "out", site_signer())
     outcome = {c.case_id: c for c in run.cases}
     assert outcome["a-good"].completed
     assert set(outcome["a-good"].metrics) >= {"enhancement_dice", "mae_body_hu", "ssim",
@@ -270,7 +288,7 @@ def test_a_missing_paired_folder_or_series_is_refused(tiny_model: LockedModel,
             "folder": str(folder), "description": "site"}, acceptance=[
             {"metric": "mae_body_hu", "op": "<=", "threshold": 100}])
         with pytest.raises(ValidationRunError) as refused:
-            run_validation(load_protocol(protocol), tiny_model, tmp_path / "out")
+            run_validation(load_protocol(protocol), tiny_model, tmp_path / "out", site_signer())
         assert refused.value.code == "DATASET_INVALID" and detail in refused.value.detail
 
 
@@ -287,7 +305,7 @@ def test_validate_attaches_its_record_and_only_a_passing_one_opens_promotion(
                 "seeds": {"start": 9001, "count": 1}}
     strict = _protocol(operator_env, name="strict", dataset=one_case)
     lenient = _protocol(operator_env, name="lenient", dataset=one_case, acceptance=[
-        {"metric": "unchanged_median_abs_hu", "op": "<=", "threshold": 1000}])
+        {"metric": "unchanged_beyond_2mm_median_abs_hu", "op": "<=", "threshold": 1000}])
     runner = CliRunner()
 
     failing = runner.invoke(app, ["validate", "--protocol", str(strict), "--bundle",
@@ -296,7 +314,7 @@ def test_validate_attaches_its_record_and_only_a_passing_one_opens_promotion(
     assert "validation FAILED" in failing.output and "procedural digital phantom" in \
         failing.output
     refused = runner.invoke(app, ["model", "promote", "aaa-cta", "1"])
-    assert refused.exit_code != 0 and "MODEL_NOT_VALIDATED" in refused.output
+    assert refused.exit_code == 2 and "PROTOCOL_OUTDATED" in refused.output
 
     passing = runner.invoke(app, ["validate", "--protocol", str(lenient), "--version", "1",
                                   "--attach"])
@@ -304,10 +322,13 @@ def test_validate_attaches_its_record_and_only_a_passing_one_opens_promotion(
     assert "validation PASSED" in passing.output
     runs = sorted((operator_env / "build" / "validation").iterdir())
     assert len(runs) == 2 and all(RUN_ID.match(p.name) for p in runs)
+    # A record that passes a protocol other than the use case's own opens nothing.
     promoted = runner.invoke(app, ["model", "promote", "aaa-cta", "1"])
-    assert promoted.exit_code == 0, promoted.output
+    assert promoted.exit_code == 2 and "PROTOCOL_OUTDATED" in promoted.output
     attached = registry.validation_record(registry.show("aaa-cta", "1"))
-    assert attached is not None and attached.passed and attached.explain == calibrated.explain
+    assert attached is not None and attached.record.passed
+    assert attached.record.explain == explain_evidence()  # the calibration is carried on
+    assert attached.record.run_id.startswith("lenient-")
     audit = runner.invoke(app, ["audit", "verify"])
     assert audit.exit_code == 0
 
@@ -333,18 +354,20 @@ def test_each_case_carries_the_confidence_a_job_would_give(phantom_run) -> None:
 def test_a_protocol_can_judge_the_uncertain_lumen_fraction(tmp_path: Path) -> None:
     bundle = tiny_bundle(tmp_path / "bundle", AAA)
     rule = {"metric": "uncertain_lumen_fraction", "op": "<=", "threshold": 0.1,
-            "per_case": True}
+            "statistic": "worst"}
     protocol = _protocol(tmp_path, acceptance=[rule], dataset={
         "generator": "digital_contrast.phantom", "size": "small",
         "seeds": {"start": 9001, "count": 1}})
     calibrated = LockedModel.under_validation(
-        bundle, AAA, previous=record_for(bundle, explain=explain_evidence()))
-    run = run_validation(load_protocol(protocol), calibrated, tmp_path / "calibrated")
+        bundle, AAA,
+        explain=ExplainFile(bundle_sha256=bundle.sha256, explain=explain_evidence()))
+    run = run_validation(load_protocol(protocol), calibrated, tmp_path / "calibrated",
+                         site_signer())
     assert run.cases[0].low_confidence is False
     assert run.cases[0].metrics["uncertain_lumen_fraction"] == 0.0  # threshold above any SD
     assert run.record.passed
     uncalibrated = run_validation(load_protocol(protocol), LockedModel.under_validation(
-        bundle, AAA), tmp_path / "uncalibrated")
+        bundle, AAA), tmp_path / "uncalibrated", site_signer())
     criterion = uncalibrated.record.criteria[0]
     assert criterion.value is None and not uncalibrated.record.passed  # not measurable: fails
 
@@ -355,7 +378,8 @@ def test_the_run_records_the_commit_of_its_protocol(phantom_run) -> None:
     head = subprocess.run(["git", "-C", str(protocol.parent), "rev-parse", "HEAD"],
                           capture_output=True, text=True, check=True).stdout.strip()
     assert run.record.protocol_commit == head
-    assert ValidationRecord.load(run.folder / "validation_record.json").protocol_commit == head
+    signed = SignedRecord.read(run.folder / "validation_record.json", trusted_keys())
+    assert signed.record.protocol_commit == head
     header = json.loads((run.folder / "run.json").read_text())["protocol"]
     assert (header["commit"], header["repository_path"]) == (head, protocol.name)
     assert head in (run.folder / "report.html").read_text()
@@ -377,7 +401,27 @@ def test_an_uncommitted_protocol_is_refused_before_anything_runs(
     else:
         protocol = protocol.rename(tmp_path / "loose.yaml")
     with pytest.raises(ValidationRunError) as refused:
-        run_validation(load_protocol(protocol), tiny_model, tmp_path / "out")
+        run_validation(load_protocol(protocol), tiny_model, tmp_path / "out", site_signer())
     assert refused.value.code == "PROTOCOL_UNCOMMITTED" and "commit the protocol" in \
         refused.value.detail
     assert not (tmp_path / "out").exists()  # nothing staged, nothing written
+
+
+@pytest.mark.req("SRS-VAL-010")
+def test_a_pool_yields_the_first_cases_of_every_stratum_or_is_refused() -> None:
+    from digital_contrast.phantom.sampling import sample_parameters
+    from digital_contrast.validation.cases import selected_seeds
+    from digital_contrast.validation.metrics import STRATA, phantom_stratum
+    from digital_contrast.validation.protocol import PhantomDataset
+
+    def pool(count: int) -> PhantomDataset:
+        return PhantomDataset(generator="digital_contrast.phantom", size="small",
+                              seeds={"start": 20000, "count": count}, cases_per_stratum=2)
+
+    seeds = selected_seeds(pool(200))
+    strata = [phantom_stratum(sample_parameters(seed, "small")) for seed in seeds]
+    assert sorted(strata) == sorted(list(STRATA) * 2)
+    assert "the first 2 cases of each of 5 strata" in pool(200).describe()
+    with pytest.raises(ValidationRunError) as refused:
+        selected_seeds(pool(3))
+    assert refused.value.code == "DATASET_INVALID" and "too few" in refused.value.detail

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch
 
+from digital_contrast.keys.signing import Signer
 from digital_contrast.model.bundle import Bundle, write_bundle
 from digital_contrast.model.explain_evidence import (
     ExplainEvidence,
@@ -11,10 +12,12 @@ from digital_contrast.model.explain_evidence import (
     TTASettings,
     UncertaintyCalibration,
 )
+from digital_contrast.model.gate import ProtocolTerms
 from digital_contrast.model.network import build_network
 from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.model.validation_record import Criterion, ValidationRecord
-from digital_contrast.usecases import UseCase
+from digital_contrast.usecases import UseCase, load_use_case
+from tests.support.signing import site_signer
 
 
 def tiny_network(use_case: UseCase) -> NetworkConfig:
@@ -52,13 +55,26 @@ def explain_evidence(*, threshold_hu: float = 1.0e6,
 
 
 def record_for(bundle: Bundle, *, passing: bool = True,
-               explain: ExplainEvidence | None = None) -> ValidationRecord:
-    """A validation record; without `explain` the bundle is uncalibrated (every result LOW
-    CONFIDENCE) and offers no attribution method."""
-    return ValidationRecord(
+               explain: ExplainEvidence | None = None, use_case: UseCase | None = None,
+               signer: Signer | None = None) -> bytes:
+    """A validation record of the bundle under its use case's current protocol, carrying every
+    criterion at its threshold (one unmeasured when not `passing`), signed by the test site's
+    trusted key (tests.support.signing) as `validate` would sign it. Without `explain` the
+    bundle is uncalibrated (every result LOW CONFIDENCE) and offers no attribution method."""
+    use_case = use_case or load_use_case(bundle.manifest.use_case)
+    terms = ProtocolTerms.of(use_case)
+    criteria = [Criterion(**rule.model_dump(), value=rule.threshold) for rule in terms.rules]
+    if not passing:
+        criteria[0] = criteria[0].model_copy(update={"value": None})
+    record = ValidationRecord(
         bundle_sha256=bundle.sha256, use_case=bundle.manifest.use_case,
         model_name=bundle.manifest.model_name, model_version=bundle.manifest.model_version,
-        protocol="validation/protocols/test.yaml", protocol_sha256="0" * 64,
-        dataset="test fixture", evidence="untrained test bundle",
-        criteria=[Criterion(metric="lumen_dice", op=">=", threshold=0.9,
-                            value=0.95 if passing else 0.5)], explain=explain)
+        protocol=terms.path, protocol_sha256=terms.sha256, dataset="test fixture",
+        evidence="untrained test bundle", criteria=criteria, explain=explain)
+    return record.signed(signer or site_signer())
+
+
+def write_record(raw: bytes, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw)
+    return path

@@ -33,7 +33,13 @@ from digital_contrast.api.schemas import (
 )
 from digital_contrast.config import REPO_ROOT, Settings
 from digital_contrast.errors import DigitalContrastError
-from digital_contrast.model.validation_record import ValidationRecord
+from digital_contrast.keys.errors import KeysError
+from digital_contrast.keys.signing import TrustedKeys, trusted_keys
+from digital_contrast.model.validation_record import (
+    SignedRecord,
+    ValidationRecord,
+    unverified_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +190,23 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _view(record_id: str, source: Source, folder: Path, record: ValidationRecord
-          ) -> ValidationRecordView:
+_SIGNATURE_STATES = {"RECORD_UNSIGNED": "unsigned", "SIGNER_UNTRUSTED": "untrusted"}
+
+
+def _read_record(path: Path, trust: TrustedKeys) -> tuple[ValidationRecord, str, str | None]:
+    """(record, signature state, signer key id): a record is listed whatever its signature,
+    and the listing says which ones are verified."""
+    try:
+        signed = SignedRecord.verify(path.read_bytes(), trust, path.name)
+    except KeysError as exc:
+        return unverified_record(path), _SIGNATURE_STATES.get(exc.code, "invalid"), None
+    return signed.record, "verified", signed.key_id
+
+
+def _view(record_id: str, source: Source, folder: Path, record: ValidationRecord,
+          signature: str, signed_by: str | None) -> ValidationRecordView:
     return ValidationRecordView(
+        signature=signature, signed_by=signed_by,
         id=record_id, source=source.value, use_case=record.use_case,
         model_name=record.model_name, model_version=record.model_version,
         bundle_sha256=record.bundle_sha256, protocol=record.protocol,
@@ -202,17 +222,17 @@ def _view(record_id: str, source: Source, folder: Path, record: ValidationRecord
 def list_validation_records(roots: RecordRoots) -> list[ValidationRecordView]:
     """Every readable validation record, newest first; a folder without one is skipped (a run
     still being written, or one that failed before its record)."""
-    views = []
+    views, trust = [], trusted_keys()
     for record_id, source, folder in _record_folders(roots):
         path = _file(folder, RECORD)
         if path is None:
             continue
         try:
-            record = ValidationRecord.load(path)
+            record, signature, signed_by = _read_record(path, trust)
         except Exception as exc:  # whatever is wrong with one file, the others are listed
             log.warning("validation record %s skipped: %s", record_id, type(exc).__name__)
             continue
-        views.append(_view(record_id, source, folder, record))
+        views.append(_view(record_id, source, folder, record, signature, signed_by))
     return sorted(views, key=lambda v: (v.created, v.id), reverse=True)
 
 

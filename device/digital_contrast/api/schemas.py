@@ -269,6 +269,11 @@ class ValidationRecordView(BaseModel):
                           "clinically validated")
     explain_calibrated: bool = Field(description="The record carries uncertainty calibration "
                                      "and attribution sanity-check evidence")
+    signature: Literal["verified", "unsigned", "untrusted", "invalid"] = Field(
+        "unsigned", description="verified: signed by a key this site trusts (only such a "
+        "record can open the production gate); unsigned: from before records were signed; "
+        "untrusted: signed by a key the site does not trust; invalid: changed after signing")
+    signed_by: str | None = Field(None, description="Key id of the verified signer")
     software_version: str
     created: datetime
     files: list[RecordFile] = Field(description="The record's files present on disk")

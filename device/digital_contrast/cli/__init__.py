@@ -7,7 +7,17 @@ import typer
 from pydantic import ValidationError
 
 from digital_contrast import __version__
-from digital_contrast.cli import audit, keys, model, phantom, qms, release, service, synthesis
+from digital_contrast.cli import (
+    audit,
+    keys,
+    model,
+    phantom,
+    qms,
+    release,
+    service,
+    signing,
+    synthesis,
+)
 from digital_contrast.cli.command_names import command_names as names_of
 from digital_contrast.cli.output import console, fail
 from digital_contrast.cli.validate import validate_command
@@ -42,7 +52,7 @@ app.command("validate")(validate_command)
 app.command("serve")(service.serve)
 app.command("worker")(service.worker)
 app.command("purge")(service.purge_command)
-for group in (phantom, model, release, keys, audit, qms):
+for group in (phantom, model, release, keys, signing, audit, qms):
     app.add_typer(group.app, name=group.NAME)
 
 

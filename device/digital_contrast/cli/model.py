@@ -56,17 +56,18 @@ def model_train(
 @user_errors
 def model_calibrate(
     bundle: BundleArgument,
-    record: Annotated[Path, typer.Option(help="Its validation record JSON (updated in place).")],
+    out: Annotated[Path, typer.Option(help="The calibration file to write, for `validate "
+                                      "--explain-from`.")],
 ) -> None:
     """Calibrate the uncertainty threshold and run the attribution sanity checks on held-out
-    phantom cases; the evidence is added to the bundle's validation record."""
+    phantom cases; `validate --explain-from` carries the evidence into the signed record."""
     from digital_contrast.explain.evidence import calibrate_bundle
 
-    evidence = calibrate_bundle(bundle, record,
+    evidence = calibrate_bundle(bundle, out,
                                 progress=lambda line: console.print(line, highlight=False))
     u = evidence.uncertainty
     console.print(f"Uncertainty threshold {u.threshold_hu} HU (voxel AUC {u.voxel_auc}, "
-                  f"Spearman across cases {u.spearman_cases}); record {record} updated.")
+                  f"Spearman across cases {u.spearman_cases}); written to {out}.")
     for check in evidence.sanity:
         console.print(f"{check.method}: randomisation Spearman {check.randomisation_spearman} "
                       f"(<= {check.max_randomisation_spearman}), aorta mass ratio "
@@ -100,25 +101,29 @@ def model_show(name: str, version: str) -> None:
     registry = ModelRegistry()
     registered = registry.show(name, version)
     console.print(registered)
-    record = registry.validation_record(registered)
-    console.print(record.model_dump_json(indent=2) if record else "No validation record.")
+    signed = registry.validation_record(registered)
+    if signed is None:
+        console.print("No validation record.")
+        return
+    console.print(signed.record.model_dump_json(indent=2))
+    console.print(f"signed by trusted key {signed.key_id}")
 
 
 @app.command("register")
 @user_errors
 def model_register(
     bundle: BundleArgument,
-    record: Annotated[Path | None, typer.Option(help="Validation record JSON.")] = None,
+    record: Annotated[Path | None, typer.Option(
+        help="Its validation record, as `validate` signed it.")] = None,
 ) -> None:
-    """Register a bundle (idempotent) and attach its validation record."""
+    """Register a bundle (idempotent) and attach its signed validation record."""
     from digital_contrast.model.bundle import read_bundle
     from digital_contrast.model.registry import ModelRegistry
-    from digital_contrast.model.validation_record import ValidationRecord
 
     registry = ModelRegistry()
     registered = registry.register(read_bundle(bundle))
     if record is not None:
-        registered = registry.attach_validation(registered, ValidationRecord.load(record))
+        registered = registry.attach_validation(registered, record.read_bytes())
     audit("model.register", "model", f"{registered.name}/{registered.version}",
           {"bundle_sha256": registered.sha256, "validated": registered.validation_passed})
     console.print(f"{registered.name} version {registered.version} "

@@ -1,4 +1,4 @@
-"""The explain evidence of one bundle, added to its validation record before release: the
+"""The explain evidence of one bundle, carried into its signed validation record: the
 uncertainty calibration and the attribution sanity checks, on held-out phantom seeds."""
 
 from collections.abc import Callable, Sequence
@@ -6,15 +6,13 @@ from pathlib import Path
 
 import torch
 
-from digital_contrast.errors import DigitalContrastError
 from digital_contrast.explain.attribution import Method
 from digital_contrast.explain.calibration import calibrate
 from digital_contrast.explain.sanity import run_sanity_checks
 from digital_contrast.model.bundle import read_bundle
-from digital_contrast.model.explain_evidence import ExplainEvidence
+from digital_contrast.model.explain_evidence import ExplainEvidence, ExplainFile
 from digital_contrast.model.network import build_network
 from digital_contrast.model.network_config import NetworkConfig
-from digital_contrast.model.validation_record import ValidationRecord
 
 # Seeds of neither training (0-999, validation 1000+) nor the validation protocol (9000+).
 CALIBRATION_SEEDS = tuple(range(8000, 8012))
@@ -34,20 +32,17 @@ def explain_evidence(network: torch.nn.Module, config: NetworkConfig, *,
     return ExplainEvidence(uncertainty=uncertainty, sanity=sanity)
 
 
-def calibrate_bundle(bundle: Path, record: Path, *,
+def calibrate_bundle(bundle: Path, out: Path, *,
                      progress: Callable[[str], None] | None = None) -> ExplainEvidence:
-    """The explain evidence of the bundle folder, added to its validation record `record`
-    (updated in place; RECORD_MISMATCH when the record is for another bundle)."""
+    """The explain evidence of the bundle folder, written to `out` as an ExplainFile."""
     candidate = read_bundle(bundle)
-    validation = ValidationRecord.load(record)
-    if validation.bundle_sha256 != candidate.sha256:
-        raise DigitalContrastError("RECORD_MISMATCH",
-                                   "the record is for another bundle (SHA-256 differs)")
     network = build_network(candidate.manifest.network)
     network.load_state_dict(candidate.state_dict())
     network.eval()
     for parameter in network.parameters():
         parameter.requires_grad_(False)
     evidence = explain_evidence(network, candidate.manifest.network, progress=progress)
-    validation.model_copy(update={"explain": evidence}).save(record)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(ExplainFile(bundle_sha256=candidate.sha256, explain=evidence)
+                   .model_dump_json(indent=2) + "\n", encoding="utf-8")
     return evidence

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from digital_contrast.model.bundle import Bundle, BundleError, check_preprocessing
-from digital_contrast.model.explain_evidence import ExplainEvidence
+from digital_contrast.model.explain_evidence import ExplainEvidence, ExplainFile
 from digital_contrast.model.network import build_network
 from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.model.reference import register_reference_model
@@ -26,20 +26,18 @@ from digital_contrast.usecases import UseCase, UseCaseError, load_use_case
 class LockedModel:
     use_case: UseCase
     registered: RegisteredBundle
-    # Under validation (`under_validation`, which no job ever gets): the bundle's earlier
-    # record, if any, passed or not, kept for its explain evidence; otherwise None.
+    # The signed record that opened the gate; None under validation (`under_validation`,
+    # which no job ever gets).
     validation: ValidationRecord | None
+    # Uncertainty calibration and attribution checks (the record's, or under validation the
+    # ones the new record will carry); None: not calibrated.
+    explain_evidence: ExplainEvidence | None
     network_config: NetworkConfig
     network: torch.nn.Module
 
     @property
     def bundle_sha256(self) -> str:
         return self.registered.sha256
-
-    @property
-    def explain_evidence(self) -> ExplainEvidence | None:
-        """Uncertainty calibration and attribution checks from the record; None: none yet."""
-        return self.validation.explain if self.validation else None
 
     @classmethod
     def load(cls, use_case: str | UseCase, *, version: str | None = None,
@@ -50,41 +48,47 @@ class LockedModel:
         with tempfile.TemporaryDirectory() as tmp:
             bundle = registry.fetch(registered, Path(tmp))  # MODEL_INTEGRITY on any change
             _check_bundle(bundle, use_case)
-            validation = registry.require_validated(registered)  # alias set behind our back?
-            return cls._built(bundle, use_case, registered, validation)
+            # Signed record, gate and seals: an alias or record changed behind our back fails.
+            signed = registry.require_validated(registered, use_case,
+                                                alias=PRODUCTION if version is None else None)
+            return cls._built(bundle, use_case, registered, signed.record,
+                              signed.record.explain)
 
     @classmethod
     def under_validation(cls, bundle: Bundle, use_case: str | UseCase,
                          registered: RegisteredBundle | None = None,
-                         previous: ValidationRecord | None = None) -> "LockedModel":
+                         explain: ExplainFile | None = None) -> "LockedModel":
         """A bundle being validated (`digital-contrast validate`): the same checks of its
         identity and use case as `load`, without the passing record it is about to earn. A
-        bundle folder that is not registered is identified by its hash alone. `previous`, the
-        bundle's earlier record, carries its uncertainty calibration and attribution checks
-        (made for the bundle by `model calibrate`) into the new record."""
+        bundle folder that is not registered is identified by its hash alone. `explain`, the
+        bundle's uncertainty calibration and attribution checks (`model calibrate`, or an
+        earlier record's), goes into the new record."""
         use_case = load_use_case(use_case) if isinstance(use_case, str) else use_case
         _check_bundle(bundle, use_case)
         if registered is not None and registered.sha256 != bundle.sha256:
             raise RegistryError("MODEL_INTEGRITY", "the bundle is not the registered one")
-        if previous is not None and previous.bundle_sha256 != bundle.sha256:
-            raise RegistryError("MODEL_INTEGRITY", "the earlier record is for another bundle")
+        if explain is not None and explain.bundle_sha256 != bundle.sha256:
+            raise RegistryError("MODEL_INTEGRITY", "the explain evidence is for another bundle")
         manifest = bundle.manifest
         registered = registered or RegisteredBundle(
             name=manifest.model_name, version="unregistered", sha256=bundle.sha256,
             source=str(bundle.folder), run_id="", aliases=(),
             model_version=manifest.model_version, validation_passed=False)
-        return cls._built(bundle, use_case, registered, previous)
+        return cls._built(bundle, use_case, registered, None,
+                          explain.explain if explain else None)
 
     @classmethod
     def _built(cls, bundle: Bundle, use_case: UseCase, registered: RegisteredBundle,
-               validation: ValidationRecord | None) -> "LockedModel":
+               validation: ValidationRecord | None,
+               explain: ExplainEvidence | None) -> "LockedModel":
         network = build_network(bundle.manifest.network)
         network.load_state_dict(bundle.state_dict(), strict=True)
         network.eval()
         for parameter in network.parameters():
             parameter.requires_grad_(False)
         return cls(use_case=use_case, registered=registered, validation=validation,
-                   network_config=bundle.manifest.network, network=network)
+                   explain_evidence=explain, network_config=bundle.manifest.network,
+                   network=network)
 
 
 def resolve_registered(registry: ModelRegistry, use_case: UseCase,

@@ -55,7 +55,7 @@ from digital_contrast.store import (
     StoreError,
     begin_write,
 )
-from digital_contrast.store.audit import append_audit
+from digital_contrast.store.audit import REGISTRY_CHANGED, append_audit, audit_registry_changed
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.footprints import record_emission
 from digital_contrast.store.jobs import finish_job, get_job
@@ -279,6 +279,9 @@ def run_job(service: ServiceState, job_id: str, worker_id: str) -> JobState:
                      "job", job_id, "success" if outcome.state is JobState.SUCCEEDED
                      else "refused" if outcome.state is JobState.REJECTED else "failure",
                      {"error_code": outcome.error_code} if outcome.error_code else {})
+        if outcome.error_code == REGISTRY_CHANGED:
+            audit_registry_changed(session, job.site, f"worker:{worker_id}", job.use_case,
+                                   outcome.error_detail or "")
         session.commit()
     log.info("job %s %s%s", job_id, outcome.state.value,
              f" ({outcome.error_code})" if outcome.error_code else "")

@@ -2,8 +2,12 @@
 calibration (which test-time augmentation, which threshold, how well it tracked real error) and
 the attribution sanity checks that decide which methods the service may offer."""
 
+import json
+from pathlib import Path
+
 from pydantic import Field
 
+from digital_contrast.errors import DigitalContrastError
 from digital_contrast.frozen_schema import FrozenSchema
 
 
@@ -54,3 +58,24 @@ class ExplainEvidence(FrozenSchema):
 
     def sanity_of(self, method: str) -> SanityCheck | None:
         return next((c for c in self.sanity if c.method == method), None)
+
+
+class ExplainFile(FrozenSchema):
+    """The explain evidence of one bundle as a file (`model calibrate --out`), to be carried
+    into the bundle's next validation record by `validate --explain-from`."""
+
+    bundle_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    explain: ExplainEvidence | None
+
+    @classmethod
+    def read(cls, path: Path) -> "ExplainFile":
+        """From a calibration file or from a validation record (signed or not: the signature is
+        not what makes the evidence, the validation that carries it will sign it)."""
+        try:
+            data = json.loads(Path(path).read_text("utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("payload"), dict):
+                data = data["payload"]
+            return cls.model_validate({k: data.get(k) for k in ("bundle_sha256", "explain")})
+        except (OSError, ValueError, AttributeError):  # pydantic's ValidationError included
+            raise DigitalContrastError("EXPLAIN_FILE_INVALID", f"{path} is not a calibration "
+                                       "file or validation record") from None

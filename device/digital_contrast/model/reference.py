@@ -1,14 +1,16 @@
 """Committed reference models (`releases/models/<use-case>/<version>/`): on an empty registry,
-the newest one is registered, its validation record attached and it is promoted, through the
-same gate as any model, so a fresh installation runs without a training step."""
+the newest one is registered, its validation record (signed offline with a release key whose
+public half ships in releases/keys/) attached and it is promoted, through the same gate as any
+model, so a fresh installation runs without a training step."""
 
 import logging
 from pathlib import Path
 
 from digital_contrast.config import get_settings
+from digital_contrast.keys.signing import trusted_keys
 from digital_contrast.model.bundle import read_bundle
 from digital_contrast.model.registry import ModelRegistry, RegisteredBundle, RegistryError
-from digital_contrast.model.validation_record import ValidationRecord
+from digital_contrast.model.validation_record import SignedRecord
 from digital_contrast.usecases.schema import UseCase
 
 BUNDLE_DIR = "bundle"
@@ -34,12 +36,13 @@ def register_reference_model(registry: ModelRegistry, use_case: UseCase,
     if release is None:
         return None
     bundle = read_bundle(release / BUNDLE_DIR)
-    record = ValidationRecord.load(release / RECORD)
+    raw = (release / RECORD).read_bytes()
+    record = SignedRecord.verify(raw, trusted_keys(), f"the record of {release.name}").record
     if record.bundle_sha256 != bundle.sha256:
         raise RegistryError("MODEL_INTEGRITY",
                             f"committed reference model {release.name}: bundle hash "
                             f"{bundle.sha256[:12]} differs from its validation record's "
                             f"{record.bundle_sha256[:12]}")
-    registered = registry.attach_validation(registry.register(bundle), record)
+    registered = registry.attach_validation(registry.register(bundle), raw)
     log.info("registered reference model %s version %s", registered.name, registered.version)
     return registry.promote(registered.name, registered.version)

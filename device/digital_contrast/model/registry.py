@@ -1,9 +1,10 @@
 """The model registry: MLflow model versions that are hash-locked bundles.
 
 MLflow stores no content hash, so the bundle's SHA-256 is a version tag, checked against the
-downloaded files on every fetch. Promotion to `production` needs a passing validation record for
-that exact hash, stored with the version; loaders check it again, so an alias set directly in
-MLflow gains nothing.
+downloaded files on every fetch. Promotion to `production` needs a signed validation record
+that opens the gate (`model.gate`), stored with the version as its signed bytes; loaders check
+record, gate and the registry seals (`model.registry_seal`) again, so an alias set or a record
+replaced directly in MLflow gains nothing and is reported.
 """
 
 import logging
@@ -13,10 +14,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from digital_contrast.errors import DigitalContrastError
+from digital_contrast.keys.errors import KeysError
+from digital_contrast.keys.signing import trusted_keys
 from digital_contrast.model.bundle import Bundle, read_bundle
+from digital_contrast.model.errors import RegistryError
+from digital_contrast.model.gate import require_gate
+from digital_contrast.model.registry_seal import (
+    ALIAS_TAG_PREFIX,
+    VERSION_TAG,
+    alias_seal,
+    seal_matches,
+    version_seal,
+)
 from digital_contrast.model.tracking import default_artifact_location, resolve_tracking_uri
-from digital_contrast.model.validation_record import ValidationRecord
+from digital_contrast.model.validation_record import SignedRecord
+from digital_contrast.usecases import UseCase, load_use_case
 
 PRODUCTION = "production"
 CANDIDATE = "candidate"
@@ -27,10 +39,6 @@ RECORD_FILE = "validation_record.json"
 TAG_SHA = "bundle_sha256"
 
 log = logging.getLogger(__name__)
-
-
-class RegistryError(DigitalContrastError):
-    """REGISTRY_UNREACHABLE, MODEL_NOT_REGISTERED, MODEL_NOT_VALIDATED, MODEL_INTEGRITY."""
 
 
 @dataclass(frozen=True)
@@ -159,22 +167,35 @@ class ModelRegistry:
                                 f"{registered.sha256[:12] or 'none'}; refusing to run")
         return bundle
 
-    def attach_validation(self, registered: RegisteredBundle,
-                          record: ValidationRecord) -> RegisteredBundle:
-        if record.bundle_sha256 != registered.sha256:
+    def attach_validation(self, registered: RegisteredBundle, raw: bytes) -> RegisteredBundle:
+        """Store a signed record (its exact bytes) with the version and seal it; RECORD_UNSIGNED,
+        SIGNER_UNTRUSTED or SIGNATURE_INVALID for anything `validate` did not sign with a key
+        this site trusts. A failing record is attached too: it is evidence."""
+        try:
+            signed = SignedRecord.verify(raw, trusted_keys(), "the validation record")
+        except KeysError as exc:
+            raise RegistryError(exc.code, exc.detail) from None
+        if signed.record.bundle_sha256 != registered.sha256:
             raise RegistryError("MODEL_NOT_VALIDATED",
                                 "the validation record is for another bundle "
-                                f"({record.bundle_sha256[:12]} vs {registered.sha256[:12]})")
+                                f"({signed.record.bundle_sha256[:12]} vs "
+                                f"{registered.sha256[:12]})")
         with _reaching(self.uri), tempfile.TemporaryDirectory() as tmp:
-            record.save(Path(tmp) / RECORD_FILE)
+            (Path(tmp) / RECORD_FILE).write_bytes(raw)
             self.client.log_artifact(registered.run_id, str(Path(tmp) / RECORD_FILE),
                                      RECORD_PATH)
             self.client.set_model_version_tag(registered.name, registered.version,
-                                              "validation_passed", str(record.passed).lower())
+                                              "validation_passed",
+                                              str(signed.record.passed).lower())
+            self.client.set_model_version_tag(
+                registered.name, registered.version, VERSION_TAG,
+                version_seal(registered.name, registered.version, registered.sha256,
+                             signed.sha256))
         return self.show(registered.name, registered.version)
 
-    def validation_record(self, registered: RegisteredBundle) -> ValidationRecord | None:
-        """The stored record, re-validated; None when there is none."""
+    def validation_record(self, registered: RegisteredBundle) -> SignedRecord | None:
+        """The stored record with its signature verified; None when there is none, and
+        RECORD_UNSIGNED (saying how to re-validate) for a record from before signing."""
         from mlflow.artifacts import download_artifacts
         from mlflow.exceptions import MlflowException
 
@@ -185,28 +206,72 @@ class ModelRegistry:
                                           dst_path=tmp, tracking_uri=self.uri)
             except (MlflowException, OSError):
                 return None
-            return ValidationRecord.load(Path(path))
+            what = f"the validation record of {registered.name} version {registered.version}"
+            try:
+                return SignedRecord.read(Path(path), trusted_keys(), what)
+            except KeysError as exc:
+                raise RegistryError(exc.code, f"{exc.detail}. Re-validate the version "
+                                    "('digital-contrast validate --protocol PROTOCOL --version "
+                                    f"{registered.version} --attach'); see docs/regulatory.md, "
+                                    "'Keys and signed records'") from None
 
-    def require_validated(self, registered: RegisteredBundle) -> ValidationRecord:
-        """A passing record for exactly this bundle hash, or MODEL_NOT_VALIDATED."""
-        record = self.validation_record(registered)
-        if record is None or record.bundle_sha256 != registered.sha256 or not record.passed:
-            state = ("no validation record" if record is None else
-                     "a record for another bundle" if record.bundle_sha256 != registered.sha256
-                     else "a failing validation record")
-            raise RegistryError("MODEL_NOT_VALIDATED",
-                                f"{registered.name} version {registered.version} has {state}; "
-                                "it cannot be used for production. Validate it first "
-                                "('digital-contrast validate --protocol PROTOCOL --version "
-                                f"{registered.version} --attach'); see docs/operations.md, "
+    def require_sealed(self, registered: RegisteredBundle, signed: SignedRecord | None,
+                       alias: str | None = None) -> None:
+        """REGISTRY_CHANGED_OUTSIDE when the version's hash or record, or the alias that
+        resolved to it, is not what our commands last wrote."""
+        record_sha = signed.sha256 if signed else ""
+        found = self._version_tags(registered).get(VERSION_TAG)
+        problems = []
+        if (found is not None or signed is not None) and not seal_matches(
+                version_seal(registered.name, registered.version, registered.sha256,
+                             record_sha), found):
+            problems.append(f"version {registered.version}'s bundle hash or validation record")
+        if alias is not None:
+            with _reaching(self.uri):
+                tags = self.client.get_registered_model(registered.name).tags or {}
+            if not seal_matches(alias_seal(registered.name, alias, registered.version,
+                                           registered.sha256, record_sha),
+                                tags.get(ALIAS_TAG_PREFIX + alias)):
+                problems.append(f"alias {alias} (now on version {registered.version})")
+        if problems:
+            raise RegistryError("REGISTRY_CHANGED_OUTSIDE",
+                                f"{registered.name}: {' and '.join(problems)} changed outside "
+                                "digital-contrast commands; refusing to run it. Re-validate "
+                                "and promote the intended version; see docs/operations.md, "
                                 "'Models and the registry'")
-        return record
+
+    def _version_tags(self, registered: RegisteredBundle) -> dict[str, str]:
+        with _reaching(self.uri):
+            version = self.client.get_model_version(registered.name, registered.version)
+        return dict(getattr(version, "tags", {}) or {})
+
+    def require_validated(self, registered: RegisteredBundle, use_case: UseCase,
+                          alias: str | None = None) -> SignedRecord:
+        """The signed record that opens the gate for exactly this version (`model.gate`),
+        after the registry seals are checked; typed refusals otherwise."""
+        signed = self.validation_record(registered)
+        self.require_sealed(registered, signed, alias)
+        require_gate(signed, bundle_sha256=registered.sha256, use_case=use_case,
+                     version=registered.version)
+        assert signed is not None
+        return signed
 
     def promote(self, name: str, version: str, alias: str = PRODUCTION) -> RegisteredBundle:
+        """Give a version an alias (production only through the gate) and seal it."""
         registered = self.show(name, version)
+        signed = self.validation_record(registered)
         if alias == PRODUCTION:
-            self.require_validated(registered)
+            use_case = load_use_case(signed.record.use_case if signed else
+                                     self._version_tags(registered).get("use_case", ""))
+            if use_case.model_name != name:
+                raise RegistryError("MODEL_NOT_VALIDATED",
+                                    f"{name} is not the model of use case {use_case.id}")
+            self.require_validated(registered, use_case)
         with _reaching(self.uri):
             self.client.set_registered_model_alias(name, alias, version)
+            self.client.set_registered_model_tag(
+                name, ALIAS_TAG_PREFIX + alias,
+                alias_seal(name, alias, version, registered.sha256,
+                           signed.sha256 if signed else ""))
         log.info("model %s version %s given alias %s", name, version, alias)
         return self.show(name, version)

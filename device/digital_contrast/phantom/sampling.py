@@ -291,6 +291,15 @@ def _sample_bowel(r: np.random.Generator, pick: _Picker) -> None:
     pick("bowel_loops", tuple(loops))
 
 
+BOLUS_RANGE = (0.85, 1.2)  # invisible in the NCCT: no model can know a case's bolus
+
+
+def arterial_lumen_hu(bolus: float, kvp: float) -> float:
+    """Arterial aortic lumen HU. Iodine attenuation rises at low tube voltage (~(120/kVp)^1.3
+    over 80-140 kVp)."""
+    return float(np.clip(280.0 * bolus * (120.0 / kvp) ** 1.3, 250.0, 450.0))
+
+
 def _sample_hu(r: np.random.Generator, pick: _Picker) -> None:
     """Published attenuation ranges (HU), unenhanced / arterial / portal-venous."""
     v = pick.values
@@ -324,10 +333,8 @@ def _sample_hu(r: np.random.Generator, pick: _Picker) -> None:
     blood = pick("blood_hu", 25.0 + 10.0 * u_blood if anaemic else 35.0 + 20.0 * u_blood)
     pick("thrombus_minus_blood_hu", _u(r, -10.0, 15.0))
     pick("thrombus_enhancement_hu", _u(r, 0.0, 5.0))
-    bolus = pick("bolus_factor", _u(r, 0.85, 1.2))
-    # Iodine attenuation rises at low tube voltage (~(120/kVp)^1.3 over 80-140 kVp).
-    pick("arterial_lumen_hu",
-         float(np.clip(280.0 * bolus * (120.0 / v["kvp"]) ** 1.3, 250.0, 450.0)))
+    bolus = pick("bolus_factor", _u(r, *BOLUS_RANGE))
+    pick("arterial_lumen_hu", arterial_lumen_hu(bolus, v["kvp"]))
     pick("portal_venous_aorta_hu", _u(r, 150.0, 200.0))
     pick("ivc_arterial_hu", _u(r, 70.0, 120.0))  # infrarenal mixing of opacified renal return
     pick("ivc_portal_hu", _u(r, 130.0, 170.0))

@@ -20,11 +20,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from digital_contrast.config import REPO_ROOT, get_settings
 from digital_contrast.errors import DigitalContrastError
+from digital_contrast.keys.signing import trusted_keys
 from digital_contrast.model.bundle import FILES, Bundle, read_bundle
+from digital_contrast.model.gate import require_gate
 from digital_contrast.model.network import build_network, parameter_count
 from digital_contrast.model.reference import BUNDLE_DIR, RECORD
 from digital_contrast.model.registry import RegistryError
-from digital_contrast.model.validation_record import ValidationRecord
+from digital_contrast.model.validation_record import SignedRecord, ValidationRecord
 from digital_contrast.usecases import load_use_case
 
 CANDIDATES_DIR = REPO_ROOT / "validation" / "reports"
@@ -59,9 +61,10 @@ def render_model_card(bundle: Bundle, record: ValidationRecord,
 
 
 def _checked(bundle_dir: Path, record_path: Path, report_path: Path | None
-             ) -> tuple[Bundle, ValidationRecord, dict[str, Any] | None]:
+             ) -> tuple[Bundle, SignedRecord, dict[str, Any] | None]:
     bundle = read_bundle(bundle_dir)
-    record = ValidationRecord.load(record_path)
+    signed = SignedRecord.read(record_path, trusted_keys())  # RECORD_UNSIGNED, ...
+    record = signed.record
     if record.bundle_sha256 != bundle.sha256:
         raise RegistryError("MODEL_INTEGRITY",
                             f"validation record is for bundle {record.bundle_sha256[:12]}, "
@@ -69,10 +72,10 @@ def _checked(bundle_dir: Path, record_path: Path, report_path: Path | None
     report = json.loads(report_path.read_text("utf-8")) if report_path else None
     if report is not None and report.get("bundle_sha256") != bundle.sha256:
         raise ReleaseError("RELEASE_INVALID", "the quality report is for another bundle")
-    return bundle, record, report
+    return bundle, signed, report
 
 
-def _assemble(root: Path, bundle: Bundle, record: ValidationRecord,
+def _assemble(root: Path, bundle: Bundle, signed: SignedRecord,
               report: dict[str, Any] | None) -> ModelRelease:
     """`root/<model version>/`: bundle, record, report and card, complete or not at all."""
     root = root / "models" / bundle.manifest.use_case
@@ -86,31 +89,31 @@ def _assemble(root: Path, bundle: Bundle, record: ValidationRecord,
         (staging / BUNDLE_DIR).mkdir(parents=True)
         for name in FILES:
             shutil.copyfile(bundle.folder / name, staging / BUNDLE_DIR / name)
-        record.save(staging / RECORD)
+        (staging / RECORD).write_bytes(signed.raw)  # the signed bytes, never re-serialised
         if report is not None:
             (staging / QUALITY_REPORT).write_text(json.dumps(report, indent=2) + "\n")
         staged = read_bundle(staging / BUNDLE_DIR)
         if staged.sha256 != bundle.sha256:  # a copy that changed bytes is not filed
             raise RegistryError("MODEL_INTEGRITY", "the copied bundle's hash differs")
-        (staging / MODEL_CARD).write_text(render_model_card(staged, record, report),
+        (staging / MODEL_CARD).write_text(render_model_card(staged, signed.record, report),
                                           encoding="utf-8")
         staging.rename(target)
-    return ModelRelease(folder=target, bundle=read_bundle(target / BUNDLE_DIR), record=record)
+    return ModelRelease(folder=target, bundle=read_bundle(target / BUNDLE_DIR),
+                        record=signed.record)
 
 
 def release_model(bundle_dir: Path, record_path: Path, report_path: Path | None = None,
                   releases_dir: Path | None = None) -> ModelRelease:
-    bundle, record, report = _checked(bundle_dir, record_path, report_path)
-    if not record.passed:
-        failed = ", ".join(f"{c.metric} {c.value} (needs {c.op} {c.threshold})"
-                           for c in record.criteria if not c.passed)
-        raise RegistryError("MODEL_NOT_VALIDATED",
-                            f"bundle {bundle.sha256[:12]} failed its protocol: {failed}")
-    return _assemble(releases_dir or get_settings().releases_dir, bundle, record, report)
+    bundle, signed, report = _checked(bundle_dir, record_path, report_path)
+    # What would be refused at promotion is never released: the production gate decides.
+    require_gate(signed, bundle_sha256=bundle.sha256,
+                 use_case=load_use_case(signed.record.use_case),
+                 version=bundle.manifest.model_version)
+    return _assemble(releases_dir or get_settings().releases_dir, bundle, signed, report)
 
 
 def file_candidate(bundle_dir: Path, record_path: Path, report_path: Path | None = None,
                    candidates_dir: Path = CANDIDATES_DIR) -> ModelRelease:
     """File an evaluated candidate's evidence, passing or not (never a release)."""
-    bundle, record, report = _checked(bundle_dir, record_path, report_path)
-    return _assemble(candidates_dir, bundle, record, report)
+    bundle, signed, report = _checked(bundle_dir, record_path, report_path)
+    return _assemble(candidates_dir, bundle, signed, report)

@@ -82,6 +82,16 @@ def append_audit(session: Session, site: str, actor: str, action: str, object_ty
     return event
 
 
+REGISTRY_CHANGED = "REGISTRY_CHANGED_OUTSIDE"
+
+
+def audit_registry_changed(session: Session, site: str, actor: str, use_case: str,
+                           detail: str) -> AuditEvent:
+    """A registry change made outside our commands, found when a model was loaded."""
+    return append_audit(session, site, actor, "registry.changed_outside", "model", use_case,
+                        "refused", {"code": REGISTRY_CHANGED, "detail": detail})
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     ok: bool

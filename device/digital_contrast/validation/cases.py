@@ -3,8 +3,12 @@ with a scorer that compares the synthetic series read back from DICOM with the r
 
 Phantom cases are rendered and written as DICOM here; their reference is the NCCT as read plus
 the case's noiseless enhancement in the use case's target phase, so scanner noise is not
-counted as error. Paired cases are a
-site's folders `<case>/ncct` and `<case>/cect` (DICOM folders or zips) on the same grid.
+counted as error. Each phantom case also has its floor: the oracle, a model with the perfect
+geometry and intensities of the case that, like any model, cannot see the bolus (it assumes the
+middle of the phantom's bolus range at the series' kVp) and works on the model's working grid
+(the true enhancement resampled there and back). What the oracle misses, no model can meet.
+Paired cases are a site's folders `<case>/ncct` and `<case>/cect` (DICOM folders or zips) on the
+same grid; they have no floor.
 """
 
 from collections.abc import Callable, Iterator
@@ -15,10 +19,12 @@ import numpy as np
 
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
+from digital_contrast.imaging.resampling import to_native_grid, to_working_spacing
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.volume import Volume
-from digital_contrast.phantom.case import generate_case, noiseless_images
+from digital_contrast.phantom.case import PhantomCase, generate_case, noiseless_images
 from digital_contrast.phantom.export import Phase, case_id, write_phase_dicom
+from digital_contrast.phantom.sampling import BOLUS_RANGE, arterial_lumen_hu, sample_parameters
 from digital_contrast.validation.errors import ValidationRunError
 from digital_contrast.validation.metrics import (
     PRIMARY,
@@ -30,6 +36,8 @@ from digital_contrast.validation.protocol import PairedDataset, PhantomDataset
 
 GEOMETRY_TOLERANCE_MM = 1e-3
 Scorer = Callable[[Volume, Volume], dict[str, float]]  # (NCCT as read, synthetic as read)
+# (NCCT as read, working spacing in mm) -> the oracle's synthetic image
+Floor = Callable[[Volume, tuple[float, float, float]], Volume]
 
 
 class CaseError(DigitalContrastError):
@@ -43,6 +51,7 @@ class ValidationCase:
     stratum: str
     ncct: Path  # the series the clinic would send
     score: Scorer
+    floor: Floor | None = None
 
 
 def require_same_grid(volume: Volume, shape: tuple[int, ...], affine: np.ndarray,
@@ -57,11 +66,44 @@ def require_same_grid(volume: Volume, shape: tuple[int, ...], affine: np.ndarray
                                          f"by up to {offset:.3g}: flipped, rotated or shifted)")
 
 
+def selected_seeds(dataset: PhantomDataset) -> list[int]:
+    """The dataset's seeds: the whole range, or the first `cases_per_stratum` of each stratum
+    in it (DATASET_INVALID when the pool holds too few of one)."""
+    if dataset.cases_per_stratum is None:
+        return list(dataset.seeds.seeds)
+    taken: dict[str, list[int]] = {stratum: [] for stratum in dataset.strata}
+    for seed in dataset.seeds.seeds:
+        chosen = taken[phantom_stratum(sample_parameters(seed, dataset.size))]
+        if len(chosen) < dataset.cases_per_stratum:
+            chosen.append(seed)
+    short = {s: len(v) for s, v in taken.items() if len(v) < dataset.cases_per_stratum}
+    if short:
+        raise ValidationRunError("DATASET_INVALID", f"the seed pool holds too few cases of "
+                                 f"strata {short} (need {dataset.cases_per_stratum} each)")
+    return sorted(seed for seeds in taken.values() for seed in seeds)
+
+
+def _oracle(case: PhantomCase, target_phase: str) -> Floor:
+    parameters = case.parameters
+    guess = arterial_lumen_hu(sum(BOLUS_RANGE) / 2, parameters.scanner.kvp)
+    unknowing = sample_parameters(parameters.seed, parameters.size, arterial_lumen_hu=guess)
+    clean = noiseless_images(unknowing, case.labels)
+    enhancement = (clean[target_phase] - clean["ncct"]).astype(np.float32)
+    del clean
+
+    def floor(ncct: Volume, spacing_mm: tuple[float, float, float]) -> Volume:
+        working = to_working_spacing(enhancement, ncct.affine, spacing_mm)
+        native = np.maximum(to_native_grid(working, ncct.affine, ncct.shape), 0.0)
+        return ncct.with_array(np.clip(ncct.array + native, HU_MIN, HU_MAX).astype(np.float32))
+
+    return floor
+
+
 def phantom_cases(dataset: PhantomDataset, workdir: Path,
                   target_phase: str) -> Iterator[ValidationCase]:
     """`target_phase` is the use case's ('arterial', 'portal_venous'): the phase whose
     noiseless enhancement makes the reference."""
-    for seed in dataset.seeds.seeds:
+    for seed in selected_seeds(dataset):
         case = generate_case(seed, dataset.size)
         folder = workdir / case_id(seed) / "ncct"  # written whole, in one rename
         write_phase_dicom(case, Phase.NCCT, folder)
@@ -79,7 +121,7 @@ def phantom_cases(dataset: PhantomDataset, workdir: Path,
                                    case.spacing, case.parameters.aorta.thrombus_shape != "none")
 
         yield ValidationCase(case_id(seed), seed, phantom_stratum(case.parameters), folder,
-                             score)
+                             score, _oracle(case, target_phase))
 
 
 def _series(case_folder: Path, name: str) -> Path:

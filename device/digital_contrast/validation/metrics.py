@@ -1,10 +1,17 @@
 """Per-case metrics of a synthetic CT against its reference, and the catalogue protocols name.
 
-Phantom cases have a label map: lumen and thrombus Dice (the synthetic CTA thresholded at
-150 HU inside the aortic region without calcium; the reference thresholded the same way, so a
-perfect synthesis scores 1.0), spurious lumen, maximum lumen diameter error, and change in
-tissue contrast never enhances (fat, bone, air). Paired cases (a site's NCCT with its acquired
-CECT) have none: their metrics read the enhancement itself (reference - NCCT above 100 HU) and
+Phantom cases have a label map. Lumen geometry is read by a half-maximum threshold on each
+image's own enhancement: a voxel of the aortic region (without calcium) is lumen when its
+enhancement over the NCCT exceeds half the image's median enhancement in the lumen core (the
+true lumen more than 2 mm inside its wall). The reference and the synthetic image are read the
+same way, so the bolus, invisible in the NCCT, changes neither mask: a perfect geometry scores
+lumen Dice 1.0 whatever the bolus. Lumen intensity is judged by a gain-corrected error (one
+gain per case fitted in the lumen core, so that geometry and texture are judged apart from the
+bolus guess) and by the bias as a fraction of the true enhancement. Thrombus is the sac that is
+not lumen; its Dice is measured where the true thrombus is at least 5 mm thick, and its
+maximum thickness is compared on every thrombus case. Unchanged tissue is body tissue more than
+2 mm from any voxel the reference enhances. Paired cases (a site's NCCT with its acquired CECT)
+have no labels: their metrics read the enhancement itself (reference - NCCT above 100 HU) and
 are computed for phantom cases too, so one protocol can be run on both.
 """
 
@@ -14,17 +21,32 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from digital_contrast.model.validation_record import PRIMARY
 from digital_contrast.phantom.labels import Label
 from digital_contrast.phantom.parameters import PhantomParameters
 
-LUMEN_HU = 150.0
 SPURIOUS_TOLERANCE_MM = 2.0  # one working-grid voxel: the partial-volume shell is not spurious
+LUMEN_CORE_MM = 2.0  # the lumen core lies this far inside the true lumen's boundary
+HALF_MAXIMUM = 0.5
+MIN_LUMEN_THRESHOLD_HU = 10.0  # an image with (almost) no lumen enhancement has no lumen
+THICK_ILT_MM = 5.0  # thrombus Dice only where the true thrombus is at least this thick
+ENHANCING_HU = 1.0  # reference tissue raised at least this much is enhancing tissue
 ENHANCED_HU = 100.0  # paired: contrast raised this voxel at least this much
 BODY_HU = -500.0
-PRIMARY = "primary"
+HIGH_NOISE_HU = 20.0
+ISO_ATTENUATING_HU = 5.0
 UNCERTAIN_LUMEN_FRACTION = "uncertain_lumen_fraction"  # from the job's confidence step
+LOW_CONFIDENCE = "low_confidence"  # 1 when the job's confidence step labels the case
 _HU_RANGE = 4095.0
 
+# Phantom strata: the primary one is what the acceptance criteria are mainly about.
+STRATA = {
+    PRIMARY: "thrombus with |thrombus - blood| > 5 HU, noise <= 20 HU",
+    "no-ilt": "no thrombus in the sac, noise <= 20 HU",
+    "iso-ilt": "uniform sac: thrombus with |thrombus - blood| <= 5 HU, noise <= 20 HU",
+    "high-noise": "noise > 20 HU, no iso-attenuating thrombus",
+    "iso-ilt-high-noise": "uniform sac at noise > 20 HU (the hardest)",
+}
 
 @dataclass(frozen=True)
 class Metric:
@@ -33,6 +55,7 @@ class Metric:
     better: str  # "higher" or "lower"
     datasets: tuple[str, ...]  # the dataset kinds it can be measured on
     description: str
+    of_images: bool = True  # False: a judgement of the model's own (confidence), no oracle has
 
 
 def _catalogue(*metrics: Metric) -> dict[str, Metric]:
@@ -42,19 +65,28 @@ def _catalogue(*metrics: Metric) -> dict[str, Metric]:
 _BOTH = ("phantom", "paired")
 METRICS = _catalogue(
     Metric("lumen_dice", "", "higher", ("phantom",),
-           "Dice of lumen (> 150 HU in the aortic region), synthetic vs reference"),
+           "Dice of the half-maximum lumen (aortic region), synthetic vs reference"),
     Metric("thrombus_dice", "", "higher", ("phantom",),
-           "Dice of the non-enhancing part of the aneurysm sac (cases with thrombus)"),
+           "Dice of the sac that is not lumen, on cases whose thrombus is >= 5 mm thick"),
+    Metric("ilt_max_thickness_mm", "mm", "lower", ("phantom",),
+           "maximum thickness of the true thrombus (reference, half-maximum lumen)"),
+    Metric("ilt_thickness_error_mm", "mm", "lower", ("phantom",),
+           "|maximum thrombus thickness, synthetic - reference| (thrombus cases)"),
     Metric("lumen_mae_hu", "HU", "lower", ("phantom",), "mean |error| inside the true lumen"),
+    Metric("lumen_gain_mae_hu", "HU", "lower", ("phantom",),
+           "mean |error| inside the true lumen after one gain per case, fitted in the lumen "
+           "core, scales the synthetic enhancement"),
+    Metric("lumen_abs_bias_fraction", "", "lower", ("phantom",),
+           "|mean enhancement error| in the lumen core / mean true enhancement there"),
     Metric("diameter_error_mm", "mm", "lower", ("phantom",),
-           "|maximum lumen diameter, synthetic - reference|"),
+           "|maximum lumen diameter, synthetic - reference| (half-maximum lumen)"),
     Metric("spurious_lumen_ml", "mL", "lower", ("phantom",),
-           "lumen synthesized where the reference has none"),
+           "half-maximum lumen synthesized where the reference has none"),
     Metric("spurious_lumen_beyond_2mm_ml", "mL", "lower", ("phantom",),
            "the same, more than 2 mm (one working-grid voxel) from the true lumen"),
-    Metric("unchanged_median_abs_hu", "HU", "lower", ("phantom",),
-           "median |synthetic - NCCT| in fat, bone and air (never enhanced)"),
-    Metric("unchanged_p99_abs_hu", "HU", "lower", ("phantom",),
+    Metric("unchanged_beyond_2mm_median_abs_hu", "HU", "lower", ("phantom",),
+           "median |synthetic - NCCT| in body tissue more than 2 mm from enhancing tissue"),
+    Metric("unchanged_beyond_2mm_p99_abs_hu", "HU", "lower", ("phantom",),
            "99th percentile of the same"),
     Metric("mae_body_hu", "HU", "lower", _BOTH, "mean |synthetic - reference| inside the body"),
     Metric("psnr_db", "dB", "higher", _BOTH, "PSNR inside the body (data range 4095 HU)"),
@@ -68,18 +100,24 @@ METRICS = _catalogue(
     Metric(UNCERTAIN_LUMEN_FRACTION, "", "lower", _BOTH,
            "fraction of the synthesized lumen whose test-time-augmentation uncertainty exceeds "
            "the bundle's calibrated threshold, as a job reports it (not measurable for an "
-           "uncalibrated bundle, whose every result is labelled LOW CONFIDENCE)"),
+           "uncalibrated bundle, whose every result is labelled LOW CONFIDENCE)",
+           of_images=False),
+    Metric(LOW_CONFIDENCE, "", "lower", _BOTH,
+           "1 when the result is labelled LOW CONFIDENCE exactly as a job labels it, else 0 "
+           "(its mean over a stratum is the fraction of cases so labelled)", of_images=False),
 )
 
 
 def phantom_stratum(parameters: PhantomParameters) -> str:
-    """The protocol's primary stratum is |thrombus - blood| >= 5 HU and noise <= 20 HU."""
-    if parameters.scanner.noise_sd_hu > 20:
-        return "noise > 20 HU"
-    contrast = parameters.intensities.thrombus_minus_blood_hu
-    if parameters.aorta.thrombus_shape != "none" and abs(contrast) < 5:
-        return "|thrombus-blood| < 5 HU"
-    return PRIMARY
+    """The case's stratum (STRATA) from its parameters."""
+    has_ilt = parameters.aorta.thrombus_shape != "none"
+    iso = has_ilt and abs(parameters.intensities.thrombus_minus_blood_hu) <= ISO_ATTENUATING_HU
+    noisy = parameters.scanner.noise_sd_hu > HIGH_NOISE_HU
+    if iso:
+        return "iso-ilt-high-noise" if noisy else "iso-ilt"
+    if noisy:
+        return "high-noise"
+    return PRIMARY if has_ilt else "no-ilt"
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -103,7 +141,7 @@ def _ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _beyond(mask: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-    """Voxels of `mask` farther than the tolerance from every voxel of `reference`."""
+    """Voxels of `mask` farther than the tolerance (2 mm) from every voxel of `reference`."""
     distance = ndimage.distance_transform_edt(~reference, sampling=spacing)
     return mask & (distance > SPURIOUS_TOLERANCE_MM)
 
@@ -127,6 +165,32 @@ def paired_metrics(ncct: np.ndarray, synthetic: np.ndarray, reference: np.ndarra
     }
 
 
+def _half_maximum_lumen(image: np.ndarray, ncct: np.ndarray, region: np.ndarray,
+                        core: np.ndarray) -> np.ndarray:
+    enhancement = image - ncct
+    level = float(np.median(enhancement[core])) if core.any() else 0.0
+    return region & (enhancement > max(HALF_MAXIMUM * level, MIN_LUMEN_THRESHOLD_HU))
+
+
+def _max_thickness_mm(mask: np.ndarray, pixel_mm: float) -> float:
+    """Largest in-plane inscribed diameter of `mask` over its axial slices."""
+    best = 0.0
+    for index in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)):
+        distance = ndimage.distance_transform_edt(mask[index], sampling=pixel_mm)
+        best = max(best, 2.0 * float(distance.max()))
+    return best
+
+
+def _gain_corrected_mae(predicted: np.ndarray, true: np.ndarray, core: np.ndarray,
+                        lumen: np.ndarray) -> float:
+    """Mean |g * predicted - true| enhancement in the lumen, g least-squares in the core."""
+    power = float(np.sum(predicted[core].astype(np.float64) ** 2))
+    if not lumen.any() or power == 0.0:
+        return float("nan")
+    gain = float(np.sum(predicted[core].astype(np.float64) * true[core])) / power
+    return float(np.abs(gain * predicted[lumen] - true[lumen]).mean())
+
+
 def phantom_metrics(ncct: np.ndarray, synthetic: np.ndarray, reference: np.ndarray,
                     labels: np.ndarray, spacing: tuple[float, float, float],
                     has_thrombus: bool) -> dict[str, float]:
@@ -140,28 +204,37 @@ def phantom_metrics(ncct: np.ndarray, synthetic: np.ndarray, reference: np.ndarr
         if mask.sum() >= 20:
             out[f"mae_{label.name.lower()}"] = float(np.abs(error[mask]).mean())
             out[f"bias_{label.name.lower()}"] = float(error[mask].mean())
-    # The reference CTA is read exactly like the synthetic one: thresholded in the same region,
-    # so that enhanced branches and veins beside the aorta count on both sides.
+    # Enhanced branches and veins beside the aorta count on both sides alike.
     vessel = np.isin(labels, [Label.AORTA_LUMEN, Label.THROMBUS, Label.AORTIC_WALL])
     calcium = ndimage.binary_dilation(labels == Label.CALCIFICATION)
     region = ndimage.binary_dilation(vessel, iterations=3) & ~calcium
-    true_lumen = (reference > LUMEN_HU) & region
-    pred_lumen = (synthetic > LUMEN_HU) & region
-    sac = np.isin(labels, [Label.AORTA_LUMEN, Label.THROMBUS]) & region
-    out["lumen_dice"] = _dice(pred_lumen, true_lumen)
-    out["thrombus_dice"] = (_dice(sac & ~pred_lumen, sac & ~true_lumen) if has_thrombus
-                            else float("nan"))
     lumen = (labels == Label.AORTA_LUMEN) & region
-    out["lumen_mae_hu"] = float(np.abs(error[lumen]).mean()) if lumen.any() else float("nan")
+    core = lumen & (ndimage.distance_transform_edt(lumen, sampling=spacing) > LUMEN_CORE_MM)
+    true_lumen = _half_maximum_lumen(reference, ncct, region, core)
+    pred_lumen = _half_maximum_lumen(synthetic, ncct, region, core)
+    out["lumen_dice"] = _dice(pred_lumen, true_lumen)
     out["spurious_lumen_ml"] = float((pred_lumen & ~true_lumen).sum() * voxel_ml)
     out["spurious_lumen_beyond_2mm_ml"] = float(
         _beyond(pred_lumen, true_lumen, spacing).sum() * voxel_ml)
     out["diameter_error_mm"] = abs(_max_diameter_mm(pred_lumen, spacing[1])
                                    - _max_diameter_mm(true_lumen, spacing[1]))
-    unchanged = np.isin(labels, [Label.FAT_SUBCUTANEOUS, Label.FAT_VISCERAL,
-                                 Label.BONE_CORTICAL, Label.BONE_CANCELLOUS, Label.AIR,
-                                 Label.BOWEL_AIR])
-    change = np.abs(synthetic - ncct)[unchanged]
-    out["unchanged_median_abs_hu"] = float(np.median(change))
-    out["unchanged_p99_abs_hu"] = float(np.percentile(change, 99))
+    if has_thrombus:
+        sac = np.isin(labels, [Label.AORTA_LUMEN, Label.THROMBUS]) & region
+        true_ilt, pred_ilt = sac & ~true_lumen, sac & ~pred_lumen
+        thickness = _max_thickness_mm(true_ilt, spacing[1])
+        out["ilt_max_thickness_mm"] = thickness
+        out["ilt_thickness_error_mm"] = abs(_max_thickness_mm(pred_ilt, spacing[1]) - thickness)
+        if thickness >= THICK_ILT_MM:
+            out["thrombus_dice"] = _dice(pred_ilt, true_ilt)
+    true_enh, pred_enh = reference - ncct, synthetic - ncct
+    out["lumen_mae_hu"] = float(np.abs(error[lumen]).mean()) if lumen.any() else float("nan")
+    out["lumen_gain_mae_hu"] = _gain_corrected_mae(pred_enh, true_enh, core, lumen)
+    if core.any():
+        out["lumen_abs_bias_fraction"] = abs(float((pred_enh[core] - true_enh[core]).mean())
+                                             / max(float(true_enh[core].mean()), 1.0))
+    enhancing = true_enh >= ENHANCING_HU
+    unchanged = _beyond(body, enhancing, spacing)
+    change = np.abs(pred_enh[unchanged])
+    out["unchanged_beyond_2mm_median_abs_hu"] = float(np.median(change))
+    out["unchanged_beyond_2mm_p99_abs_hu"] = float(np.percentile(change, 99))
     return out

@@ -22,9 +22,10 @@ from pydantic import (
 )
 
 from digital_contrast.frozen_schema import FrozenSchema
+from digital_contrast.model.validation_record import PRIMARY, Rule
 from digital_contrast.qms.yaml_records import YamlDocument, display_path
 from digital_contrast.validation.errors import ValidationRunError
-from digital_contrast.validation.metrics import METRICS
+from digital_contrast.validation.metrics import METRICS, STRATA
 
 ProtocolId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{0,63}$")]
 
@@ -39,19 +40,30 @@ class SeedRange(FrozenSchema):
 
 
 class PhantomDataset(FrozenSchema):
-    """Cases rendered by the procedural phantom: evidence about the pipeline, not patients."""
+    """Cases rendered by the procedural phantom: evidence about the pipeline, not patients.
+    With `cases_per_stratum`, `seeds` is a pool walked in order, taking the first that many
+    cases of every stratum (their strata follow from the sampled parameters alone)."""
 
     generator: Literal["digital_contrast.phantom"]
     size: Literal["small", "clinical"]
     seeds: SeedRange
+    cases_per_stratum: int | None = Field(None, ge=1, le=1000)
 
     @property
     def kind(self) -> str:
         return "phantom"
 
+    @property
+    def strata(self) -> tuple[str, ...]:
+        return tuple(STRATA)
+
     def describe(self) -> str:
         seeds = self.seeds.seeds
-        return f"phantom seeds {seeds.start}-{seeds.stop - 1} (held out), {self.size} size"
+        pool = f"phantom seeds {seeds.start}-{seeds.stop - 1} (held out)"
+        if self.cases_per_stratum:
+            pool = (f"the first {self.cases_per_stratum} cases of each of {len(STRATA)} strata "
+                    f"from {pool}")
+        return f"{pool}, {self.size} size"
 
 
 class PairedDataset(FrozenSchema):
@@ -65,16 +77,12 @@ class PairedDataset(FrozenSchema):
     def kind(self) -> str:
         return "paired"
 
+    @property
+    def strata(self) -> tuple[str, ...]:
+        return (PRIMARY,)
+
     def describe(self) -> str:
         return f"paired cases in {self.folder}: {self.description}"
-
-
-class Rule(FrozenSchema):
-    metric: str
-    op: Literal[">=", "<=", ">", "<"]
-    threshold: float
-    # False: the median over the primary-stratum cases; True: every such case (the worst).
-    per_case: bool = False
 
 
 class Revision(FrozenSchema):
@@ -109,6 +117,9 @@ class Protocol(FrozenSchema):
                 raise ValueError(f"rule {index}: metric {rule.metric!r} needs "
                                  f"{' or '.join(metric.datasets)} cases; this dataset is "
                                  f"{dataset.kind}")
+            if dataset is not None and rule.stratum not in dataset.strata:
+                raise ValueError(f"rule {index}: stratum {rule.stratum!r} is unknown; this "
+                                 f"dataset has {', '.join(dataset.strata)}")
         return rules
 
     @field_validator("revisions")

@@ -33,12 +33,17 @@ from digital_contrast.errors import DigitalContrastError
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.inference.locked_model import LockedModel
 from digital_contrast.inference.synthesize import platform_info
-from digital_contrast.model.validation_record import Criterion, ValidationRecord
+from digital_contrast.keys.signing import Signer
+from digital_contrast.model.validation_record import Criterion, Rule, ValidationRecord
 from digital_contrast.pipeline import run_clinical_path
 from digital_contrast.validation.cases import ValidationCase, dataset_cases
 from digital_contrast.validation.errors import ValidationRunError
-from digital_contrast.validation.metrics import PRIMARY, UNCERTAIN_LUMEN_FRACTION
-from digital_contrast.validation.protocol import FixedProtocol, Rule
+from digital_contrast.validation.metrics import (
+    LOW_CONFIDENCE,
+    METRICS,
+    UNCERTAIN_LUMEN_FRACTION,
+)
+from digital_contrast.validation.protocol import FixedProtocol
 from digital_contrast.validation.protocol_commit import ProtocolCommit, require_committed
 from digital_contrast.validation.report import write_report
 from digital_contrast.validation.results import CASES_COMPLETED, CaseOutcome, ValidationRun
@@ -64,10 +69,10 @@ def environment() -> dict[str, str]:
     return info
 
 
-def run_validation(fixed: FixedProtocol, model: LockedModel, out_root: Path, *,
-                   progress: Callable[[str], None] = lambda line: None) -> ValidationRun:
+def run_validation(fixed: FixedProtocol, model: LockedModel, out_root: Path, signer: Signer,
+                   *, progress: Callable[[str], None] = lambda line: None) -> ValidationRun:
     """Run `fixed` (from `load_protocol`, whose hash the run records and re-checks at the end)
-    on `model`, into `out_root/<run-id>/`."""
+    on `model`, into `out_root/<run-id>/`; the record is signed with `signer`."""
     protocol = fixed.protocol
     if model.use_case.id != protocol.use_case:
         raise ValidationRunError("PROTOCOL_MISMATCH", f"{fixed.name} validates use case "
@@ -99,18 +104,23 @@ def run_validation(fixed: FixedProtocol, model: LockedModel, out_root: Path, *,
                                            "detail": exc.detail})
         raise
     criteria = evaluate(protocol.acceptance, cases)
+    mark_failed_rules(protocol.acceptance, cases)
+    floor = (evaluate(protocol.acceptance, cases, floor=True)
+             if any(c.floor_metrics for c in cases) else [])
     record = ValidationRecord(
         bundle_sha256=model.bundle_sha256, use_case=protocol.use_case,
         model_name=model.registered.name, model_version=model.registered.model_version,
         protocol=fixed.name, protocol_sha256=fixed.sha256, protocol_commit=commit.commit,
-        dataset=protocol.dataset.describe(), criteria=criteria, evidence=protocol.evidence,
-        explain=model.explain_evidence)
+        run_id=run_id, dataset=protocol.dataset.describe(), criteria=criteria,
+        evidence=protocol.evidence, explain=model.explain_evidence)
     run = ValidationRun(run_id, final, fixed, model.registered.version, started,
-                        datetime.now(UTC), env, cases, record)
-    record.save(stage / RECORD)
+                        datetime.now(UTC), env, cases, record, floor)
+    record.save_signed(stage / RECORD, signer)
     _write_cases_csv(stage / CASES_CSV, run)
     _write_json(stage / RUN, header | {
         "status": "complete", "finished": run.finished.isoformat(), "passed": record.passed,
+        "floor": [c.model_dump() for c in floor],
+        "floor_failures": [c.describe() for c in run.floor_failures],
         "cases": [asdict(c) for c in cases]})
     write_report(stage, run)
     os.replace(stage, final)
@@ -141,10 +151,13 @@ def _run_case(case: ValidationCase, model: LockedModel, out: Path) -> CaseOutcom
         outcome.output_sha256 = result.synthesis.output_sha256
         outcome.low_confidence = result.confidence.low_confidence
         metrics = case.score(result.ncct, read_series(result.series.folder))
+        metrics[LOW_CONFIDENCE] = float(result.confidence.low_confidence)
         if result.confidence.uncertain_fraction is not None:  # None: uncalibrated bundle
             metrics[UNCERTAIN_LUMEN_FRACTION] = result.confidence.uncertain_fraction
-        # A metric that cannot be measured on a case (no thrombus to segment) is left out.
-        outcome.metrics = {k: round(v, 4) for k, v in metrics.items() if math.isfinite(v)}
+        outcome.metrics = _measured(metrics)
+        if case.floor is not None:
+            oracle = case.floor(result.ncct, model.network_config.spacing_mm)
+            outcome.floor_metrics = _measured(case.score(result.ncct, oracle))
     except DigitalContrastError as exc:
         outcome.failure_code, outcome.failure_detail = exc.code, exc.detail
     except Exception as exc:  # a defect fails its case, listed in the report, not the run
@@ -156,36 +169,52 @@ def _run_case(case: ValidationCase, model: LockedModel, out: Path) -> CaseOutcom
     return outcome
 
 
+def _measured(metrics: dict[str, float]) -> dict[str, float]:
+    """A metric that cannot be measured on a case (no thick thrombus to segment) is left out."""
+    return {k: round(v, 4) for k, v in metrics.items() if math.isfinite(v)}
+
+
 def _finite(values: list[float | None]) -> list[float]:
     return [v for v in values if v is not None and not math.isnan(v)]
 
 
-def evaluate(rules: list[Rule], cases: list[CaseOutcome]) -> list[Criterion]:
-    """Criteria over the completed primary-stratum cases (medians, or the worst case for a
-    per-case rule), plus `cases_completed`: a case that could not be run fails the protocol."""
-    primary = [c for c in cases if c.completed and c.stratum == PRIMARY]
+def _statistic(rule: Rule, values: list[float]) -> float | None:
+    if not values:
+        return None
+    if rule.statistic == "worst":
+        return max(values) if rule.op in ("<=", "<") else min(values)
+    return statistics.mean(values) if rule.statistic == "mean" else statistics.median(values)
+
+
+def evaluate(rules: list[Rule], cases: list[CaseOutcome], *,
+             floor: bool = False) -> list[Criterion]:
+    """Each rule's statistic over the completed cases of its stratum, plus `cases_completed`
+    (a case that could not be run fails the protocol). `floor`: the oracle's metrics instead
+    of the model's, and no `cases_completed`."""
     criteria = []
     for rule in rules:
-        values = _finite([c.metrics.get(rule.metric) for c in primary])
-        if not values:
-            value = None
-        elif rule.per_case:
-            value = max(values) if rule.op in ("<=", "<") else min(values)
-        else:
-            value = statistics.median(values)
-        criterion = Criterion(metric=rule.metric, op=rule.op, threshold=rule.threshold,
-                              value=None if value is None else round(value, 4))
-        criteria.append(criterion)
-        if rule.per_case:
-            for case in primary:
-                single = Criterion(metric=rule.metric, op=rule.op, threshold=rule.threshold,
-                                   value=case.metrics.get(rule.metric))
-                if _finite([single.value]) and not single.passed:
-                    case.failed_rules.append(f"{rule.metric} {rule.op} {rule.threshold:g}")
-    completed = sum(c.completed for c in cases)
-    criteria.append(Criterion(metric=CASES_COMPLETED, op=">=", threshold=len(cases),
-                              value=completed))
+        if floor and rule.metric in METRICS and not METRICS[rule.metric].of_images:
+            continue  # the oracle has no confidence of its own to judge
+        scored = [c.floor_metrics if floor else c.metrics for c in cases
+                  if c.completed and c.stratum == rule.stratum]
+        value = _statistic(rule, _finite([m.get(rule.metric) for m in scored]))
+        criteria.append(Criterion(**rule.model_dump(),
+                                  value=None if value is None else round(value, 4)))
+    if not floor:
+        criteria.append(Criterion(metric=CASES_COMPLETED, op=">=", threshold=len(cases),
+                                  value=sum(c.completed for c in cases), stratum="all",
+                                  statistic="worst"))
     return criteria
+
+
+def mark_failed_rules(rules: list[Rule], cases: list[CaseOutcome]) -> None:
+    """Note on each case the every-case ('worst') rules it misses itself."""
+    for rule in (r for r in rules if r.statistic == "worst"):
+        for case in cases:
+            if case.completed and case.stratum == rule.stratum:
+                single = Criterion(**rule.model_dump(), value=case.metrics.get(rule.metric))
+                if _finite([single.value]) and not single.passed:
+                    case.failed_rules.append(rule.describe())
 
 
 def _progress_line(outcome: CaseOutcome) -> str:
@@ -199,7 +228,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _write_cases_csv(path: Path, run: ValidationRun) -> None:
-    metrics = sorted({k for c in run.cases for k in c.metrics})
+    metrics = sorted({k for c in run.cases for k in c.metrics} - {LOW_CONFIDENCE})
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["case", "seed", "stratum", "completed", "failure_code",

@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 
 from digital_contrast.qms.documents import document_header, render, write_pdf
-from digital_contrast.validation.metrics import METRICS, PRIMARY
-from digital_contrast.validation.results import CASES_COMPLETED, ValidationRun
+from digital_contrast.validation.metrics import METRICS, PRIMARY, STRATA
+from digital_contrast.validation.results import CASES_COMPLETED, ValidationRun, stratum_medians
 
 TITLE = "Validation report"
 APPROVALS = ("Prepared: validation engineer", "Reviewed: clinical and regulatory affairs",
@@ -51,18 +51,22 @@ def _plot(run: ValidationRun, metric: str, op: str, threshold: float) -> str:
 def write_report(folder: Path, run: ValidationRun) -> list[Path]:
     """report.html and report.pdf in `folder`."""
     protocol = run.protocol.protocol
-    rules = {rule.metric: rule for rule in protocol.acceptance}
-    criteria = [{"criterion": c, "rule": rules.get(c.metric),
+    floor = {c.terms: c for c in run.floor}
+    criteria = [{"criterion": c, "floor": floor.get(c.terms),
                  "description": (METRICS[c.metric].description if c.metric in METRICS else
                                  "cases run through the whole path (of all cases)")}
                 for c in run.record.criteria]
     plots = [{"metric": rule.metric, "uri": _plot(run, rule.metric, rule.op, rule.threshold)}
-             for rule in protocol.acceptance]
+             for rule in protocol.acceptance if rule.statistic != "mean"]
     context = {
         "document": document_header(f"DC-VAL-{run.run_id}", TITLE, source=run.protocol.name,
                                     approvals=APPROVALS),
         "run": run, "record": run.record, "protocol": protocol, "criteria": criteria,
-        "plots": plots, "columns": [rule.metric for rule in protocol.acceptance],
+        "plots": plots, "columns": list(dict.fromkeys(r.metric for r in protocol.acceptance)),
+        "floor_failures": run.floor_failures, "strata": STRATA,
+        "by_stratum": [{"metric": m, "model": stratum_medians(run.cases, m),
+                        "floor": stratum_medians(run.cases, m, floor=True)}
+                       for m in dict.fromkeys(r.metric for r in protocol.acceptance)],
         "failed": run.failed_cases, "cases_completed": CASES_COMPLETED,
         "duration_s": round((run.finished - run.started).total_seconds(), 1),
     }

@@ -6,7 +6,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from digital_contrast.model.validation_record import ValidationRecord
+from digital_contrast.errors import DigitalContrastError
+from digital_contrast.keys.signing import trusted_keys
+from digital_contrast.model.validation_record import SignedRecord, ValidationRecord
 from digital_contrast.validation.protocol_run import RECORD
 
 
@@ -21,16 +23,18 @@ class CompletedRun:
 
 
 def completed_runs(root: Path) -> list[CompletedRun]:
-    """Every complete run (a visible folder with a readable record), oldest first: run ids
+    """Every complete run (a visible folder with a record signed by a trusted key), oldest
+    first: run ids
     start with the protocol id and sort by their UTC time within it."""
-    runs = []
+    runs, trust = [], trusted_keys()
     for folder in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
         if folder.name.startswith(".") or not (folder / RECORD).is_file():
             continue
         try:
-            runs.append(CompletedRun(folder, ValidationRecord.load(folder / RECORD)))
-        except ValueError:
-            continue  # not a record this software wrote; never counted as evidence
+            signed = SignedRecord.read(folder / RECORD, trust)
+        except (ValueError, DigitalContrastError):
+            continue  # not a record signed by a key this site trusts: never evidence
+        runs.append(CompletedRun(folder, signed.record))
     return sorted(runs, key=lambda run: run.record.created)
 
 

@@ -14,11 +14,14 @@ from digital_contrast.api.problems import MEDIA_TYPE
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.inference import LockedModel
 from digital_contrast.model.registry import ModelRegistry
+from digital_contrast.service import ServiceState
+from digital_contrast.store.audit import REGISTRY_CHANGED, audit_registry_changed
 from digital_contrast.usecases import use_cases
 
 router = APIRouter(tags=["health"])
 MODEL_CHECK_TTL_S = 60.0  # a verified load costs a bundle fetch and hash: not on every probe
 _model_checks: dict[str, tuple[float, dict[str, Any]]] = {}
+_unaudited: list[tuple[str, str]] = []  # (use case, detail) found changed outside our commands
 
 
 @router.get("/healthz", summary="Liveness")
@@ -40,8 +43,22 @@ def _model_check(uri: str) -> dict[str, Any]:
         except DigitalContrastError as exc:
             # A use case shipped without a model is not a fault of this installation.
             models[case.id] = {"ok": exc.code == "USECASE_NO_MODEL", "code": exc.code}
+            if exc.code == REGISTRY_CHANGED:  # audited by the request that found it
+                _unaudited.append((case.id, exc.detail))
     _model_checks[uri] = (time.monotonic(), models)
     return models
+
+
+def _audit_registry_changes(state: ServiceState) -> None:
+    """Each fresh model check that found the registry changed outside our commands is audited
+    once (cached results are not audited again)."""
+    if not _unaudited:
+        return
+    with state.sessions() as db:
+        while _unaudited:
+            case, detail = _unaudited.pop()
+            audit_registry_changed(db, state.settings.site, "readiness", case, detail)
+        db.commit()
 
 
 @router.get("/readyz", summary="Readiness",
@@ -56,6 +73,7 @@ def readyz(state: Service) -> JSONResponse:
         checks["database"] = {"ok": False, "code": "DATABASE_UNREACHABLE",
                               "error": type(exc).__name__}
     models = checks["models"] = _model_check(state.settings.mlflow_uri)
+    _audit_registry_changes(state)
     # A use case shipped without a model is fine; a service with no usable model is not ready.
     ready = (checks["database"]["ok"] and all(m["ok"] for m in models.values())
              and any("bundle_sha256" in m for m in models.values()))
