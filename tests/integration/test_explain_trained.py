@@ -19,10 +19,11 @@ from digital_contrast.explain.steps import ExplainError, require_method
 from digital_contrast.explain.uncertainty import estimate_uncertainty
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.synthesize import predict_working
+from digital_contrast.keys.signing import trusted_keys
 from digital_contrast.model.bundle import read_bundle
 from digital_contrast.model.network import build_network
 from digital_contrast.model.reference import BUNDLE_DIR, RECORD, reference_release
-from digital_contrast.model.validation_record import ValidationRecord
+from digital_contrast.model.validation_record import SignedRecord
 from digital_contrast.phantom.case import generate_case
 from digital_contrast.release.model_release import CANDIDATES_DIR
 from digital_contrast.usecases import load_use_case
@@ -36,7 +37,7 @@ def trained():
     release = reference_release(AAA, CANDIDATES_DIR)
     assert release is not None, "a trained candidate is filed under validation/reports/models"
     bundle = read_bundle(release / BUNDLE_DIR)
-    record = ValidationRecord.load(release / RECORD)
+    record = SignedRecord.read(release / RECORD, trusted_keys()).record  # the release key's
     assert record.bundle_sha256 == bundle.sha256 and record.explain is not None
     network = build_network(bundle.manifest.network)
     network.load_state_dict(bundle.state_dict())

@@ -31,7 +31,7 @@ from digital_contrast.qms.soup.closure import closure_of
 from digital_contrast.qms.soup.vendored import Vendored
 from tests.support.documents import assert_controlled_document
 
-TODAY = date(2026, 11, 29)
+TODAY = date(2026, 12, 6)
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_stale_review_and_unknown_software_item_are_reported(tmp_path, closure,
     rich["software_items"] = ["SI-SYSTEM", "SI-NOWHERE"]
     path = _write(tmp_path, entries)
     problems = {p.line: p.message for p in _check(path, closure, known_items)}
-    assert "393 days ago" in problems[_line_of(path, "anomalies_reviewed: 2025-11-01")]
+    assert "400 days ago" in problems[_line_of(path, "anomalies_reviewed: 2025-11-01")]
     assert problems[_line_of(path, "- SI-NOWHERE")] == "unknown software item SI-NOWHERE"
     assert len(problems) == 2
 
@@ -288,7 +288,7 @@ def test_rendered_list_has_title_block_and_every_item(tmp_path, closure) -> None
     paths = write_soup_list(tmp_path, soup, closure, today=TODAY)
     assert [p.name for p in paths] == ["soup_list.md", "soup_list.html", "soup_list.pdf",
                                        "soup_list.csv"]
-    assert_controlled_document(paths[1], "DC-SOUP", "2026-11-29",
+    assert_controlled_document(paths[1], "DC-SOUP", "2026-12-06",
                                ("Author", "Reviewer", "Approver (regulatory)"))
     markdown, html = (p.read_text(encoding="utf-8") for p in paths[:2])
     for text in (markdown, html):

@@ -48,8 +48,8 @@ def explain_options(method: Method | str | None, region_box_mm: Box | None) -> d
 def _require_method(registry: ModelRegistry, registered: RegisteredBundle,
                     method: Method | str) -> None:
     """EXPLAIN_METHOD_REFUSED unless `method` passed its sanity checks for this bundle."""
-    record = registry.validation_record(registered)
-    require_method(record.explain if record is not None else None, method)
+    signed = registry.validation_record(registered)
+    require_method(signed.record.explain if signed is not None else None, method)
 
 
 def submit(db: Session, registry_uri: str, *, site: str, series_uid: str, use_case: str,

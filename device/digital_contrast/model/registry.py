@@ -28,7 +28,7 @@ from digital_contrast.model.registry_seal import (
 )
 from digital_contrast.model.tracking import default_artifact_location, resolve_tracking_uri
 from digital_contrast.model.validation_record import SignedRecord
-from digital_contrast.usecases import UseCase, load_use_case
+from digital_contrast.usecases import UseCase, use_cases
 
 PRODUCTION = "production"
 CANDIDATE = "candidate"
@@ -259,14 +259,11 @@ class ModelRegistry:
     def promote(self, name: str, version: str, alias: str = PRODUCTION) -> RegisteredBundle:
         """Give a version an alias (production only through the gate) and seal it."""
         registered = self.show(name, version)
-        signed = self.validation_record(registered)
         if alias == PRODUCTION:
-            use_case = load_use_case(signed.record.use_case if signed else
-                                     self._version_tags(registered).get("use_case", ""))
-            if use_case.model_name != name:
-                raise RegistryError("MODEL_NOT_VALIDATED",
-                                    f"{name} is not the model of use case {use_case.id}")
-            self.require_validated(registered, use_case)
+            signed: SignedRecord | None = self.require_validated(registered,
+                                                                 _use_case_of_model(name))
+        else:
+            signed = self.validation_record(registered)
         with _reaching(self.uri):
             self.client.set_registered_model_alias(name, alias, version)
             self.client.set_registered_model_tag(
@@ -275,3 +272,11 @@ class ModelRegistry:
                            signed.sha256 if signed else ""))
         log.info("model %s version %s given alias %s", name, version, alias)
         return self.show(name, version)
+
+
+def _use_case_of_model(name: str) -> UseCase:
+    """The use case whose model this is (from the definitions, never from registry tags)."""
+    for use_case in use_cases().values():
+        if use_case.model_name == name:
+            return use_case
+    raise RegistryError("MODEL_NOT_VALIDATED", f"no use case runs a model named {name}")
