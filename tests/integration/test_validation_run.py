@@ -313,6 +313,7 @@ def test_validate_attaches_its_record_and_only_a_passing_one_opens_promotion(
     assert failing.exit_code == 1, failing.output
     assert "validation FAILED" in failing.output and "procedural digital phantom" in \
         failing.output
+    assert "median lumen_dice >= 0.92 (primary)" in failing.output and "floor" in failing.output
     refused = runner.invoke(app, ["model", "promote", "aaa-cta", "1"])
     assert refused.exit_code == 2 and "PROTOCOL_OUTDATED" in refused.output
 

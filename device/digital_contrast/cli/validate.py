@@ -53,11 +53,19 @@ def validate_command(
                          signer, progress=lambda line: console.print(line, highlight=False))
     record = run.record
     console.print(f"[bold]{record.evidence}[/]")
+    floor = {c.terms: c for c in run.floor}
+
+    def shown(value: float | None) -> str:
+        return "not measurable" if value is None else f"{value:g}"
+
     for criterion in record.criteria:
-        value = "not measurable" if criterion.value is None else f"{criterion.value:g}"
-        console.print(f"  {criterion.metric:<30} {value:>14} {criterion.op} "
-                      f"{criterion.threshold:<8g} {'pass' if criterion.passed else 'FAIL'}",
-                      highlight=False)
+        oracle = floor.get(criterion.terms)
+        console.print(f"  {criterion.describe():<62} {shown(criterion.value):>10} "
+                      f"{'pass' if criterion.passed else 'FAIL'}"
+                      + (f"   floor {shown(oracle.value)}" if oracle else ""), highlight=False)
+    if run.floor_failures:
+        console.print(f"[bold red]The floor (oracle) fails {len(run.floor_failures)} criteria: "
+                      "no model can meet them; the protocol must be reviewed.[/]")
     registered, registry = candidate.registered, candidate.registry
     if attach and registered is not None and registry is not None:
         registered = registry.attach_validation(registered, (run.folder / RECORD).read_bytes())
