@@ -96,7 +96,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bundle", type=Path, help="time this bundle (default: production)")
-    parser.add_argument("--record", type=Path, help="the bundle's record (explain evidence)")
+    parser.add_argument("--record", type=Path, help="the bundle's calibration file or record "
+                        "(explain evidence)")
     parser.add_argument("--previews", type=Path, help="also write the uncertainty previews here")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()

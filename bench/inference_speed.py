@@ -3,6 +3,7 @@ beside the same network through a plain `monai.inferers.sliding_window_inference
 default settings on the same region at the same working spacing, in the same run.
 
     .venv/bin/python bench/inference_speed.py [--repeats 3] [--threads 2] [--bundle DIR]
+        [--explain-from FILE]
 
 Uses the production aaa-cta model when the registry has one; `--bundle` (or, without a
 production model, a bundle of the reference architecture with untrained weights: timing does
@@ -37,7 +38,7 @@ def prepare(workdir: Path, bundle_dir: Path | None = None,
             record_path: Path | None = None) -> dict:
     """Write the phantom series and say which model the runs load; returns what was used.
 
-    With `bundle_dir` (and its validation record, for its explain evidence), that bundle is
+    With `bundle_dir` (and its calibration file or record, for its explain evidence), that bundle is
     timed whether or not it passed its protocol, loaded the way `validate` loads a candidate
     (`LockedModel.under_validation`: the same identity checks, no record forged or attached).
     Without it, the production model, or else an untrained bundle of the reference architecture
@@ -153,6 +154,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bundle", type=Path, help="time this bundle (default: production)")
+    parser.add_argument("--explain-from", type=Path, help="the bundle's calibration file or "
+                        "record, for its explain evidence (as `validate --explain-from`)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -165,7 +168,7 @@ def main() -> None:
     tasks = ["synthesize", "plain_cpu"] + (["plain_gpu"] if torch.cuda.is_available() else [])
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        used = prepare(workdir, args.bundle)
+        used = prepare(workdir, args.bundle, args.explain_from)
         print(f"512x512x300 phantom NCCT (seed {SEED}); model: {used['weights']}; "
               f"{args.threads} threads; {args.repeats} repeats, medians")
         runs = run_children(__file__, tasks, workdir, used["model"], args.threads,

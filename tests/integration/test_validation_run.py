@@ -71,7 +71,7 @@ def phantom_run(tiny_model: LockedModel, tmp_path_factory: pytest.TempPathFactor
     return run, protocol, lines
 
 
-@pytest.mark.req("SRS-VAL-003", "SRS-VAL-005", "SRS-VAL-004")
+@pytest.mark.req("SRS-VAL-003", "SRS-VAL-005", "SRS-VAL-004", "SRS-VAL-011")
 def test_a_phantom_protocol_runs_through_dicom_into_record_report_and_table(phantom_run,
                                                                            tiny_model) -> None:
     run, protocol, lines = phantom_run
@@ -426,3 +426,16 @@ def test_a_pool_yields_the_first_cases_of_every_stratum_or_is_refused() -> None:
     with pytest.raises(ValidationRunError) as refused:
         selected_seeds(pool(3))
     assert refused.value.code == "DATASET_INVALID" and "too few" in refused.value.detail
+
+
+@pytest.mark.req("SRS-VAL-011")
+def test_the_floor_is_judged_like_the_model_but_never_on_confidence() -> None:
+    from digital_contrast.model.validation_record import Rule
+
+    cases = [CaseOutcome("a", 1, "primary", {"lumen_dice": 0.5, "low_confidence": 1.0},
+                         floor_metrics={"lumen_dice": 0.9})]
+    rules = [Rule(metric="lumen_dice", op=">=", threshold=0.92),
+             Rule(metric="low_confidence", op="<=", threshold=0.1, statistic="mean")]
+    floor = evaluate(rules, cases, floor=True)
+    # The oracle misses 0.92 here: a criterion no model could meet, reported as such.
+    assert [(c.metric, c.value, c.passed) for c in floor] == [("lumen_dice", 0.9, False)]
