@@ -1,7 +1,8 @@
 """RFC 9457 problem details: every error a client sees, with a stable `code` and no internals.
 
 A `DigitalContrastError` keeps its code; its HTTP status comes from `STATUS_BY_CODE` (a code's
-prefix when the code itself is not listed). Anything unexpected becomes a 500 with code
+prefix when the code itself is not listed), and `see` names the guide section that says what to
+do next. Anything unexpected becomes a 500 with code
 `INTERNAL_ERROR` and an error id that operators find in the log; the exception never leaves the
 server.
 """
@@ -35,19 +36,49 @@ STATUS_BY_CODE: dict[str, int] = {
     "RECORD_NOT_FOUND": 404, "RECORD_TAMPERED": 409, "RECORD_UNREADABLE": 409,
     "REGISTRY_UNREACHABLE": 503, "DATABASE_UNREACHABLE": 503,
     "MODEL_INTEGRITY": 503, "MODEL_NOT_VALIDATED": 503, "MODEL_NOT_REGISTERED": 503,
+    # The installation's models and keys, not the request: the operators must act.
+    "PROTOCOL_OUTDATED": 503, "REGISTRY_CHANGED_OUTSIDE": 503, "RECORD_UNSIGNED": 503,
+    "SIGNER_UNTRUSTED": 503, "SIGNATURE_INVALID": 503, "KEYS_DIR_INVALID": 503,
+    "KEY_PERMISSIONS": 503, "TRUSTED_KEY_INVALID": 503,
 }
 STATUS_BY_PREFIX: dict[str, int] = {"ZIP": 422, "IMG": 422, "CONF": 422, "STOW": 400,
                                     "QIDO": 400}
+
+
+# Where a client (or its operator) reads what to do next: every problem names a guide section.
+_MODELS = "docs/operations.md#models-and-the-registry"
+_INPUT = "docs/clinical-integration.md#input-refusals"
+_KEYS = "docs/regulatory.md#keys-and-signed-records"
+GUIDE_BY_CODE: dict[str, str] = {
+    "USECASE_NO_MODEL": _MODELS, "PROTOCOL_OUTDATED": _MODELS, "REGISTRY_CHANGED_OUTSIDE": _MODELS,
+    "RECORD_UNSIGNED": _KEYS, "SIGNER_UNTRUSTED": _KEYS, "SIGNATURE_INVALID": _KEYS,
+    "KEYS_DIR_INVALID": _KEYS, "KEY_PERMISSIONS": _KEYS, "TRUSTED_KEY_INVALID": _KEYS,
+    "SERIES_SYNTHETIC": _INPUT, "USECASE_UNKNOWN": "docs/clinical-integration.md#jobs",
+}
+GUIDE_BY_PREFIX: dict[str, str] = {
+    "AUTH": "docs/operations.md#keys", "MODEL": _MODELS, "REGISTRY": _MODELS,
+    "CONF": "docs/clinical-integration.md#intended-use-envelope-conformity", "IMG": _INPUT,
+    "ZIP": _INPUT, "UPLOAD": _INPUT, "STOW": "docs/clinical-integration.md#sending-images",
+    "QIDO": "docs/clinical-integration.md#sending-images",
+    "EXPLAIN": "docs/clinical-integration.md#explainability-and-confidence",
+    "JOB": "docs/clinical-integration.md#jobs", "RESULT": "docs/clinical-integration.md#jobs",
+    "DATABASE": "docs/operations.md#the-service",
+}
+GUIDE_DEFAULT = "docs/clinical-integration.md#errors"
 
 
 def status_for(code: str) -> int:
     return STATUS_BY_CODE.get(code) or STATUS_BY_PREFIX.get(code.split("_", 1)[0], 400)
 
 
+def guide_for(code: str) -> str:
+    return GUIDE_BY_CODE.get(code) or GUIDE_BY_PREFIX.get(code.split("_", 1)[0], GUIDE_DEFAULT)
+
+
 def problem(status: int, code: str, detail: str, title: str | None = None,
             **extra: Any) -> JSONResponse:
     body = {"type": f"urn:digital-contrast:problem:{code.lower()}", "title": title or code,
-            "status": status, "code": code, "detail": detail, **extra}
+            "status": status, "code": code, "detail": detail, "see": guide_for(code), **extra}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
 
 
