@@ -125,3 +125,23 @@ def test_validate_without_a_signing_key_stops_before_any_case(keys_env: Path) ->
     assert result.exit_code == 2 and "SIGNING_KEY_MISSING" in result.output
     assert "digital-contrast signing create" in result.output
     assert not (keys_env.parent / "build").exists()
+
+
+@pytest.mark.req("SRS-SIG-001")
+def test_processes_creating_the_site_secret_at_once_agree_on_one(tmp_path: Path) -> None:
+    """Workers of a fresh installation seal their first registry writes concurrently: every one
+    must read the same secret, or their seals would not verify for each other."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from pathlib import Path; from digital_contrast.keys import KeysFolder;"
+              "print(KeysFolder(Path(sys.argv[1])).secret('registry-seal').hex())")
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "keys")],
+                             stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    secrets = {run.communicate(timeout=120)[0].strip() for run in runs}
+    assert len(secrets) == 1 and len(secrets.pop()) == 64
+    stored = tmp_path / "keys" / "secrets"
+    assert [p.name for p in stored.iterdir()] == ["registry-seal.key"]  # no temporary left
+    with pytest.raises(FileExistsError):
+        KeysFolder(tmp_path / "keys").write_private(b"x", "secrets", "registry-seal.key",
+                                                    exclusive=True)

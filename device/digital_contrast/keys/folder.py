@@ -12,6 +12,7 @@ A private file readable by anyone but its owner is refused (KEY_PERMISSIONS), as
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -57,9 +58,10 @@ class KeysFolder:
                             f"others (mode {stat.S_IMODE(mode):o}); run chmod 600 on it")
         return path.read_bytes()
 
-    def write_private(self, data: bytes, *parts: str) -> Path:
-        """Write a private file 0600 in one rename (never a half-written key); the folders
-        on the way are made 0700."""
+    def write_private(self, data: bytes, *parts: str, exclusive: bool = False) -> Path:
+        """Write a private file 0600 in one step (never a half-written key); the folders on the
+        way are made 0700. `exclusive`: only if no such file exists (FileExistsError), so that
+        two processes creating the same secret at once agree on the first one."""
         path = self.file(*parts)
         folder = self.path
         folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
@@ -73,15 +75,24 @@ class KeysFolder:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        try:
+            if exclusive:
+                os.link(tmp, path)  # atomic, and fails when the name exists
+            else:
+                os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
         return path
 
     def secret(self, name: str) -> bytes:
-        """The site secret `name`, created (32 random bytes) on first use."""
-        existing = self.read_private("secrets", f"{name}.key")
+        """The site secret `name`, created (32 random bytes) on first use; when two processes
+        create it at once, both use the one written first."""
+        parts = ("secrets", f"{name}.key")
+        existing = self.read_private(*parts)
         if existing is None:
-            self.write_private(secrets.token_hex(32).encode(), "secrets", f"{name}.key")
-            existing = self.read_private("secrets", f"{name}.key")
+            with contextlib.suppress(FileExistsError):  # another process was first
+                self.write_private(secrets.token_hex(32).encode(), *parts, exclusive=True)
+            existing = self.read_private(*parts)
             assert existing is not None
         return bytes.fromhex(existing.decode().strip())
 
