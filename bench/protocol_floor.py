@@ -19,7 +19,7 @@ from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.usecases import load_use_case
 from digital_contrast.validation import load_protocol
 from digital_contrast.validation.cases import dataset_cases
-from digital_contrast.validation.protocol_run import evaluate
+from digital_contrast.validation.protocol_run import evaluate, measured
 from digital_contrast.validation.results import CaseOutcome, stratum_medians
 
 
@@ -45,7 +45,7 @@ def main() -> None:
             ncct = read_series(case.ncct)
             metrics = case.score(ncct, case.floor(ncct, spacing))
             outcome = CaseOutcome(case.case_id, case.seed, case.stratum)
-            outcome.floor_metrics = {k: v for k, v in metrics.items() if v == v}
+            outcome.floor_metrics = measured(metrics)
             outcomes.append(outcome)
             seconds.append(time.perf_counter() - start)
             print(f"{case.case_id} ({case.stratum}): {seconds[-1]:.1f} s", flush=True)

@@ -51,6 +51,13 @@ def _stored(registry: ModelRegistry, registered: RegisteredBundle, *parts: str) 
     return Path(urlparse(uri).path).joinpath(*parts)
 
 
+def _load_refusal(registry: ModelRegistry) -> str:
+    """The code with which loading the production model is refused."""
+    with pytest.raises(RegistryError) as info:
+        LockedModel.load(AAA, registry=registry)
+    return info.value.code
+
+
 def _forged(bundle_sha256: str, *, protocol_sha256: str = "0" * 64,
             metric: str = "anything") -> ValidationRecord:
     """The issue's forgery: any protocol text, a zero hash and one criterion `anything >= 0`."""
@@ -109,12 +116,10 @@ def test_an_edited_record_in_the_artifact_store_is_refused_at_load(
     document = json.loads(stored.read_text())
     document["payload"]["criteria"][0]["value"] = 0.99  # a "better" value
     stored.write_text(json.dumps(document, indent=2))
-    with pytest.raises(RegistryError) as info:
-        LockedModel.load(AAA, registry=registry)
-    assert info.value.code == "SIGNATURE_INVALID"
+    assert _load_refusal(registry) == "SIGNATURE_INVALID"
 
 
-@pytest.mark.req("SRS-MOD-007")
+@pytest.mark.req("SRS-MOD-008")
 def test_a_record_swapped_for_another_signed_one_is_detected(registry: ModelRegistry,
                                                              tmp_path: Path) -> None:
     """A validly signed record our commands did not attach (here: a second one for the same
@@ -122,12 +127,10 @@ def test_a_record_swapped_for_another_signed_one_is_detected(registry: ModelRegi
     registered = _promoted(registry, tmp_path)
     bundle = read_bundle(tmp_path / "bundle")
     _stored(registry, registered, RECORD_PATH, RECORD_FILE).write_bytes(record_for(bundle))
-    with pytest.raises(RegistryError) as info:
-        LockedModel.load(AAA, registry=registry)
-    assert info.value.code == "REGISTRY_CHANGED_OUTSIDE"
+    assert _load_refusal(registry) == "REGISTRY_CHANGED_OUTSIDE"
 
 
-@pytest.mark.req("SRS-MOD-007")
+@pytest.mark.req("SRS-MOD-007", "SRS-MOD-008")
 def test_rewritten_weights_hash_tag_and_record_are_refused(registry: ModelRegistry,
                                                           tmp_path: Path) -> None:
     registered = _promoted(registry, tmp_path)
@@ -140,9 +143,7 @@ def test_rewritten_weights_hash_tag_and_record_are_refused(registry: ModelRegist
                          (site_signer(), "REGISTRY_CHANGED_OUTSIDE")):
         # Even a record the site's key signed for the new hash was never attached by us.
         stored.write_bytes(record_for(other, signer=signer))
-        with pytest.raises(RegistryError) as info:
-            LockedModel.load(AAA, registry=registry)
-        assert info.value.code == code
+        assert _load_refusal(registry) == code
 
 
 @pytest.mark.req("SRS-MOD-007")
@@ -165,9 +166,7 @@ def test_a_revoked_signing_key_closes_the_gate(registry: ModelRegistry, tmp_path
     _promoted(registry, tmp_path)
     monkeypatch.setenv("DC_TRUSTED_KEYS", "[]")  # the site stops trusting its old key
     get_settings.cache_clear()
-    with pytest.raises(RegistryError) as info:
-        LockedModel.load(AAA, registry=registry)
-    assert info.value.code == "SIGNER_UNTRUSTED"
+    assert _load_refusal(registry) == "SIGNER_UNTRUSTED"
 
 
 @pytest.mark.req("SRS-MOD-008")

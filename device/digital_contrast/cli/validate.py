@@ -53,13 +53,11 @@ def validate_command(
                          signer, progress=lambda line: console.print(line, highlight=False))
     record = run.record
     console.print(f"[bold]{record.evidence}[/]")
-    floor = {c.terms: c for c in run.floor}
-
     def shown(value: float | None) -> str:
         return "not measurable" if value is None else f"{value:g}"
 
     for criterion in record.criteria:
-        oracle = floor.get(criterion.terms)
+        oracle = run.floor_of(criterion)
         console.print(f"  {criterion.describe():<62} {shown(criterion.value):>10} "
                       f"{'pass' if criterion.passed else 'FAIL'}"
                       + (f"   floor {shown(oracle.value)}" if oracle else ""), highlight=False)

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from digital_contrast.canonical_json import canonical_json
 from digital_contrast.config import Settings, get_settings
 from digital_contrast.keys.errors import KeysError
 from digital_contrast.keys.folder import KeysFolder
@@ -41,9 +42,8 @@ CURRENT = "current"
 RELEASE_KEYS = "keys"  # under DC_RELEASES_DIR
 
 
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
+def _signed_bytes(body: dict[str, Any]) -> bytes:
+    return canonical_json(body).encode("utf-8")
 
 
 def _raw(public: Ed25519PublicKey) -> bytes:
@@ -71,6 +71,14 @@ def parse_public_key(line: str, source: str) -> Ed25519PublicKey:
                         f"('{PREFIX}' followed by 32 bytes in base64)") from None
 
 
+def unverified_payload(document: Any) -> Any:
+    """The payload of a signed document, or the document itself when it is not one, WITHOUT
+    verifying anything: for reading what a file reports, never for a gate."""
+    if isinstance(document, dict) and document.get("format") == FORMAT:
+        return document.get("payload")
+    return document
+
+
 @dataclass(frozen=True)
 class Signer:
     private: Ed25519PrivateKey
@@ -86,7 +94,7 @@ class Signer:
     def sign_document(self, purpose: str, payload: dict[str, Any]) -> bytes:
         """The signed JSON document of `payload` for `purpose`."""
         body = {"format": FORMAT, "purpose": purpose, "payload": payload}
-        signature = self.private.sign(canonical_json(body))
+        signature = self.private.sign(_signed_bytes(body))
         document = body | {"signature": {"algorithm": ALGORITHM, "key_id": self.key_id,
                                          "value": base64.b64encode(signature).decode("ascii")}}
         return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
@@ -160,7 +168,7 @@ class TrustedKeys:
         body = {k: document.get(k) for k in ("format", "purpose", "payload")}
         try:
             trusted[0].verify(base64.b64decode(str(signature.get("value")), validate=True),
-                              canonical_json(body))
+                              _signed_bytes(body))
         except (InvalidSignature, binascii.Error, ValueError):
             raise KeysError("SIGNATURE_INVALID", f"{what}: the signature does not match its "
                             "content (changed after signing)") from None

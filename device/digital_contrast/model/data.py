@@ -9,7 +9,6 @@ expected enhancement instead of chasing the noise of two independent acquisition
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +26,7 @@ from monai.transforms import (
     SpatialPadd,
 )
 
+from digital_contrast.canonical_json import canonical_json
 from digital_contrast.imaging.resampling import anti_alias
 from digital_contrast.imaging.volume import AIR_HU
 from digital_contrast.phantom.case import noiseless_images, render_case
@@ -49,10 +49,9 @@ IMAGE, TARGET, LOSS_WEIGHT = "image", "target", "loss_weight"
 LABELS, SAMPLE_WEIGHT, PARAMETERS, KVP = "labels", "sample_weight", "parameters", "kvp"
 
 
-def canonical_json(value: Any) -> str:
-    """Key-sorted, compact, ASCII JSON: one byte string per value, for hashing."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
+def ascii_json(value: Any) -> str:
+    """Canonical JSON in ASCII: the data manifest is written and hashed in this form."""
+    return canonical_json(value, ensure_ascii=True)
 
 
 def data_manifest(training_seeds: Sequence[int], validation_seeds: Sequence[int] = (),
@@ -71,7 +70,7 @@ def data_manifest(training_seeds: Sequence[int], validation_seeds: Sequence[int]
 
 
 def manifest_sha256(manifest: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(manifest).encode("ascii")).hexdigest()
+    return hashlib.sha256(ascii_json(manifest).encode("ascii")).hexdigest()
 
 
 class PhantomPaird(MapTransform):

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.frozen_schema import FrozenSchema
+from digital_contrast.keys.signing import unverified_payload
 
 
 class TTASettings(FrozenSchema):
@@ -72,9 +73,7 @@ class ExplainFile(FrozenSchema):
         """From a calibration file or from a validation record (signed or not: the signature is
         not what makes the evidence, the validation that carries it will sign it)."""
         try:
-            data = json.loads(Path(path).read_text("utf-8"))
-            if isinstance(data, dict) and isinstance(data.get("payload"), dict):
-                data = data["payload"]
+            data = unverified_payload(json.loads(Path(path).read_text("utf-8")))
             return cls.model_validate({k: data.get(k) for k in ("bundle_sha256", "explain")})
         except (OSError, ValueError, AttributeError):  # pydantic's ValidationError included
             raise DigitalContrastError("EXPLAIN_FILE_INVALID", f"{path} is not a calibration "

@@ -51,6 +51,7 @@ class RegisteredBundle:
     aliases: tuple[str, ...]
     model_version: str  # the bundle's own semantic version
     validation_passed: bool
+    seal: str | None = None  # what our commands last sealed (model.registry_seal)
 
 
 @contextmanager
@@ -128,7 +129,8 @@ class ModelRegistry:
             sha256=tags.get(TAG_SHA, ""), source=version.source,  # type: ignore[attr-defined]
             run_id=version.run_id or "", aliases=tuple(version.aliases or ()),  # type: ignore[attr-defined]
             model_version=tags.get("model_version", ""),
-            validation_passed=tags.get("validation_passed") == "true")
+            validation_passed=tags.get("validation_passed") == "true",
+            seal=tags.get(VERSION_TAG))
 
     def versions(self, name: str, *, missing_ok: bool = False) -> list[RegisteredBundle]:
         with _reaching(self.uri):
@@ -220,7 +222,7 @@ class ModelRegistry:
         """REGISTRY_CHANGED_OUTSIDE when the version's hash or record, or the alias that
         resolved to it, is not what our commands last wrote."""
         record_sha = signed.sha256 if signed else ""
-        found = self._version_tags(registered).get(VERSION_TAG)
+        found = registered.seal
         problems = []
         if (found is not None or signed is not None) and not seal_matches(
                 version_seal(registered.name, registered.version, registered.sha256,
@@ -239,11 +241,6 @@ class ModelRegistry:
                                 "digital-contrast commands; refusing to run it. Re-validate "
                                 "and promote the intended version; see docs/operations.md, "
                                 "'Models and the registry'")
-
-    def _version_tags(self, registered: RegisteredBundle) -> dict[str, str]:
-        with _reaching(self.uri):
-            version = self.client.get_model_version(registered.name, registered.version)
-        return dict(getattr(version, "tags", {}) or {})
 
     def require_validated(self, registered: RegisteredBundle, use_case: UseCase,
                           alias: str | None = None) -> SignedRecord:

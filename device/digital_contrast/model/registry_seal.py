@@ -10,8 +10,8 @@ REGISTRY_CHANGED_OUTSIDE, refused and audited by the caller.
 import hashlib
 import hmac
 
+from digital_contrast.canonical_json import canonical_json
 from digital_contrast.keys.folder import KeysFolder, keys_folder
-from digital_contrast.keys.signing import canonical_json
 
 SECRET = "registry-seal"
 VERSION_TAG = "dc_seal"
@@ -20,7 +20,7 @@ ALIAS_TAG_PREFIX = "dc_seal."
 
 def _mac(folder: KeysFolder | None, fields: list[str]) -> str:
     secret = (folder or keys_folder()).secret(SECRET)
-    return hmac.new(secret, canonical_json(fields), hashlib.sha256).hexdigest()
+    return hmac.new(secret, canonical_json(fields).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def version_seal(name: str, version: str, bundle_sha256: str, record_sha256: str,

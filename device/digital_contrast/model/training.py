@@ -31,7 +31,7 @@ from .data import (
     LOSS_WEIGHT,
     LUMEN_LABELS,
     TARGET,
-    canonical_json,
+    ascii_json,
     data_manifest,
     manifest_sha256,
     phantom_dataset,
@@ -298,7 +298,7 @@ def train(config: TrainingConfig, tracking_uri: str | None = None,
         _write_json(out / NETWORK_FILE, config.network.to_dict())
         _write_json(out / "training_config.json", config.to_dict())
         # Exactly the hashed bytes: sha256 of the file == manifest_sha256.
-        (out / "data_manifest.json").write_text(canonical_json(manifest), encoding="ascii")
+        (out / "data_manifest.json").write_text(ascii_json(manifest), encoding="ascii")
         for name in (WEIGHTS_FILE, NETWORK_FILE):
             run.log_artifact(out / name, "model")
         run.log_artifact(out / "training_config.json")

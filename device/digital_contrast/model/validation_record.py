@@ -20,7 +20,7 @@ from pydantic import Field, StringConstraints, ValidationError, computed_field
 from digital_contrast import __version__
 from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.keys.errors import KeysError
-from digital_contrast.keys.signing import Signer, TrustedKeys
+from digital_contrast.keys.signing import Signer, TrustedKeys, unverified_payload
 from digital_contrast.model.explain_evidence import ExplainEvidence
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -135,7 +135,5 @@ class SignedRecord:
 def unverified_record(path: Path) -> ValidationRecord:
     """The record in a file, signed or not, WITHOUT verifying any signature: for reading the
     evidence a record reports (calibration input, reports), never for a gate."""
-    data = json.loads(Path(path).read_text("utf-8"))
-    if isinstance(data, dict) and "payload" in data and "signature" in data:
-        data = data["payload"]
+    data = unverified_payload(json.loads(Path(path).read_text("utf-8")))
     return ValidationRecord.from_payload(data, str(path))

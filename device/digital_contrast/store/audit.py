@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from digital_contrast.canonical_json import canonical_json
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.database import begin_write
 from digital_contrast.store.errors import StoreError, StoreErrorCode
@@ -26,11 +27,6 @@ from digital_contrast.store.tables import AuditEvent
 
 GENESIS = "0" * 64
 _ADVISORY_LOCK = 0x44435F4155444954  # "DC_AUDIT": one key for the whole chain
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
 
 
 def _fields(at: datetime, site: str, actor: str, action: str, object_type: str,

@@ -154,10 +154,10 @@ def _run_case(case: ValidationCase, model: LockedModel, out: Path) -> CaseOutcom
         metrics[LOW_CONFIDENCE] = float(result.confidence.low_confidence)
         if result.confidence.uncertain_fraction is not None:  # None: uncalibrated bundle
             metrics[UNCERTAIN_LUMEN_FRACTION] = result.confidence.uncertain_fraction
-        outcome.metrics = _measured(metrics)
+        outcome.metrics = measured(metrics)
         if case.floor is not None:
             oracle = case.floor(result.ncct, model.network_config.spacing_mm)
-            outcome.floor_metrics = _measured(case.score(result.ncct, oracle))
+            outcome.floor_metrics = measured(case.score(result.ncct, oracle))
     except DigitalContrastError as exc:
         outcome.failure_code, outcome.failure_detail = exc.code, exc.detail
     except Exception as exc:  # a defect fails its case, listed in the report, not the run
@@ -169,7 +169,7 @@ def _run_case(case: ValidationCase, model: LockedModel, out: Path) -> CaseOutcom
     return outcome
 
 
-def _measured(metrics: dict[str, float]) -> dict[str, float]:
+def measured(metrics: dict[str, float]) -> dict[str, float]:
     """A metric that cannot be measured on a case (no thick thrombus to segment) is left out."""
     return {k: round(v, 4) for k, v in metrics.items() if math.isfinite(v)}
 

@@ -51,8 +51,7 @@ def _plot(run: ValidationRun, metric: str, op: str, threshold: float) -> str:
 def write_report(folder: Path, run: ValidationRun) -> list[Path]:
     """report.html and report.pdf in `folder`."""
     protocol = run.protocol.protocol
-    floor = {c.terms: c for c in run.floor}
-    criteria = [{"criterion": c, "floor": floor.get(c.terms),
+    criteria = [{"criterion": c, "floor": run.floor_of(c),
                  "description": (METRICS[c.metric].description if c.metric in METRICS else
                                  "cases run through the whole path (of all cases)")}
                 for c in run.record.criteria]

@@ -61,6 +61,10 @@ class ValidationRun:
     # The protocol's criteria met by the oracle on the same cases (empty: no floor, paired).
     floor: list[Criterion] = field(default_factory=list)
 
+    def floor_of(self, criterion: Criterion) -> Criterion | None:
+        """The oracle's value of the same criterion; None where the floor does not judge it."""
+        return next((c for c in self.floor if c.terms == criterion.terms), None)
+
     @property
     def floor_failures(self) -> list[Criterion]:
         """Criteria not even the oracle meets: no model can, and the protocol needs review."""
