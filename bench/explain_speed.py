@@ -6,10 +6,9 @@ Occlusion, each as seconds, peak RSS and a ratio to the inference time measured 
         [--previews DIR]
 
 Targets: uncertainty <= 1x inference extra; IG <= 10 minutes; peak RSS <= 6 GB throughout.
-Uses the production aaa-cta model when there is one (see inference_speed.prepare); with the
-untrained stand-in there is no synthesized lumen, so attribution explains a 40 mm box at the
-volume centre instead (timings hardly depend on the target). Each step runs in a fresh
-subprocess so that its peak RSS is its own.
+Uses the production aaa-cta model (see inference_speed.prepare) or `--bundle`. Uncertainty is
+the TTA of the cascade's second stage; attribution explains the first stage's network. Each
+step runs in a fresh subprocess so that its peak RSS is its own.
 """
 
 import argparse
@@ -37,7 +36,7 @@ def _write_previews(folder: Path, volume, prediction, uncertainty, config) -> No
     spec = MapSpec(kind="uncertainty", method="tta", unit_code="[hnsf'U]",
                    unit_meaning="Hounsfield unit",
                    description="SD of synthesized enhancement over 8 test-time augmentations")
-    images = render_previews(volume, synthetic, uncertainty.to_native(prediction, volume), spec,
+    images = render_previews(volume, synthetic, uncertainty.to_native(volume), spec,
                              preview_center(enhancement, volume.spacing))
     for view, image in images.items():
         write_png(image, folder / f"uncertainty_{view}.png")
@@ -64,7 +63,7 @@ def child(task: str, workdir: Path, model_spec: str, threads: int) -> dict:
     model = load_model(Path(model_spec))
     network, config = model.network, model.network_config
     start = time.perf_counter()
-    prediction = predict_working(volume, network, config, source_kvp(volume))
+    prediction = predict_working(volume, model.cascade, source_kvp(volume))
     if task == "inference":
         to_native_enhancement(prediction, volume, config)
         return {"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()}
@@ -72,9 +71,8 @@ def child(task: str, workdir: Path, model_spec: str, threads: int) -> dict:
         evidence = model.validation.explain
         settings = evidence.uncertainty.tta if evidence else TTASettings()
         start = time.perf_counter()
-        result = estimate_uncertainty(prediction, network, config, settings)
-        detail = {"region": result.region.shape if result.region else None,
-                  "samples": settings.samples}
+        result = estimate_uncertainty(prediction, model.cascade, settings)
+        detail = {"crop": list(result.grid.shape), "samples": settings.samples}
         seconds = time.perf_counter() - start
         if (workdir / "previews").is_dir():  # not timed: what a reader of the job would see
             _write_previews(workdir / "previews", volume, prediction, result, config)

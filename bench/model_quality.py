@@ -1,6 +1,6 @@
 """Benchmark: quality of a model bundle on held-out phantom cases, beside two baselines.
 
-    .venv/bin/python bench/model_quality.py --bundle DIR [--cases 24]
+    .venv/bin/python bench/model_quality.py --bundle DIR [--cases 24] [--shift 20]
         [--report quality_report.json]
     .venv/bin/python bench/model_quality.py --production
 
@@ -14,6 +14,10 @@ than 2 mm from enhancing tissue. Baselines: identity (the NCCT itself), a thresh
 (+300 HU wherever the smoothed NCCT looks like blood, 30-70 HU) and the ideal output. The arrays
 are compared in memory, without the DICOM round trip: the validation record itself comes from
 `digital-contrast validate --protocol validation/protocols/aaa-cta.yaml`.
+
+`--shift N` adds N cases of the shift set (seeds 30000 on, `lumen_data.shift_parameters`: blood,
+thrombus contrast, noise, kernel, sac bulge and slice thickness beyond the training ranges),
+reported as stratum "shift" beside the protocol's strata; no acceptance rule reads them.
 """
 
 import argparse
@@ -24,12 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.imaging.volume import Volume
-from digital_contrast.phantom.case import PhantomCase, generate_case, noiseless_images
+from digital_contrast.model.lumen_data import shift_parameters
+from digital_contrast.phantom.case import PhantomCase, noiseless_images, render_case
+from digital_contrast.phantom.sampling import sample_parameters
 from digital_contrast.validation.cases import selected_seeds
 from digital_contrast.validation.metrics import phantom_metrics, phantom_stratum
 from digital_contrast.validation.protocol import load_protocol
@@ -40,11 +45,15 @@ PROTOCOL = REPO_ROOT / "validation" / "protocols" / "aaa-cta.yaml"
 Predictor = Callable[[PhantomCase], np.ndarray]
 
 
-def model_predictor(network: torch.nn.Module, config) -> Predictor:
+SHIFT_SEEDS_FROM = 30000
+SHIFT = "shift"
+
+
+def model_predictor(cascade) -> Predictor:
     from digital_contrast.inference.synthesize import predict_enhancement
 
     def predict(case: PhantomCase) -> np.ndarray:
-        enhancement = predict_enhancement(Volume(case.ncct, case.affine), network, config,
+        enhancement = predict_enhancement(Volume(case.ncct, case.affine), cascade,
                                           kvp=case.parameters.scanner.kvp)
         return np.clip(case.ncct + enhancement, -1024, 3071)
 
@@ -77,6 +86,7 @@ def main() -> None:
     source.add_argument("--bundle", type=Path, help="bundle folder to evaluate")
     source.add_argument("--production", action="store_true", help="the production model")
     parser.add_argument("--cases", type=int, default=None, help="fewer cases than the protocol")
+    parser.add_argument("--shift", type=int, default=0, help="shift-set cases to add")
     parser.add_argument("--report", type=Path,
                         help="write every median (method x stratum) as JSON, for the model card")
     args = parser.parse_args()
@@ -87,29 +97,29 @@ def main() -> None:
         from digital_contrast.inference import LockedModel
 
         locked = LockedModel.load("aaa-cta")
-        network, config, sha = locked.network, locked.network_config, locked.bundle_sha256
+        cascade, sha = locked.cascade, locked.bundle_sha256
     else:
+        from digital_contrast.inference.cascade import Cascade
         from digital_contrast.model.bundle import read_bundle
-        from digital_contrast.model.network import build_network
 
         bundle = read_bundle(args.bundle)
-        network = build_network(bundle.manifest.network)
-        network.load_state_dict(bundle.state_dict())
-        network.eval()
-        config, sha = bundle.manifest.network, bundle.sha256
-    methods: dict[str, Predictor] = {"model": model_predictor(network, config),
+        cascade, sha = Cascade.of(bundle), bundle.sha256
+    methods: dict[str, Predictor] = {"model": model_predictor(cascade),
                                      "identity": identity, "threshold": threshold_heuristic,
                                      "ideal": ideal}
     rows: dict[str, dict[str, list[dict[str, float]]]] = {m: {} for m in methods}
     started = time.perf_counter()
-    for seed in seeds:
-        case = generate_case(seed, "small")
+    shift = [shift_parameters(SHIFT_SEEDS_FROM + n) for n in range(args.shift)]
+    cases = [(sample_parameters(seed), None) for seed in seeds] + [(p, SHIFT) for p in shift]
+    for parameters, group in cases:
+        case = render_case(parameters)
         for name, predict in methods.items():
-            rows[name].setdefault(phantom_stratum(case.parameters), []).append(
+            rows[name].setdefault(group or phantom_stratum(case.parameters), []).append(
                 case_metrics(case, predict(case)))
-    print(f"{len(seeds)} held-out phantom cases (seeds {seeds[0]}-{seeds[-1]}), bundle "
-          f"{sha[:16]}, {time.perf_counter() - started:.0f} s. Evidence: phantom only; "
-          "not clinically validated.")
+    print(f"{len(seeds)} held-out phantom cases (seeds {seeds[0]}-{seeds[-1]}) and "
+          f"{len(shift)} shift-set cases (seeds {SHIFT_SEEDS_FROM} on), bundle {sha[:16]}, "
+          f"{time.perf_counter() - started:.0f} s. Evidence: phantom only; not clinically "
+          "validated.")
     keys = ["lumen_dice", "thrombus_dice", "ilt_thickness_error_mm", "lumen_mae_hu",
             "lumen_gain_mae_hu", "lumen_abs_bias_fraction", "diameter_error_mm",
             "spurious_lumen_ml", "spurious_lumen_beyond_2mm_ml",
@@ -130,11 +140,13 @@ def main() -> None:
     if args.report:
         args.report.write_text(json.dumps({
             "bundle_sha256": sha, "protocol": str(PROTOCOL.relative_to(REPO_ROOT)),
-            "seeds": [seeds[0], seeds[-1]], "evidence": protocol.evidence,
+            "seeds": [seeds[0], seeds[-1]], "shift_cases": len(shift),
+            "evidence": protocol.evidence,
             "medians": [{"method": m, "stratum": g, **v} for (m, g), v in medians.items()],
         }, indent=2) + "\n")
     outcomes = [CaseOutcome(f"{group} {i}", None, group, metrics)
-                for group, cases in rows["model"].items() for i, metrics in enumerate(cases)]
+                for group, cases in rows["model"].items() if group != SHIFT
+                for i, metrics in enumerate(cases)]
     print("acceptance (each rule's statistic over its stratum), in memory, without the DICOM "
           "round trip or the confidence step of `digital-contrast validate`:")
     for criterion in evaluate(protocol.acceptance, outcomes):

@@ -1,12 +1,12 @@
 """The explain science on the trained aaa-cta model: sanity checks with their fixed bounds, the
 recorded calibration, and uncertainty out of distribution (phantom cases).
 
-The trained model is the newest candidate filed under validation/reports/ (its protocol result
-does not matter here: these are properties of the explanation of a trained network)."""
+The trained model is the newest reference model released under releases/models/."""
 
 import numpy as np
 import pytest
 
+from digital_contrast.config import REPO_ROOT
 from digital_contrast.explain.attribution import Method
 from digital_contrast.explain.evidence import SANITY_SEEDS
 from digital_contrast.explain.sanity import (
@@ -18,14 +18,13 @@ from digital_contrast.explain.sanity import (
 from digital_contrast.explain.steps import ExplainError, require_method
 from digital_contrast.explain.uncertainty import estimate_uncertainty
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.inference.cascade import Cascade
 from digital_contrast.inference.synthesize import predict_working
 from digital_contrast.keys.signing import trusted_keys
 from digital_contrast.model.bundle import read_bundle
-from digital_contrast.model.network import build_network
 from digital_contrast.model.reference import BUNDLE_DIR, RECORD, reference_release
 from digital_contrast.model.validation_record import SignedRecord
 from digital_contrast.phantom.case import generate_case
-from digital_contrast.release.model_release import CANDIDATES_DIR
 from digital_contrast.usecases import load_use_case
 
 AAA = load_use_case("aaa-cta")
@@ -34,29 +33,24 @@ OOD_SEEDS = (8200, 8201)
 
 @pytest.fixture(scope="module")
 def trained():
-    release = reference_release(AAA, CANDIDATES_DIR)
-    assert release is not None, "a trained candidate is filed under validation/reports/models"
+    release = reference_release(AAA, REPO_ROOT / "releases")
+    assert release is not None, "a trained reference model is released under releases/models"
     bundle = read_bundle(release / BUNDLE_DIR)
     record = SignedRecord.read(release / RECORD, trusted_keys()).record  # the release key's
     assert record.bundle_sha256 == bundle.sha256 and record.explain is not None
-    network = build_network(bundle.manifest.network)
-    network.load_state_dict(bundle.state_dict())
-    network.eval()
-    for parameter in network.parameters():
-        parameter.requires_grad_(False)
-    return network, bundle.manifest.network, record
+    return Cascade.of(bundle), record
 
 
 @pytest.mark.req("SRS-EXP-004")
 @pytest.mark.parametrize("method", list(Method), ids=lambda m: m.value)
 def test_attribution_sanity_checks_hold_for_offered_methods_only(trained, method) -> None:
-    network, config, record = trained
+    cascade, record = trained
     recorded = record.explain.sanity_of(method.value)
     assert recorded is not None and recorded.cases >= 1
     assert (recorded.max_randomisation_spearman, recorded.min_aorta_mass_ratio) == (
         MAX_RANDOMISATION_SPEARMAN, MIN_AORTA_MASS_RATIO)  # fixed bounds, never per model
-    spearman, ratio = check_case(SANITY_SEEDS[0], method, network, randomised_copy(config),
-                                 config)
+    spearman, ratio = check_case(SANITY_SEEDS[0], method, cascade,
+                                 randomised_copy(cascade.network_config))
     # Deterministic: the recorded worst case over the sanity seeds covers this one.
     assert spearman <= recorded.randomisation_spearman + 1e-3
     assert ratio >= recorded.aorta_mass_ratio - 1e-3
@@ -71,7 +65,7 @@ def test_attribution_sanity_checks_hold_for_offered_methods_only(trained, method
 
 @pytest.mark.req("SRS-EXP-002")
 def test_the_calibration_is_recorded_and_informative(trained) -> None:
-    _, _, record = trained
+    _, record = trained
     calibration = record.explain.uncertainty
     assert calibration.tta.samples >= 8 and calibration.threshold_hu > 0
     assert len(calibration.cases) >= 8 and "held out" in calibration.dataset
@@ -79,10 +73,10 @@ def test_the_calibration_is_recorded_and_informative(trained) -> None:
     assert calibration.mean_abs_fraction_error < 0.25
 
 
-def _mean_lumen_spread(network, config, case, ncct: np.ndarray) -> float:
-    prediction = predict_working(Volume(ncct, case.affine), network, config,
+def _mean_lumen_spread(cascade, case, ncct: np.ndarray) -> float:
+    prediction = predict_working(Volume(ncct, case.affine), cascade,
                                  case.parameters.scanner.kvp)
-    uncertainty = estimate_uncertainty(prediction, network, config)
+    uncertainty = estimate_uncertainty(prediction, cascade)
     assert uncertainty.lumen.any()
     return float(uncertainty.sd_hu[uncertainty.lumen].mean())
 
@@ -94,12 +88,12 @@ def _in_distribution(seed: int, **overrides: float):
 @pytest.mark.req("SRS-EXP-005")
 @pytest.mark.parametrize("seed", OOD_SEEDS)
 def test_uncertainty_rises_with_noise_far_above_the_training_range(trained, seed: int) -> None:
-    network, config, _ = trained
+    cascade, _ = trained
     case = _in_distribution(seed)
     noisy = (case.ncct + np.random.default_rng(0).normal(0.0, 90.0, case.ncct.shape)
              ).astype(np.float32)
-    assert _mean_lumen_spread(network, config, case, noisy) > _mean_lumen_spread(
-        network, config, case, case.ncct)
+    assert _mean_lumen_spread(cascade, case, noisy) > _mean_lumen_spread(
+        cascade, case, case.ncct)
 
 
 @pytest.mark.req("SRS-EXP-005")
@@ -108,10 +102,10 @@ def test_uncertainty_rises_with_noise_far_above_the_training_range(trained, seed
     "(22 mm) aorta in seed 8200 (17.9 -> 20.5 HU) but falls in seed 8201 (25.1 -> 20.1 HU); "
     "test-time augmentation measures local sensitivity, not anatomy it never saw"))
 def test_uncertainty_rises_for_a_non_aneurysmal_aorta(trained) -> None:
-    network, config, _ = trained
+    cascade, _ = trained
     for seed in OOD_SEEDS:
         case = _in_distribution(seed)
         normal = _in_distribution(seed, aneurysm_max_diameter_mm=22.0, neck_diameter_mm=20.0,
                                   distal_aorta_diameter_mm=16.0)  # training: 30-80 mm sacs
-        assert _mean_lumen_spread(network, config, normal, normal.ncct) > _mean_lumen_spread(
-            network, config, case, case.ncct), seed
+        assert _mean_lumen_spread(cascade, normal, normal.ncct) > _mean_lumen_spread(
+            cascade, case, case.ncct), seed

@@ -10,7 +10,13 @@ from digital_contrast.model.network import build_network
 from digital_contrast.model.reference import register_reference_model
 from digital_contrast.model.registry import PRODUCTION, ModelRegistry, RegistryError
 from digital_contrast.usecases import UseCaseError, load_use_case
-from tests.support.models import record_for, tiny_bundle, tiny_network, write_record
+from tests.support.models import (
+    record_for,
+    tiny_bundle,
+    tiny_lumen_stage,
+    tiny_network,
+    write_record,
+)
 
 AAA = load_use_case("aaa-cta")
 
@@ -57,7 +63,8 @@ def test_bundle_preprocessing_must_match_the_use_case(tmp_path: Path) -> None:
     config = tiny_network(AAA).model_copy(update={"spacing_mm": (3.0, 3.0, 3.0)})
     with pytest.raises(BundleError) as info:
         write_bundle(tmp_path / "x", use_case=AAA, model_version="1", network=config,
-                     state_dict=build_network(config).state_dict())
+                     state_dict=build_network(config).state_dict(),
+                     lumen_stage=tiny_lumen_stage(), lumen_state_dict={})
     assert info.value.code == "BUNDLE_MISMATCH"
 
 

@@ -5,11 +5,13 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from monai.data import MetaTensor
 from scipy import ndimage
 
 from digital_contrast.imaging.conformity import ConformityError
@@ -17,7 +19,13 @@ from digital_contrast.imaging.resampling import to_native_grid, to_working_spaci
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference import LockedModel, synthesize
-from digital_contrast.inference.synthesize import predict_enhancement
+from digital_contrast.inference.lumen_step import AortaNotFoundError
+from digital_contrast.inference.synthesize import (
+    predict_enhancement,
+    predict_working,
+    to_native_enhancement,
+)
+from digital_contrast.model.crop_grid import native_box
 from digital_contrast.model.registry import ModelRegistry
 from digital_contrast.phantom.case import generate_case
 from digital_contrast.phantom.export import Phase, write_phase_dicom
@@ -95,13 +103,27 @@ def test_result_is_additive_clamped_and_fully_recorded(model: LockedModel, serie
     json.dumps(record)  # serialisable as result.json
 
 
-@pytest.mark.req("SRS-INF-005")
-def test_negative_predicted_enhancement_is_clamped(model: LockedModel, series,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.req("SRS-INF-005", "SRS-INF-013")
+def test_a_first_stage_without_aorta_is_refused(model: LockedModel, series,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     ncct = read_series(series[Phase.NCCT])
     monkeypatch.setattr(model.network, "forward", lambda x: torch.full_like(x[:, :1], -5.0))
-    result = synthesize(ncct, "aaa-cta", model)
-    np.testing.assert_array_equal(result.volume.array, ncct.array)
+    with pytest.raises(AortaNotFoundError) as info:
+        synthesize(ncct, "aaa-cta", model)
+    assert info.value.code == "AORTA_NOT_FOUND"
+
+
+@pytest.mark.req("SRS-INF-005", "SRS-INF-013")
+def test_negative_enhancement_is_clamped(model: LockedModel, case) -> None:
+    volume = Volume(case.ncct, case.affine)
+    working = predict_working(volume, model.cascade, case.parameters.scanner.kvp)
+    negative = MetaTensor(torch.full_like(working.enhancement.as_tensor(), -5.0),
+                          affine=working.enhancement.affine)
+    background = np.zeros_like(working.lumen.probabilities)
+    background[0] = 1.0  # stage 2 sees no lumen: stage 1's negative values everywhere
+    nothing = replace(working, enhancement=negative,
+                      lumen=replace(working.lumen, probabilities=background))
+    assert not to_native_enhancement(nothing, volume, model.network_config).any()
 
 
 _SCRIPT = """
@@ -143,14 +165,27 @@ def test_resampling_round_trip_keeps_a_smooth_field(case) -> None:
 def test_enhancement_follows_tube_voltage_and_spares_fat_and_bone(
         model: LockedModel, series, case, monkeypatch: pytest.MonkeyPatch) -> None:
     ncct = read_series(series[Phase.NCCT])
+    # Stage 1: one output unit everywhere; stage 2: lumen everywhere in its crop.
     monkeypatch.setattr(model.network, "forward", lambda x: torch.ones_like(x[:, :1]))
-    added = synthesize(ncct, "aaa-cta", model).volume.array - ncct.array
-    labels = case.labels
-    kvp = case.parameters.scanner.kvp
-    expected = 100.0 * (120.0 / kvp) ** AAA.preprocessing.iodine_kvp_exponent
+    monkeypatch.setattr(model.cascade.lumen_network, "forward",
+                        lambda x: torch.cat([x[:, :1] * 0, x[:, :1] * 0 + 20, x[:, :1] * 0], 1))
+    result = synthesize(ncct, "aaa-cta", model)
+    added = result.volume.array - ncct.array
+    labels, kvp = case.labels, case.parameters.scanner.kvp
+    assert result.working is not None
+    lumen = result.working.lumen
+    lumen_hu = model.cascade.lumen_config.contrast.lumen_hu_at(kvp)
     core = ndimage.binary_erosion(labels == Label.AORTA_LUMEN, iterations=2)
     assert core.sum() > 100
-    assert np.median(added[core]) == pytest.approx(expected, rel=1e-4)
+    assert lumen.lumen_enhancement_hu == pytest.approx(lumen_hu - lumen.blood.hu)
+    assert np.median(added[core]) == pytest.approx(lumen.lumen_enhancement_hu, rel=1e-4)
+    # Outside stage 2's crop, stage 1's output unit is HU at 120 kVp, scaled to the series'.
+    outside = np.ones(labels.shape, dtype=bool)
+    outside[native_box(lumen.grid, case.affine, labels.shape)] = False
+    muscle = ndimage.binary_erosion(labels == Label.MUSCLE) & outside
+    assert muscle.sum() > 100
+    expected = 100.0 * (120.0 / kvp) ** AAA.preprocessing.iodine_kvp_exponent
+    assert np.median(added[muscle]) == pytest.approx(expected, rel=1e-4)
     for tissue in (Label.FAT_SUBCUTANEOUS, Label.BONE_CORTICAL):
         inner = ndimage.binary_erosion(labels == tissue)
         assert inner.sum() > 100
@@ -160,5 +195,4 @@ def test_enhancement_follows_tube_voltage_and_spares_fat_and_bone(
 @pytest.mark.req("SRS-INF-010")
 def test_kvp_normalised_model_needs_the_tube_voltage(model: LockedModel, case) -> None:
     with pytest.raises(ValueError, match="tube voltage"):
-        predict_enhancement(Volume(case.ncct, case.affine), model.network,
-                            model.network_config, kvp=None)
+        predict_enhancement(Volume(case.ncct, case.affine), model.cascade, kvp=None)

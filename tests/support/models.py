@@ -13,6 +13,7 @@ from digital_contrast.model.explain_evidence import (
     UncertaintyCalibration,
 )
 from digital_contrast.model.gate import ProtocolTerms
+from digital_contrast.model.lumen_stage import LumenContrast, LumenStageConfig, build_lumen_network
 from digital_contrast.model.network import build_network
 from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.model.validation_record import Criterion, ValidationRecord
@@ -25,13 +26,30 @@ def tiny_network(use_case: UseCase) -> NetworkConfig:
                          ).with_preprocessing(use_case.preprocessing)
 
 
+def tiny_lumen_stage() -> LumenStageConfig:
+    return LumenStageConfig(
+        filters=(4, 8, 8), strides=((1, 1, 1), (1, 2, 2), (2, 2, 2)),
+        deep_supervision_heads=1, crop_yx=(96, 96),
+        contrast=LumenContrast(kvp=(80.0, 120.0), lumen_hu=(400.0, 290.0),
+                               thrombus_enhancement_hu=2.5, source="test values"))
+
+
 def tiny_bundle(folder: Path, use_case: UseCase, *, seed: int = 0,
                 model_version: str = "0.0.1") -> Bundle:
-    config = tiny_network(use_case)
+    config, lumen = tiny_network(use_case), tiny_lumen_stage()
     torch.manual_seed(seed)
-    network = build_network(config)
+    network, lumen_network = build_network(config), build_lumen_network(lumen)
+    state = network.state_dict()
+    # Untrained, yet the cascade must run: the first stage's output layer is biased to
+    # enhance all soft tissue, so it always shows an aorta (the body) to crop around, and the
+    # second stage's towards lumen, so that there is a synthesized lumen to be confident about.
+    last_bias = [name for name in state if name.endswith("bias")][-1]
+    state[last_bias] = torch.full_like(state[last_bias], 2.0)
+    lumen_state = lumen_network.state_dict()
+    lumen_state["output_block.conv.conv.bias"] = torch.tensor([0.0, 3.0, 0.0])
     return write_bundle(folder, use_case=use_case, model_version=model_version,
-                        network=config, state_dict=network.state_dict(),
+                        network=config, state_dict=state, lumen_stage=lumen,
+                        lumen_state_dict=lumen_state,
                         provenance={"note": "untrained test bundle"})
 
 

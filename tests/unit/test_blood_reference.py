@@ -57,3 +57,16 @@ def test_too_little_lumen_is_a_typed_refusal(cases) -> None:
         blood_reference(case.ncct, speck, case.affine)
     with pytest.raises(ValueError):
         blood_reference(case.ncct, speck[1:], case.affine)
+
+
+@pytest.mark.req("SRS-MOD-009")
+def test_only_the_widest_vessel_of_a_first_stage_mask_counts(cases) -> None:
+    """A first-stage mask also holds kidney cortex and renal arteries: on each slice only the
+    region around the mask's deepest point (the aorta) is read."""
+    case = cases[0]
+    lumen = case.labels == Label.AORTA_LUMEN
+    before = blood_reference(case.ncct, lumen, case.affine)
+    cortex = case.labels == Label.KIDNEY_CORTEX
+    assert cortex[lumen.any(axis=(1, 2))].any()
+    with_cortex = blood_reference(case.ncct, lumen | cortex, case.affine)
+    assert with_cortex == before

@@ -17,30 +17,30 @@ from digital_contrast.explain.region import Box, aortic_component, centred_box
 from digital_contrast.explain.steps import Confidence, ExplainError, require_method
 from digital_contrast.explain.uncertainty import UncertaintyMap, estimate_uncertainty
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.inference.cascade import Cascade
 from digital_contrast.inference.synthesize import predict_working
+from digital_contrast.model.crop_grid import CropGrid, native_box
 from digital_contrast.model.explain_evidence import (
     ExplainEvidence,
     SanityCheck,
     TTASettings,
     UncertaintyCalibration,
 )
-from digital_contrast.model.network import build_network
 from digital_contrast.phantom.case import generate_case
 from digital_contrast.usecases import load_use_case
-from tests.support.models import tiny_network
+from tests.support.models import tiny_bundle
 
 AAA = load_use_case("aaa-cta")
 
 
 @pytest.fixture(scope="module")
-def tiny() -> tuple[torch.nn.Module, object, Volume, object]:
-    config = tiny_network(AAA)
-    torch.manual_seed(0)
-    network = build_network(config).eval()
+def tiny(tmp_path_factory: pytest.TempPathFactory
+         ) -> tuple[torch.nn.Module, object, Volume, object, Cascade]:
+    cascade = Cascade.of(tiny_bundle(tmp_path_factory.mktemp("tiny"), AAA))
     case = generate_case(9000)
     volume = Volume(case.ncct, case.affine)
-    return network, config, volume, predict_working(volume, network, config,
-                                                    case.parameters.scanner.kvp)
+    prediction = predict_working(volume, cascade, case.parameters.scanner.kvp)
+    return cascade.network, cascade.network_config, volume, prediction, cascade
 
 
 def _calibration(threshold: float = 20.0) -> UncertaintyCalibration:
@@ -79,9 +79,10 @@ def test_confidence_is_low_above_the_limit_or_without_calibration() -> None:
     lumen[1:3, 1:3, 1:3] = True
     sd = np.where(lumen, 30.0, 0.0).astype(np.float32)
     sd[1, 1, 1] = 5.0  # 1 of 8 lumen voxels is confident
-    uncertainty = UncertaintyMap(sd_hu=sd, lumen=lumen, region=None, settings=TTASettings())
+    grid = CropGrid((0.0, 0.0, 0.0), (2.0, 1.5, 1.5), (4, 4, 4))
+    uncertainty = UncertaintyMap(sd_hu=sd, lumen=lumen, grid=grid, settings=TTASettings())
     assert uncertainty.lumen_fraction_above(20.0) == pytest.approx(7 / 8)
-    assert UncertaintyMap(sd, np.zeros_like(lumen), None, TTASettings()
+    assert UncertaintyMap(sd, np.zeros_like(lumen), grid, TTASettings()
                           ).lumen_fraction_above(20.0) == 1.0  # no lumen: no confidence
     calibrated = Confidence(uncertainty, 20.0, 7 / 8, limit=0.9, seconds=1.0)
     assert not calibrated.low_confidence and calibrated.warning is None
@@ -123,23 +124,37 @@ def test_boxes_stay_inside_the_grid_and_the_aorta_is_the_longest_component() -> 
 
 
 @pytest.mark.req("SRS-EXP-001")
-def test_uncertainty_is_deterministic_and_zero_outside_its_region(tiny) -> None:
-    network, config, volume, prediction = tiny
-    first = estimate_uncertainty(prediction, network, config)
-    second = estimate_uncertainty(prediction, network, config)
+def test_uncertainty_is_deterministic_and_zero_outside_the_crop(tiny) -> None:
+    *_, volume, prediction, cascade = tiny
+    first = estimate_uncertainty(prediction, cascade)
+    second = estimate_uncertainty(prediction, cascade)
     assert np.array_equal(first.sd_hu, second.sd_hu)
     assert first.settings.samples >= 8
-    if first.region is not None:
-        outside = np.ones(first.sd_hu.shape, bool)
-        outside[first.region.slices] = False
-        assert not first.sd_hu[outside].any()
-    native = first.to_native(prediction, volume)
+    assert first.sd_hu.shape == prediction.lumen.image.shape and first.sd_hu.max() > 0
+    native = first.to_native(volume)
     assert native.shape == volume.shape and native.dtype == np.float32 and native.min() >= 0
+    outside = np.ones(volume.shape, bool)
+    outside[native_box(first.grid, volume.affine, volume.shape)] = False
+    assert not native[outside].any()
+
+
+@pytest.mark.req("SRS-EXP-001")
+def test_a_network_that_cannot_tell_lumen_from_thrombus_is_uncertain(tiny, monkeypatch) -> None:
+    """Every TTA sample may agree, yet p = 0.5 is no confident lumen: the within-sample
+    variance counts."""
+    *_, prediction, cascade = tiny
+    monkeypatch.setattr(cascade.lumen_network, "forward",
+                        lambda x: torch.cat([x[:, :1] * 0, x[:, :1] * 0 + 0.2,
+                                             x[:, :1] * 0 - 30], 1))
+    hedging = estimate_uncertainty(prediction, cascade)
+    p = 1 / (1 + np.exp(-0.2))  # lumen against background; thrombus e^-30: none
+    contrast = prediction.lumen.lumen_enhancement_hu
+    np.testing.assert_allclose(hedging.sd_hu, contrast * np.sqrt(p * (1 - p)), rtol=1e-4)
 
 
 @pytest.mark.req("SRS-EXP-003")
 def test_attribution_refuses_empty_or_malformed_regions(tiny) -> None:
-    network, config, volume, prediction = tiny
+    network, config, volume, prediction, _ = tiny
     far = np.asarray(volume.world((0, 0, 0))) - 500.0
     empty = box_mask_mm(prediction, tuple(far - 10), tuple(far + 10))
     with pytest.raises(AttributionError) as refused:
@@ -154,7 +169,7 @@ def test_attribution_refuses_empty_or_malformed_regions(tiny) -> None:
 
 @pytest.mark.req("SRS-EXP-003")
 def test_a_box_in_patient_coordinates_targets_those_voxels(tiny) -> None:
-    network, config, volume, prediction = tiny
+    network, config, volume, prediction, _ = tiny
     centre = np.asarray(volume.world(tuple(n / 2 for n in volume.shape)))
     box = box_mask_mm(prediction, tuple(centre - 10), tuple(centre + 10))
     spacing = np.asarray(config.spacing_mm)

@@ -34,7 +34,8 @@ def test_every_guide_pointer_names_an_existing_section() -> None:
 @pytest.mark.req("SRS-API-011")
 @pytest.mark.parametrize("code", ["PROTOCOL_OUTDATED", "REGISTRY_CHANGED_OUTSIDE",
                                   "RECORD_UNSIGNED", "SIGNER_UNTRUSTED", "SIGNATURE_INVALID",
-                                  "KEYS_DIR_INVALID", "KEY_PERMISSIONS", "TRUSTED_KEY_INVALID"])
+                                  "KEYS_DIR_INVALID", "KEY_PERMISSIONS", "TRUSTED_KEY_INVALID",
+                                  "BUNDLE_FORMAT_UNSUPPORTED"])
 def test_refusals_of_the_installation_are_server_errors_with_their_guide(code: str) -> None:
     assert status_for(code) == 503
     assert guide_for(code).startswith(("docs/operations.md#", "docs/regulatory.md#"))
@@ -45,3 +46,10 @@ def test_a_problem_body_carries_its_guide() -> None:
     body = problem(422, "CONF_SLICE_THICKNESS", "slice thickness 7 mm is outside 0.5-3 mm").body
     assert b'"see":"docs/clinical-integration.md#intended-use-envelope-conformity"' in body
     assert guide_for("SOMETHING_NEW") == GUIDE_DEFAULT
+
+
+@pytest.mark.req("SRS-API-011", "SRS-INF-013")
+@pytest.mark.parametrize("code", ["AORTA_NOT_FOUND", "BLOOD_REFERENCE_UNAVAILABLE"])
+def test_a_series_the_cascade_cannot_read_is_an_input_refusal(code: str) -> None:
+    assert status_for(code) == 422
+    assert guide_for(code) == "docs/clinical-integration.md#input-refusals"

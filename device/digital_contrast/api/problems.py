@@ -39,7 +39,10 @@ STATUS_BY_CODE: dict[str, int] = {
     # The installation's models and keys, not the request: the operators must act.
     "PROTOCOL_OUTDATED": 503, "REGISTRY_CHANGED_OUTSIDE": 503, "RECORD_UNSIGNED": 503,
     "SIGNER_UNTRUSTED": 503, "SIGNATURE_INVALID": 503, "KEYS_DIR_INVALID": 503,
-    "KEY_PERMISSIONS": 503, "TRUSTED_KEY_INVALID": 503,
+    "KEY_PERMISSIONS": 503, "TRUSTED_KEY_INVALID": 503, "BUNDLE_FORMAT_UNSUPPORTED": 503,
+    "BUNDLE_INVALID": 503, "BUNDLE_MISMATCH": 503,
+    # The series does not show what the cascade needs (an aorta, blood to reference).
+    "AORTA_NOT_FOUND": 422, "BLOOD_REFERENCE_UNAVAILABLE": 422,
 }
 STATUS_BY_PREFIX: dict[str, int] = {"ZIP": 422, "IMG": 422, "CONF": 422, "STOW": 400,
                                     "QIDO": 400}
@@ -54,9 +57,10 @@ GUIDE_BY_CODE: dict[str, str] = {
     "RECORD_UNSIGNED": _KEYS, "SIGNER_UNTRUSTED": _KEYS, "SIGNATURE_INVALID": _KEYS,
     "KEYS_DIR_INVALID": _KEYS, "KEY_PERMISSIONS": _KEYS, "TRUSTED_KEY_INVALID": _KEYS,
     "SERIES_SYNTHETIC": _INPUT, "USECASE_UNKNOWN": "docs/clinical-integration.md#jobs",
+    "AORTA_NOT_FOUND": _INPUT, "BLOOD_REFERENCE_UNAVAILABLE": _INPUT,
 }
 GUIDE_BY_PREFIX: dict[str, str] = {
-    "AUTH": "docs/operations.md#keys", "MODEL": _MODELS, "REGISTRY": _MODELS,
+    "AUTH": "docs/operations.md#keys", "MODEL": _MODELS, "REGISTRY": _MODELS, "BUNDLE": _MODELS,
     "CONF": "docs/clinical-integration.md#intended-use-envelope-conformity", "IMG": _INPUT,
     "ZIP": _INPUT, "UPLOAD": _INPUT, "STOW": "docs/clinical-integration.md#sending-images",
     "QIDO": "docs/clinical-integration.md#sending-images",

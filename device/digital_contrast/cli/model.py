@@ -24,16 +24,24 @@ def model_train(
                              ] = "0.1.0",
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the preset.")] = None,
 ) -> None:
-    """Train a model on phantom cases (one MLflow run) and write its bundle."""
+    """Train both stages of a model on phantom cases (the first as one MLflow run) and write
+    their bundle. The second stage resumes from its checkpoint when run again."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from digital_contrast.model.lumen_training import measured_energy_kwh, train_measured
     from digital_contrast.model.training import train
-    from digital_contrast.model.use_case_training import use_case_config, write_trained_bundle
+    from digital_contrast.model.use_case_training import (
+        LumenStageRun,
+        lumen_config,
+        use_case_config,
+        write_trained_bundle,
+    )
     from digital_contrast.usecases import load_use_case
 
     case = load_use_case(use_case)
     try:
         config = use_case_config(case, preset, epochs)
+        second = lumen_config(preset)
     except ValueError as exc:
         raise typer.BadParameter(f"--config: {exc}") from None
     settings = get_settings()
@@ -45,11 +53,41 @@ def model_train(
         result = train(config, progress=lambda epoch, step, loss: progress.update(
             task, advance=1, epoch=epoch + 1, loss=loss),
             country_iso_code=settings.carbon_country.upper())
-    bundle = write_trained_bundle(result, case, model_version, settings.data_dir / "bundles")
+    folder = settings.data_dir / "training" / result.run_id / "lumen-stage"
+    train_measured(second, folder, settings.data_dir / "cache" / "lumen-crops",
+                   log=lambda line: console.print(line, highlight=False),
+                   country_iso_code=settings.carbon_country.upper())
+    bundle = write_trained_bundle(result, LumenStageRun(folder, measured_energy_kwh(folder)),
+                                  case, model_version, settings.data_dir / "bundles")
     console.print(f"MLflow run {result.run_id}; energy {result.energy.energy_kwh:.4f} kWh "
                   f"({result.energy.method}); last epoch {result.metrics}")
     console.print(f"Bundle {bundle.folder} (sha256 {bundle.sha256}). It is not validated: run "
                   "the validation protocol, then `model register BUNDLE --record RECORD`.")
+
+
+@app.command("assemble")
+@user_errors
+def model_assemble(
+    first_stage: Annotated[Path, typer.Option(help="A bundle folder whose first stage "
+                                              "(bundle.json network, weights.pt) is reused; "
+                                              "any bundle format.")],
+    lumen_run: Annotated[Path, typer.Option(help="A finished second-stage training folder "
+                                            "(python -m digital_contrast.model."
+                                            "lumen_training).")],
+    model_version: Annotated[str, typer.Option(help="Version written into the bundle.")],
+    out: Annotated[Path, typer.Option(help="The bundle folder to write.")],
+    use_case: Annotated[str, typer.Option("--use-case", help="Use case id.")] = "aaa-cta",
+) -> None:
+    """Assemble a cascade bundle from an earlier bundle's first stage and a retrained second
+    stage. The bundle is not validated."""
+    from digital_contrast.model.lumen_training import measured_energy_kwh
+    from digital_contrast.model.use_case_training import LumenStageRun, assemble_bundle
+    from digital_contrast.usecases import load_use_case
+
+    bundle = assemble_bundle(first_stage, LumenStageRun(lumen_run, measured_energy_kwh(lumen_run)),
+                             load_use_case(use_case), model_version, out)
+    console.print(f"Bundle {bundle.folder} (sha256 {bundle.sha256}). It is not validated: run "
+                  "`model calibrate`, then the validation protocol.")
 
 
 @app.command("calibrate")

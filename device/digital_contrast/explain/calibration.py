@@ -1,6 +1,6 @@
 """Calibrating the uncertainty threshold against real error on held-out phantom cases.
 
-For each case the true enhancement is known. On the synthesized aortic lumen (working grid) we
+For each case the true enhancement is known. On the synthesized lumen (stage 2's crop) we
 pair each voxel's TTA spread with its absolute enhancement error, then choose the spread
 threshold at which the per-case fraction of lumen above it best matches the per-case fraction
 whose error exceeds `error_hu`: the confidence score then estimates the share of lumen that is
@@ -10,34 +10,31 @@ wrong by more than that, which is what a reader needs to know.
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 from scipy import stats
 
 from digital_contrast.explain.uncertainty import estimate_uncertainty
-from digital_contrast.imaging.resampling import to_working_spacing
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.inference.cascade import Cascade
 from digital_contrast.inference.synthesize import predict_working
+from digital_contrast.model.crop_grid import to_crop
 from digital_contrast.model.explain_evidence import TTASettings, UncertaintyCalibration
-from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.phantom.case import generate_case, noiseless_images
 
 DEFAULT_ERROR_HU = 50.0  # a lumen voxel off by this much changes how the lumen reads
 CANDIDATES = 200  # thresholds tried: quantiles of the pooled spread
 
 
-def case_pairs(seed: int, network: torch.nn.Module, config: NetworkConfig,
-               settings: TTASettings, target_phase: str = "arterial"
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(spread, absolute error) in HU for each synthesized-lumen voxel of one phantom case."""
+def case_pairs(seed: int, cascade: Cascade, settings: TTASettings,
+               target_phase: str = "arterial") -> tuple[np.ndarray, np.ndarray]:
+    """(spread, absolute error) in HU for each synthesized-lumen voxel of one phantom case,
+    on stage 2's crop."""
     case = generate_case(seed, "small")
     volume = Volume(case.ncct, case.affine)
-    prediction = predict_working(volume, network, config, case.parameters.scanner.kvp)
-    uncertainty = estimate_uncertainty(prediction, network, config, settings)
+    prediction = predict_working(volume, cascade, case.parameters.scanner.kvp)
+    uncertainty = estimate_uncertainty(prediction, cascade, settings)
     clean = noiseless_images(case.parameters, case.labels)
-    truth = to_working_spacing(clean[target_phase] - clean["ncct"], case.affine,
-                               config.spacing_mm).as_tensor()[0].numpy()
-    predicted = np.maximum(prediction.enhancement.as_tensor()[0].numpy(), 0.0)
-    error = np.abs(predicted - truth)
+    truth = to_crop(clean[target_phase] - clean["ncct"], case.affine, prediction.lumen.grid)
+    error = np.abs(prediction.lumen.enhancement() - truth)
     return uncertainty.sd_hu[uncertainty.lumen], error[uncertainty.lumen]
 
 
@@ -71,14 +68,14 @@ def voxel_auc(pairs: Sequence[tuple[np.ndarray, np.ndarray]], error_hu: float) -
     return float(statistic / (wrong.sum() * (~wrong).sum()))
 
 
-def calibrate(network: torch.nn.Module, config: NetworkConfig, seeds: Sequence[int], *,
+def calibrate(cascade: Cascade, seeds: Sequence[int], *,
               settings: TTASettings | None = None, error_hu: float = DEFAULT_ERROR_HU,
               target_phase: str = "arterial",
               progress: Callable[[int], None] | None = None) -> UncertaintyCalibration:
     settings = settings or TTASettings()
     pairs = []
     for seed in seeds:
-        pairs.append(case_pairs(seed, network, config, settings, target_phase))
+        pairs.append(case_pairs(seed, cascade, settings, target_phase))
         if progress is not None:
             progress(seed)
     threshold, cases, cost = choose_threshold(pairs, error_hu)

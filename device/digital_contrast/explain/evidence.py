@@ -4,31 +4,28 @@ uncertainty calibration and the attribution sanity checks, on held-out phantom s
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
-
 from digital_contrast.explain.attribution import Method
 from digital_contrast.explain.calibration import calibrate
 from digital_contrast.explain.sanity import run_sanity_checks
+from digital_contrast.inference.cascade import Cascade
 from digital_contrast.model.bundle import read_bundle
 from digital_contrast.model.explain_evidence import ExplainEvidence, ExplainFile
-from digital_contrast.model.network import build_network
-from digital_contrast.model.network_config import NetworkConfig
 
 # Seeds of neither training (0-999, validation 1000+) nor the validation protocol (9000+).
 CALIBRATION_SEEDS = tuple(range(8000, 8012))
 SANITY_SEEDS = (8100, 8101)
 
 
-def explain_evidence(network: torch.nn.Module, config: NetworkConfig, *,
+def explain_evidence(cascade: Cascade, *,
                      calibration_seeds: Sequence[int] = CALIBRATION_SEEDS,
                      sanity_seeds: Sequence[int] = SANITY_SEEDS,
                      methods: Sequence[Method] = tuple(Method),
                      progress: Callable[[str], None] | None = None) -> ExplainEvidence:
     report = progress or (lambda _: None)
-    uncertainty = calibrate(network, config, calibration_seeds,
+    uncertainty = calibrate(cascade, calibration_seeds,
                             progress=lambda seed: report(f"calibration case {seed}"))
     report(f"uncertainty threshold {uncertainty.threshold_hu} HU")
-    sanity = run_sanity_checks(network, config, sanity_seeds, methods)
+    sanity = run_sanity_checks(cascade, sanity_seeds, methods)
     return ExplainEvidence(uncertainty=uncertainty, sanity=sanity)
 
 
@@ -36,12 +33,7 @@ def calibrate_bundle(bundle: Path, out: Path, *,
                      progress: Callable[[str], None] | None = None) -> ExplainEvidence:
     """The explain evidence of the bundle folder, written to `out` as an ExplainFile."""
     candidate = read_bundle(bundle)
-    network = build_network(candidate.manifest.network)
-    network.load_state_dict(candidate.state_dict())
-    network.eval()
-    for parameter in network.parameters():
-        parameter.requires_grad_(False)
-    evidence = explain_evidence(network, candidate.manifest.network, progress=progress)
+    evidence = explain_evidence(Cascade.of(candidate), progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(ExplainFile(bundle_sha256=candidate.sha256, explain=evidence)
                    .model_dump_json(indent=2) + "\n", encoding="utf-8")

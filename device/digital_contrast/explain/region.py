@@ -9,28 +9,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from digital_contrast.inference.aorta import aortic_component, lumen_bright
 from digital_contrast.inference.synthesize import WorkingPrediction
 
-LUMEN_HU = 150.0  # a synthetic voxel at or above this reads as opacified lumen
+__all__ = ["Box", "aortic_component", "bounding_box", "centred_box", "predicted_lumen"]
+
 
 
 def predicted_lumen(prediction: WorkingPrediction) -> np.ndarray:
-    """Voxels the synthesis made lumen-bright: >= LUMEN_HU after, below it before."""
-    image = prediction.image.as_tensor()[0].numpy()
-    enhancement = np.maximum(prediction.enhancement.as_tensor()[0].numpy(), 0.0)
-    return (image + enhancement >= LUMEN_HU) & (image < LUMEN_HU)
-
-
-def aortic_component(lumen: np.ndarray) -> np.ndarray:
-    """The connected part of `lumen` that spans the most slices, the larger one on a tie (all
-    False when empty)."""
-    components, count = ndimage.label(lumen)
-    if count == 0:
-        return np.zeros(lumen.shape, dtype=bool)
-    boxes = ndimage.find_objects(components)
-    sizes = np.bincount(components.ravel())[1:]
-    best = max(range(count), key=lambda n: (boxes[n][0].stop - boxes[n][0].start, sizes[n]))
-    return components == best + 1
+    """Voxels the synthesis made lumen-bright on the working grid."""
+    return lumen_bright(prediction.image.as_tensor()[0].numpy(),
+                        prediction.enhancement.as_tensor()[0].numpy())
 
 
 @dataclass(frozen=True)

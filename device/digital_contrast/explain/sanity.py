@@ -19,6 +19,7 @@ from scipy import ndimage, stats
 from digital_contrast.explain.attribution import AttributionSettings, Method, attribute
 from digital_contrast.explain.region import aortic_component, predicted_lumen
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.inference.cascade import Cascade
 from digital_contrast.inference.synthesize import predict_working
 from digital_contrast.model.explain_evidence import SanityCheck
 from digital_contrast.model.network import build_network
@@ -53,13 +54,13 @@ def aorta_region(case: PhantomCase, affine: torch.Tensor, shape: Sequence[int],
     return distance <= AORTA_MARGIN_MM
 
 
-def check_case(seed: int, method: Method, network: torch.nn.Module,
-               random_network: torch.nn.Module, config: NetworkConfig,
+def check_case(seed: int, method: Method, cascade: Cascade, random_network: torch.nn.Module,
                settings: AttributionSettings | None = None) -> tuple[float, float]:
     """(randomisation Spearman, aorta mass ratio) of `method` on one phantom case."""
     case = generate_case(seed, "small")
     volume = Volume(case.ncct, case.affine)
-    prediction = predict_working(volume, network, config, case.parameters.scanner.kvp)
+    network, config = cascade.network, cascade.network_config
+    prediction = predict_working(volume, cascade, case.parameters.scanner.kvp)
     trained = attribute(prediction, network, config, method, settings=settings)
     # The same target region for the random network: only the weights differ.
     target = aortic_component(predicted_lumen(prediction))
@@ -76,14 +77,14 @@ def check_case(seed: int, method: Method, network: torch.nn.Module,
     return (0.0 if np.isnan(spearman) else spearman), ratio
 
 
-def run_sanity_checks(network: torch.nn.Module, config: NetworkConfig, seeds: Sequence[int],
+def run_sanity_checks(cascade: Cascade, seeds: Sequence[int],
                       methods: Sequence[Method] = tuple(Method),
                       settings: AttributionSettings | None = None) -> list[SanityCheck]:
     """Each method on each case; a method's figures are its worst case."""
-    random_network = randomised_copy(config)
+    random_network = randomised_copy(cascade.network_config)
     checks = []
     for method in methods:
-        results = [check_case(s, method, network, random_network, config, settings)
+        results = [check_case(s, method, cascade, random_network, settings)
                    for s in seeds]
         checks.append(SanityCheck(
             method=method.value,

@@ -73,7 +73,7 @@ def assess_confidence(result: SynthesisResult, model: LockedModel) -> Confidence
     evidence = model.explain_evidence
     calibration = evidence.uncertainty if evidence else None
     start = time.perf_counter()
-    uncertainty = estimate_uncertainty(result.working, model.network, model.network_config,
+    uncertainty = estimate_uncertainty(result.working, model.cascade,
                                        calibration.tta if calibration else TTASettings())
     threshold = calibration.threshold_hu if calibration else None
     fraction = None if threshold is None else uncertainty.lumen_fraction_above(threshold)
@@ -100,8 +100,7 @@ def attribution_spec(attribution: Attribution) -> MapSpec:
 
 def write_confidence_maps(folder: Path, ncct: Volume, result: SynthesisResult,
                           confidence: Confidence) -> MapOutputs:
-    assert result.working is not None
-    values = ncct.with_array(confidence.uncertainty.to_native(result.working, ncct))
+    values = ncct.with_array(confidence.uncertainty.to_native(ncct))
     return write_map_outputs(folder, ncct=ncct, synthetic=result.volume, values=values,
                              spec=uncertainty_spec(confidence), model=synthesizing_model(result))
 

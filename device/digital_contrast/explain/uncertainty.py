@@ -1,58 +1,55 @@
-"""Voxel-wise uncertainty of the synthesized enhancement from test-time augmentation (TTA).
+"""Voxel-wise uncertainty of the synthesized lumen from test-time augmentation (TTA) of the
+cascade's second stage, the one that decides lumen from thrombus.
 
-Each sample perturbs the working-grid NCCT the way scans differ (a shift by whole voxels, a
-small HU gain and offset, extra noise), runs the locked network on a box around the aorta, and
-undoes the shift. The map is the standard deviation of the enhancement over the samples (HU);
-the score is the fraction of the synthesized lumen where it exceeds a calibrated threshold.
-No left-right flips: the anatomy is lateralised and the model never saw a flipped case.
+Each sample perturbs the crop the way scans differ (a shift by whole voxels, a small HU gain,
+an offset that moves the image against its blood reference, extra noise), runs stage 2 and
+undoes the shift. A voxel's spread is the standard deviation of its rendered enhancement over
+the predictive distribution: the variance between samples plus, within each, the variance of a
+lumen/not-lumen call made with the network's probability p, (lumen HU - blood)^2 p (1 - p),
+so that a network that cannot tell thrombus from blood and says so with p near 0.5 is
+uncertain even when every sample says the same. The score is the fraction of the synthesized
+lumen above a calibrated threshold. No flips: the crop is patient-aligned and the anatomy is
+lateralised.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
 
 from digital_contrast.config import get_settings
-from digital_contrast.explain.region import Box, aortic_component, bounding_box, predicted_lumen
-from digital_contrast.imaging.resampling import to_native_grid
 from digital_contrast.imaging.volume import Volume
-from digital_contrast.inference.synthesize import ROI_SIZE, WorkingPrediction, run_network
+from digital_contrast.inference.cascade import Cascade
+from digital_contrast.inference.lumen_step import keep_connected, lumen_probabilities
+from digital_contrast.inference.synthesize import WorkingPrediction
+from digital_contrast.model.crop_grid import CropGrid, from_crop, native_box
 from digital_contrast.model.determinism import deterministic
 from digital_contrast.model.explain_evidence import TTASettings
-from digital_contrast.model.network_config import NetworkConfig
-
-REGION_MARGIN = 4  # working voxels around the synthesized aorta that the map covers
-CONTEXT_MARGIN = 8  # further voxels the network sees, so that the map is not edge effects
+from digital_contrast.model.lumen_stage import LUMEN
 
 
 @dataclass(frozen=True, eq=False)
 class UncertaintyMap:
-    """TTA spread on the working grid, inside `region` (zero elsewhere), and the lumen it
-    was scored over."""
+    """Spread on stage 2's crop grid and the lumen it was scored over."""
 
-    sd_hu: np.ndarray  # (k, j, i) working grid, HU at the source tube voltage
-    lumen: np.ndarray  # bool, the synthesized aortic lumen (working grid)
-    region: Box | None  # None when nothing was synthesized as lumen
+    sd_hu: np.ndarray  # (z, y, x) crop grid, HU at the source tube voltage
+    lumen: np.ndarray  # bool, the synthesized lumen (crop grid)
+    grid: CropGrid
     settings: TTASettings
 
     def lumen_fraction_above(self, threshold_hu: float) -> float:
-        """Fraction of the synthesized aortic lumen whose spread exceeds `threshold_hu`; 1.0
-        when there is no lumen at all (nothing to be confident about)."""
+        """Fraction of the synthesized lumen whose spread exceeds `threshold_hu`; 1.0 when
+        there is no lumen at all (nothing to be confident about)."""
         count = int(self.lumen.sum())
         return float((self.sd_hu[self.lumen] > threshold_hu).sum() / count) if count else 1.0
 
-    def to_native(self, prediction: WorkingPrediction, volume: Volume) -> np.ndarray:
-        """The map on the volume's own grid (float32 HU)."""
-        grid = MetaTensor(torch.from_numpy(self.sd_hu[None]), affine=prediction.image.affine)
-        with torch.inference_mode():
-            native = to_native_grid(grid, volume.affine, volume.shape)
-        return np.maximum(native, 0.0).astype(np.float32, copy=False)
-
-
-def _roi(shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    """The locked ROI, shrunk to the box (rounded up to 16) so small boxes are not padded."""
-    return tuple(min(r, -(-s // 16) * 16) for r, s in zip(ROI_SIZE, shape, strict=True))  # type: ignore[return-value]
+    def to_native(self, volume: Volume) -> np.ndarray:
+        """The map on the volume's own grid (float32 HU, zero outside the crop)."""
+        native = np.zeros(volume.shape, dtype=np.float32)
+        box = native_box(self.grid, volume.affine, volume.shape)
+        if box is not None:
+            native[box] = np.maximum(from_crop(self.sd_hu, self.grid, volume.affine, box), 0.0)
+        return native
 
 
 def _perturbations(settings: TTASettings) -> list[tuple[tuple[int, int, int], float, float]]:
@@ -67,38 +64,32 @@ def _perturbations(settings: TTASettings) -> list[tuple[tuple[int, int, int], fl
     return draws
 
 
-def estimate_uncertainty(prediction: WorkingPrediction, network: torch.nn.Module,
-                         config: NetworkConfig,
+def estimate_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
                          settings: TTASettings | None = None) -> UncertaintyMap:
-    """TTA over a box around the synthesized aorta (the whole grid when there is none)."""
     settings = settings or TTASettings()
-    image = prediction.image.as_tensor()[0]
-    lumen = aortic_component(predicted_lumen(prediction))
-    found = bounding_box(lumen)
-    shape = tuple(image.shape)
-    region = found.grown(REGION_MARGIN, shape) if found else None
-    context = (region or _whole(shape)).grown(CONTEXT_MARGIN, shape)
-    crop = image[context.slices]
+    lumen = prediction.lumen
+    config = cascade.lumen_config
+    crop = torch.from_numpy(lumen.image)
     generator = torch.Generator().manual_seed(settings.seed)
-    outputs = []
+    mean = np.zeros(crop.shape, dtype=np.float64)
+    square = np.zeros(crop.shape, dtype=np.float64)
+    within = np.zeros(crop.shape, dtype=np.float64)
+    draws = _perturbations(settings)
     with deterministic(settings.seed, get_settings().inference_threads), torch.inference_mode():
-        for shift, gain, offset in _perturbations(settings):
+        for n, (shift, gain, offset) in enumerate(draws):
             noisy = crop * gain + offset
-            if settings.noise_sd_hu and outputs:
+            if n:
                 noisy = noisy + torch.randn(crop.shape, generator=generator) * settings.noise_sd_hu
             shifted = torch.roll(noisy, shifts=shift, dims=(0, 1, 2))
-            output = run_network(network, shifted[None, None], config,
-                                 _roi(tuple(crop.shape)))[0, 0]
-            back = torch.roll(output, shifts=tuple(-s for s in shift), dims=(0, 1, 2))
-            outputs.append(back.clamp(min=0.0) * prediction.hu_per_unit)
-    spread = torch.stack(outputs).std(dim=0).numpy()
-    sd = np.zeros(shape, dtype=np.float32)
-    inner = region or _whole(shape)
-    offsets = [a - c for a, c in zip(inner.start, context.start, strict=True)]
-    sd[inner.slices] = spread[tuple(slice(o, o + n) for o, n in zip(offsets, inner.shape,
-                                                                     strict=True))]
-    return UncertaintyMap(sd_hu=sd, lumen=lumen, region=region, settings=settings)
-
-
-def _whole(shape: tuple[int, ...]) -> Box:
-    return Box((0, 0, 0), tuple(shape))  # type: ignore[arg-type]
+            # The offset moves the image against the blood reference: its estimation error.
+            p = lumen_probabilities(cascade.lumen_network, shifted, lumen.blood.hu, config)
+            p = keep_connected(np.roll(p, tuple(-s for s in shift), axis=(1, 2, 3)),
+                               config.lumen_threshold)
+            enhancement = lumen.enhancement(p).astype(np.float64)
+            mean += enhancement
+            square += enhancement ** 2
+            within += lumen.lumen_enhancement_hu ** 2 * p[LUMEN] * (1.0 - p[LUMEN])
+    count = len(draws)
+    between = np.maximum(square / count - (mean / count) ** 2, 0.0)
+    sd = np.sqrt(between + within / count).astype(np.float32)
+    return UncertaintyMap(sd_hu=sd, lumen=lumen.lumen, grid=lumen.grid, settings=settings)

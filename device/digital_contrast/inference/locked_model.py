@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from digital_contrast.inference.cascade import Cascade
 from digital_contrast.model.bundle import Bundle, BundleError, check_preprocessing
 from digital_contrast.model.explain_evidence import ExplainEvidence, ExplainFile
-from digital_contrast.model.network import build_network
 from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.model.reference import register_reference_model
 from digital_contrast.model.registry import (
@@ -32,12 +32,20 @@ class LockedModel:
     # Uncertainty calibration and attribution checks (the record's, or under validation the
     # ones the new record will carry); None: not calibrated.
     explain_evidence: ExplainEvidence | None
-    network_config: NetworkConfig
-    network: torch.nn.Module
+    cascade: Cascade
 
     @property
     def bundle_sha256(self) -> str:
         return self.registered.sha256
+
+    @property
+    def network(self) -> torch.nn.Module:
+        """Stage 1, the whole-volume network (attribution explains it)."""
+        return self.cascade.network
+
+    @property
+    def network_config(self) -> NetworkConfig:
+        return self.cascade.network_config
 
     @classmethod
     def load(cls, use_case: str | UseCase, *, version: str | None = None,
@@ -81,14 +89,8 @@ class LockedModel:
     def _built(cls, bundle: Bundle, use_case: UseCase, registered: RegisteredBundle,
                validation: ValidationRecord | None,
                explain: ExplainEvidence | None) -> "LockedModel":
-        network = build_network(bundle.manifest.network)
-        network.load_state_dict(bundle.state_dict(), strict=True)
-        network.eval()
-        for parameter in network.parameters():
-            parameter.requires_grad_(False)
         return cls(use_case=use_case, registered=registered, validation=validation,
-                   explain_evidence=explain, network_config=bundle.manifest.network,
-                   network=network)
+                   explain_evidence=explain, cascade=Cascade.of(bundle))
 
 
 def resolve_registered(registry: ModelRegistry, use_case: UseCase,

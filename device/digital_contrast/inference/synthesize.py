@@ -1,10 +1,12 @@
 """`synthesize`: the one entry point from an NCCT volume to a synthetic contrast volume.
 
-Conformity first (an input outside the envelope never reaches the network), then: resample to
-the working spacing, sliding-window inference with fixed overlap and blending, resample back,
-clamp the enhancement at >= 0 (iodine only adds attenuation), add it to the NCCT and clamp to
-the HU scale. Deterministic algorithms and a fixed thread count make the output bit-identical
-for the same input and bundle on the same platform; its hash is recorded.
+Conformity first (an input outside the envelope never reaches the network), then the cascade:
+stage 1 on the working spacing (sliding-window inference with fixed overlap and blending)
+localises the aorta and renders the whole volume; stage 2 segments lumen and thrombus on a
+crop around the aorta and renders the lumen (`lumen_step`); the two are composed on the scan's
+grid, the enhancement clamped at >= 0 (iodine only adds attenuation), added to the NCCT and
+clamped to the HU scale. Deterministic algorithms and a fixed thread count make the output
+bit-identical for the same input and bundle on the same platform; its hash is recorded.
 """
 
 import hashlib
@@ -24,7 +26,9 @@ from digital_contrast.imaging.conformity import Verdict, require_conformity
 from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
 from digital_contrast.imaging.resampling import to_native_grid, to_working_spacing
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.inference.cascade import Cascade
 from digital_contrast.inference.locked_model import LockedModel
+from digital_contrast.inference.lumen_step import LumenPrediction, compose, predict_lumen
 from digital_contrast.inference.tissue_gate import tissue_gate
 from digital_contrast.model.determinism import deterministic
 from digital_contrast.model.network import scale_input
@@ -40,12 +44,14 @@ BLEND_MODE = "gaussian"
 
 @dataclass(frozen=True, eq=False)
 class WorkingPrediction:
-    """The network's view: the NCCT on the working grid and its predicted enhancement there
-    (HU at the source tube voltage, not yet clamped), both (1, k, j, i) with the grid's affine."""
+    """The cascade's view: the NCCT on stage 1's working grid and its predicted enhancement
+    there (HU at the source tube voltage, not yet clamped), both (1, k, j, i) with the grid's
+    affine; and stage 2's prediction on its crop."""
 
     image: MetaTensor
     enhancement: MetaTensor
     hu_per_unit: float  # network output unit -> HU at the source kVp
+    lumen: LumenPrediction
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ def synthesize(volume: Volume, use_case: str | UseCase, model: LockedModel | Non
         raise ValueError(f"model for {model.use_case.id} given for use case {case.id}")
 
     start = time.perf_counter()
-    working = predict_working(volume, model.network, model.network_config, source_kvp(volume))
+    working = predict_working(volume, model.cascade, source_kvp(volume))
     enhancement = to_native_enhancement(working, volume, model.network_config)
     timings["inference"] = time.perf_counter() - start
     synthetic = np.clip(volume.array + enhancement, HU_MIN, HU_MAX).astype(np.float32)
@@ -151,30 +157,40 @@ def run_network(network: torch.nn.Module, image_hu: torch.Tensor, config: Networ
                                     mode=BLEND_MODE, padding_mode="replicate")
 
 
-def predict_working(volume: Volume, network: torch.nn.Module, config: NetworkConfig,
+def predict_working(volume: Volume, cascade: Cascade,
                     kvp: float | None = None) -> WorkingPrediction:
+    config = cascade.network_config
     hu_per_unit = output_scale_hu(config, kvp)
+    if kvp is None:  # the lumen's contrast depends on it, whatever stage 1's convention
+        raise ValueError("the tube voltage of the input is required")
     with deterministic(0, get_settings().inference_threads), torch.inference_mode():
         working = to_working_spacing(volume.array, volume.affine, config.spacing_mm)
-        output = run_network(network, working.as_tensor()[None], config)
+        output = run_network(cascade.network, working.as_tensor()[None], config)
         enhancement = MetaTensor(output[0] * hu_per_unit, affine=working.affine)
-    return WorkingPrediction(image=working, enhancement=enhancement, hu_per_unit=hu_per_unit)
+        lumen = predict_lumen(cascade.lumen_network, cascade.lumen_config, volume.array,
+                              volume.affine, working.as_tensor()[0].numpy(),
+                              enhancement.as_tensor()[0].numpy(),
+                              working.affine.numpy(), kvp)
+    return WorkingPrediction(image=working, enhancement=enhancement, hu_per_unit=hu_per_unit,
+                             lumen=lumen)
 
 
 def to_native_enhancement(prediction: WorkingPrediction, volume: Volume,
                           config: NetworkConfig) -> np.ndarray:
-    """Enhancement in HU on the volume's own grid, clamped at >= 0 and, when the bundle has a
-    tissue gate, zero where the NCCT is not blood or soft tissue."""
+    """Enhancement in HU on the volume's own grid: stage 1's with stage 2's composed in,
+    clamped at >= 0 and, when the bundle has a tissue gate, zero where the NCCT is not blood or
+    soft tissue."""
     with torch.inference_mode():
-        native = np.maximum(to_native_grid(prediction.enhancement, volume.affine, volume.shape),
-                            0.0)
+        native = to_native_grid(prediction.enhancement, volume.affine, volume.shape)
+    native = np.maximum(compose(native, prediction.lumen, volume.affine), 0.0)
     if config.tissue_gate_hu is not None:
         native *= tissue_gate(volume.array, volume.spacing, config.tissue_gate_hu)
     return native.astype(np.float32, copy=False)
 
 
-def predict_enhancement(volume: Volume, network: torch.nn.Module, config: NetworkConfig,
-                        kvp: float | None = None) -> np.ndarray:
+def predict_enhancement(volume: Volume, cascade: Cascade, kvp: float | None = None
+                        ) -> np.ndarray:
     """`predict_working` then `to_native_enhancement`. Callers other than `synthesize`
-    (validation of a candidate bundle) must vouch for the network themselves."""
-    return to_native_enhancement(predict_working(volume, network, config, kvp), volume, config)
+    (validation of a candidate bundle) must vouch for the networks themselves."""
+    return to_native_enhancement(predict_working(volume, cascade, kvp), volume,
+                                 cascade.network_config)

@@ -66,7 +66,10 @@ log = logging.getLogger(__name__)
 # torch's thread settings are process-wide: threads of one process take turns in the core
 # (run `digital-contrast worker` processes for parallel inference).
 _CORE = threading.Lock()
-IMAGE_REFUSALS = ("IMG_", "ZIP_", "CONF_", "USECASE_")
+# Refusals of the input (the job is REJECTED): codes or prefixes. The cascade refuses a series
+# that shows no aorta or too little of it to read the blood reference from.
+IMAGE_REFUSALS = ("IMG_", "ZIP_", "CONF_", "USECASE_", "AORTA_NOT_FOUND",
+                  "BLOOD_REFERENCE_UNAVAILABLE")
 
 
 @dataclass(frozen=True)

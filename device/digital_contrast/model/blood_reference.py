@@ -5,8 +5,10 @@ thrombus differs from blood (-10 to +15 HU), so the lumen/thrombus cue inside an
 relative. Subtracting the blood reference makes it absolute (the blood-referenced input of the
 cascade's second stage, issue 16). The reference is read where the aorta is not aneurysmal and
 holds no thrombus: its most cranial `NECK_MM` in the scan (suprarenal), in the lumen core (more
-than `CORE_MM` inside the lumen mask, away from the partial-volume wall). The lumen mask comes
-from the phantom's labels when training and from the first stage when running.
+than `CORE_MM` inside the lumen mask, away from the partial-volume wall). On each slice only the
+mask's widest part counts (the connected region holding its deepest point): the aorta is the
+widest vessel there, and a first-stage mask may also hold renal arteries and kidney cortex. The
+lumen mask comes from the phantom's labels when training and from the first stage when running.
 """
 
 from dataclasses import dataclass
@@ -46,7 +48,9 @@ def blood_reference(ncct: np.ndarray, lumen: np.ndarray, affine: np.ndarray) -> 
     core = np.zeros_like(lumen, dtype=bool)
     for k in neck:  # in-plane erosion: thin slices must not erode the neck away along z
         inside = ndimage.distance_transform_edt(lumen[k], sampling=spacing[1:])
-        core[k] = inside > CORE_MM
+        regions, _ = ndimage.label(inside > CORE_MM)
+        widest = regions.flat[int(np.argmax(inside))]
+        core[k] = (regions == widest) & (widest > 0)
     values = ncct[core]
     if values.size < MIN_VOXELS:
         raise BloodReferenceError("BLOOD_REFERENCE_UNAVAILABLE",

@@ -1,10 +1,12 @@
 """The model bundle: everything that decides a synthetic image, hashed as one.
 
-A bundle is a folder: `weights.pt` (a torch state dict of tensors only, loaded with
-`weights_only=True`, so no pickled code runs) and `bundle.json` (format version, use case,
-network configuration with its preprocessing, the intended-use envelope, provenance). The
-SHA-256 of the bundle covers every file's name and bytes; a bundle whose hash differs from the
-one registered is not run.
+A bundle is a folder holding the cascade: `weights.pt`, the first stage (whole-volume
+enhancement network), and `lumen_weights.pt`, the second stage (lumen and thrombus on a crop
+around the aorta), each a torch state dict of tensors only, loaded with `weights_only=True` so
+no pickled code runs; and `bundle.json` (format version, use case, both stages' configurations
+with their preprocessing, the intended-use envelope, provenance). The SHA-256 of the bundle
+covers every file's name and bytes; a bundle whose hash differs from the one registered is not
+run. Bundles of an earlier format (a single network) are refused: BUNDLE_FORMAT_UNSUPPORTED.
 """
 
 import hashlib
@@ -17,18 +19,20 @@ from pydantic import Field, ValidationError
 
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.frozen_schema import FrozenSchema
+from digital_contrast.model.lumen_stage import LumenStageConfig
 from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.usecases.schema import Envelope, UseCase
 
-BUNDLE_FORMAT = "digital-contrast-bundle/1"
+BUNDLE_FORMAT = "digital-contrast-bundle/2"
 WEIGHTS = "weights.pt"
+LUMEN_WEIGHTS = "lumen_weights.pt"
 MANIFEST = "bundle.json"
-FILES = (MANIFEST, WEIGHTS)
+FILES = (MANIFEST, WEIGHTS, LUMEN_WEIGHTS)
 
 
 class BundleError(DigitalContrastError):
-    """A bundle that is malformed (BUNDLE_INVALID) or does not match its use case
-    (BUNDLE_MISMATCH)."""
+    """A bundle that is malformed (BUNDLE_INVALID), of a format this version no longer runs
+    (BUNDLE_FORMAT_UNSUPPORTED) or that does not match its use case (BUNDLE_MISMATCH)."""
 
 
 class BundleManifest(FrozenSchema):
@@ -36,7 +40,8 @@ class BundleManifest(FrozenSchema):
     use_case: str
     model_name: str
     model_version: str
-    network: NetworkConfig
+    network: NetworkConfig  # stage 1
+    lumen_stage: LumenStageConfig  # stage 2
     envelope: Envelope
     evidence: str
     provenance: dict[str, Any] = Field(default_factory=dict)  # training run, data manifest hash
@@ -49,10 +54,19 @@ class Bundle:
     sha256: str
 
     def state_dict(self) -> dict:
-        # torch only here: listing and registering bundles never loads the network libraries
-        from digital_contrast.model.network import load_state_dict_bytes
+        """Stage 1's weights."""
+        return _load_weights(self.folder / WEIGHTS)
 
-        return load_state_dict_bytes((self.folder / WEIGHTS).read_bytes())
+    def lumen_state_dict(self) -> dict:
+        """Stage 2's weights."""
+        return _load_weights(self.folder / LUMEN_WEIGHTS)
+
+
+def _load_weights(path: Path) -> dict:
+    # torch only here: listing and registering bundles never loads the network libraries
+    from digital_contrast.model.network import load_state_dict_bytes
+
+    return load_state_dict_bytes(path.read_bytes())
 
 
 def bundle_sha256(folder: Path) -> str:
@@ -65,19 +79,20 @@ def bundle_sha256(folder: Path) -> str:
 
 
 def write_bundle(folder: Path, *, use_case: UseCase, model_version: str,
-                 network: NetworkConfig, state_dict: dict,
-                 provenance: dict[str, Any] | None = None) -> Bundle:
+                 network: NetworkConfig, state_dict: dict, lumen_stage: LumenStageConfig,
+                 lumen_state_dict: dict, provenance: dict[str, Any] | None = None) -> Bundle:
     """Write a bundle for `use_case`; its preprocessing must be the use case's."""
     from digital_contrast.model.network import state_dict_bytes
 
     check_preprocessing(use_case, network)
     manifest = BundleManifest(use_case=use_case.id, model_name=use_case.model_name,
                               model_version=model_version, network=network,
-                              envelope=use_case.envelope, evidence=use_case.evidence,
-                              provenance=provenance or {})
+                              lumen_stage=lumen_stage, envelope=use_case.envelope,
+                              evidence=use_case.evidence, provenance=provenance or {})
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / WEIGHTS).write_bytes(state_dict_bytes(state_dict))
+    (folder / LUMEN_WEIGHTS).write_bytes(state_dict_bytes(lumen_state_dict))
     (folder / MANIFEST).write_text(json.dumps(manifest.model_dump(mode="json"), indent=2,
                                               sort_keys=True) + "\n", encoding="utf-8")
     return read_bundle(folder)
@@ -85,6 +100,7 @@ def write_bundle(folder: Path, *, use_case: UseCase, model_version: str,
 
 def read_bundle(folder: Path) -> Bundle:
     folder = Path(folder)
+    _require_format(folder / MANIFEST)
     missing = [name for name in FILES if not (folder / name).is_file()]
     extra = sorted(p.name for p in folder.iterdir() if p.name not in FILES) \
         if folder.is_dir() else []
@@ -96,6 +112,21 @@ def read_bundle(folder: Path) -> Bundle:
     except (ValidationError, ValueError) as exc:
         raise BundleError("BUNDLE_INVALID", f"bundle manifest is not valid: {exc}") from None
     return Bundle(folder=folder, manifest=manifest, sha256=bundle_sha256(folder))
+
+
+def _require_format(manifest: Path) -> None:
+    """BUNDLE_FORMAT_UNSUPPORTED for a readable manifest of another format (a malformed one
+    is left to the full check)."""
+    try:
+        found = json.loads(manifest.read_text("utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(found, str) and found != BUNDLE_FORMAT:
+        raise BundleError("BUNDLE_FORMAT_UNSUPPORTED",
+                          f"bundle format {found!r} is not run by this version, which needs "
+                          f"{BUNDLE_FORMAT!r} (a two-stage cascade); train or fetch a bundle "
+                          "of the current format (docs/operations.md, 'Models and the "
+                          "registry')")
 
 
 def check_preprocessing(use_case: UseCase, network: NetworkConfig) -> None:

@@ -166,7 +166,7 @@ class ScannerParameters(_Group):
 
     GROUP: ClassVar[str] = "scanner"
     kvp: float = bounded(70.0, 150.0)
-    noise_sd_hu: float = bounded(8.0, 30.0)  # per-case "dose": SD of the correlated noise
+    noise_sd_hu: float = bounded(4.0, 45.0)  # per-case "dose": SD of the correlated noise
     noise_sigma_px: float = bounded(0.5, 2.5)  # in-plane Gaussian correlation of the noise
     noise_sigma_z_px: float = bounded(0.0, 2.0)  # through-plane correlation, slices
     psf_sigma_mm: float = bounded(0.2, 1.5)  # in-plane system blur
@@ -386,9 +386,9 @@ class IntensityParameters(_Group):
     bowel_wall_arterial_hu: float = bounded(50.0, 140.0)
     bowel_wall_portal_hu: float = bounded(60.0, 140.0)
     bowel_fluid_hu: float = bounded(-5.0, 30.0)
-    blood_hu: float = bounded(25.0, 55.0)
+    blood_hu: float = bounded(15.0, 70.0)
     anaemic: bool = field()
-    thrombus_minus_blood_hu: float = bounded(-10.0, 15.0)
+    thrombus_minus_blood_hu: float = bounded(-20.0, 25.0)
     thrombus_enhancement_hu: float = bounded(0.0, 10.0)
     bolus_factor: float = bounded(0.5, 1.5)
     arterial_lumen_hu: float = bounded(150.0, 600.0)
@@ -397,7 +397,7 @@ class IntensityParameters(_Group):
     ivc_portal_hu: float = bounded(80.0, 220.0)
     renal_vein_arterial_hu: float = bounded(60.0, 260.0)
     renal_vein_portal_hu: float = bounded(80.0, 240.0)
-    iliac_vein_arterial_hu: float = bounded(20.0, 200.0)
+    iliac_vein_arterial_hu: float = bounded(10.0, 200.0)
     iliac_vein_portal_hu: float = bounded(60.0, 220.0)
     aortic_wall_hu: float = bounded(25.0, 70.0)
     aortic_wall_arterial_delta_hu: float = bounded(0.0, 40.0)
@@ -406,10 +406,10 @@ class IntensityParameters(_Group):
 
     def _check(self) -> None:
         if self.anaemic and self.blood_hu > 35.0:
-            raise ValueError(f"{self._show('blood_hu')} is not anaemic (25-35 HU)")
+            raise ValueError(f"{self._show('blood_hu')} is not anaemic (35 HU or less)")
         if not self.anaemic and self.blood_hu < 35.0:
             raise ValueError(f"{self._show('blood_hu')} needs intensities.anaemic=True "
-                             "(normal 35-55 HU)")
+                             "(normal from 35 HU)")
 
 
 # Group name -> record, in the order of PhantomParameters.

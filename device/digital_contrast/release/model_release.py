@@ -21,8 +21,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from digital_contrast.config import REPO_ROOT, get_settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.keys.signing import trusted_keys
-from digital_contrast.model.bundle import FILES, Bundle, read_bundle
+from digital_contrast.model.bundle import FILES, LUMEN_WEIGHTS, WEIGHTS, Bundle, read_bundle
 from digital_contrast.model.gate import require_gate
+from digital_contrast.model.lumen_stage import build_lumen_network
 from digital_contrast.model.network import build_network, parameter_count
 from digital_contrast.model.reference import BUNDLE_DIR, RECORD
 from digital_contrast.model.registry import RegistryError
@@ -57,7 +58,9 @@ def render_model_card(bundle: Bundle, record: ValidationRecord,
         bundle=bundle, manifest=bundle.manifest, network=network, record=record,
         use_case=use_case, report=report, provenance=bundle.manifest.provenance,
         parameters=parameter_count(build_network(network)),
-        weights_mb=(bundle.folder / "weights.pt").stat().st_size / 1e6)
+        lumen_parameters=parameter_count(build_lumen_network(bundle.manifest.lumen_stage)),
+        weights_mb=sum((bundle.folder / name).stat().st_size
+                       for name in (WEIGHTS, LUMEN_WEIGHTS)) / 1e6)
 
 
 def _checked(bundle_dir: Path, record_path: Path, report_path: Path | None

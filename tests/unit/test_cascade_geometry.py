@@ -1,0 +1,88 @@
+"""The cascade's second-stage geometry: a patient-aligned crop, the connectivity rule and the
+composition of both stages' enhancement."""
+
+import numpy as np
+import pytest
+
+from digital_contrast.inference.lumen_step import LumenPrediction, compose, keep_connected
+from digital_contrast.model.blood_reference import BloodReference
+from digital_contrast.model.crop_grid import CropGrid, centre_xy, native_box, to_crop
+from digital_contrast.model.lumen_stage import LUMEN, THROMBUS
+from digital_contrast.phantom.case import generate_case
+from digital_contrast.phantom.labels import Label
+
+
+@pytest.fixture(scope="module")
+def case():
+    return generate_case(20001, "small")
+
+
+def _flipped(array: np.ndarray, affine: np.ndarray, axes: tuple[int, ...]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """The same anatomy stored with `axes` reversed (its affine adjusted to match)."""
+    out, moved = array, affine.copy()
+    for axis in axes:
+        out = np.flip(out, axis)
+        last = np.zeros(3)
+        last[axis] = array.shape[axis] - 1
+        moved[:3, 3] = moved[:3, :3] @ last + moved[:3, 3]
+        moved[:3, axis] *= -1
+    return np.ascontiguousarray(out), moved
+
+
+@pytest.mark.req("SRS-INF-014")
+@pytest.mark.parametrize("axes", [(0,), (1, 2), (0, 2)], ids=["slices-reversed", "prone",
+                                                              "feet-first"])
+def test_the_crop_shows_the_same_anatomy_however_the_series_is_stored(case, axes) -> None:
+    aorta = case.labels == Label.AORTA_LUMEN
+    centre = centre_xy(aorta, case.affine)
+    grid = CropGrid.around(centre, (-150.0, -60.0), (2.0, 1.5, 1.5), (64, 64))
+    reference = to_crop(case.ncct, case.affine, grid)
+    array, affine = _flipped(case.ncct, case.affine, axes)
+    assert centre_xy(_flipped(aorta, case.affine, axes)[0], affine) == pytest.approx(centre)
+    assert np.abs(to_crop(array, affine, grid) - reference).max() < 0.5
+    # Crop axes run superior, posterior, left: the spine lies behind the aorta (+y, row index).
+    spine = to_crop((case.labels == Label.BONE_CANCELLOUS).astype(np.float32), case.affine,
+                    grid, padding_value=0.0) > 0.5
+    rows = np.nonzero(spine.any(axis=(0, 2)))[0]
+    assert rows.size and rows.min() > grid.shape[1] // 2
+
+
+def _probabilities(shape: tuple[int, int, int]) -> np.ndarray:
+    p = np.zeros((3, *shape), dtype=np.float32)
+    p[0] = 1.0
+    p[:, :, 10:14, 10:14] = np.array([0.1, 0.9, 0.0])[:, None, None, None]  # the aorta
+    p[:, 4:6, 25:27, 25:27] = np.array([0.2, 0.8, 0.0])[:, None, None, None]  # an island
+    p[:, 8:12, 14:16, 10:14] = np.array([0.3, 0.0, 0.7])[:, None, None, None]  # thrombus
+    return p
+
+
+@pytest.mark.req("SRS-INF-013")
+def test_lumen_not_connected_to_the_main_lumen_becomes_background() -> None:
+    p = _probabilities((20, 32, 32))
+    kept = keep_connected(p, 0.5)
+    assert kept[LUMEN, 4:6, 25:27, 25:27].max() == 0.0
+    assert kept[0, 4:6, 25:27, 25:27].min() == pytest.approx(1.0)
+    np.testing.assert_array_equal(kept[LUMEN, :, 10:14, 10:14], p[LUMEN, :, 10:14, 10:14])
+    np.testing.assert_array_equal(kept[THROMBUS], p[THROMBUS])
+    np.testing.assert_allclose(kept.sum(axis=0), 1.0, atol=1e-6)
+
+
+@pytest.mark.req("SRS-INF-013")
+def test_stage_two_replaces_stage_one_only_around_its_lumen_and_thrombus(case) -> None:
+    grid = CropGrid.around(centre_xy(case.labels == Label.AORTA_LUMEN, case.affine),
+                           (-150.0, -110.0), (2.0, 1.5, 1.5), (32, 32))
+    p = keep_connected(_probabilities(grid.shape), 0.5)
+    lumen = LumenPrediction(grid=grid, image=np.zeros(grid.shape, np.float32), probabilities=p,
+                            blood=BloodReference(40.0, 500, 10.0), lumen_enhancement_hu=250.0,
+                            thrombus_enhancement_hu=2.0)
+    stage1 = np.full(case.ncct.shape, 7.0, dtype=np.float32)
+    out = compose(stage1.copy(), lumen, case.affine)
+    box = native_box(grid, case.affine, case.ncct.shape)
+    outside = np.ones(out.shape, dtype=bool)
+    outside[box] = False
+    assert (out[outside] == 7.0).all()  # beyond the crop: stage 1, untouched
+    rendered = out[box]
+    assert rendered.max() == pytest.approx(0.9 * 250.0, rel=0.05)  # lumen core
+    assert np.isclose(rendered, 7.0).mean() > 0.5  # most of the crop is beyond the rim
+    assert rendered.min() >= 0.0
