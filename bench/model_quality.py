@@ -85,7 +85,8 @@ def main() -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--bundle", type=Path, help="bundle folder to evaluate")
     source.add_argument("--production", action="store_true", help="the production model")
-    parser.add_argument("--cases", type=int, default=None, help="fewer cases than the protocol")
+    parser.add_argument("--cases", type=int, default=None,
+                        help="fewer cases than the protocol (0: the shift set only)")
     parser.add_argument("--shift", type=int, default=0, help="shift-set cases to add")
     parser.add_argument("--report", type=Path,
                         help="write every median (method x stratum) as JSON, for the model card")
@@ -116,7 +117,8 @@ def main() -> None:
         for name, predict in methods.items():
             rows[name].setdefault(group or phantom_stratum(case.parameters), []).append(
                 case_metrics(case, predict(case)))
-    print(f"{len(seeds)} held-out phantom cases (seeds {seeds[0]}-{seeds[-1]}) and "
+    span = f"seeds {seeds[0]}-{seeds[-1]}" if seeds else "none"
+    print(f"{len(seeds)} held-out phantom cases ({span}) and "
           f"{len(shift)} shift-set cases (seeds {SHIFT_SEEDS_FROM} on), bundle {sha[:16]}, "
           f"{time.perf_counter() - started:.0f} s. Evidence: phantom only; not clinically "
           "validated.")
@@ -140,7 +142,7 @@ def main() -> None:
     if args.report:
         args.report.write_text(json.dumps({
             "bundle_sha256": sha, "protocol": str(PROTOCOL.relative_to(REPO_ROOT)),
-            "seeds": [seeds[0], seeds[-1]], "shift_cases": len(shift),
+            "seeds": [seeds[0], seeds[-1]] if seeds else [], "shift_cases": len(shift),
             "evidence": protocol.evidence,
             "medians": [{"method": m, "stratum": g, **v} for (m, g), v in medians.items()],
         }, indent=2) + "\n")

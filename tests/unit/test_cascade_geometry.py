@@ -69,13 +69,19 @@ def test_lumen_not_connected_to_the_main_lumen_becomes_background() -> None:
 
 
 @pytest.mark.req("SRS-INF-013")
-def test_stage_two_replaces_stage_one_only_around_its_lumen_and_thrombus(case) -> None:
+def test_stage_two_replaces_stage_one_around_its_lumen_and_thrombus_only(case) -> None:
     grid = CropGrid.around(centre_xy(case.labels == Label.AORTA_LUMEN, case.affine),
                            (-150.0, -110.0), (2.0, 1.5, 1.5), (32, 32))
     p = keep_connected(_probabilities(grid.shape), 0.5)
+    first_stage = np.zeros(grid.shape, dtype=bool)
+    first_stage[:, 14:24, 10:14] = True  # stage 1 draws lumen through and beyond the thrombus
+    first_stage[:, 28:, 28:] = True  # and far from stage 2's aorta
     lumen = LumenPrediction(grid=grid, image=np.zeros(grid.shape, np.float32), probabilities=p,
                             blood=BloodReference(40.0, 500, 10.0), lumen_enhancement_hu=250.0,
-                            thrombus_enhancement_hu=2.0)
+                            thrombus_enhancement_hu=2.0, first_stage_aorta=first_stage)
+    weight = lumen.region()
+    assert weight[10, 19, 12] > 0.9  # overruled 6 mm beyond it (a soft seam: not quite 1)
+    assert weight[10, 31, 31] == pytest.approx(0.0, abs=0.05)  # kept 20 mm away
     stage1 = np.full(case.ncct.shape, 7.0, dtype=np.float32)
     out = compose(stage1.copy(), lumen, case.affine)
     box = native_box(grid, case.affine, case.ncct.shape)

@@ -9,8 +9,10 @@ render the lumen's enhancement, and compose it with the first stage's.
    connected to the aorta's main lumen (the component along the most slices): the network
    cannot add an isolated bright island.
 4. Enhancement on the crop: (lumen HU at the series' kVp - blood reference) x P(lumen) +
-   thrombus enhancement x P(thrombus). Where stage 2 sees lumen or thrombus (and a 3 mm rim
-   around them) its enhancement replaces stage 1's, with a soft seam; stage 1 renders the rest.
+   thrombus enhancement x P(thrombus). Stage 2's enhancement replaces stage 1's, with a soft
+   seam, where stage 2 sees lumen or thrombus (and a 3 mm rim around them) and wherever stage 1
+   drew its aorta within 10 mm of that: stage 1 cannot tell thrombus from lumen, so none of its
+   lumen next to the aorta survives unless stage 2 confirms it. Stage 1 renders the rest.
 
 Refusals are typed: no aorta in stage 1's output (AORTA_NOT_FOUND) or too little lumen at its
 top to read blood from (BLOOD_REFERENCE_UNAVAILABLE); no result is made without stage 2.
@@ -43,6 +45,7 @@ from digital_contrast.model.lumen_stage import (
 )
 
 RIM_VOXELS = 2  # crop voxels (3 mm at 1.5 mm) around lumen and thrombus that stage 2 decides
+OVERRULED_MM = 10.0  # stage 1's aorta this close to stage 2's lumen and thrombus is overruled
 SEAM_SIGMA_VOXELS = 1.0  # softness of the seam between the stages
 
 
@@ -60,6 +63,8 @@ class LumenPrediction:
     blood: BloodReference
     lumen_enhancement_hu: float  # lumen HU at the series' kVp minus the blood reference
     thrombus_enhancement_hu: float
+    first_stage_aorta: np.ndarray  # bool, stage 1's aorta on the crop
+    lumen_threshold: float = 0.5
 
     def enhancement(self, probabilities: np.ndarray | None = None) -> np.ndarray:
         """Rendered enhancement (HU) on the crop, of these or other (TTA) probabilities."""
@@ -70,13 +75,16 @@ class LumenPrediction:
     @property
     def lumen(self) -> np.ndarray:
         """The lumen stage 2 synthesizes (bool, crop grid)."""
-        return self.probabilities[LUMEN] > 0.5
+        return self.probabilities[LUMEN] > self.lumen_threshold
 
     def region(self) -> np.ndarray:
         """Weight in [0, 1] on the crop where stage 2's enhancement replaces stage 1's."""
         aorta = (self.probabilities[LUMEN] + self.probabilities[THROMBUS]) > 0.5
-        grown = ndimage.binary_dilation(aorta, iterations=RIM_VOXELS).astype(np.float32)
-        return ndimage.gaussian_filter(grown, SEAM_SIGMA_VOXELS)
+        decided = ndimage.binary_dilation(aorta, iterations=RIM_VOXELS)
+        if aorta.any():
+            near = ndimage.distance_transform_edt(~aorta, sampling=self.grid.spacing_mm)
+            decided |= self.first_stage_aorta & (near <= OVERRULED_MM)
+        return ndimage.gaussian_filter(decided.astype(np.float32), SEAM_SIGMA_VOXELS)
 
 
 def locate_aorta(image: np.ndarray, enhancement: np.ndarray) -> np.ndarray:
@@ -134,7 +142,8 @@ def predict_lumen(network: torch.nn.Module, config: LumenStageConfig, ncct: np.n
     contrast = config.contrast
     return LumenPrediction(grid=grid, image=image, probabilities=probabilities, blood=blood,
                            lumen_enhancement_hu=max(0.0, contrast.lumen_hu_at(kvp) - blood.hu),
-                           thrombus_enhancement_hu=contrast.thrombus_enhancement_hu)
+                           thrombus_enhancement_hu=contrast.thrombus_enhancement_hu,
+                           first_stage_aorta=on_crop, lumen_threshold=config.lumen_threshold)
 
 
 def compose(stage1: np.ndarray, lumen: LumenPrediction, affine: np.ndarray) -> np.ndarray:

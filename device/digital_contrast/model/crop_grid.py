@@ -80,11 +80,16 @@ def centre_xy(mask: np.ndarray, affine: np.ndarray) -> tuple[float, float] | Non
 def to_crop(array: np.ndarray, affine: np.ndarray, grid: CropGrid, *,
             mode: str = "bilinear", padding_value: float | None = None) -> np.ndarray:
     """`array` on `affine` -> the crop grid (float32). Outside the scan: the nearest edge
-    value, or `padding_value` where given."""
+    value, or `padding_value` where given. Only the scan voxels around the crop are read."""
+    affine = np.asarray(affine, dtype=np.float64)
+    box = native_box(grid, affine, array.shape, margin=4)
+    if box is not None:  # the filter and the interpolation on the crop's part of the scan
+        array = array[box]
+        affine = _shifted(affine, box)
     source = anti_alias(array, affine, _native_order(grid.spacing_mm, affine)) \
         if mode == "bilinear" else array
     image = MetaTensor(torch.from_numpy(np.ascontiguousarray(source, dtype=np.float32)[None]),
-                       affine=torch.from_numpy(np.asarray(affine, dtype=np.float64)))
+                       affine=torch.from_numpy(affine))
     padding = "border" if padding_value is None else "zeros"
     offset = 0.0 if padding_value is None else padding_value
     if offset:
@@ -94,14 +99,22 @@ def to_crop(array: np.ndarray, affine: np.ndarray, grid: CropGrid, *,
     return (out.as_tensor()[0].numpy() + offset).astype(np.float32, copy=False)
 
 
-def native_box(grid: CropGrid, affine: np.ndarray, shape: tuple[int, int, int]
+def _shifted(affine: np.ndarray, box: tuple[slice, slice, slice]) -> np.ndarray:
+    """The affine of the sub-array `box` of an array on `affine`."""
+    out = np.asarray(affine, dtype=np.float64).copy()
+    out[:3, 3] = (out @ np.array([*(s.start for s in box), 1.0]))[:3]
+    return out
+
+
+def native_box(grid: CropGrid, affine: np.ndarray, shape: tuple[int, ...], margin: int = 1
                ) -> tuple[slice, slice, slice] | None:
-    """The scan voxels (`affine`, `shape`) inside the crop's bounding box; None if none."""
+    """The scan voxels (`affine`, `shape`) inside the crop's bounding box, `margin` voxels
+    wider; None if none."""
     corners = np.array([[a, b, c, 1.0] for a in (0, grid.shape[0] - 1)
                         for b in (0, grid.shape[1] - 1) for c in (0, grid.shape[2] - 1)])
     native = (np.linalg.inv(np.asarray(affine, dtype=np.float64)) @ grid.affine @ corners.T)
-    start = np.clip(np.floor(native[:3].min(axis=1)).astype(int) - 1, 0, shape)
-    stop = np.clip(np.ceil(native[:3].max(axis=1)).astype(int) + 2, 0, shape)
+    start = np.clip(np.floor(native[:3].min(axis=1)).astype(int) - margin, 0, shape)
+    stop = np.clip(np.ceil(native[:3].max(axis=1)).astype(int) + margin + 1, 0, shape)
     if np.any(stop <= start):
         return None
     return tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))  # type: ignore[return-value]
@@ -111,13 +124,10 @@ def from_crop(array: np.ndarray, grid: CropGrid, affine: np.ndarray,
               box: tuple[slice, slice, slice]) -> np.ndarray:
     """Crop-grid `array` -> the scan voxels of `box` (`native_box`) on the scan's `affine`;
     zero outside the crop."""
-    affine = np.asarray(affine, dtype=np.float64)
-    sub_affine = affine.copy()
-    sub_affine[:3, 3] = (affine @ np.array([*(s.start for s in box), 1.0]))[:3]
     image = MetaTensor(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)[None]),
                        affine=torch.from_numpy(grid.affine))
     out = SpatialResample(mode="bilinear", padding_mode="zeros", dtype=torch.float32)(
-        image, dst_affine=torch.from_numpy(sub_affine),
+        image, dst_affine=torch.from_numpy(_shifted(affine, box)),
         spatial_size=tuple(s.stop - s.start for s in box))
     return out.as_tensor()[0].numpy()
 
