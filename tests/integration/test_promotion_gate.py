@@ -135,8 +135,9 @@ def test_rewritten_weights_hash_tag_and_record_are_refused(registry: ModelRegist
                                                           tmp_path: Path) -> None:
     registered = _promoted(registry, tmp_path)
     other = tiny_bundle(tmp_path / "other", AAA, seed=7)
-    weights = _stored(registry, registered, "bundle", "weights.pt")
-    weights.write_bytes((other.folder / "weights.pt").read_bytes())
+    for name in ("weights.pt", "lumen_weights.pt"):  # both stages rewritten
+        _stored(registry, registered, "bundle", name).write_bytes(
+            (other.folder / name).read_bytes())
     registry.client.set_model_version_tag("aaa-cta", registered.version, TAG_SHA, other.sha256)
     stored = _stored(registry, registered, RECORD_PATH, RECORD_FILE)
     for signer, code in ((untrusted_signer(), "SIGNER_UNTRUSTED"),

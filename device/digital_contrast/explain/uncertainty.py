@@ -8,7 +8,8 @@ the predictive distribution: the variance between samples plus, within each, the
 lumen/not-lumen call made with the network's probability p, (lumen HU - blood)^2 p (1 - p),
 so that a network that cannot tell thrombus from blood and says so with p near 0.5 is
 uncertain even when every sample says the same. The score is the fraction of the synthesized
-lumen above a calibrated threshold. No flips: the crop is patient-aligned and the anatomy is
+lumen's interior (more than one crop voxel inside its edge, where any rendering is partial
+volume) above a calibrated threshold. No flips: the crop is patient-aligned and the anatomy is
 lateralised.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from digital_contrast.config import get_settings
 from digital_contrast.imaging.volume import Volume
@@ -33,7 +35,7 @@ class UncertaintyMap:
     """Spread on stage 2's crop grid and the lumen it was scored over."""
 
     sd_hu: np.ndarray  # (z, y, x) crop grid, HU at the source tube voltage
-    lumen: np.ndarray  # bool, the synthesized lumen (crop grid)
+    lumen: np.ndarray  # bool, the synthesized lumen's interior (crop grid)
     grid: CropGrid
     settings: TTASettings
 
@@ -92,4 +94,5 @@ def estimate_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
     count = len(draws)
     between = np.maximum(square / count - (mean / count) ** 2, 0.0)
     sd = np.sqrt(between + within / count).astype(np.float32)
-    return UncertaintyMap(sd_hu=sd, lumen=lumen.lumen, grid=lumen.grid, settings=settings)
+    interior = ndimage.binary_erosion(lumen.lumen)
+    return UncertaintyMap(sd_hu=sd, lumen=interior, grid=lumen.grid, settings=settings)

@@ -4,7 +4,9 @@ render the lumen's enhancement, and compose it with the first stage's.
 1. The aorta is stage 1's lumen-bright component that runs along the most slices.
 2. The crop (`CropGrid`, patient-aligned) spans that component's slices and is centred on its
    course; the NCCT is resampled there from the scan's own grid. The blood reference is the
-   median NCCT HU of the component's core over its top 20 mm, read on the crop.
+   median NCCT HU of the component's core over its top 20 mm, read on the crop, from the part
+   stage 1 enhances strongly (at least 60 % of its 95th percentile): a bowel loop or kidney
+   that stage 1 joins to the aorta is enhanced less than the aorta itself.
 3. Stage 2 gives background / lumen / thrombus probabilities. Lumen is kept only where it is
    connected to the aorta's main lumen (the component along the most slices): the network
    cannot add an isolated bright island.
@@ -28,7 +30,11 @@ from scipy import ndimage
 
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.inference.aorta import aortic_component, lumen_bright
-from digital_contrast.model.blood_reference import BloodReference, blood_reference
+from digital_contrast.model.blood_reference import (
+    BloodReference,
+    BloodReferenceError,
+    blood_reference,
+)
 from digital_contrast.model.crop_grid import (
     CropGrid,
     centre_xy,
@@ -47,6 +53,7 @@ from digital_contrast.model.lumen_stage import (
 RIM_VOXELS = 2  # crop voxels (3 mm at 1.5 mm) around lumen and thrombus that stage 2 decides
 OVERRULED_MM = 10.0  # stage 1's aorta this close to stage 2's lumen and thrombus is overruled
 SEAM_SIGMA_VOXELS = 1.0  # softness of the seam between the stages
+STRONG_FRACTION = 0.75  # of stage 1's 95th-percentile aortic enhancement: where blood is read
 
 
 class AortaNotFoundError(DigitalContrastError):
@@ -96,6 +103,12 @@ def locate_aorta(image: np.ndarray, enhancement: np.ndarray) -> np.ndarray:
     return aorta
 
 
+def strongly_enhanced(aorta: np.ndarray, enhancement: np.ndarray) -> np.ndarray:
+    """The part of stage 1's aorta it enhances by at least STRONG_FRACTION of its 95th
+    percentile enhancement there."""
+    return aorta & (enhancement >= STRONG_FRACTION * np.percentile(enhancement[aorta], 95))
+
+
 def crop_grid(aorta: np.ndarray, affine: np.ndarray, config: LumenStageConfig) -> CropGrid:
     centre, z_range = centre_xy(aorta, affine), world_z_range(aorta, affine)
     assert centre is not None and z_range is not None  # locate_aorta found voxels
@@ -134,9 +147,13 @@ def predict_lumen(network: torch.nn.Module, config: LumenStageConfig, ncct: np.n
     grid = crop_grid(aorta, working_affine, config)
     image = to_crop(ncct, affine, grid)
     # Read on the crop: the scan's own resolution, less smoothed than the working grid.
-    on_crop = to_crop(aorta.astype(np.float32), working_affine, grid, mode="nearest",
-                      padding_value=0.0) > 0.5
-    blood = blood_reference(image, on_crop, grid.affine)
+    on_crop, strong = (to_crop(mask.astype(np.float32), working_affine, grid, mode="nearest",
+                               padding_value=0.0) > 0.5
+                       for mask in (aorta, strongly_enhanced(aorta, working_enhancement)))
+    try:
+        blood = blood_reference(image, strong, grid.affine)
+    except BloodReferenceError:  # too little strong lumen at the top: all of stage 1's aorta
+        blood = blood_reference(image, on_crop, grid.affine)
     probabilities = keep_connected(lumen_probabilities(network, image, blood.hu, config),
                                    config.lumen_threshold)
     contrast = config.contrast

@@ -5,10 +5,11 @@ thrombus differs from blood (-10 to +15 HU), so the lumen/thrombus cue inside an
 relative. Subtracting the blood reference makes it absolute (the blood-referenced input of the
 cascade's second stage, issue 16). The reference is read where the aorta is not aneurysmal and
 holds no thrombus: its most cranial `NECK_MM` in the scan (suprarenal), in the lumen core (more
-than `CORE_MM` inside the lumen mask, away from the partial-volume wall). On each slice only the
-mask's widest part counts (the connected region holding its deepest point): the aorta is the
-widest vessel there, and a first-stage mask may also hold renal arteries and kidney cortex. The
-lumen mask comes from the phantom's labels when training and from the first stage when running.
+than `CORE_MM` inside the lumen mask, away from the partial-volume wall). On each slice only one
+connected part of that core counts, the one nearest the mask's course (the median of its slice
+centroids): a first-stage mask may also hold renal arteries, kidney cortex or a bowel loop,
+which lie beside the aorta's course, not on it. The lumen mask comes from the phantom's labels
+when training and from the first stage when running.
 """
 
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from digital_contrast.errors import DigitalContrastError
+from digital_contrast.model.crop_grid import centre_xy
 
 NECK_MM = 20.0
 CORE_MM = 2.0
@@ -45,12 +47,16 @@ def blood_reference(ncct: np.ndarray, lumen: np.ndarray, affine: np.ndarray) -> 
     # Superior is +z in LPS: the neck is the lumen's highest NECK_MM.
     z = np.asarray(affine)[2, 0] * slices + np.asarray(affine)[2, 3]
     neck = slices[z >= z.max() - NECK_MM]
+    course = _course_ij(lumen, affine)
     core = np.zeros_like(lumen, dtype=bool)
     for k in neck:  # in-plane erosion: thin slices must not erode the neck away along z
         inside = ndimage.distance_transform_edt(lumen[k], sampling=spacing[1:])
-        regions, _ = ndimage.label(inside > CORE_MM)
-        widest = regions.flat[int(np.argmax(inside))]
-        core[k] = (regions == widest) & (widest > 0)
+        regions, count = ndimage.label(inside > CORE_MM)
+        if count:
+            j, i = np.nonzero(regions)
+            nearest = np.argmin(((j - course[0]) * spacing[1]) ** 2
+                                + ((i - course[1]) * spacing[2]) ** 2)
+            core[k] = regions == regions[j[nearest], i[nearest]]
     values = ncct[core]
     if values.size < MIN_VOXELS:
         raise BloodReferenceError("BLOOD_REFERENCE_UNAVAILABLE",
@@ -59,3 +65,11 @@ def blood_reference(ncct: np.ndarray, lumen: np.ndarray, affine: np.ndarray) -> 
     q1, median, q3 = np.percentile(values, [25, 50, 75])
     return BloodReference(hu=round(float(median), 2), voxels=int(values.size),
                           spread_hu=round(float(q3 - q1), 2))
+
+
+def _course_ij(lumen: np.ndarray, affine: np.ndarray) -> tuple[float, float]:
+    """The mask's course as in-plane indices (row, column) of an axial grid."""
+    x, y = centre_xy(lumen, affine)  # type: ignore[misc]  # the mask has voxels here
+    rows_cols = np.linalg.inv(np.asarray(affine)[:3, :3][:2, 1:]) @ (
+        np.array([x, y]) - np.asarray(affine)[:2, 3])
+    return float(rows_cols[0]), float(rows_cols[1])

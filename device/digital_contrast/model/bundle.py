@@ -69,10 +69,15 @@ def _load_weights(path: Path) -> dict:
     return load_state_dict_bytes(path.read_bytes())
 
 
-def bundle_sha256(folder: Path) -> str:
+# The files each format hashes, for records that list bundles of earlier formats.
+FORMAT_FILES: dict[str, tuple[str, ...]] = {"digital-contrast-bundle/1": (MANIFEST, WEIGHTS),
+                                            BUNDLE_FORMAT: FILES}
+
+
+def bundle_sha256(folder: Path, files: tuple[str, ...] = FILES) -> str:
     """Hash of exactly the bundle's files (name and content), in a fixed order."""
     digest = hashlib.sha256()
-    for name in FILES:
+    for name in files:
         digest.update(name.encode() + b"\0")
         digest.update(hashlib.sha256((folder / name).read_bytes()).digest())
     return digest.hexdigest()
@@ -112,6 +117,29 @@ def read_bundle(folder: Path) -> Bundle:
     except (ValidationError, ValueError) as exc:
         raise BundleError("BUNDLE_INVALID", f"bundle manifest is not valid: {exc}") from None
     return Bundle(folder=folder, manifest=manifest, sha256=bundle_sha256(folder))
+
+
+@dataclass(frozen=True)
+class FiledBundle:
+    """What a record says of a bundle of any known format (never loaded to run)."""
+
+    format: str
+    use_case: str
+    model_version: str
+    sha256: str
+
+
+def filed_bundle(folder: Path) -> FiledBundle:
+    """A bundle's identity read for a record, whatever its format (BUNDLE_INVALID for an
+    unknown format or unreadable manifest)."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text("utf-8"))
+        files = FORMAT_FILES[manifest["format"]]
+        return FiledBundle(manifest["format"], manifest["use_case"], manifest["model_version"],
+                           bundle_sha256(Path(folder), files))
+    except (OSError, ValueError, KeyError, TypeError):
+        raise BundleError("BUNDLE_INVALID", f"{folder} is not a bundle of a known format"
+                          ) from None
 
 
 def _require_format(manifest: Path) -> None:

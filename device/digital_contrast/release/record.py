@@ -114,17 +114,18 @@ def _refuse_early(version: str, target: Path, repo: Path) -> None:
 
 
 def _model_bundles(repo: Path, releases_dir: Path) -> list[dict[str, Any]]:
-    """Released reference models and filed candidates, with their bundle hash."""
-    from digital_contrast.model.bundle import read_bundle
+    """Released reference models and filed candidates (of any bundle format), with their
+    bundle hash."""
+    from digital_contrast.model.bundle import filed_bundle
 
     found = []
     for kind, root in (("reference", releases_dir / "models"),
                        ("candidate", repo / VALIDATION_DIR / "models")):
         for bundle_dir in sorted(root.glob("*/*/bundle")):
-            bundle = read_bundle(bundle_dir)
-            found.append({"kind": kind, "use_case": bundle.manifest.use_case,
-                          "model_version": bundle.manifest.model_version,
-                          "bundle_sha256": bundle.sha256,
+            bundle = filed_bundle(bundle_dir)
+            found.append({"kind": kind, "use_case": bundle.use_case,
+                          "model_version": bundle.model_version,
+                          "bundle_sha256": bundle.sha256, "format": bundle.format,
                           "folder": str(bundle_dir.parent.relative_to(
                               repo if kind == "candidate" else releases_dir.parent))})
     return found
