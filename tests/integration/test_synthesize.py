@@ -25,6 +25,7 @@ from digital_contrast.inference.synthesize import (
     predict_working,
     to_native_enhancement,
 )
+from digital_contrast.model.blood_reference import BloodReference
 from digital_contrast.model.crop_grid import native_box
 from digital_contrast.model.registry import ModelRegistry
 from digital_contrast.phantom.case import generate_case
@@ -169,6 +170,9 @@ def test_enhancement_follows_tube_voltage_and_spares_fat_and_bone(
     monkeypatch.setattr(model.network, "forward", lambda x: torch.ones_like(x[:, :1]))
     monkeypatch.setattr(model.cascade.lumen_network, "forward",
                         lambda x: torch.cat([x[:, :1] * 0, x[:, :1] * 0 + 20, x[:, :1] * 0], 1))
+    # Stage 1's "aorta" is then the whole body: the blood is read as 40 HU.
+    monkeypatch.setattr("digital_contrast.inference.lumen_step.blood_reference",
+                        lambda *_: BloodReference(40.0, 1000, 5.0))
     result = synthesize(ncct, "aaa-cta", model)
     added = result.volume.array - ncct.array
     labels, kvp = case.labels, case.parameters.scanner.kvp

@@ -366,7 +366,7 @@ def test_overrides_replace_only_their_value() -> None:
 
 @pytest.mark.parametrize(("overrides", "match"), [
     ({"colour": "red"}, "unknown phantom parameter"),
-    ({"noise_sd_hu": 45.0}, r"scanner\.noise_sd_hu=45\.0 is outside"),
+    ({"noise_sd_hu": 60.0}, r"scanner\.noise_sd_hu=60\.0 is outside"),
     ({"aneurysm_max_diameter_mm": 150.0}, r"aorta\.aneurysm_max_diameter_mm"),
     ({"thrombus_shape": "spiral"}, r"aorta\.thrombus_shape must be one of"),
     ({"thrombus_shape": "concentric", "aneurysm_max_diameter_mm": 32.0,
