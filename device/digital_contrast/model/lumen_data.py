@@ -163,11 +163,9 @@ def cached_crop(parameters: PhantomParameters, folder: Path,
     return LumenCrop.load(path)  # as stored (float16 HU), whether cached or not
 
 
-def contrast_table(crops: list[LumenCrop] | list[Mapping[str, float]]) -> dict[float, float]:
-    """Median true arterial lumen HU per tube voltage over training cases."""
+def contrast_table(cases: list[Mapping[str, float]]) -> dict[float, float]:
+    """Median true arterial lumen HU per tube voltage over training cases ({kvp, lumen_hu})."""
     by_kvp: dict[float, list[float]] = {}
-    for crop in crops:
-        kvp, hu = (crop.kvp, crop.lumen_hu) if isinstance(crop, LumenCrop) else \
-            (crop["kvp"], crop["lumen_hu"])
-        by_kvp.setdefault(float(kvp), []).append(float(hu))
+    for case in cases:
+        by_kvp.setdefault(float(case["kvp"]), []).append(float(case["lumen_hu"]))
     return {kvp: round(float(np.median(v)), 1) for kvp, v in sorted(by_kvp.items())}
