@@ -47,3 +47,29 @@ def test_the_hash_covers_both_stages(tmp_path: Path) -> None:
     with pytest.raises(BundleError) as info:
         read_bundle(changed)
     assert info.value.code == "BUNDLE_INVALID"
+
+
+@pytest.mark.req("SRS-MOD-010")
+def test_weights_registered_under_two_names_are_stored_once() -> None:
+    import torch
+
+    from digital_contrast.model.lumen_stage import LumenStageConfig, build_lumen_network
+    from digital_contrast.model.network import load_state_dict_bytes, state_dict_bytes
+
+    manifest = json.loads((REPO / "validation" / "reports" / "models" / "aaa-cta" / "2.0.0" /
+                           "bundle" / MANIFEST).read_text())
+    stage = LumenStageConfig.model_validate(manifest["lumen_stage"])
+    assert stage.norm == "batch"  # bundles that do not name their norm were trained so
+    network = build_lumen_network(stage.model_copy(update={"norm": "instance"}))
+    network = network.to(memory_format=torch.channels_last_3d)  # as trained: copies on save
+    state = network.state_dict()
+    distinct = {v.data_ptr(): v for v in state.values()}
+    assert len(distinct) < len(state)  # DynUNet keeps its skip layers twice
+    data = state_dict_bytes(state)
+    once = sum(v.numel() * v.element_size() for v in distinct.values())
+    assert once <= len(data) < once + sum(v.numel() * v.element_size()
+                                          for v in state.values()) - once
+    rebuilt = build_lumen_network(stage.model_copy(update={"norm": "instance"}))
+    rebuilt.load_state_dict(load_state_dict_bytes(data), strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(rebuilt.state_dict().values(),
+                                                 state.values(), strict=True))

@@ -15,7 +15,11 @@ from digital_contrast.explain.attribution import (
 from digital_contrast.explain.calibration import choose_threshold, voxel_auc
 from digital_contrast.explain.region import Box, aortic_component, centred_box
 from digital_contrast.explain.steps import Confidence, ExplainError, require_method
-from digital_contrast.explain.uncertainty import UncertaintyMap, estimate_uncertainty
+from digital_contrast.explain.uncertainty import (
+    UncertaintyMap,
+    estimate_uncertainty,
+    scored_region,
+)
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.cascade import Cascade
 from digital_contrast.inference.synthesize import predict_working
@@ -150,6 +154,39 @@ def test_a_network_that_cannot_tell_lumen_from_thrombus_is_uncertain(tiny, monke
     p = 1 / (1 + np.exp(-0.2))  # lumen against background; thrombus e^-30: none
     contrast = prediction.lumen.lumen_enhancement_hu
     np.testing.assert_allclose(hedging.sd_hu, contrast * np.sqrt(p * (1 - p)), rtol=1e-4)
+
+
+@pytest.mark.req("SRS-EXP-002")
+def test_a_sac_the_network_hesitates_over_is_scored_whichever_way_it_was_rendered(
+        tiny, monkeypatch) -> None:
+    """Lumen p = 0.9 in a tube and 0.3 in the sac around it: the sac is rendered as no lumen,
+    yet it is scored and uncertain."""
+    *_, prediction, cascade = tiny
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        lumen = torch.full_like(x[:, :1], -10.0)
+        lumen[..., 24:72, 24:72] = float(np.log(0.3 / 0.7))
+        lumen[..., 40:56, 40:56] = float(np.log(0.9 / 0.1))
+        return torch.cat([torch.zeros_like(lumen), lumen, lumen * 0 - 30], 1)
+
+    monkeypatch.setattr(cascade.lumen_network, "forward", forward)
+    hesitant = estimate_uncertainty(prediction, cascade)
+    assert hesitant.lumen[1:-1, 30:66, 30:66].all()  # the sac, not only the rendered tube
+    contrast = prediction.lumen.lumen_enhancement_hu
+    assert np.median(hesitant.sd_hu[:, 30:38, 30:38]) > 0.4 * contrast  # sqrt(0.21) = 0.46
+
+
+@pytest.mark.req("SRS-EXP-002")
+def test_the_scored_region_is_the_lumen_and_the_possible_lumen_touching_it() -> None:
+    lumen = np.zeros((12, 30, 30), bool)
+    lumen[:, 12:18, 12:18] = True
+    possible = np.zeros(lumen.shape)
+    possible[:, 8:22, 8:22] = 0.25  # around the lumen: scored
+    possible[:, 1:6, 1:6] = 0.9  # detached: dropped from the rendering, not scored
+    possible[:, 24:29, 24:29] = 0.1  # below POSSIBLE_LUMEN
+    scored = scored_region(lumen, possible)
+    assert scored[1:-1, 9:21, 9:21].all() and not scored[:, :8].any()
+    assert not scored[:, 22:].any() and not scored[0].any()  # less its edge
 
 
 @pytest.mark.req("SRS-EXP-003")

@@ -1,10 +1,11 @@
 """Calibrating the uncertainty threshold against real error on held-out phantom cases.
 
-For each case the true enhancement is known. On the synthesized lumen (stage 2's crop) we
-pair each voxel's TTA spread with its absolute enhancement error, then choose the spread
-threshold at which the per-case fraction of lumen above it best matches the per-case fraction
-whose error exceeds `error_hu`: the confidence score then estimates the share of lumen that is
-wrong by more than that, which is what a reader needs to know.
+For each case the true enhancement is known. On the scored region (synthesized or possible
+lumen, stage 2's crop) we pair each voxel's TTA spread with its absolute enhancement error,
+then choose the spread threshold at which the per-case fraction of the region above it best
+matches the per-case fraction whose error exceeds `error_hu`: the confidence score then
+estimates the share of that region that is wrong by more than that, which is what a reader
+needs to know.
 """
 
 from collections.abc import Callable, Sequence

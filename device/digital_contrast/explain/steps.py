@@ -49,8 +49,9 @@ class Confidence:
             return ("LOW_CONFIDENCE: this model has no uncertainty calibration, so the "
                     "confidence of the synthetic lumen is unknown")
         if self.uncertain_fraction > self.limit:
-            return (f"LOW_CONFIDENCE: {self.uncertain_fraction:.0%} of the synthesized lumen is "
-                    f"uncertain (limit {self.limit:.0%}); read the uncertainty map")
+            return (f"LOW_CONFIDENCE: {self.uncertain_fraction:.0%} of the synthesized or "
+                    f"possible lumen is uncertain (limit {self.limit:.0%}); read the "
+                    "uncertainty map")
         return None
 
     def to_dict(self) -> dict[str, object]:

@@ -6,10 +6,13 @@ an offset that moves the image against its blood reference, extra noise), runs s
 undoes the shift. A voxel's spread is the standard deviation of its rendered enhancement over
 the predictive distribution: the variance between samples plus, within each, the variance of a
 lumen/not-lumen call made with the network's probability p, (lumen HU - blood)^2 p (1 - p),
-so that a network that cannot tell thrombus from blood and says so with p near 0.5 is
-uncertain even when every sample says the same. The score is the fraction of the synthesized
-lumen's interior (more than one crop voxel inside its edge, where any rendering is partial
-volume) above a calibrated threshold. No flips: the crop is patient-aligned and the anatomy is
+taken before the connectivity rule drops detached lumen from the rendering, so that a network
+that cannot tell thrombus from blood and says so with p near 0.5 is uncertain even when every
+sample says the same. The score is the fraction of the scored region above a calibrated
+threshold: the synthesized lumen and the voxels connected to it that the samples give a mean
+lumen probability of at least POSSIBLE_LUMEN (a sac the network cannot call lumen or thrombus
+is uncertain whichever way it was rendered), less its edge (one crop voxel, where any
+rendering is partial volume). No flips: the crop is patient-aligned and the anatomy is
 lateralised.
 """
 
@@ -29,13 +32,15 @@ from digital_contrast.model.determinism import deterministic
 from digital_contrast.model.explain_evidence import TTASettings
 from digital_contrast.model.lumen_stage import LUMEN
 
+POSSIBLE_LUMEN = 0.2  # mean lumen probability from which a voxel is scored
+
 
 @dataclass(frozen=True, eq=False)
 class UncertaintyMap:
     """Spread on stage 2's crop grid and the lumen it was scored over."""
 
     sd_hu: np.ndarray  # (z, y, x) crop grid, HU at the source tube voltage
-    lumen: np.ndarray  # bool, the synthesized lumen's interior (crop grid)
+    lumen: np.ndarray  # bool, the scored region: synthesized or possible lumen, interior
     grid: CropGrid
     settings: TTASettings
 
@@ -76,6 +81,7 @@ def estimate_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
     mean = np.zeros(crop.shape, dtype=np.float64)
     square = np.zeros(crop.shape, dtype=np.float64)
     within = np.zeros(crop.shape, dtype=np.float64)
+    possible = np.zeros(crop.shape, dtype=np.float64)
     draws = _perturbations(settings)
     with deterministic(settings.seed, get_settings().inference_threads), torch.inference_mode():
         for n, (shift, gain, offset) in enumerate(draws):
@@ -84,15 +90,25 @@ def estimate_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
                 noisy = noisy + torch.randn(crop.shape, generator=generator) * settings.noise_sd_hu
             shifted = torch.roll(noisy, shifts=shift, dims=(0, 1, 2))
             # The offset moves the image against the blood reference: its estimation error.
-            p = lumen_probabilities(cascade.lumen_network, shifted, lumen.blood.hu, config)
-            p = keep_connected(np.roll(p, tuple(-s for s in shift), axis=(1, 2, 3)),
-                               config.lumen_threshold)
-            enhancement = lumen.enhancement(p).astype(np.float64)
+            raw = np.roll(lumen_probabilities(cascade.lumen_network, shifted, lumen.blood.hu,
+                                              config), tuple(-s for s in shift), axis=(1, 2, 3))
+            enhancement = lumen.enhancement(keep_connected(raw, config.lumen_threshold))
             mean += enhancement
-            square += enhancement ** 2
-            within += lumen.lumen_enhancement_hu ** 2 * p[LUMEN] * (1.0 - p[LUMEN])
+            square += enhancement.astype(np.float64) ** 2
+            # The network's own doubt, wherever it is, even where the rendering dropped it.
+            within += lumen.lumen_enhancement_hu ** 2 * raw[LUMEN] * (1.0 - raw[LUMEN])
+            possible += raw[LUMEN]
     count = len(draws)
     between = np.maximum(square / count - (mean / count) ** 2, 0.0)
     sd = np.sqrt(between + within / count).astype(np.float32)
-    interior = ndimage.binary_erosion(lumen.lumen)
-    return UncertaintyMap(sd_hu=sd, lumen=interior, grid=lumen.grid, settings=settings)
+    return UncertaintyMap(sd_hu=sd, lumen=scored_region(lumen.lumen, possible / count),
+                          grid=lumen.grid, settings=settings)
+
+
+def scored_region(lumen: np.ndarray, possible: np.ndarray) -> np.ndarray:
+    """The synthesized lumen and the possible lumen (mean probability >= POSSIBLE_LUMEN)
+    connected to it, less their edge."""
+    candidate = lumen | (possible >= POSSIBLE_LUMEN)
+    components, _ = ndimage.label(candidate)
+    touching = np.unique(components[lumen])
+    return ndimage.binary_erosion(np.isin(components, touching[touching > 0]))

@@ -63,6 +63,9 @@ class LumenStageConfig(FrozenSchema):
     strides: tuple[tuple[int, int, int], ...] = (
         (1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2))
     deep_supervision_heads: int = Field(2, ge=0)
+    # Batch statistics of two patches are noise (2.0.0 was trained so); instance norm is
+    # nnU-Net's choice. Bundles that do not say were trained with batch norm.
+    norm: Literal["batch", "instance"] = "batch"
     spacing_mm: tuple[float, float, float] = (2.0, 1.5, 1.5)  # (z, y, x), patient-aligned
     crop_yx: tuple[int, int] = (96, 96)  # voxels in-plane: 144 mm at 1.5 mm
     z_margin_mm: float = Field(10.0, ge=0.0)  # beyond the stage-1 aorta, above and below
@@ -100,7 +103,7 @@ def build_lumen_network(config: LumenStageConfig) -> Any:
     return DynUNet(spatial_dims=3, in_channels=2, out_channels=len(CLASSES),
                    kernel_size=[[3, 3, 3]] * len(strides), strides=strides,
                    upsample_kernel_size=strides[1:], filters=list(config.filters),
-                   norm_name="batch", res_block=True,
+                   norm_name=config.norm, res_block=True,
                    deep_supervision=config.deep_supervision_heads > 0,
                    deep_supr_num=max(1, config.deep_supervision_heads))
 

@@ -19,6 +19,7 @@ selectable for experiments.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import torch
 from monai.networks.nets import UNet
@@ -50,11 +51,19 @@ def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _identity(tensor: torch.Tensor) -> tuple[Any, ...]:
+    return (tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
+
+
 def state_dict_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
     """The serialised weights (torch.save of contiguous CPU tensors); identical tensors give
-    equal bytes whatever the memory format they were trained in."""
+    equal bytes whatever the memory format they were trained in. A tensor registered under
+    several names (DynUNet keeps its skip layers twice) is stored once."""
+    copies: dict[tuple[Any, ...], torch.Tensor] = {}
+    for value in state_dict.values():
+        copies.setdefault(_identity(value), value.detach().cpu().contiguous())
     buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, buffer)
+    torch.save({k: copies[_identity(v)] for k, v in state_dict.items()}, buffer)
     return buffer.getvalue()
 
 
