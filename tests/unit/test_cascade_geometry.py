@@ -92,3 +92,27 @@ def test_stage_two_replaces_stage_one_around_its_lumen_and_thrombus_only(case) -
     assert rendered.max() == pytest.approx(0.9 * 250.0, rel=0.05)  # lumen core
     assert np.isclose(rendered, 7.0).mean() > 0.5  # most of the crop is beyond the rim
     assert rendered.min() >= 0.0
+
+
+@pytest.mark.req("SRS-INF-013")
+def test_thrombus_a_few_hu_from_blood_stands_out_in_the_regional_channel() -> None:
+    import torch
+
+    from digital_contrast.model.lumen_stage import LumenContrast, LumenStageConfig, lumen_input
+
+    contrast = LumenContrast(kvp=(120.0,), lumen_hu=(300.0,), source="test")
+    plain = LumenStageConfig(contrast=contrast)
+    regional = LumenStageConfig(contrast=contrast, regional_sigma_mm=3.0)
+    rng = np.random.default_rng(0)
+    hu = 40.0 + rng.normal(0.0, 20.0, (24, 48, 48)).astype(np.float32)  # blood, noise 20 HU
+    hu[:, :, 24:] -= 6.0  # thrombus 6 HU darker, less than a third of the voxel noise
+    x = torch.from_numpy(hu)[None, None]
+    assert lumen_input(x, torch.tensor([40.0]), plain).shape[1] == 2 == plain.in_channels
+    channels = lumen_input(x, torch.tensor([40.0]), regional)[0].numpy()
+    assert channels.shape[0] == 3 == regional.in_channels
+    assert np.array_equal(channels[:2], lumen_input(x, torch.tensor([40.0]), plain)[0].numpy())
+    blood, thrombus = channels[2][4:-4, 4:-4, 4:18], channels[2][4:-4, 4:-4, 30:44]
+    raw_blood, raw_thrombus = channels[0][4:-4, 4:-4, 4:18], channels[0][4:-4, 4:-4, 30:44]
+    separation = (blood.mean() - thrombus.mean()) / blood.std()
+    assert separation > 3.0  # voxels of the regional channel tell thrombus from blood
+    assert (raw_blood.mean() - raw_thrombus.mean()) / raw_blood.std() < 0.5  # raw voxels not

@@ -7,7 +7,11 @@ input channels:
 - the blood-referenced NCCT: HU minus the blood reference, clipped to `blood_window_hu` and
   scaled to [-1, 1]. Thrombus differs from blood by -10 to +15 HU while blood itself varies by
   30 HU between patients: referenced, the cue is absolute;
-- the NCCT through a wide window (fat, bone, air: the context the sac sits in).
+- the NCCT through a wide window (fat, bone, air: the context the sac sits in);
+- where the configuration names `regional_sigma_mm`, the blood-referenced NCCT (clipped to the
+  blood window) averaged by a Gaussian of that size, through a narrow window: thrombus differs
+  from blood by less than one voxel's noise, but over a region by many times the noise left
+  in its mean, and organised thrombus is mottled where flowing blood is uniform.
 
 It predicts background / arterial lumen / thrombus (softmax). The enhancement is rendered, not
 regressed: the lumen's expected arterial HU at the series' kVp (`LumenContrast`, medians of the
@@ -71,6 +75,8 @@ class LumenStageConfig(FrozenSchema):
     z_margin_mm: float = Field(10.0, ge=0.0)  # beyond the stage-1 aorta, above and below
     blood_window_hu: tuple[float, float] = (-100.0, 100.0)  # relative to the blood reference
     wide_window_hu: tuple[float, float] = (-200.0, 600.0)
+    regional_sigma_mm: float | None = Field(None, gt=0.0)  # None: no regional channel (2.0.0)
+    regional_window_hu: tuple[float, float] = (-40.0, 40.0)  # relative to the blood reference
     lumen_threshold: float = Field(0.5, gt=0.0, lt=1.0)  # lumen = probability above this
     contrast: LumenContrast
 
@@ -89,6 +95,10 @@ class LumenStageConfig(FrozenSchema):
         """Crop and patch sizes must be multiples of this along (z, y, x)."""
         return tuple(math.prod(s[axis] for s in self.strides) for axis in range(3))  # type: ignore[return-value]
 
+    @property
+    def in_channels(self) -> int:
+        return 2 if self.regional_sigma_mm is None else 3
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -100,7 +110,7 @@ def build_lumen_network(config: LumenStageConfig) -> Any:
     from monai.networks.nets import DynUNet
 
     strides = [list(s) for s in config.strides]
-    return DynUNet(spatial_dims=3, in_channels=2, out_channels=len(CLASSES),
+    return DynUNet(spatial_dims=3, in_channels=config.in_channels, out_channels=len(CLASSES),
                    kernel_size=[[3, 3, 3]] * len(strides), strides=strides,
                    upsample_kernel_size=strides[1:], filters=list(config.filters),
                    norm_name=config.norm, res_block=True,
@@ -109,12 +119,35 @@ def build_lumen_network(config: LumenStageConfig) -> Any:
 
 
 def lumen_input(hu: Any, blood_hu: Any, config: LumenStageConfig) -> Any:
-    """HU (B, 1, z, y, x) and blood reference (B,) tensors -> the network's (B, 2, z, y, x)."""
+    """HU (B, 1, z, y, x) and blood reference (B,) tensors -> the network's input
+    (B, `config.in_channels`, z, y, x)."""
     import torch
 
     def window(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
         return (values.clamp(low, high) - low) * (2.0 / (high - low)) - 1.0
 
     referenced = hu - torch.as_tensor(blood_hu, dtype=hu.dtype).reshape(-1, 1, 1, 1, 1)
-    return torch.cat([window(referenced, *config.blood_window_hu),
-                      window(hu, *config.wide_window_hu)], dim=1)
+    channels = [window(referenced, *config.blood_window_hu), window(hu, *config.wide_window_hu)]
+    if config.regional_sigma_mm is not None:
+        sigma = tuple(config.regional_sigma_mm / s for s in config.spacing_mm)
+        regional = gaussian_3d(referenced.clamp(*config.blood_window_hu), sigma)
+        channels.append(window(regional, *config.regional_window_hu))
+    return torch.cat(channels, dim=1)
+
+
+def gaussian_3d(values: Any, sigma_voxels: tuple[float, ...]) -> Any:
+    """Separable Gaussian of a (B, 1, z, y, x) tensor, edges replicated, 3 sigma wide."""
+    import torch
+    import torch.nn.functional as F
+
+    out = values
+    for axis, sigma in enumerate(sigma_voxels):
+        radius = max(1, round(3.0 * sigma))
+        x = torch.arange(-radius, radius + 1, dtype=values.dtype)
+        kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = kernel.numel()
+        pad = [0] * 6  # F.pad names the last axis first
+        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
+        out = F.conv3d(F.pad(out, pad, mode="replicate"), (kernel / kernel.sum()).reshape(shape))
+    return out
