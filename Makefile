@@ -8,8 +8,10 @@ DEV_STAMP := $(VENV)/.dev-tools
 TORCH := torch==2.13.0
 # Debian packages the tests need (dciodvfy checks every DICOM object we write; chromium runs
 # the dashboard's browser test through Playwright, which must not download its own browser;
-# Pango and a font let WeasyPrint render the PDF documents).
-TEST_DEB_PACKAGES := dicom3tools chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+# Pango and a font let WeasyPrint render the PDF documents; Orthanc with its DICOMweb plugin is
+# the hospital PACS peer of the integration tests, over DICOMweb and DIMSE).
+TEST_DEB_PACKAGES := dicom3tools chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+	orthanc orthanc-dicomweb
 REPORTS := var/test-reports
 
 .PHONY: run test demo bootstrap system-packages lock lint

@@ -29,7 +29,7 @@ def test_stow_files_are_durable_before_their_rows(service, phantom_series,
                                                   monkeypatch) -> None:
     """A request's files are written without a per-file fsync, then made durable by one store
     sync, which must come after the last write and before any row is recorded."""
-    from digital_contrast.api import intake
+    from digital_contrast.intake import ingestion as intake
     from digital_contrast.store.instance_store import InstanceStore
 
     events: list[str] = []

@@ -15,13 +15,13 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from digital_contrast.api import intake
 from digital_contrast.api.app import create_app
 from digital_contrast.api.dicomweb.multipart import Part, build_multipart_related
 from digital_contrast.api.routers import dicomweb
 from digital_contrast.config import get_settings
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.inference import LockedModel, synthesize
+from digital_contrast.intake import ingestion as intake
 from digital_contrast.model.registry import ModelRegistry
 from digital_contrast.phantom.export import Phase
 from digital_contrast.store import JobState, Role, StoredFile

@@ -92,6 +92,16 @@ def test_framing_variants_of_real_clients_are_read() -> None:
 
 
 @pytest.mark.req("SRS-DCMW-001")
+def test_boundaries_longer_than_rfc_2046_allows_are_read() -> None:
+    # Orthanc 1.10's DICOMweb plugin (1.7) joins two UUIDs: 73 characters, over RFC 2046's 70.
+    boundary = "920b72d1-2910-48c9-b8ec-b3e54558eb20-920b72d1-2910-48c9-b8ec-b3e54558eb20"
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\nfirst\r\n"
+            f"--{boundary}--").encode()
+    header = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    assert [p.body for p in parse_multipart_related(body, header)] == [b"first"]
+
+
+@pytest.mark.req("SRS-DCMW-001")
 def test_chunks_of_any_size_give_the_same_parts() -> None:
     body = _body(b"alpha" * 100, b"\r\n--b-", b"omega")
     expected = [b"alpha" * 100, b"\r\n--b-", b"omega"]
@@ -132,7 +142,9 @@ def test_a_part_of_another_type_is_reported_on_that_part_only() -> None:
     ('multipart/related; type="application/octet-stream"; boundary=b-1', C.STOW_MEDIA_TYPE),
     ('multipart/related; type="application/dicom"', C.STOW_MALFORMED),
     ('multipart/related; type="application/dicom"; boundary=""', C.STOW_MALFORMED),
-    ('multipart/related; type="application/dicom"; boundary=' + "b" * 71, C.STOW_MALFORMED),
+    ('multipart/related; type="application/dicom"; boundary=' + "b" * 201, C.STOW_MALFORMED),
+    ('multipart/related; type="application/dicom"; boundary="b\tc"', C.STOW_MALFORMED),
+    ('multipart/related; type="application/dicom"; boundary=bé', C.STOW_MALFORMED),
 ])
 def test_request_headers_that_are_refused(content_type: str | None,
                                           code: DicomWebErrorCode) -> None:

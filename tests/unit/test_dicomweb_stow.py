@@ -13,14 +13,18 @@ from pydicom.uid import MRImageStorage
 from digital_contrast.api.dicomweb.errors import DicomWebError
 from digital_contrast.api.dicomweb.multipart import Part, PartHeaders
 from digital_contrast.api.dicomweb.store_response import (
-    FailedInstance,
-    FailureReason,
     StoredInstance,
-    WarningReason,
     store_instances_response,
     stow_status,
 )
-from digital_contrast.api.dicomweb.stow import ParsedInstance, StowRequest, validate_part
+from digital_contrast.api.dicomweb.stow import StowRequest
+from digital_contrast.intake import (
+    FailedInstance,
+    FailureReason,
+    ParsedInstance,
+    WarningReason,
+)
+from digital_contrast.intake import validate_instance as validate_part
 from tests.support.ct_series import ct_slices, to_bytes
 
 R = FailureReason

@@ -17,19 +17,15 @@ from digital_contrast.api.dicomweb.qido import (
 )
 from digital_contrast.api.dicomweb.store_response import (
     DICOM_JSON,
-    FailedInstance,
-    FailureReason,
     StoredInstance,
-    WarningReason,
     store_instances_response,
     stow_status,
 )
-from digital_contrast.api.dicomweb.stow import ParsedInstance, StowRequest, validate_part
+from digital_contrast.api.dicomweb.stow import StowRequest
 
 __all__ = [
-    "DICOM_JSON", "DicomWebError", "DicomWebErrorCode", "FailedInstance", "FailureReason",
-    "MultipartRelatedParser", "ParsedInstance", "Part", "QidoQuery", "StoredInstance",
-    "StowRequest", "WarningReason", "build_multipart_related", "iter_multipart_related",
-    "parse_multipart_related", "parse_qido_query", "series_result", "store_instances_response",
-    "stow_status", "study_result", "validate_part",
+    "DICOM_JSON", "DicomWebError", "DicomWebErrorCode", "MultipartRelatedParser", "Part",
+    "QidoQuery", "StoredInstance", "StowRequest", "build_multipart_related",
+    "iter_multipart_related", "parse_multipart_related", "parse_qido_query", "series_result",
+    "store_instances_response", "stow_status", "study_result",
 ]

@@ -19,7 +19,9 @@ from digital_contrast.api.dicomweb.urls import is_uid
 DICOM = "application/dicom"
 FEED_CHUNK = 1 << 20  # bytes handed to the parser at a time when the whole body is given
 
-_MAX_BOUNDARY = 70  # RFC 2046 5.1.1
+# RFC 2046 5.1.1 allows 70 characters; what real senders use is accepted beyond that (Orthanc
+# 1.10's DICOMweb client sends two UUIDs joined, 73), up to a bound that keeps framing cheap.
+_MAX_BOUNDARY = 200
 _MAX_PADDING = 256  # linear white space allowed between a boundary and its CRLF
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PARAM = re.compile(rf';\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)\s*')
@@ -110,9 +112,10 @@ class MultipartRelatedParser:
         if not boundary:
             raise DicomWebError(DicomWebErrorCode.STOW_MALFORMED,
                                 "the Content-Type header has no boundary parameter")
-        if len(boundary) > _MAX_BOUNDARY or not boundary.isascii():
+        if len(boundary) > _MAX_BOUNDARY or not (boundary.isascii() and boundary.isprintable()):
             raise DicomWebError(DicomWebErrorCode.STOW_MALFORMED,
-                                f"the boundary must be 1 to {_MAX_BOUNDARY} ASCII characters")
+                                f"the boundary must be 1 to {_MAX_BOUNDARY} printable ASCII "
+                                "characters")
         self.expected_type = expected_type
         self.declared_type = declared
         self._delimiter = b"\r\n--" + boundary.encode("ascii")

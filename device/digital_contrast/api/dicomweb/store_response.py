@@ -6,43 +6,15 @@ ones (marked below) belong in the conformance statement.
 """
 
 from collections.abc import Iterable
-from enum import IntEnum
 from typing import Any, NamedTuple
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from digital_contrast.api.dicomweb.urls import is_uid
+from digital_contrast.intake.statuses import FailedInstance
 
 DICOM_JSON = "application/dicom+json"
-
-
-class FailureReason(IntEnum):
-    """Failure Reason (0008,1197) values (PS3.18 Table I.2-2, PS3.7 C.4)."""
-
-    OUT_OF_RESOURCES = 0xA700
-    DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
-    # Implementation specific, in the A9xx range: the instance belongs to another study than the
-    # one named in the request URL (POST /studies/{study}).
-    STUDY_INSTANCE_UID_MISMATCH = 0xA901
-    # Implementation specific: a synthetic image (SyntheticData YES, or made by this product)
-    # is never accepted as an input.
-    SYNTHETIC_INPUT = 0xA902
-    CANNOT_UNDERSTAND = 0xC000
-    TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
-    PROCESSING_FAILURE = 0x0110
-    # PS3.7 general status "Duplicate SOP Instance": the same SOP Instance UID came earlier in
-    # the same request; only the first occurrence is considered for storage.
-    DUPLICATE_SOP_INSTANCE = 0x0111
-    SOP_CLASS_NOT_SUPPORTED = 0x0122
-
-
-class WarningReason(IntEnum):
-    """Warning Reason (0008,1196) values (PS3.18 Table I.2-1)."""
-
-    COERCION_OF_DATA_ELEMENTS = 0xB000
-    ELEMENTS_DISCARDED = 0xB006
-    DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xB007
 
 
 class StoredInstance(NamedTuple):
@@ -52,17 +24,6 @@ class StoredInstance(NamedTuple):
     sop_instance_uid: str
     retrieve_url: str
     warning_reason: int | None = None
-
-
-class FailedInstance(NamedTuple):
-    """An instance that was not stored: an item of Failed SOP Sequence (0008,1198). The UIDs are
-    None when the part could not be read; `detail` is for people (problem details, audit) and
-    is never put in the DICOM response."""
-
-    sop_class_uid: str | None
-    sop_instance_uid: str | None
-    failure_reason: int
-    detail: str = ""
 
 
 def store_instances_response(retrieve_url: str | None,

@@ -1,18 +1,7 @@
 """UID checks and the retrieve URLs of studies, series and instances (PS3.18 10.4.1)."""
 
-import re
-
 from digital_contrast.api.dicomweb.errors import DicomWebError, DicomWebErrorCode
-
-# Digits and dots, at most 64 characters (PS3.5 9.1). Leading zeros in a component break the
-# letter of the rule but are common from real scanners; what matters here is that a UID can never
-# carry a path separator, a query or an encoded character into a URL or a file name.
-_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
-
-
-def is_uid(value: object) -> bool:
-    """Whether `value` is a UID that is safe to put in a URL or a path."""
-    return isinstance(value, str) and len(value) <= 64 and _UID.fullmatch(value) is not None
+from digital_contrast.intake.instance import is_uid
 
 
 def require_uid(value: str, what: str) -> str:

@@ -25,8 +25,8 @@ from digital_contrast.api.dicomweb import (
 from digital_contrast.api.dicomweb.multipart import Part
 from digital_contrast.api.dicomweb.qido import DateRangeMatch, QidoQuery
 from digital_contrast.api.dicomweb.urls import require_uid, series_url, study_url
-from digital_contrast.api.intake import IntakeAborted, ingest
 from digital_contrast.errors import DigitalContrastError
+from digital_contrast.intake import IntakeAborted, ingest
 from digital_contrast.store.studies import (
     list_instances,
     list_series,
@@ -74,7 +74,8 @@ async def _stow(request: Request, state: Service, db: DbSession, caller: Caller,
     checked = (instance for part in _parts_of(queue)
                if (instance := stow.check(part)) is not None)
     intake = asyncio.get_running_loop().run_in_executor(
-        _READERS, ingest, state, db, caller, checked, "stow-rs")
+        _READERS, ingest, state.instances, db, caller.site, caller.actor, checked,
+        "stow-rs")
     received = 0
     try:
         async for chunk in request.stream():

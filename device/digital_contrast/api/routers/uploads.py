@@ -4,11 +4,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from digital_contrast.api.deps import Caller, DbSession, Service
-from digital_contrast.api.dicomweb import FailedInstance, ParsedInstance, validate_part
-from digital_contrast.api.intake import ingest
 from digital_contrast.api.schemas import UploadFailure, UploadResult
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.imaging.safe_zip import ZipLimits, iter_zip_members
+from digital_contrast.intake import FailedInstance, ParsedInstance, ingest, validate_instance
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
@@ -17,7 +16,7 @@ def _check_members(archive: bytes, limits: ZipLimits
                    ) -> tuple[list[tuple[str, ParsedInstance]], list[UploadFailure]]:
     checked, failed = [], []
     for name, data in iter_zip_members(archive, limits):  # ZIP_* refusals before storing
-        outcome = validate_part(data)
+        outcome = validate_instance(data)
         if isinstance(outcome, FailedInstance):
             failed.append(UploadFailure(member=name, reason=int(outcome.failure_reason),
                                         detail=outcome.detail))
@@ -50,7 +49,7 @@ async def upload(request: Request, state: Service, db: DbSession,
     if not checked:
         raise DigitalContrastError("UPLOAD_NO_DICOM", "the zip holds no acceptable DICOM file")
     names = {id(instance): name for name, instance in checked}
-    result = await run_in_threadpool(ingest, state, db, caller,
+    result = await run_in_threadpool(ingest, state.instances, db, caller.site, caller.actor,
                                      [instance for _, instance in checked], "zip")
     failed += [UploadFailure(member=names[id(instance)], reason=int(reason), detail=detail)
                for instance, reason, detail in result.failed]

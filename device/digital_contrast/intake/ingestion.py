@@ -1,5 +1,6 @@
-"""Intake (STOW-RS and zip uploads): files into the content-addressed store, rows in one
-transaction. Our own output is refused (a synthetic series must never become an input)."""
+"""Storing checked instances, whatever the channel (STOW-RS, zip upload, DIMSE C-STORE): files
+into the content-addressed store, rows in one transaction. Our own output is refused (a
+synthetic series must never become an input)."""
 
 import logging
 from collections.abc import Iterable
@@ -8,10 +9,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from digital_contrast.api.deps import Principal
-from digital_contrast.api.dicomweb import FailureReason, ParsedInstance
-from digital_contrast.service import ServiceState
-from digital_contrast.store import Origin, StoredFile, StoreError
+from digital_contrast.intake.instance import ParsedInstance
+from digital_contrast.intake.statuses import FailureReason
+from digital_contrast.store import InstanceStore, Origin, StoredFile, StoreError
 from digital_contrast.store.audit import append_audit
 from digital_contrast.store.studies import is_synthetic, record_instances
 from digital_contrast.store.tables import FileDeletion
@@ -36,10 +36,10 @@ class IntakeResult:
         return sorted({i.series_instance_uid for i in self.stored})
 
 
-def ingest(state: ServiceState, db: Session, caller: Principal,
+def ingest(store: InstanceStore, db: Session, site: str, actor: str,
            instances: Iterable[ParsedInstance], channel: str) -> IntakeResult:
-    """Store checked instances for the caller's site; all rows commit together. A conflicting
-    or synthetic instance fails alone; the others are kept.
+    """Store checked instances for `site` (audited as `actor`); all rows commit together. A
+    conflicting or synthetic instance fails alone; the others are kept.
 
     `instances` may be lazy (parts checked as they are drawn, even as the request body
     arrives): each accepted file is handed to the writer threads at once. When drawing raises
@@ -58,14 +58,14 @@ def ingest(state: ServiceState, db: Session, caller: Principal,
                                        "synthetic images are never accepted as input"))
             else:
                 accepted.append(instance)
-                writes.append(_WRITERS.submit(state.instances.put, instance.data, sync=False))
+                writes.append(_WRITERS.submit(store.put, instance.data, sync=False))
     except BaseException:
         wait(writes)  # no write is left running behind a request that failed mid-way
         _journal_orphans(db, [w.result() for w in writes if w.exception() is None])
         raise
     stored = [write.result() for write in writes]
-    state.instances.sync()
-    rows = record_instances(db, caller.site, [(i.header, f) for i, f in
+    store.sync()
+    rows = record_instances(db, site, [(i.header, f) for i, f in
                                               zip(accepted, stored, strict=True)],
                             Origin.RECEIVED)
     for instance, row in zip(accepted, rows, strict=True):
@@ -73,7 +73,7 @@ def ingest(state: ServiceState, db: Session, caller: Principal,
             outcome.failed.append((instance, FailureReason.PROCESSING_FAILURE, row.detail))
         else:
             outcome.stored.append(instance)
-    append_audit(db, caller.site, caller.actor, f"intake.{channel}", "series",
+    append_audit(db, site, actor, f"intake.{channel}", "series",
                  ",".join(outcome.series_uids) or None,
                  "success" if not outcome.failed else "partial" if outcome.stored else "refused",
                  {"stored": len(outcome.stored), "failed": len(outcome.failed)})
