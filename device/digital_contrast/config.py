@@ -48,6 +48,19 @@ class Settings(BaseSettings):
         "matched against to start a job by itself (JSON list; empty: no auto-run).")
     auto_run_stable_s: float = Field(30.0, ge=0.0, le=86_400.0, description="Seconds without "
                                      "a new instance before a series counts as complete.")
+    dimse_port: int | None = Field(None, ge=1, le=65_535, description="Port of the DICOM "
+                                   "(DIMSE) C-STORE/C-ECHO listener started with the service "
+                                   "(none: no listener; `digital-contrast dimse` runs one alone).")
+    dimse_host: str = Field("127.0.0.1", min_length=1, description="Interface the DIMSE "
+                            "listener binds to (0.0.0.0: every interface).")
+    dimse_ae_title: str = Field("DIGCONTRAST", min_length=1, max_length=16,
+                                pattern=r"^[ -\[\]-~]*[!-\[\]-~][ -\[\]-~]*$",
+                                description="Our AE title (1-16 characters, no backslash).")
+    dimse_max_associations: int = Field(10, ge=1, le=200, description="DIMSE associations "
+                                        "served at once; more are rejected (transient, local "
+                                        "limit exceeded).")
+    dimse_timeout_s: float = Field(30.0, ge=1.0, le=3_600.0, description="ACSE, DIMSE and "
+                                   "network idle timeout of a DIMSE association.")
     retention_days: float = Field(30.0, gt=0.0, le=36_500.0, description="Received instances "
                                   "and results older than this are removed by "
                                   "`digital-contrast purge`.")

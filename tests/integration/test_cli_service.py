@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from digital_contrast.cli import app
 from digital_contrast.config import get_settings
 from digital_contrast.phantom.export import Phase
-from digital_contrast.store import Instance, Job, Role, Series, Study
+from digital_contrast.store import AuditEvent, Instance, Job, Role, Series, Study
 from digital_contrast.store.audit import verify_audit_chain
 from tests.support.service import make_settings, running_service, upload
 
@@ -47,6 +47,35 @@ def test_keys_are_created_listed_and_revoked(env) -> None:
         key_id = created.output.split()[1]
         assert _cli("keys", "revoke", key_id).exit_code == 0
         assert service.client.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 401
+
+
+@pytest.mark.req("SRS-DIMSE-004")
+def test_senders_are_added_listed_disabled_and_bad_ones_refused(env) -> None:
+    assert _cli("senders", "add", "CT_1", "--host", "10.0.0.7",
+                "--description", "scanner").exit_code == 0
+    listed = _cli("senders", "list").output
+    assert "CT_1" in listed and "10.0.0.7" in listed and env.site in listed
+    refused = {
+        ("senders", "add", "CT_1"): "SENDER_EXISTS",  # unique across sites
+        ("senders", "add", "BAD\\AE"): "SENDER_INVALID",
+        ("senders", "add", "X" * 17): "SENDER_INVALID",
+        ("senders", "add", "PACS", "--host", "pacs.example"): "SENDER_INVALID",
+        ("senders", "disable", "NOBODY"): "SENDER_NOT_FOUND",
+    }
+    for args, code in refused.items():
+        result = _cli(*args)
+        assert result.exit_code == 2 and code in result.output, (args, result.output)
+    assert _cli("senders", "disable", "CT_1").exit_code == 0
+    assert _cli("senders", "enable", "CT_1").exit_code == 0
+    with running_service(env) as service, service.state.sessions() as db:
+        actions = [e.action for e in db.query(AuditEvent).order_by(AuditEvent.id)]
+    assert actions == ["sender.add", "sender.disable", "sender.enable"]
+
+
+@pytest.mark.req("SRS-DIMSE-001")
+def test_the_listener_command_needs_a_port(env) -> None:
+    result = _cli("dimse")
+    assert result.exit_code == 2 and "DIMSE_PORT_MISSING" in result.output
 
 
 @pytest.mark.req("SRS-AUD-003")

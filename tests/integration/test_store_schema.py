@@ -1,25 +1,31 @@
 """Store schema: migrations up and down on both databases, models match them, engine settings,
 CHECK constraints and aware UTC datetimes."""
 
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from digital_contrast.store import JobState, StoreError
+from digital_contrast.config import REPO_ROOT
+from digital_contrast.store import ApiKey, JobState, StoreError, Study
 from digital_contrast.store.database import (
     MIGRATIONS_DIR,
     current_revision,
     downgrade,
     make_engine,
     normalise_url,
+    session_factory,
     upgrade_to_head,
 )
+from digital_contrast.store.dicom_senders import add_sender, sender_for
 from digital_contrast.store.tables import Base, Job
 from tests.support.databases import (
     STORE_TABLES,
@@ -29,7 +35,7 @@ from tests.support.databases import (
 
 EXPECTED_TABLES = {"studies", "series", "instances", "jobs", "job_events", "emission_records",
                    "measurement_slots", "emission_daily", "emission_energy_bins",
-                   "audit_events", "api_keys", "file_deletions"}
+                   "audit_events", "api_keys", "file_deletions", "dicom_senders"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -76,6 +82,49 @@ def test_every_migration_downgrades_to_base_and_upgrades_again(blank_url: str) -
         assert current_revision(engine) is None
         upgrade_to_head(engine)
         assert table_names(engine) == EXPECTED_TABLES | {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.req("SRS-STORE-001", "SRS-DIMSE-004")
+def test_a_0_1_0_database_upgrades_to_head_keeping_its_rows(blank_url: str) -> None:
+    """A site's database of release 0.1.0 (revision 0002, its migrations byte for byte as the
+    0.1.0 wheel shipped them), with rows in it, upgraded by this version."""
+    wheel = REPO_ROOT / "releases" / "0.1.0" / "digital_contrast-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = sorted(n for n in archive.namelist()
+                         if n.startswith("digital_contrast/store/migrations/versions/0"))
+        assert [n.rsplit("/", 1)[1] for n in shipped] == ["0001_initial_schema.py",
+                                                           "0002_carbon_accounting.py"]
+        for name in shipped:
+            assert archive.read(name) == (MIGRATIONS_DIR / "versions" /
+                                          name.rsplit("/", 1)[1]).read_bytes()
+    engine = make_engine(blank_url)
+    try:
+        with engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS_DIR))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0002")
+        now = datetime(2026, 11, 30, tzinfo=UTC)
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO api_keys (id, site, name, role, prefix, salt, key_hash, created_at)"
+                " VALUES (1, 'site-a', 'pacs', 'clinician', 'abcdef012345', 's', 'h', :now)"),
+                {"now": now})
+            connection.execute(text(
+                "INSERT INTO studies (id, site, study_instance_uid, created_at) "
+                "VALUES (1, 'site-a', '1.2.3', :now)"), {"now": now})
+        assert current_revision(engine) == "0002"
+        upgrade_to_head(engine)
+        assert current_revision(engine) == _revisions()[0]
+        sessions = session_factory(engine)
+        with sessions() as db:
+            assert [(k.name, k.site) for k in db.query(ApiKey)] == [("pacs", "site-a")]
+            assert [s.study_instance_uid for s in db.query(Study)] == ["1.2.3"]
+            add_sender(db, "PACS_1", "site-a")
+            db.commit()
+            assert sender_for(db, "PACS_1", "127.0.0.1").site == "site-a"
     finally:
         engine.dispose()
 

@@ -14,6 +14,7 @@ from digital_contrast.cli import (
     phantom,
     qms,
     release,
+    senders,
     service,
     signing,
     synthesis,
@@ -51,8 +52,9 @@ app.command("explain")(synthesis.explain_command)
 app.command("validate")(validate_command)
 app.command("serve")(service.serve)
 app.command("worker")(service.worker)
+app.command("dimse")(service.dimse)
 app.command("purge")(service.purge_command)
-for group in (phantom, model, release, keys, signing, audit, qms):
+for group in (phantom, model, release, keys, senders, signing, audit, qms):
     app.add_typer(group.app, name=group.NAME)
 
 

@@ -1,11 +1,13 @@
 """`digital-contrast serve`, `worker` and `purge`: running the clinical service."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 from digital_contrast import __version__
-from digital_contrast.cli.output import console, user_errors
+from digital_contrast.cli.output import console, fail, user_errors
 from digital_contrast.cli.state import service_state
 from digital_contrast.config import get_settings
 
@@ -27,9 +29,48 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     if plaintext is not None:
         console.print("First start: an admin key was created. It is shown once; keep it:")
         console.print(plaintext, highlight=False, soft_wrap=True)
-    # No access log: request lines carry UIDs and query values (PatientID) in URLs.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False,
-                http="httptools", loop="uvloop")
+    with _dimse_listener(settings.dimse_port is not None):
+        # No access log: request lines carry UIDs and query values (PatientID) in URLs.
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                    access_log=False, http="httptools", loop="uvloop")
+
+
+@contextmanager
+def _dimse_listener(wanted: bool) -> Iterator[None]:
+    """The DIMSE listener on DC_DIMSE_HOST:DC_DIMSE_PORT for as long as the block runs."""
+    if not wanted:
+        yield
+        return
+    from digital_contrast.dimse import StorageSCP
+
+    with service_state() as state:
+        scp = StorageSCP(state)
+        port = scp.start()
+        settings = state.settings
+        console.print(f"DIMSE: AE title {settings.dimse_ae_title} on "
+                      f"{settings.dimse_host}:{port} (C-STORE, C-ECHO; senders: "
+                      "`digital-contrast senders list`)")
+        try:
+            yield
+        finally:
+            scp.stop()
+
+
+@user_errors
+def dimse() -> None:
+    """Run the DIMSE listener alone (C-STORE, C-ECHO) on DC_DIMSE_HOST:DC_DIMSE_PORT, until
+    interrupted; the service's workers and auto-run pick up what it stores."""
+    import threading
+
+    settings = get_settings()
+    if settings.dimse_port is None:
+        raise fail("DIMSE_PORT_MISSING", "set DC_DIMSE_PORT (e.g. 11112) to run the listener")
+    stop = threading.Event()
+    with _dimse_listener(True):
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            console.print("DIMSE listener stopped")
 
 
 @user_errors

@@ -16,6 +16,9 @@ class StoreErrorCode(StrEnum):
     JOB_LEASE_LOST = "JOB_LEASE_LOST"  # the worker no longer holds the job
     JOB_INVALID_STATE = "JOB_INVALID_STATE"
     API_KEY_NOT_FOUND = "API_KEY_NOT_FOUND"
+    SENDER_INVALID = "SENDER_INVALID"  # a DIMSE sender's AE title or address is not usable
+    SENDER_EXISTS = "SENDER_EXISTS"  # the AE title is already a sender (of any site)
+    SENDER_NOT_FOUND = "SENDER_NOT_FOUND"
     AUDIT_INVALID = "AUDIT_INVALID"  # an audit detail that is not plain JSON
     DATABASE_URL_INVALID = "DATABASE_URL_INVALID"
     OUTCOME_NOT_APPLICABLE = "OUTCOME_NOT_APPLICABLE"  # an outcome for a job with no result

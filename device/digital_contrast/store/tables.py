@@ -125,6 +125,21 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None]
 
 
+class DicomSender(Base):
+    """A DIMSE peer allowed to associate (C-STORE, C-ECHO): its calling AE title, the address
+    it must connect from when one is set, and the site whose images it sends."""
+
+    __tablename__ = "dicom_senders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ae_title: Mapped[str] = mapped_column(String(16), unique=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    host: Mapped[str | None] = mapped_column(String(255))  # None: any address
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (enum_check("state", JobState),)

@@ -1,0 +1,64 @@
+"""Orthanc (Debian orthanc) as the PACS, over DIMSE: it echoes and pushes a study to our listener
+with its own C-STORE SCU (a job of its own), as a hospital PACS forwards to a node."""
+
+import io
+from pathlib import Path
+
+import pydicom
+import pytest
+from sqlalchemy import select
+
+from digital_contrast.dimse import StorageSCP
+from digital_contrast.phantom.export import Phase
+from digital_contrast.store import Instance
+from digital_contrast.store.dicom_senders import add_sender
+from tests.support.orthanc import AE_TITLE as ORTHANC_AE
+from tests.support.orthanc import running_orthanc
+from tests.support.service import make_settings, running_service
+
+OUR_AE = "DC_TEST"
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory: pytest.TempPathFactory, empty_registry_db: Path):
+    root = tmp_path_factory.mktemp("orthanc-dimse")
+    settings = make_settings(root / "service", empty_registry_db, dimse_ae_title=OUR_AE)
+    with running_service(settings) as service:
+        with service.state.sessions() as db:
+            add_sender(db, ORTHANC_AE, settings.site, host="127.0.0.1",
+                       description="the PACS")
+            db.commit()
+        scp = StorageSCP(service.state)
+        port = scp.start("127.0.0.1", 0)
+        try:
+            modalities = {"dc": [OUR_AE, "127.0.0.1", port]}
+            with running_orthanc(root / "orthanc", modalities=modalities) as orthanc:
+                yield service, orthanc
+        finally:
+            scp.stop()
+
+
+@pytest.mark.req("SRS-DIMSE-001")
+def test_orthanc_echoes_our_listener(peers) -> None:
+    _, orthanc = peers
+    assert orthanc.post("/modalities/dc/echo", {}) == {}
+
+
+@pytest.mark.req("SRS-DIMSE-001", "SRS-DIMSE-002")
+def test_orthanc_pushes_a_study_by_c_store_and_every_instance_is_stored(
+        peers, phantom_series) -> None:
+    service, orthanc = peers
+    files = sorted(phantom_series[Phase.NCCT].iterdir())
+    (study,) = orthanc.upload(files)
+    answer = orthanc.post("/modalities/dc/store", {"Resources": [study], "Synchronous": True})
+    assert answer.get("FailedInstancesCount", 0) == 0, answer
+    series = str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
+    sent = orthanc.files(series)
+    with service.state.sessions() as db:
+        stored = {i.sop_instance_uid: i for i in db.scalars(select(Instance))}
+    assert set(sent) <= set(stored) and len(sent) == len(files)
+    for uid, data in sent.items():  # the data set Orthanc holds, element for element
+        row = stored[uid]
+        kept = pydicom.dcmread(io.BytesIO(service.state.instances.read(row.file_path,
+                                                                        row.sha256)))
+        assert kept == pydicom.dcmread(io.BytesIO(data)) and row.site == service.settings.site
