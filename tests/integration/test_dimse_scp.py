@@ -227,3 +227,26 @@ def test_associations_beyond_the_limit_are_rejected_as_transient(dimse) -> None:
     again = _associate(port)
     assert again.is_established
     again.release()
+
+
+@pytest.mark.req("SRS-DIMSE-003", "SRS-STORE-003")
+def test_a_resent_instance_is_harmless_and_other_content_under_its_uid_is_refused(
+        dimse, phantom_series) -> None:
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    service, port = dimse
+    ds = pydicom.dcmread(sorted(phantom_series[Phase.NCCT].iterdir())[2])
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.4242"
+    first = _associate(port)
+    assert first.send_c_store(ds).Status == 0x0000
+    first.release()
+    kept = _stored(service)[ds.SOPInstanceUID].sha256
+    # The same data set in another transfer syntax: other bytes, the same instance.
+    again = _associate(port, syntaxes=(ImplicitVRLittleEndian,))
+    assert again.send_c_store(ds).Status == 0x0000
+    changed = pydicom.dcmread(sorted(phantom_series[Phase.NCCT].iterdir())[2])
+    changed.SOPInstanceUID = ds.SOPInstanceUID
+    changed.PixelData = bytes(len(changed.PixelData))  # another image under the same UID
+    assert again.send_c_store(changed).Status == 0x0110
+    again.release()
+    assert _stored(service)[ds.SOPInstanceUID].sha256 == kept

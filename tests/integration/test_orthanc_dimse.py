@@ -1,5 +1,6 @@
 """Orthanc (Debian orthanc) as the PACS, over DIMSE: it echoes and pushes a study to our listener
-with its own C-STORE SCU (a job of its own), as a hospital PACS forwards to a node."""
+with its own C-STORE SCU (a job of its own), as a hospital PACS forwards to a node; the same
+study sent again by its STOW-RS client is the same instances, not a conflict."""
 
 import io
 from pathlib import Path
@@ -12,9 +13,10 @@ from digital_contrast.dimse import StorageSCP
 from digital_contrast.phantom.export import Phase
 from digital_contrast.store import Instance
 from digital_contrast.store.dicom_senders import add_sender
+from digital_contrast.store.tables import FileDeletion
 from tests.support.orthanc import AE_TITLE as ORTHANC_AE
 from tests.support.orthanc import running_orthanc
-from tests.support.service import make_settings, running_service
+from tests.support.service import live_server, make_settings, running_service
 
 OUR_AE = "DC_TEST"
 
@@ -23,7 +25,7 @@ OUR_AE = "DC_TEST"
 def peers(tmp_path_factory: pytest.TempPathFactory, empty_registry_db: Path):
     root = tmp_path_factory.mktemp("orthanc-dimse")
     settings = make_settings(root / "service", empty_registry_db, dimse_ae_title=OUR_AE)
-    with running_service(settings) as service:
+    with running_service(settings) as service, live_server(service.app) as base:
         with service.state.sessions() as db:
             add_sender(db, ORTHANC_AE, settings.site, host="127.0.0.1",
                        description="the PACS")
@@ -32,7 +34,9 @@ def peers(tmp_path_factory: pytest.TempPathFactory, empty_registry_db: Path):
         port = scp.start("127.0.0.1", 0)
         try:
             modalities = {"dc": [OUR_AE, "127.0.0.1", port]}
-            with running_orthanc(root / "orthanc", modalities=modalities) as orthanc:
+            servers = {"dc": {"Url": f"{base}/dicomweb/", "HttpHeaders": service.headers()}}
+            with running_orthanc(root / "orthanc", modalities=modalities,
+                                 dicomweb_servers=servers) as orthanc:
                 yield service, orthanc
         finally:
             scp.stop()
@@ -62,3 +66,20 @@ def test_orthanc_pushes_a_study_by_c_store_and_every_instance_is_stored(
         kept = pydicom.dcmread(io.BytesIO(service.state.instances.read(row.file_path,
                                                                         row.sha256)))
         assert kept == pydicom.dcmread(io.BytesIO(data)) and row.site == service.settings.site
+
+
+@pytest.mark.req("SRS-DIMSE-001", "SRS-STORE-003")
+def test_the_same_study_again_by_stow_rs_is_the_same_instances(peers, phantom_series) -> None:
+    """C-STORE gives each file our File Meta, STOW-RS brings Orthanc's: other bytes, the same
+    data sets. The second sending is harmless; its files are journaled for the purge."""
+    service, orthanc = peers
+    files = sorted(phantom_series[Phase.NCCT].iterdir())
+    (study,) = orthanc.upload(files)
+    orthanc.post("/modalities/dc/store", {"Resources": [study], "Synchronous": True})
+    with service.state.sessions() as db:
+        before = {i.sop_instance_uid: i.sha256 for i in db.scalars(select(Instance))}
+        journaled = db.query(FileDeletion).count()
+    orthanc.post("/dicom-web/servers/dc/stow", {"Resources": [study], "Synchronous": True})
+    with service.state.sessions() as db:
+        assert {i.sop_instance_uid: i.sha256 for i in db.scalars(select(Instance))} == before
+        assert db.query(FileDeletion).count() == journaled + len(files)

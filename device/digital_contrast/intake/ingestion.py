@@ -6,14 +6,16 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from io import BytesIO
 
+import pydicom
 from sqlalchemy.orm import Session
 
 from digital_contrast.intake.instance import ParsedInstance
 from digital_contrast.intake.statuses import FailureReason
-from digital_contrast.store import InstanceStore, Origin, StoredFile, StoreError
+from digital_contrast.store import Instance, InstanceStore, Origin, StoredFile, StoreError
 from digital_contrast.store.audit import append_audit
-from digital_contrast.store.studies import is_synthetic, record_instances
+from digital_contrast.store.studies import SameContent, is_synthetic, record_instances
 from digital_contrast.store.tables import FileDeletion
 
 log = logging.getLogger(__name__)
@@ -66,13 +68,18 @@ def ingest(store: InstanceStore, db: Session, site: str, actor: str,
     stored = [write.result() for write in writes]
     store.sync()
     rows = record_instances(db, site, [(i.header, f) for i, f in
-                                              zip(accepted, stored, strict=True)],
-                            Origin.RECEIVED)
-    for instance, row in zip(accepted, rows, strict=True):
+                                       zip(accepted, stored, strict=True)],
+                            Origin.RECEIVED, same_content=_same_data_set(store))
+    unused = []  # refused, or a re-sent instance whose first file is kept: for the purge
+    for instance, row, file in zip(accepted, rows, stored, strict=True):
         if isinstance(row, StoreError):
             outcome.failed.append((instance, FailureReason.PROCESSING_FAILURE, row.detail))
+            unused.append(file)
         else:
             outcome.stored.append(instance)
+            if row.file_path != file.path:
+                unused.append(file)
+    db.add_all(FileDeletion(file_path=f.path) for f in unused)
     append_audit(db, site, actor, f"intake.{channel}", "series",
                  ",".join(outcome.series_uids) or None,
                  "success" if not outcome.failed else "partial" if outcome.stored else "refused",
@@ -81,6 +88,21 @@ def ingest(store: InstanceStore, db: Session, site: str, actor: str,
     log.info("intake via %s: %d stored, %d failed", channel, len(outcome.stored),
              len(outcome.failed))
     return outcome
+
+
+def _same_data_set(store: InstanceStore) -> SameContent:
+    """The same instance in other bytes: every data element equal, File Meta aside (another
+    peer's implementation UID, another transfer syntax of the same native pixels)."""
+
+    def same(row: Instance, file: StoredFile) -> bool:
+        try:
+            kept = pydicom.dcmread(BytesIO(store.read(row.file_path, row.sha256)))
+            new = pydicom.dcmread(store.path(file.path))
+            return bool(kept == new)
+        except Exception:  # unreadable either side: not provably the same
+            return False
+
+    return same
 
 
 def _journal_orphans(db: Session, files: list[StoredFile]) -> None:

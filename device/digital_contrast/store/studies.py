@@ -6,7 +6,7 @@ of work (one STOW request = one transaction).
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -84,6 +84,10 @@ def _get_or_create(session: Session, model: type[M], keys: dict[str, Any],
         return session.scalars(query).one()
 
 
+# Whether a stored row and a new file hold the same instance although their bytes differ.
+SameContent = Callable[[Instance, StoredFile], bool]
+
+
 def record_instance(session: Session, site: str, dataset_header: Dataset,
                     stored: StoredFile | tuple[str, str, int],
                     origin: Origin | str = Origin.RECEIVED) -> Instance:
@@ -136,10 +140,15 @@ def _instance_values(header: Dataset, series: Series, stored: StoredFile) -> dic
 
 def record_instances(session: Session, site: str,
                      items: Sequence[tuple[Dataset, StoredFile | tuple[str, str, int]]],
-                     origin: Origin | str = Origin.RECEIVED) -> list[Instance | StoreError]:
+                     origin: Origin | str = Origin.RECEIVED, *,
+                     same_content: SameContent | None = None) -> list[Instance | StoreError]:
     """`record_instance` for many files in one unit of work (one STOW request, one result
     series): each study and series is resolved once and the instance rows are inserted
-    together. The outcome of each item is its row or the StoreError that refused it alone."""
+    together. The outcome of each item is its row or the StoreError that refused it alone.
+
+    A known SOP Instance UID in a file with other bytes is the same instance when
+    `same_content(row, file)` says so (the same data set sent by another channel or peer,
+    with its own File Meta or transfer syntax): the row is kept and returned."""
     origin = Origin(origin)
     begin_write(session)
     outcomes: list[Instance | StoreError | None] = [None] * len(items)
@@ -165,9 +174,10 @@ def record_instances(session: Session, site: str,
     for index, header, stored, study_uid, series_uid, sop_uid in parsed:
         known = existing.get(sop_uid)
         if known is not None:
-            outcomes[index] = known if known.sha256 == stored.sha256 else StoreError(
-                StoreErrorCode.INSTANCE_CONFLICT,
-                "an instance with this SOP Instance UID is stored with other content")
+            try:
+                outcomes[index] = _same_or_conflict(known, stored, same_content)
+            except StoreError as exc:
+                outcomes[index] = exc
             continue
         study = studies.get(study_uid) or _get_or_create(
             session, Study, {"site": site, "study_instance_uid": study_uid},
@@ -193,7 +203,7 @@ def record_instances(session: Session, site: str,
             session.add_all([instance for _, instance in new])
     except IntegrityError:  # a concurrent writer stored some of them: one by one instead
         for index, instance in new:
-            outcomes[index] = _insert_one(session, instance)
+            outcomes[index] = _insert_one(session, instance, same_content)
     else:
         for index, instance in new:
             outcomes[index] = instance
@@ -201,7 +211,8 @@ def record_instances(session: Session, site: str,
     return outcomes  # type: ignore[return-value]
 
 
-def _insert_one(session: Session, instance: Instance) -> Instance | StoreError:
+def _insert_one(session: Session, instance: Instance,
+                same_content: SameContent | None) -> Instance | StoreError:
     stored = StoredFile(instance.file_path, instance.sha256, instance.size_bytes)
     row = _get_or_create(session, Instance, {"site": instance.site,
                                              "sop_instance_uid": instance.sop_instance_uid},
@@ -209,7 +220,7 @@ def _insert_one(session: Session, instance: Instance) -> Instance | StoreError:
                              "series_id", "sop_class_uid", "instance_number",
                              "transfer_syntax_uid", "file_path", "sha256", "size_bytes")})
     try:
-        return _same_or_conflict(row, stored)
+        return _same_or_conflict(row, stored, same_content)
     except StoreError as exc:
         return exc
 
@@ -219,8 +230,10 @@ def _instance_by_uid(session: Session, site: str, sop_uid: str) -> Instance | No
         Instance.site == site, Instance.sop_instance_uid == sop_uid)).first()
 
 
-def _same_or_conflict(instance: Instance, stored: StoredFile) -> Instance:
-    if instance.sha256 != stored.sha256:
+def _same_or_conflict(instance: Instance, stored: StoredFile,
+                      same_content: SameContent | None = None) -> Instance:
+    if instance.sha256 != stored.sha256 and not (same_content and
+                                                 same_content(instance, stored)):
         raise StoreError(StoreErrorCode.INSTANCE_CONFLICT,
                          "an instance with this SOP Instance UID is stored with other content")
     return instance
