@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from digital_contrast.config import REPO_ROOT
+from digital_contrast.errors import DigitalContrastError
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.model.lumen_data import shift_parameters
 from digital_contrast.phantom.case import PhantomCase, noiseless_images, render_case
@@ -112,11 +113,15 @@ def main() -> None:
     started = time.perf_counter()
     shift = [shift_parameters(SHIFT_SEEDS_FROM + n) for n in range(args.shift)]
     cases = [(sample_parameters(seed), None) for seed in seeds] + [(p, SHIFT) for p in shift]
+    refused: dict[tuple[str, str], list[str]] = {}  # the model refusing a case is a result
     for parameters, group in cases:
         case = render_case(parameters)
+        stratum = group or phantom_stratum(case.parameters)
         for name, predict in methods.items():
-            rows[name].setdefault(group or phantom_stratum(case.parameters), []).append(
-                case_metrics(case, predict(case)))
+            try:
+                rows[name].setdefault(stratum, []).append(case_metrics(case, predict(case)))
+            except DigitalContrastError as exc:
+                refused.setdefault((name, stratum), []).append(exc.code)
     span = f"seeds {seeds[0]}-{seeds[-1]}" if seeds else "none"
     print(f"{len(seeds)} held-out phantom cases ({span}) and "
           f"{len(shift)} shift-set cases (seeds {SHIFT_SEEDS_FROM} on), bundle {sha[:16]}, "
@@ -139,12 +144,17 @@ def main() -> None:
         print(f"{name:<10}{group:<26}" + "".join(
             f"{values.get(k, float('nan')):>15.3f}" for k in ["n", *keys]))
 
+    for (name, group), codes in sorted(refused.items()):
+        counts = ", ".join(f"{codes.count(c)} {c}" for c in sorted(set(codes)))
+        print(f"{name} refused {len(codes)} {group} case(s), left out of the medians: {counts}")
+
     if args.report:
         args.report.write_text(json.dumps({
             "bundle_sha256": sha, "protocol": str(PROTOCOL.relative_to(REPO_ROOT)),
             "seeds": [seeds[0], seeds[-1]] if seeds else [], "shift_cases": len(shift),
             "evidence": protocol.evidence,
             "medians": [{"method": m, "stratum": g, **v} for (m, g), v in medians.items()],
+            "refused": [{"method": m, "stratum": g, "codes": c} for (m, g), c in refused.items()],
         }, indent=2) + "\n")
     outcomes = [CaseOutcome(f"{group} {i}", None, group, metrics)
                 for group, cases in rows["model"].items() if group != SHIFT

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
                                         "limit exceeded).")
     dimse_timeout_s: float = Field(30.0, ge=1.0, le=3_600.0, description="ACSE, DIMSE and "
                                    "network idle timeout of a DIMSE association.")
+    delivery_max_attempts: int = Field(8, ge=1, le=100, description="Attempts at pushing a "
+                                       "result to a destination before the delivery fails "
+                                       "(waits 30 s, 60 s, ... at most 1 h in between).")
+    delivery_lease_s: float = Field(600.0, ge=30.0, le=86_400.0, description="A delivery "
+                                    "whose worker stopped is taken over after this long.")
     retention_days: float = Field(30.0, gt=0.0, le=36_500.0, description="Received instances "
                                   "and results older than this are removed by "
                                   "`digital-contrast purge`.")

@@ -81,7 +81,7 @@ def test_closure_follows_installed_metadata(closure) -> None:
     assert "starlette" in closure["fastapi"].requires
     # psycopg[binary]: the requested extra is followed
     assert closure["psycopg-binary"].required_by == {"psycopg"}
-    for tool in ("pytest", "schemathesis", "playwright", "hypothesis", "dicomweb-client",
+    for tool in ("pytest", "schemathesis", "playwright", "hypothesis", "httpx",
                  "pip-audit", "cyclonedx-python-lib"):
         assert tool not in closure
     assert all(d.version and d.licence for d in closure.values())

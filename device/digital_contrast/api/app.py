@@ -1,6 +1,7 @@
 """The service: `create_app()` builds the FastAPI app; its lifespan opens the service state
 (`service.open_state`: database migrated to head, instance store, meter) and starts the
-in-process job workers, the auto-run rule and the scheduled purge when configured."""
+in-process job workers, a delivery worker (results to the PACS), the auto-run rule and the
+scheduled purge when configured."""
 
 import gc
 import logging
@@ -25,6 +26,7 @@ from digital_contrast.api.routers import (
     uploads,
 )
 from digital_contrast.config import Settings, get_settings
+from digital_contrast.delivery import start_delivery_threads
 from digital_contrast.jobs.auto_run import auto_submit
 from digital_contrast.jobs.worker import start_worker_threads
 from digital_contrast.service import open_state, purge_expired
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                                  name="energy-tracker-warm-up").start()
             threads += start_worker_threads(state, config.workers, stop,
                                             lease_seconds=config.job_lease_s, poll_seconds=1.0)
+            threads += start_delivery_threads(state, 1, stop)
             if config.auto_run_use_cases:
                 threads.append(_every(
                     max(1.0, config.auto_run_stable_s / 3), stop,

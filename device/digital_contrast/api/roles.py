@@ -37,6 +37,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/jobs/{job_id}/maps"): CLINICAL,
     ("GET", "/v1/jobs/{job_id}/maps/{slug}/{name}"): CLINICAL,
     ("POST", "/v1/jobs/{job_id}/outcome"): CLINICAL,
+    ("POST", "/v1/jobs/{job_id}/deliveries"): CLINICAL,
     ("GET", "/v1/sustainability/summary"): SUSTAINABILITY,
     ("GET", "/v1/sustainability/timeseries"): SUSTAINABILITY,
     ("GET", "/v1/sustainability/export.csv"): SUSTAINABILITY,

@@ -7,7 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from digital_contrast.explain.attribution import Method
 from digital_contrast.store import Job, JobState, Role
+from digital_contrast.store.enums import DeliveryState
 from digital_contrast.store.job_artifacts import media_type
+from digital_contrast.store.tables import Delivery
 from digital_contrast.usecases import load_use_case
 
 NO_CONTRAST = "Synthetic image: no contrast agent was given."
@@ -114,9 +116,13 @@ class JobView(BaseModel):
         None, description="The attribution asked for: method, region, target, or the error "
         "that prevented it (the synthesis stands)")
     explain_of: str | None = Field(None, description="The job whose result this job explains")
+    deliveries: list["DeliveryView"] = Field(
+        default_factory=list, description="Pushes of the result to the site's destinations "
+        "(PACS): state, attempts, next attempt, last error")
 
     @classmethod
-    def of(cls, job: Job, series_uid: str | None) -> "JobView":
+    def of(cls, job: Job, series_uid: str | None,
+           deliveries: list[Delivery] | None = None) -> "JobView":
         result = job.result or {}
         return cls(
             id=job.id, state=job.state, use_case=job.use_case, series_uid=series_uid,
@@ -132,7 +138,42 @@ class JobView(BaseModel):
             confidence=result.get("confidence"),
             maps=[MapView.of(job.id, entry) for entry in result.get("maps", [])],
             explain=result.get("explain"),
-            explain_of=(job.options or {}).get("explain_of"))
+            explain_of=(job.options or {}).get("explain_of"),
+            deliveries=[DeliveryView.of(d) for d in deliveries or []])
+
+
+class DeliveryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"destination": "pacs"}]})
+
+    destination: str = Field(min_length=1, max_length=64,
+                             description="Name of one of the site's destinations")
+
+
+class DeliveryView(BaseModel):
+    id: str
+    destination: str
+    protocol: str = Field(description="dimse | stow-rs")
+    state: DeliveryState = Field(description="pending | sending | delivered | failed")
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="When pending: the next attempt")
+    last_error: str | None = Field(description="Statuses or codes of the last failed attempt")
+    instances_sent: int
+    requested_by: str = Field(description="auto (the destination takes every result) or who "
+                              "asked")
+    created_at: datetime
+    delivered_at: datetime | None
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> "DeliveryView":
+        return cls(id=delivery.id, destination=delivery.destination.name,
+                   protocol=delivery.destination.protocol.value, state=delivery.state,
+                   attempts=delivery.attempts,
+                   next_attempt_at=delivery.next_attempt_at
+                   if delivery.state is DeliveryState.PENDING else None,
+                   last_error=delivery.last_error, instances_sent=delivery.instances_sent,
+                   requested_by=delivery.requested_by, created_at=delivery.created_at,
+                   delivered_at=delivery.delivered_at)
 
 
 class MapFile(BaseModel):

@@ -9,6 +9,8 @@ from pydantic import ValidationError
 from digital_contrast import __version__
 from digital_contrast.cli import (
     audit,
+    deliveries,
+    destinations,
     keys,
     model,
     phantom,
@@ -54,7 +56,8 @@ app.command("serve")(service.serve)
 app.command("worker")(service.worker)
 app.command("dimse")(service.dimse)
 app.command("purge")(service.purge_command)
-for group in (phantom, model, release, keys, senders, signing, audit, qms):
+for group in (phantom, model, release, keys, senders, destinations, deliveries, signing, audit,
+              qms):
     app.add_typer(group.app, name=group.NAME)
 
 

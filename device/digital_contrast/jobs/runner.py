@@ -59,6 +59,7 @@ from digital_contrast.store.audit import REGISTRY_CHANGED, append_audit, audit_r
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.footprints import record_emission
 from digital_contrast.store.jobs import finish_job, get_job
+from digital_contrast.store.outbox import enqueue_automatic
 from digital_contrast.store.studies import get_series, instance_set_sha256, record_instances
 from digital_contrast.usecases import UseCase, load_use_case
 
@@ -273,10 +274,15 @@ def run_job(service: ServiceState, job_id: str, worker_id: str) -> JobState:
         for row in record_instances(session, job.site, items, Origin.PRODUCED):
             if isinstance(row, StoreError):
                 raise row
-        finish_job(session, job_id, worker_id, outcome.state,
-                   result=outcome.result | {"energy": energy.to_dict()},
-                   error_code=outcome.error_code, error_detail=outcome.error_detail,
-                   output_series_uid=outcome.result.get("output_series_instance_uid"))
+        finished = finish_job(session, job_id, worker_id, outcome.state,
+                              result=outcome.result | {"energy": energy.to_dict()},
+                              error_code=outcome.error_code,
+                              error_detail=outcome.error_detail,
+                              output_series_uid=outcome.result.get(
+                                  "output_series_instance_uid"))
+        if outcome.state is JobState.SUCCEEDED:  # queued with the success, or not at all
+            enqueue_automatic(session, finished,
+                              sorted({str(h.SeriesInstanceUID) for h in headers}))
         record_footprint(session, service, job, outcome.state, energy)
         append_audit(session, job.site, f"worker:{worker_id}", f"job.{outcome.state.value}",
                      "job", job_id, "success" if outcome.state is JobState.SUCCEEDED

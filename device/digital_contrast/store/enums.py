@@ -38,3 +38,17 @@ class EnergyStatus(StrEnum):
     MEASURED = "measured"
     ESTIMATED = "estimated"
     UNAVAILABLE = "unavailable"
+
+
+class Protocol(StrEnum):
+    """How results reach a destination."""
+
+    DIMSE = "dimse"  # C-STORE SCU
+    STOW_RS = "stow-rs"  # DICOMweb STOW-RS client
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # waiting for its next attempt (first, or after a retryable failure)
+    SENDING = "sending"  # held by a delivery worker under a lease
+    DELIVERED = "delivered"
+    FAILED = "failed"  # attempts exhausted or refused for good; `deliveries retry` re-queues

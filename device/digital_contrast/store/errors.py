@@ -19,6 +19,12 @@ class StoreErrorCode(StrEnum):
     SENDER_INVALID = "SENDER_INVALID"  # a DIMSE sender's AE title or address is not usable
     SENDER_EXISTS = "SENDER_EXISTS"  # the AE title is already a sender (of any site)
     SENDER_NOT_FOUND = "SENDER_NOT_FOUND"
+    DESTINATION_INVALID = "DESTINATION_INVALID"  # a destination that could not be reached
+    DESTINATION_EXISTS = "DESTINATION_EXISTS"  # the site already has one of that name
+    DESTINATION_NOT_FOUND = "DESTINATION_NOT_FOUND"  # none of that name (or disabled)
+    DELIVERY_NOT_FOUND = "DELIVERY_NOT_FOUND"
+    DELIVERY_INVALID_STATE = "DELIVERY_INVALID_STATE"  # e.g. re-queueing one not failed
+    DELIVERY_NOTHING_TO_SEND = "DELIVERY_NOTHING_TO_SEND"  # the job has no result series
     AUDIT_INVALID = "AUDIT_INVALID"  # an audit detail that is not plain JSON
     DATABASE_URL_INVALID = "DATABASE_URL_INVALID"
     OUTCOME_NOT_APPLICABLE = "OUTCOME_NOT_APPLICABLE"  # an outcome for a job with no result

@@ -26,7 +26,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from digital_contrast.store.columns import UTCDateTime, enum_check, str_enum, utcnow
-from digital_contrast.store.enums import EnergyStatus, JobState, Origin, Role
+from digital_contrast.store.enums import (
+    DeliveryState,
+    EnergyStatus,
+    JobState,
+    Origin,
+    Protocol,
+    Role,
+)
 
 # Deterministic constraint names, so migrations can name (and drop) what they create.
 NAMING_CONVENTION = {
@@ -138,6 +145,57 @@ class DicomSender(Base):
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+
+
+class Destination(Base):
+    """Where a site's results are pushed: a DIMSE peer (AE title, host, port, transfer syntaxes
+    in order of preference) or a STOW-RS service (URL; its credential, if any, lives in the
+    keys folder, never in the database). `auto` destinations get every succeeded job."""
+
+    __tablename__ = "destinations"
+    __table_args__ = (UniqueConstraint("site", "name"), enum_check("protocol", Protocol))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    protocol: Mapped[Protocol] = mapped_column(str_enum(Protocol))
+    ae_title: Mapped[str | None] = mapped_column(String(16))
+    host: Mapped[str | None] = mapped_column(String(255))
+    port: Mapped[int | None] = mapped_column(Integer)
+    url: Mapped[str | None] = mapped_column(Text)
+    transfer_syntaxes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    has_credential: Mapped[bool] = mapped_column(default=False)
+    auto: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+
+
+class Delivery(Base):
+    """One push of a job's result series to one destination: the durable outbox. A worker
+    holds it under a lease while sending; a failure schedules the next attempt."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (enum_check("state", DeliveryState),
+                      Index("ix_deliveries_due", "state", "next_attempt_at"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True,
+                                    default=lambda: str(uuid.uuid4()))
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id"))
+    series_uids: Mapped[list[str]] = mapped_column(JSON)
+    state: Mapped[DeliveryState] = mapped_column(str_enum(DeliveryState))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)  # statuses and codes, never PHI
+    instances_sent: Mapped[int] = mapped_column(Integer, default=0)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+    destination: Mapped[Destination] = relationship()
 
 
 class Job(Base):

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from digital_contrast.api.deps import Caller, DbSession, Service
 from digital_contrast.api.routers.sustainability import potential_of
 from digital_contrast.api.schemas import (
+    DeliveryRequest,
+    DeliveryView,
     ExplainRequest,
     JobRequest,
     JobView,
@@ -26,9 +28,11 @@ from digital_contrast.errors import DigitalContrastError
 from digital_contrast.jobs.submit import submit, submit_explain
 from digital_contrast.store import Job, JobState, Series
 from digital_contrast.store.audit import append_audit
+from digital_contrast.store.destinations import get_destination
 from digital_contrast.store.footprints import report_outcome
 from digital_contrast.store.job_artifacts import FILE_NAME, SLUG, media_type
 from digital_contrast.store.jobs import get_job, list_jobs
+from digital_contrast.store.outbox import deliveries_of_job, enqueue, result_series_uids
 from digital_contrast.store.studies import get_series, list_instances
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -36,7 +40,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 def _view(db: Session, job: Job) -> JobView:
     series = db.get(Series, job.series_id) if job.series_id is not None else None
-    return JobView.of(job, series.series_instance_uid if series else None)
+    return JobView.of(job, series.series_instance_uid if series else None,
+                      deliveries_of_job(db, job.id))
 
 
 def _own_job(db: Session, job_id: str, site: str) -> Job:
@@ -91,6 +96,23 @@ def _succeeded(job: Job) -> Job:
 
 def _map_entries(job: Job) -> list[dict[str, Any]]:
     return list((job.result or {}).get("maps", []))
+
+
+@router.post("/{job_id}/deliveries", status_code=202, summary="Push the result to a "
+             "destination (PACS)", responses={202: {"description": "Queued in the outbox"}})
+def deliver(job_id: str, request: DeliveryRequest, db: DbSession,
+            caller: Caller) -> DeliveryView:
+    """Queues a delivery of the job's result series (the synthetic series and its maps) to
+    one of the site's destinations; the delivery worker sends it by C-STORE or STOW-RS, with
+    retries. 409 RESULT_NOT_READY for a job without a result, 404 DESTINATION_NOT_FOUND for a
+    name the site has not enabled. Destinations marked auto get every result without this."""
+    job = _succeeded(_own_job(db, job_id, caller.site))
+    destination = get_destination(db, caller.site, request.destination)
+    delivery = enqueue(db, job, destination, result_series_uids(job), caller.actor)
+    append_audit(db, caller.site, caller.actor, "delivery.request", "delivery", delivery.id,
+                 "success", {"job_id": job.id, "destination": destination.name})
+    db.commit()
+    return DeliveryView.of(delivery)
 
 
 @router.post("/{job_id}/outcome", summary="Report whether a contrast scan followed")
