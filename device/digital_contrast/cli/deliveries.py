@@ -3,7 +3,6 @@
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from digital_contrast.cli.output import console, user_errors
 from digital_contrast.cli.state import service_state
@@ -25,19 +24,18 @@ def deliveries_list(
     from digital_contrast.store.outbox import list_deliveries
 
     wanted = DeliveryState(state) if state else None
-    table = Table(title="Deliveries")
-    table.add_column("id", no_wrap=True, min_width=36)  # whole: `deliveries retry` takes it
-    for column in ("job", "destination", "state", "attempts", "next attempt", "sent",
-                   "last error"):
-        table.add_column(column)
     with service_state() as service, service.sessions() as db:
-        for d in list_deliveries(db, get_settings().site, state=wanted, limit=limit):
-            table.add_row(d.id, d.job_id[:8], d.destination.name, d.state.value,
-                          str(d.attempts),
-                          f"{d.next_attempt_at:%Y-%m-%d %H:%M:%S}"
-                          if d.state is DeliveryState.PENDING else "-",
-                          str(d.instances_sent), d.last_error or "")
-    console.print(table)
+        rows = list_deliveries(db, get_settings().site, state=wanted, limit=limit)
+        # One line each, whole ids first (`deliveries retry` takes them), for grep and people.
+        for d in rows:
+            due = (f" next {d.next_attempt_at:%Y-%m-%d %H:%M:%S}"
+                   if d.state is DeliveryState.PENDING else "")
+            console.print(f"{d.id}  job {d.job_id}  to {d.destination.name}  {d.state.value}"
+                          f"  attempts {d.attempts}{due}  sent {d.instances_sent}"
+                          + (f"  last error: {d.last_error}" if d.last_error else ""),
+                          highlight=False, soft_wrap=True)
+        if not rows:
+            console.print("no deliveries")
 
 
 @app.command("push")
