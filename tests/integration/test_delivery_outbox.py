@@ -184,6 +184,12 @@ def test_destinations_are_managed_and_credentials_kept_in_the_keys_folder(
     with service.state.sessions() as db:
         assert {d.name for d in db.scalars(select(Destination))} >= {"archive", "modality-pacs"}
         assert db.scalar(select(Destination).where(Destination.name == "x")) is None
+    rotated = cli("destinations", "credential", "archive", "--auth-header", "Authorization",
+                  stdin="Bearer n3w\n")
+    assert rotated.exit_code == 0
+    assert credential_headers(keys_folder(), site, "archive") == {"Authorization": "Bearer n3w"}
+    assert "DESTINATION_INVALID" in cli("destinations", "credential", "modality-pacs",
+                                        "--auth-header", "X", stdin="v\n").output
     assert cli("destinations", "disable", "archive").exit_code == 0
     with service.state.sessions() as db, pytest.raises(Exception, match="DESTINATION_NOT_FOUND"):
         get_destination(db, site, "archive")

@@ -88,6 +88,37 @@ def destinations_list() -> None:
     console.print(table)
 
 
+@app.command("credential")
+@user_errors
+def destinations_credential(
+    name: str,
+    auth_header: Annotated[str, typer.Option(help="The HTTP header to send; its new value is "
+                                                  "read from standard input.")],
+    site: Annotated[str | None, typer.Option(help="Default: DC_SITE.")] = None,
+) -> None:
+    """Set or rotate the credential of a STOW-RS destination (replaced whole, at once)."""
+    from digital_contrast.delivery import store_credential
+    from digital_contrast.keys.folder import keys_folder
+    from digital_contrast.store.audit import append_audit
+    from digital_contrast.store.destinations import get_destination
+    from digital_contrast.store.enums import Protocol
+
+    site = site or get_settings().site
+    secret = sys.stdin.readline().strip()
+    if not auth_header.strip() or not secret:
+        raise fail("DESTINATION_INVALID", "a header name and its value on standard input")
+    with service_state() as state, state.sessions() as db:
+        destination = get_destination(db, site, name, enabled=False)
+        if destination.protocol is not Protocol.STOW_RS:
+            raise fail("DESTINATION_INVALID", f"{name} is a DIMSE destination")
+        store_credential(keys_folder(state.settings), site, name, auth_header.strip(), secret)
+        destination.has_credential = True
+        append_audit(db, site, "cli", "destination.credential", "destination", name,
+                     "success", {"header": auth_header.strip()})
+        db.commit()
+    console.print(f"credential of {name} set")
+
+
 def _set_enabled(name: str, site: str | None, enabled: bool) -> None:
     from digital_contrast.store.audit import append_audit
     from digital_contrast.store.destinations import set_destination_enabled
