@@ -1,14 +1,18 @@
 """Benchmark: the service under load on loopback. N concurrent clients each store a 512x512
 phantom NCCT series with STOW-RS, then each submits a job; while the jobs run, a reader polls
 the jobs and QIDO. The same STOW ingest (the same bytes, the same client code) is also sent to
-Orthanc with its DICOMweb plugin, started on loopback by this script, in the same run.
+Orthanc with its DICOMweb plugin, started on loopback by this script, in the same run. Then N
+clients each send another series by DIMSE C-STORE (pynetdicom as the SCU, one association
+per client, Explicit VR Little Endian, files sent as they are) to our DIMSE listener and to
+Orthanc's own DICOM server.
 
     .venv/bin/python bench/api_load.py [--clients 4] [--slices 100] [--repeats 1]
         [--skip-orthanc] [--skip-jobs] [--job-timeout 1800]
 
 Reports STOW uploads/s (series per second), ingest MB/s (DICOM part bytes, MB = 10^6 bytes),
-STOW request latency, p50/p95 latency of reads while jobs run, jobs/hour, and the ratio of our
-ingest to Orthanc's (above 1: we are faster; target: at least 1). Both servers fsync what they
+STOW request latency, C-STORE ingest MB/s and instances/s, p50/p95 latency of reads while jobs
+run, jobs/hour, and the ratios of our ingest to Orthanc's (above 1: we are faster; target: at
+least 1). Both servers fsync what they
 store (Orthanc's default SyncStorageArea). Jobs run the committed reference model when
 releases/ has one (registered through the validation gate); without one no job is run, since
 only a validated production model may run jobs, and the output says so.
@@ -43,6 +47,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 SEED = 3  # clinical, 1.25 mm slices: 100 slices (125 mm) pass every aaa-cta conformity check
 USE_CASE = "aaa-cta"
+SCU_AE_TITLE = "BENCH_SCU"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 ORTHANC_BIN = Path("/usr/sbin/Orthanc")
 ORTHANC_PACKAGES = ("orthanc", "orthanc-dicomweb")
 PLUGIN_DIRS = (Path("/usr/share/orthanc/plugins"), Path("/usr/lib/orthanc"))
@@ -79,6 +85,7 @@ class Upload:
     content_type: str
     part_bytes: int
     instances: int
+    parts: list[bytes] = field(repr=False, default_factory=list)  # the files, for C-STORE
 
 
 def fresh_upload(template: list) -> Upload:
@@ -88,7 +95,7 @@ def fresh_upload(template: list) -> Upload:
 
     study, series, frame = generate_uid(), generate_uid(), generate_uid()
     boundary = uuid.uuid4().hex
-    chunks, part_bytes = [], 0
+    chunks, parts, part_bytes = [], [], 0
     for ds in template:
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
         if "FrameOfReferenceUID" in ds:
@@ -98,12 +105,13 @@ def fresh_upload(template: list) -> Upload:
         ds.save_as(buffer, enforce_file_format=True)
         part = buffer.getvalue()
         part_bytes += len(part)
+        parts.append(part)
         chunks += [f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(), part,
                    b"\r\n"]
     chunks.append(f"--{boundary}--\r\n".encode())
     return Upload(study, series, b"".join(chunks),
                   f'multipart/related; type="application/dicom"; boundary={boundary}',
-                  part_bytes, len(template))
+                  part_bytes, len(template), parts)
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -184,6 +192,7 @@ class Server:
     headers: dict[str, str] = field(default_factory=dict)
     base: str = ""
     log: Path | None = None
+    dimse: tuple[str, int] | None = None  # (called AE title, port) of its DICOM listener
 
     def log_tail(self, status: int) -> str:
         """The end of the server's log, for a server error (5xx) only."""
@@ -205,13 +214,21 @@ def our_service(root: Path, jobs: bool) -> Iterator[tuple[Server, str | None]]:
         raise BenchError(f"`digital-contrast keys create` failed: "
                          f"{(created.stderr or created.stdout).strip()[-500:]}")
     key = created.stdout.strip().splitlines()[-1].strip()
-    port = free_port()
+    sender = subprocess.run([sys.executable, "-m", "digital_contrast", "senders", "add",
+                             SCU_AE_TITLE, "--host", "127.0.0.1"], env=env, cwd=REPO,
+                            capture_output=True, text=True)
+    if sender.returncode != 0:
+        raise BenchError(f"`digital-contrast senders add` failed: "
+                         f"{(sender.stderr or sender.stdout).strip()[-500:]}")
+    port, dimse_port = free_port(), free_port()
+    env |= {"DC_DIMSE_PORT": str(dimse_port), "DC_DIMSE_AE_TITLE": "DIGCONTRAST"}
     log = root / "service.log"
     base = f"http://127.0.0.1:{port}"
     with started([sys.executable, "-m", "digital_contrast", "serve", "--host", "127.0.0.1",
                   "--port", str(port)], log, env=env, cwd=REPO) as process:
         wait_ready(f"{base}/healthz", process, log, "the service")
-        yield Server("ours", f"{base}/dicomweb/studies", {"X-API-Key": key}, base, log), model
+        yield Server("ours", f"{base}/dicomweb/studies", {"X-API-Key": key}, base, log,
+                     ("DIGCONTRAST", dimse_port)), model
 
 
 def find_plugin() -> Path | None:
@@ -254,9 +271,9 @@ def ensure_orthanc() -> Path | None:
 def orthanc(root: Path, plugin: Path) -> Iterator[Server]:
     folder = root / "orthanc"
     (folder / "storage").mkdir(parents=True)
-    port = free_port()
-    config = {"Name": "bench", "HttpPort": port, "DicomPort": free_port(),
-              "DicomServerEnabled": False, "RemoteAccessAllowed": False,
+    port, dimse_port = free_port(), free_port()
+    config = {"Name": "bench", "HttpPort": port, "DicomPort": dimse_port, "DicomAet": "ORTHANC",
+              "DicomServerEnabled": True, "RemoteAccessAllowed": False,
               "AuthenticationEnabled": False, "StorageDirectory": str(folder / "storage"),
               "IndexDirectory": str(folder / "storage"), "Plugins": [str(plugin)],
               "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
@@ -268,7 +285,8 @@ def orthanc(root: Path, plugin: Path) -> Iterator[Server]:
         if requests.get(f"{base}/dicom-web/studies", timeout=10).status_code != 200:
             raise BenchError(f"Orthanc answers, but not its DICOMweb plugin ({plugin}); "
                              f"its log ends:\n{_tail(log)}")
-        yield Server("Orthanc", f"{base}/dicom-web/studies", base=base, log=log)
+        yield Server("Orthanc", f"{base}/dicom-web/studies", base=base, log=log,
+                     dimse=("ORTHANC", dimse_port))
 
 
 # --- phases -------------------------------------------------------------------------------
@@ -329,6 +347,55 @@ def stow(server: Server, uploads: list[Upload]) -> dict:
     return {"uploads_per_s": len(uploads) / wall,
             "mb_per_s": sum(u.part_bytes for u in uploads) / MB / wall,
             "latencies": [end - start for start, end in done], "wall_s": wall}
+
+
+def c_store(server: Server, uploads: list[Upload], folder: Path) -> dict:
+    """Every client sends its series by C-STORE at once, one association each; every
+    instance must be answered 0x0000. The files are written before the timing."""
+    from pydicom.uid import ExplicitVRLittleEndian
+    from pynetdicom import AE
+
+    assert server.dimse is not None
+    called, port = server.dimse
+    paths: list[list[Path]] = []
+    for i, upload in enumerate(uploads):
+        (folder / f"{server.name}-{i}").mkdir(parents=True)
+        paths.append([])
+        for n, part in enumerate(upload.parts):
+            path = folder / f"{server.name}-{i}" / f"{n:05d}.dcm"
+            path.write_bytes(part)
+            paths[-1].append(path)
+    barrier = threading.Barrier(len(uploads))
+    spans: list[tuple[float, float] | None] = [None] * len(uploads)
+    errors: list[str] = []
+
+    def client(i: int) -> None:
+        ae = AE(ae_title=SCU_AE_TITLE)
+        ae.add_requested_context(CT_IMAGE_STORAGE, ExplicitVRLittleEndian)
+        barrier.wait()
+        start = time.perf_counter()
+        assoc = ae.associate("127.0.0.1", port, ae_title=called)
+        if not assoc.is_established:
+            errors.append(f"association to {server.name} not established")
+            return
+        try:
+            for path in paths[i]:
+                status = assoc.send_c_store(path)
+                code = getattr(status, "Status", None)
+                if code != 0x0000:
+                    errors.append(f"C-STORE status {code!r}{server.log_tail(500)}")
+                    return
+        finally:
+            assoc.release()
+        spans[i] = (start, time.perf_counter())
+
+    _run_concurrently(client, len(uploads))
+    if errors:
+        raise BenchError(f"C-STORE to {server.name} failed: {errors[0]}")
+    done = [s for s in spans if s is not None]
+    wall = max(end for _, end in done) - min(start for start, _ in done)
+    return {"mb_per_s": sum(u.part_bytes for u in uploads) / MB / wall,
+            "instances_per_s": sum(u.instances for u in uploads) / wall, "wall_s": wall}
 
 
 def _run_concurrently(target, count: int) -> None:
@@ -435,8 +502,9 @@ def _fmt(value: float, digits: int = 2) -> str:
     return "-" if value != value else f"{value:.{digits}f}"  # nan -> "-"
 
 
-def report(results: dict, jobs: list[dict]) -> None:
+def report(results: dict, dimse: dict, jobs: list[dict]) -> None:
     ours, peer = results.get("ours", []), results.get("Orthanc", [])
+    ours_dimse, peer_dimse = dimse.get("ours", []), dimse.get("Orthanc", [])
 
     def med(runs: list[dict], key: str) -> float:
         return statistics.median(r[key] for r in runs) if runs else float("nan")
@@ -448,7 +516,10 @@ def report(results: dict, jobs: list[dict]) -> None:
              med(peer, "uploads_per_s"), 3),
             ("STOW ingest MB/s", med(ours, "mb_per_s"), med(peer, "mb_per_s"), 1),
             ("STOW request latency p50 s", lat(ours, 50), lat(peer, 50), 2),
-            ("STOW request latency p95 s", lat(ours, 95), lat(peer, 95), 2)]
+            ("STOW request latency p95 s", lat(ours, 95), lat(peer, 95), 2),
+            ("C-STORE ingest MB/s", med(ours_dimse, "mb_per_s"), med(peer_dimse, "mb_per_s"), 1),
+            ("C-STORE instances/s", med(ours_dimse, "instances_per_s"),
+             med(peer_dimse, "instances_per_s"), 1)]
     print(f"{'figure':<34}{'ours':>10}{'Orthanc':>10}{'ours/Orthanc':>14}"
           "  (rates: above 1 ours faster; latencies: below 1)")
     for name, a, b, digits in rows:
@@ -461,10 +532,11 @@ def report(results: dict, jobs: list[dict]) -> None:
                 print(f"{f'{name} p{q} ms':<34}{_fmt(percentile(reads[key], q) * 1000, 1):>10}")
         print(f"{'reads while jobs ran (count)':<34}{len(reads['job']) + len(reads['qido']):>10}")
         print(f"{'jobs/hour':<34}{_fmt(med(jobs, 'jobs_per_h'), 1):>10}")
-    if ours and peer:
-        ratio = med(ours, "mb_per_s") / med(peer, "mb_per_s")
-        print(f"target, STOW ingest at least Orthanc's: {'met' if ratio >= 1 else 'NOT met'} "
-              f"(ingest MB/s ours/Orthanc {ratio:.2f})")
+    for what, a, b in (("STOW", ours, peer), ("C-STORE", ours_dimse, peer_dimse)):
+        if a and b:
+            ratio = med(a, "mb_per_s") / med(b, "mb_per_s")
+            print(f"target, {what} ingest at least Orthanc's: "
+                  f"{'met' if ratio >= 1 else 'NOT met'} (ingest MB/s ours/Orthanc {ratio:.2f})")
 
 
 def main() -> None:
@@ -507,6 +579,7 @@ def main() -> None:
               f"model: {model or 'none, no jobs'}", flush=True)
         del sample
         results: dict[str, list[dict]] = {s.name: [] for s in servers}
+        dimse: dict[str, list[dict]] = {s.name: [] for s in servers}
         jobs: list[dict] = []
         for repeat in range(args.repeats):
             uploads = [fresh_upload(template) for _ in range(args.clients)]
@@ -515,6 +588,12 @@ def main() -> None:
                 results[target.name].append(stow(target, uploads))
                 print(f"  repeat {repeat + 1}: {target.name} stored {args.clients} series in "
                       f"{results[target.name][-1]['wall_s']:.2f} s", flush=True)
+            dimse_uploads = [fresh_upload(template) for _ in range(args.clients)]
+            for target in order:  # new UIDs: nothing already stored by STOW-RS
+                dimse[target.name].append(c_store(target, dimse_uploads,
+                                                  root / f"c-store-{repeat}"))
+                print(f"  repeat {repeat + 1}: {target.name} received {args.clients} series by "
+                      f"C-STORE in {dimse[target.name][-1]['wall_s']:.2f} s", flush=True)
             if run_job_load:
                 run = run_jobs(server, uploads, args.job_timeout, args.read_interval)
                 jobs.append(run)
@@ -526,7 +605,7 @@ def main() -> None:
                 if run["timed_out"]:
                     print(f"  not all jobs finished within {args.job_timeout:.0f} s "
                           f"(--job-timeout); jobs/hour counts the finished ones")
-        report(results, jobs)
+        report(results, dimse, jobs)
     print(f"total run time {time.monotonic() - began:.0f} s")
 
 
