@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         "matched against to start a job by itself (JSON list; empty: no auto-run).")
     auto_run_stable_s: float = Field(30.0, ge=0.0, le=86_400.0, description="Seconds without "
                                      "a new instance before a series counts as complete.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Web origins (e.g. a viewer's "
+        "https://viewer.hospital.org) whose browser pages may call the API and DICOMweb "
+        "(JSON list; empty: none).")
     dimse_port: int | None = Field(None, ge=1, le=65_535, description="Port of the DICOM "
                                    "(DIMSE) C-STORE/C-ECHO listener started with the service "
                                    "(none: no listener; `digital-contrast dimse` runs one alone).")

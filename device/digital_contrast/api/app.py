@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from digital_contrast import PRODUCT_NAME, __version__
@@ -94,6 +95,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app = FastAPI(title=PRODUCT_NAME, version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, dependencies=[Depends(authorize)])
     install_problem_handlers(app)
+    origins = (settings or get_settings()).cors_origins
+    if origins:  # a viewer on another origin (OHIF): its browser asks first (preflight)
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "OPTIONS"],
+                           allow_headers=["X-API-Key", "Authorization", "Accept",
+                                          "Content-Type"],
+                           expose_headers=["Location", "Warning", "Content-Type"], max_age=600)
     for module in (health, dicomweb, uploads, jobs, keys, records, sustainability, dashboard):
         app.include_router(module.router)
     dashboard.install_login_redirect(app)

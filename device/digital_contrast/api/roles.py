@@ -28,6 +28,14 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/dicomweb/studies/{study}/series"): CLINICAL,
     ("GET", "/dicomweb/studies/{study}/series/{series}"): CLINICAL,
     ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{instance}"): CLINICAL,
+    ("GET", "/dicomweb/series"): CLINICAL,
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances"): CLINICAL,
+    ("GET", "/dicomweb/studies/{study}/metadata"): CLINICAL,
+    ("GET", "/dicomweb/studies/{study}/series/{series}/metadata"): CLINICAL,
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata"):
+        CLINICAL,
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}"):
+        CLINICAL,
     ("POST", "/v1/uploads"): CLINICAL,
     ("POST", "/v1/jobs"): CLINICAL,
     ("GET", "/v1/jobs"): CLINICAL,

@@ -305,17 +305,22 @@ def get_series(session: Session, site: str, series_instance_uid: str) -> Series 
         Series.site == site, Series.series_instance_uid == series_instance_uid)).first()
 
 
-def list_series(session: Session, site: str, study_instance_uid: str, *,
+def list_series(session: Session, site: str, study_instance_uid: str | Sequence[str] | None, *,
                 series_instance_uid: str | Sequence[str] | None = None,
-                modality: str | Sequence[str] | None = None) -> list[Series]:
-    """Series of one study, by series number."""
-    query = select(Series).join(Study).where(
-        Series.site == site, Study.study_instance_uid == study_instance_uid)
+                modality: str | Sequence[str] | None = None,
+                patient_id: str | None = None) -> list[Series]:
+    """Series of one study (or of the studies given, or of every study: None), by study and
+    series number."""
+    query = select(Series).join(Study).where(Series.site == site)
+    if study_instance_uid:
+        query = query.where(Study.study_instance_uid.in_(_uids(study_instance_uid)))
+    if patient_id:
+        query = query.where(_like(Study.patient_id, patient_id))
     if series_instance_uid:
         query = query.where(Series.series_instance_uid.in_(_uids(series_instance_uid)))
     if modality:
         query = query.where(Series.modality.in_(_uids(modality)))
-    return list(session.scalars(query.order_by(Series.series_number, Series.id)))
+    return list(session.scalars(query.order_by(Study.id, Series.series_number, Series.id)))
 
 
 def list_instances(session: Session, site: str, study_instance_uid: str,

@@ -10,6 +10,9 @@ class DicomWebErrorCode(StrEnum):
     STOW_MALFORMED = "STOW_MALFORMED"  # broken MIME framing: no boundary, no close, no parts
     QIDO_BAD_QUERY = "QIDO_BAD_QUERY"  # unknown or unsupported key, bad value, bad paging
     BAD_UID = "DICOMWEB_BAD_UID"  # a UID in the URL that is not digits and dots
+    BAD_FRAMES = "DICOMWEB_BAD_FRAMES"  # a frame list that is not numbers from 1
+    FRAME_NOT_FOUND = "FRAME_NOT_FOUND"  # a frame beyond the instance's last
+    NOT_ACCEPTABLE = "DICOMWEB_NOT_ACCEPTABLE"  # no representation the Accept header allows
 
 
 _STATUS = {
@@ -17,6 +20,9 @@ _STATUS = {
     DicomWebErrorCode.STOW_MALFORMED: 400,
     DicomWebErrorCode.QIDO_BAD_QUERY: 400,
     DicomWebErrorCode.BAD_UID: 400,
+    DicomWebErrorCode.BAD_FRAMES: 400,
+    DicomWebErrorCode.FRAME_NOT_FOUND: 404,
+    DicomWebErrorCode.NOT_ACCEPTABLE: 406,
 }
 
 

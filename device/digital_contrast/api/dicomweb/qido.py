@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from digital_contrast.api.dicomweb.errors import DicomWebError, DicomWebErrorCode
 from digital_contrast.api.dicomweb.urls import is_uid
 
-QidoLevel = Literal["study", "series"]
+QidoLevel = Literal["study", "series", "instance"]
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 FUZZY_WARNING = ("The fuzzymatching parameter is not supported. "
@@ -114,6 +114,7 @@ STUDY_KEYS: dict[str, _Kind] = {
     "StudyDate": "date", "ModalitiesInStudy": "code",
 }
 SERIES_KEYS: dict[str, _Kind] = {"SeriesInstanceUID": "uid", "Modality": "code"}
+INSTANCE_KEYS: dict[str, _Kind] = {"SOPInstanceUID": "uid"}
 _CONTROL = {"limit", "offset", "includefield", "fuzzymatching", "accept"}
 
 
@@ -142,7 +143,8 @@ def parse_qido_query(params: Mapping[str, Any] | Iterable[tuple[str, str]],
                      level: QidoLevel = "study", *, max_limit: int = MAX_LIMIT) -> QidoQuery:
     """Parse query parameters given as a mapping, (key, value) pairs, or a Starlette
     `QueryParams` (repeated keys kept). Keys are keywords (`PatientID`) or tags (`00100020`)."""
-    keys = STUDY_KEYS | (SERIES_KEYS if level == "series" else {})
+    keys = (INSTANCE_KEYS if level == "instance" else
+            STUDY_KEYS | (SERIES_KEYS if level == "series" else {}))
     filters: dict[str, Filter] = {}
     include: set[str] = set()
     include_all = False

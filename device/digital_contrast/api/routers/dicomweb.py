@@ -1,14 +1,17 @@
-"""DICOMweb subset (PS3.18): STOW-RS, QIDO-RS for studies and series, WADO-RS for series and
-instances. Everything is scoped to the caller's site."""
+"""DICOMweb subset (PS3.18): STOW-RS; QIDO-RS for studies, series (of a study or of all) and
+instances; WADO-RS for series, instances, metadata (study, series, instance) and frames, what
+a viewer such as OHIF reads. Everything is scoped to the caller's site."""
 
 import asyncio
 import contextlib
+import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from queue import Queue
 from typing import Annotated, Any
 
+import pydicom
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -22,9 +25,17 @@ from digital_contrast.api.dicomweb import (
     series_result,
     study_result,
 )
+from digital_contrast.api.dicomweb.errors import DicomWebError, DicomWebErrorCode
+from digital_contrast.api.dicomweb.metadata import (
+    FRAME_SYNTAX,
+    frame_bytes,
+    instance_result,
+    metadata_json,
+    parse_frame_list,
+)
 from digital_contrast.api.dicomweb.multipart import Part
 from digital_contrast.api.dicomweb.qido import DateRangeMatch, QidoQuery
-from digital_contrast.api.dicomweb.urls import require_uid, series_url, study_url
+from digital_contrast.api.dicomweb.urls import instance_url, require_uid, series_url, study_url
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.intake import IntakeAborted, ingest
 from digital_contrast.store.studies import (
@@ -159,24 +170,123 @@ def search_studies(request: Request, db: DbSession, caller: Caller) -> JSONRespo
     return JSONResponse(body, media_type=DICOM_JSON, headers=headers)
 
 
-@router.get("/studies/{study}/series", summary="QIDO-RS: search the series of a study",
-            responses={200: {"content": {DICOM_JSON: {}}}})
-def search_series(request: Request, study: UID, db: DbSession, caller: Caller) -> JSONResponse:
-    study = require_uid(study, "Study Instance UID")
+def _series_search(request: Request, db: DbSession, caller: Caller,
+                   study: str | None) -> JSONResponse:
     query = parse_qido_query(request.query_params, "series")
-    series = list_series(db, caller.site, study,
+    series = list_series(db, caller.site, study or _pattern(query, "StudyInstanceUID"),
                          series_instance_uid=_pattern(query, "SeriesInstanceUID"),
-                         modality=_pattern(query, "Modality"))
-    counts = series_instance_counts(db, [s.id for s in series])
+                         modality=_pattern(query, "Modality"),
+                         patient_id=_pattern(query, "PatientID"))
     window = series[query.offset:query.offset + query.limit]
+    counts = series_instance_counts(db, [s.id for s in window])
     body = [series_result(
-        study_instance_uid=study, series_instance_uid=s.series_instance_uid,
+        study_instance_uid=s.study.study_instance_uid,
+        series_instance_uid=s.series_instance_uid,
         modality=s.modality or "OT", series_number=s.series_number,
         series_description=s.series_description,
         number_of_series_related_instances=counts[s.id],
-        retrieve_url=series_url(_base(request), study, s.series_instance_uid))
+        retrieve_url=series_url(_base(request), s.study.study_instance_uid,
+                                s.series_instance_uid))
         for s in window]
     return JSONResponse(body, media_type=DICOM_JSON)
+
+
+@router.get("/studies/{study}/series", summary="QIDO-RS: search the series of a study",
+            responses={200: {"content": {DICOM_JSON: {}}}})
+def search_series(request: Request, study: UID, db: DbSession, caller: Caller) -> JSONResponse:
+    return _series_search(request, db, caller, require_uid(study, "Study Instance UID"))
+
+
+@router.get("/series", summary="QIDO-RS: search series of every study",
+            responses={200: {"content": {DICOM_JSON: {}}}})
+def search_all_series(request: Request, db: DbSession, caller: Caller) -> JSONResponse:
+    """Study keys (StudyInstanceUID, PatientID) match too; each result names its study."""
+    return _series_search(request, db, caller, None)
+
+
+def _headers_of(state: Service, instances: list) -> list[pydicom.Dataset]:
+    if not instances:
+        raise DigitalContrastError("NOT_FOUND", "no such study, series or instance at this site")
+    return [pydicom.dcmread(io.BytesIO(state.instances.read(i.file_path, i.sha256)),
+                            stop_before_pixels=True) for i in instances]
+
+
+@router.get("/studies/{study}/series/{series}/instances",
+            summary="QIDO-RS: search the instances of a series",
+            responses={200: {"content": {DICOM_JSON: {}}}})
+def search_instances(request: Request, study: UID, series: UID, state: Service,
+                     db: DbSession, caller: Caller) -> JSONResponse:
+    query = parse_qido_query(request.query_params, "instance")
+    rows = list_instances(db, caller.site, require_uid(study, "Study Instance UID"),
+                          require_uid(series, "Series Instance UID"),
+                          sop_instance_uid=_pattern(query, "SOPInstanceUID"))
+    window = rows[query.offset:query.offset + query.limit]
+    body = [instance_result(header, instance_url(_base(request), study, series,
+                                                 str(header.SOPInstanceUID)))
+            for header in (_headers_of(state, window) if window else [])]
+    return JSONResponse(body, media_type=DICOM_JSON)
+
+
+def _metadata(state: Service, instances: list) -> JSONResponse:
+    return JSONResponse([metadata_json(h) for h in _headers_of(state, instances)],
+                        media_type=DICOM_JSON)
+
+
+@router.get("/studies/{study}/metadata", summary="WADO-RS: metadata of a study",
+            responses={200: {"content": {DICOM_JSON: {}}}})
+def study_metadata(study: UID, state: Service, db: DbSession, caller: Caller) -> JSONResponse:
+    study = require_uid(study, "Study Instance UID")
+    instances = [i for s in list_series(db, caller.site, study)
+                 for i in list_instances(db, caller.site, study, s.series_instance_uid)]
+    return _metadata(state, instances)
+
+
+@router.get("/studies/{study}/series/{series}/metadata", summary="WADO-RS: metadata of a "
+            "series", responses={200: {"content": {DICOM_JSON: {}}}})
+def series_metadata(study: UID, series: UID, state: Service, db: DbSession,
+                    caller: Caller) -> JSONResponse:
+    return _metadata(state, list_instances(db, caller.site,
+                                           require_uid(study, "Study Instance UID"),
+                                           require_uid(series, "Series Instance UID")))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}/metadata",
+            summary="WADO-RS: metadata of an instance",
+            responses={200: {"content": {DICOM_JSON: {}}}})
+def instance_metadata(study: UID, series: UID, instance: UID, state: Service, db: DbSession,
+                      caller: Caller) -> JSONResponse:
+    return _metadata(state, list_instances(
+        db, caller.site, require_uid(study, "Study Instance UID"),
+        require_uid(series, "Series Instance UID"),
+        sop_instance_uid=require_uid(instance, "SOP Instance UID")))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+            summary="WADO-RS: frames of an instance (native pixel bytes)",
+            response_class=StreamingResponse, responses={200: {
+                "description": "multipart/related; type=\"application/octet-stream\"",
+                "content": {"multipart/related": {}}}})
+def retrieve_frames(request: Request, study: UID, series: UID, instance: UID,
+                    frames: Annotated[str, Path(max_length=1000, examples=["1", "1,2"])],
+                    state: Service, db: DbSession, caller: Caller) -> StreamingResponse:
+    """Each frame's pixels, uncompressed little endian (decoded first when stored compressed),
+    one part per frame."""
+    accept = request.headers.get("accept", "*/*")
+    if not any(t in accept for t in ("*/*", "multipart/related", "application/octet-stream")):
+        raise DicomWebError(DicomWebErrorCode.NOT_ACCEPTABLE,
+                            "frames are sent as multipart/related; "
+                            "type=\"application/octet-stream\"")
+    numbers = parse_frame_list(frames)
+    rows = list_instances(db, caller.site, require_uid(study, "Study Instance UID"),
+                          require_uid(series, "Series Instance UID"),
+                          sop_instance_uid=require_uid(instance, "SOP Instance UID"))
+    if not rows:
+        raise DigitalContrastError("NOT_FOUND", "no such instance at this site")
+    ds = pydicom.dcmread(io.BytesIO(state.instances.read(rows[0].file_path, rows[0].sha256)))
+    body, content_type = build_multipart_related(frame_bytes(ds, numbers),
+                                                 "application/octet-stream",
+                                                 transfer_syntax=FRAME_SYNTAX)
+    return StreamingResponse(body, media_type=content_type)
 
 
 def _multipart(state: Service, instances: list) -> StreamingResponse:
