@@ -20,6 +20,7 @@ from digital_contrast.api.routers import (
     dashboard,
     dicomweb,
     health,
+    home,
     jobs,
     keys,
     records,
@@ -92,8 +93,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 thread.join(timeout=30)
             state.engine.dispose()
 
+    # Documentation pages from vendored files (routers.home): FastAPI's own load a CDN.
     app = FastAPI(title=PRODUCT_NAME, version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan, dependencies=[Depends(authorize)])
+                  lifespan=lifespan, dependencies=[Depends(authorize)], docs_url=None,
+                  redoc_url=None)
     install_problem_handlers(app)
     origins = (settings or get_settings()).cors_origins
     if origins:  # a viewer on another origin (OHIF): its browser asks first (preflight)
@@ -102,7 +105,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                            allow_headers=["X-API-Key", "Authorization", "Accept",
                                           "Content-Type"],
                            expose_headers=["Location", "Warning", "Content-Type"], max_age=600)
-    for module in (health, dicomweb, uploads, jobs, keys, records, sustainability, dashboard):
+    for module in (home, health, dicomweb, uploads, jobs, keys, records, sustainability,
+                   dashboard):
         app.include_router(module.router)
     dashboard.install_login_redirect(app)
     # The dashboard's CSS, JS and Chart.js: public and read-only (roles.PUBLIC_MOUNTS).

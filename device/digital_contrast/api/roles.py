@@ -16,6 +16,7 @@ ADMIN = frozenset({Role.ADMIN})
 SUSTAINABILITY = frozenset({Role.SUSTAINABILITY, Role.ADMIN})
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
+    ("GET", "/"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,

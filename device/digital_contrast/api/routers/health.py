@@ -61,9 +61,8 @@ def _audit_registry_changes(state: ServiceState) -> None:
         db.commit()
 
 
-@router.get("/readyz", summary="Readiness",
-            responses={503: {"content": {MEDIA_TYPE: {}}, "description": "not ready"}})
-def readyz(state: Service) -> JSONResponse:
+def readiness(state: ServiceState) -> tuple[bool, str | None, dict[str, Any]]:
+    """Whether the service is ready, why not (None when it is), and the checks."""
     checks: dict[str, Any] = {}
     try:
         with state.engine.connect() as connection:
@@ -78,11 +77,20 @@ def readyz(state: Service) -> JSONResponse:
     ready = (checks["database"]["ok"] and all(m["ok"] for m in models.values())
              and any("bundle_sha256" in m for m in models.values()))
     if ready:
-        return JSONResponse({"status": "ready", "checks": checks})
+        return True, None, checks
     failed = (["database"] if not checks["database"]["ok"] else []) + \
-        [f"model {case}" for case, check in models.items() if not check["ok"]]
-    detail = (f"failed: {', '.join(failed)}" if failed
-              else "no use case has a validated production model")
+        [f"model {case} ({check.get('code')})" for case, check in models.items()
+         if not check["ok"]]
+    return False, (f"failed: {', '.join(failed)}" if failed
+                   else "no use case has a validated production model"), checks
+
+
+@router.get("/readyz", summary="Readiness",
+            responses={503: {"content": {MEDIA_TYPE: {}}, "description": "not ready"}})
+def readyz(state: Service) -> JSONResponse:
+    ready, detail, checks = readiness(state)
+    if ready:
+        return JSONResponse({"status": "ready", "checks": checks})
     return JSONResponse({"type": "urn:digital-contrast:problem:not_ready", "title": "NOT_READY",
                          "status": 503, "code": "NOT_READY", "detail": detail,
                          "checks": checks}, status_code=503, media_type=MEDIA_TYPE)
