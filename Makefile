@@ -16,9 +16,11 @@ REPORTS := var/test-reports
 
 .PHONY: run test demo bootstrap system-packages lock lint
 
-# The clinical service on 127.0.0.1:8000 with the embedded defaults (README: example session).
+# The clinical service with the embedded defaults on DC_HOST:DC_PORT (127.0.0.1:8000), or
+# `make run PORT=8080` (README: example session).
+PORT ?=
 run: $(STAMP)
-	$(BIN)/digital-contrast serve --host 127.0.0.1 --port 8000
+	$(BIN)/digital-contrast serve $(if $(PORT),--port $(PORT))
 
 # The README's example session against the service `make run` started (stops at a refusal).
 demo: $(STAMP)

@@ -13,7 +13,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DC_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path("var"), description="Root of instance files, databases, runs.")
+    data_dir: Path = Field(Path("var"), description="Root of instance files, databases, runs; "
+                           "a relative path is resolved once, against the folder the command "
+                           "started in, and shown by every command.")
+    host: str = Field("127.0.0.1", min_length=1, description="Interface `serve` binds to "
+                      "(0.0.0.0: every interface).")
+    port: int = Field(8000, ge=1, le=65_535, description="TCP port `serve` binds to.")
     database_url: str = Field("", description="SQLAlchemy URL; default SQLite under data_dir.")
     mlflow_uri: str = Field("", description="MLflow tracking URI; default SQLite under data_dir.")
     site: str = Field("default-site", min_length=1, description="Site name stamped on records.")
@@ -99,7 +104,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_urls(self) -> "Settings":
-        data_dir = self.data_dir.resolve()
+        # Absolute from here on: a key or a database made from another folder is the same one.
+        self.data_dir = data_dir = self.data_dir.resolve()
+        self.keys_dir = self.keys_dir.expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{data_dir / 'digital_contrast.db'}"
         if not self.mlflow_uri:

@@ -1,5 +1,6 @@
 """Operator commands of the service: keys, audit verification, purge."""
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def test_keys_are_created_listed_and_revoked(env) -> None:
     assert _cli("keys", "create", "--role", "root", "--name", "x").exit_code == 2
     with running_service(env) as service:
         assert service.client.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 200
-        key_id = created.output.split()[1]
+        key_id = re.search(r"^key (\d+) ", created.output, re.MULTILINE)[1]
         assert _cli("keys", "revoke", key_id).exit_code == 0
         assert service.client.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 401
 

@@ -15,8 +15,8 @@ def test_defaults_put_everything_under_the_data_directory(monkeypatch: pytest.Mo
     for name in ("DC_DATA_DIR", "DC_DATABASE_URL", "DC_MLFLOW_URI", "DC_SITE"):
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
-    assert settings.data_dir == Path("var")
     data_dir = (tmp_path / "var").resolve()
+    assert settings.data_dir == data_dir  # resolved once: the same folder from anywhere later
     assert settings.database_url == f"sqlite:///{data_dir / 'digital_contrast.db'}"
     assert settings.mlflow_uri == f"sqlite:///{data_dir / 'mlflow.db'}"
     assert settings.site == "default-site"

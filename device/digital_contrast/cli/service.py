@@ -1,5 +1,8 @@
 """`digital-contrast serve`, `worker` and `purge`: running the clinical service."""
 
+import errno
+import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -9,30 +12,65 @@ import typer
 from digital_contrast import __version__
 from digital_contrast.cli.output import console, fail, user_errors
 from digital_contrast.cli.state import service_state
-from digital_contrast.config import get_settings
+from digital_contrast.config import Settings, get_settings
+
+FIRST_ADMIN_KEY = "first-admin-key"  # in the keys folder, when no terminal shows it
 
 
 @user_errors
-def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(min=1, max=65535)] = 8000) -> None:
-    """Run the clinical service (DICOMweb, jobs, keys); an admin key is created on first start."""
+def serve(host: Annotated[str | None, typer.Option(
+              help="Interface to listen on (default DC_HOST, 127.0.0.1).")] = None,
+          port: Annotated[int | None, typer.Option(
+              min=1, max=65535, help="Port (default DC_PORT, 8000).")] = None) -> None:
+    """Run the clinical service (DICOMweb, jobs, keys; DIMSE when DC_DIMSE_PORT is set). On the
+    first start an admin key is created once the ports are bound."""
     import uvicorn
 
     from digital_contrast.api.app import create_app
     from digital_contrast.service.first_start import create_initial_admin_key
 
     settings = get_settings()
-    with service_state() as state:
-        plaintext = create_initial_admin_key(state)
-    console.print(f"Digital Contrast {__version__}: http://{host}:{port}/docs "
-                  f"(site {settings.site}, data {settings.data_dir.resolve()})")
-    if plaintext is not None:
+    host, port = host or settings.host, port or settings.port
+    sock = _bound(host, port)  # before anything is created: a taken port changes nothing
+    with _dimse_listener(settings.dimse_port is not None):
+        with service_state() as state:
+            plaintext = create_initial_admin_key(state)
+        console.print(f"Digital Contrast {__version__}: http://{host}:{port}/ "
+                      f"(site {settings.site}, data {settings.data_dir})", highlight=False)
+        if plaintext is not None:
+            _show_first_admin_key(plaintext, settings)
+        # No access log: request lines carry UIDs and query values (PatientID) in URLs.
+        config = uvicorn.Config(create_app(settings), log_level="info", access_log=False,
+                                http="httptools", loop="uvloop")
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port for uvicorn to serve on; SERVE_PORT_IN_USE when taken."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        raise fail("SERVE_PORT_IN_USE" if exc.errno == errno.EADDRINUSE else "SERVE_BIND_FAILED",
+                   f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another "
+                   "with --port or DC_PORT (make run PORT=...)") from None
+    return sock
+
+
+def _show_first_admin_key(plaintext: str, settings: Settings) -> None:
+    """On a terminal, shown once; otherwise (a service manager, a log) never printed: written
+    to a 0600 file of the keys folder for the operator to read once and delete."""
+    if sys.stdout.isatty():
         console.print("First start: an admin key was created. It is shown once; keep it:")
         console.print(plaintext, highlight=False, soft_wrap=True)
-    with _dimse_listener(settings.dimse_port is not None):
-        # No access log: request lines carry UIDs and query values (PatientID) in URLs.
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                    access_log=False, http="httptools", loop="uvloop")
+        return
+    from digital_contrast.keys.folder import keys_folder
+
+    path = keys_folder(settings).write_private(plaintext.encode() + b"\n", FIRST_ADMIN_KEY)
+    console.print(f"First start: an admin key was created and written to {path} (not to this "
+                  "output); read it once, then delete the file.", highlight=False)
 
 
 @contextmanager
@@ -45,7 +83,12 @@ def _dimse_listener(wanted: bool) -> Iterator[None]:
 
     with service_state() as state:
         scp = StorageSCP(state)
-        port = scp.start()
+        try:
+            port = scp.start()
+        except OSError as exc:
+            raise fail("DIMSE_PORT_IN_USE" if exc.errno == errno.EADDRINUSE else
+                       "DIMSE_BIND_FAILED", f"cannot listen on {state.settings.dimse_host}:"
+                       f"{state.settings.dimse_port} ({exc.strerror or exc})") from None
         settings = state.settings
         console.print(f"DIMSE: AE title {settings.dimse_ae_title} on "
                       f"{settings.dimse_host}:{port} (C-STORE, C-ECHO; senders: "
