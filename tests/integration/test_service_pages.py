@@ -49,3 +49,29 @@ def test_documentation_pages_use_the_vendored_files(tmp_path: Path, empty_regist
         assert served.status_code == 200
         assert hashlib.sha256(served.content).digest() == \
             hashlib.sha256((STATIC_DIR / "vendor" / asset).read_bytes()).digest()
+
+
+@pytest.mark.req("SRS-API-022")
+def test_every_operation_documents_its_problems_as_the_server_sends_them(
+        tmp_path: Path, empty_registry_db: Path) -> None:
+    with running_service(make_settings(tmp_path, empty_registry_db)) as service:
+        schema = service.client.get("/openapi.json").json()
+        problem = schema["components"]["schemas"]["Problem"]
+        assert "HTTPValidationError" not in schema["components"]["schemas"]
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
+                assert {"500", "503"} <= set(errors), (method, path)
+                for status, response in errors.items():
+                    assert response["content"]["application/problem+json"]["schema"] == {
+                        "$ref": "#/components/schemas/Problem"}, (method, path, status)
+        assert {"401", "403"} <= set(schema["paths"]["/v1/jobs"]["post"]["responses"])
+        assert "401" not in schema["paths"]["/healthz"]["get"]["responses"]
+        sent = service.client.post("/v1/jobs", json={"use_case": 3}, headers=service.headers())
+        assert sent.status_code == 422
+        assert sent.headers["content-type"] == "application/problem+json"
+        body = sent.json()
+        assert set(problem["required"]) <= set(body) <= set(problem["properties"])
+        assert all(isinstance(body[k], {"string": str, "integer": int, "array": list}[
+            problem["properties"][k]["type"]]) for k in body)
+        assert sent.json()["code"] == "REQUEST_INVALID" and sent.json()["errors"]

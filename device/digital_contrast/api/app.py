@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from digital_contrast import PRODUCT_NAME, __version__
 from digital_contrast.api.deps import authorize
+from digital_contrast.api.openapi_problems import install_problem_openapi
 from digital_contrast.api.problems import install_problem_handlers
 from digital_contrast.api.routers import (
     dashboard,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                   lifespan=lifespan, dependencies=[Depends(authorize)], docs_url=None,
                   redoc_url=None)
     install_problem_handlers(app)
+    install_problem_openapi(app)
     origins = (settings or get_settings()).cors_origins
     if origins:  # a viewer on another origin (OHIF): its browser asks first (preflight)
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
