@@ -174,6 +174,8 @@ def test_destinations_are_managed_and_credentials_kept_in_the_keys_folder(
         ("destinations", "add", "x", "--ae-title", "A", "--host", "h", "--port", "104",
          "--transfer-syntax", "1.2.3"): "DESTINATION_INVALID",
         ("destinations", "add", "x", "--ae-title", "A", "--host", "h", "--port", "104",
+         "--transfer-syntax", "1.2.840.10008.1.2.4.50"): "DESTINATION_INVALID",  # lossy
+        ("destinations", "add", "x", "--ae-title", "A", "--host", "h", "--port", "104",
          "--auth-header", "Authorization"): "DESTINATION_INVALID",
         ("destinations", "add", "bad name", "--url", "https://pacs"): "DESTINATION_INVALID",
         ("destinations", "disable", "nowhere"): "DESTINATION_NOT_FOUND",

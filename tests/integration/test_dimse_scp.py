@@ -250,3 +250,41 @@ def test_a_resent_instance_is_harmless_and_other_content_under_its_uid_is_refuse
     assert again.send_c_store(changed).Status == 0x0110
     again.release()
     assert _stored(service)[ds.SOPInstanceUID].sha256 == kept
+
+
+@pytest.mark.req("SRS-DIMSE-005")
+def test_the_conformance_statement_lists_what_an_association_negotiates(
+        dimse, tmp_path: Path) -> None:
+    """Every storage SOP class pynetdicom knows, in every transfer syntax it knows (lossy ones
+    included), proposed at once: what is accepted is what the statement's table lists."""
+    import re
+
+    from pynetdicom import AE, build_context
+    from pynetdicom.presentation import StoragePresentationContexts
+    from typer.testing import CliRunner
+
+    from digital_contrast.cli import app
+
+    result = CliRunner().invoke(app, ["qms", "conformance", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "dicom-conformance-statement.md").read_text()
+    scp = text.split("### 2.1")[1].split("### 2.2")[0]
+    listed = {(row[0], syntax) for row in re.findall(r"^\| [^|]+ \| `([0-9.]+)` \| (.+) \| SCP \|$",
+                                                     scp, re.MULTILINE)
+              for syntax in re.findall(r"`([0-9.]+)`", row[1])}
+    syntaxes = sorted({s for _, s in listed} | {"1.2.840.10008.1.2.4.50",
+                                                  "1.2.840.10008.1.2.4.91"})
+    _, port = dimse
+    accepted: set[tuple[str, str]] = set()
+    classes = [c.abstract_syntax for c in StoragePresentationContexts] + \
+        ["1.2.840.10008.1.1"]
+    for offset in range(0, len(classes), 120):  # at most 128 contexts per association
+        for syntax in syntaxes:  # one syntax per context, so each answer is about it
+            ae = AE(ae_title=MODALITY)
+            ae.requested_contexts = [build_context(c, syntax)
+                                     for c in classes[offset:offset + 120]]
+            assoc = ae.associate("127.0.0.1", port, ae_title="DC_TEST")
+            if assoc.is_established:
+                accepted |= {(c.abstract_syntax, syntax) for c in assoc.accepted_contexts}
+                assoc.release()
+    assert accepted == listed

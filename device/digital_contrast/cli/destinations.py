@@ -36,6 +36,7 @@ def destinations_add(
 ) -> None:
     """Add a destination: --ae-title, --host and --port for DIMSE, or --url for STOW-RS."""
     from digital_contrast.delivery import store_credential
+    from digital_contrast.delivery.c_store import SENDABLE_SYNTAXES
     from digital_contrast.keys.folder import keys_folder
     from digital_contrast.store.audit import append_audit
     from digital_contrast.store.destinations import add_destination
@@ -43,6 +44,10 @@ def destinations_add(
 
     site = site or get_settings().site
     protocol = Protocol.STOW_RS if url is not None else Protocol.DIMSE
+    unsendable = [t for t in transfer_syntax or [] if t not in SENDABLE_SYNTAXES]
+    if unsendable:
+        raise fail("DESTINATION_INVALID", f"results cannot be sent in {unsendable[0]}; one of "
+                   f"{', '.join(SENDABLE_SYNTAXES)}")
     secret = None
     if auth_header is not None:
         if protocol is Protocol.DIMSE or not auth_header.strip():

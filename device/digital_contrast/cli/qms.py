@@ -102,6 +102,41 @@ def qms_risk(junit: JunitOption = None, out: OutOption = Path("build/qms")) -> N
         console.print(f"wrote {path}")
 
 
+@app.command("conformance")
+@user_errors
+def qms_conformance(out: OutOption = Path("build/qms")) -> None:
+    """DICOM Conformance Statement (Markdown) from the listener's presentation contexts, the
+    SCU's SOP classes and transfer syntaxes, the DICOMweb routes and the intake's statuses."""
+    from fastapi.routing import APIRoute
+
+    from digital_contrast import __version__
+    from digital_contrast.api.routers import dicomweb
+    from digital_contrast.config import Settings
+    from digital_contrast.delivery.c_store import (
+        DEFAULT_SYNTAXES,
+        RESULT_SOP_CLASSES,
+        SENDABLE_SYNTAXES,
+    )
+    from digital_contrast.dimse import supported_contexts
+    from digital_contrast.intake.statuses import MEANINGS
+    from digital_contrast.qms.conformance import ConformanceFacts, conformance_statement
+
+    defaults = Settings.model_fields
+    facts = ConformanceFacts(
+        version=__version__, default_ae_title=defaults["dimse_ae_title"].default,
+        scp_contexts=supported_contexts(), scu_sop_classes=RESULT_SOP_CLASSES,
+        scu_default_syntaxes=DEFAULT_SYNTAXES, scu_sendable_syntaxes=SENDABLE_SYNTAXES,
+        max_associations=defaults["dimse_max_associations"].default,
+        timeout_s=defaults["dimse_timeout_s"].default,
+        statuses=[(int(r), r.name, m) for r, m in sorted(MEANINGS.items())],
+        dicomweb=[(method, route.path, route.summary or "") for route in dicomweb.router.routes
+                  if isinstance(route, APIRoute) for method in sorted(route.methods)])
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "dicom-conformance-statement.md"
+    path.write_text(conformance_statement(facts), encoding="utf-8")
+    console.print(f"wrote {path}")
+
+
 @app.command("soup")
 @user_errors
 def qms_soup(out: OutOption = Path("build/qms"),

@@ -8,15 +8,28 @@ Success and warning statuses count as accepted (PS3.4 B.2.3)."""
 from pathlib import Path
 
 import pydicom
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+)
 from pynetdicom import AE
 
 from digital_contrast.delivery.outcome import SendOutcome
 
 DEFAULT_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+# What a result can be sent as: native, or compressed losslessly by pydicom's encoders here.
+SENDABLE_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless,
+                     JPEGLSLossless, JPEG2000Lossless)
+# The SOP classes of a result: the synthetic series, Parametric Maps, Secondary Captures.
+RESULT_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.30",
+                      "1.2.840.10008.5.1.4.1.1.7")
 _NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 _ACCEPTED_STATUSES = {0x0000, 0xB000, 0xB006, 0xB007}
-_FLOAT_CLASSES = {"1.2.840.10008.5.1.4.1.1.30"}  # Parametric Map Storage
+_FLOAT_CLASSES = {RESULT_SOP_CLASSES[1]}  # Parametric Map Storage
 
 
 def _offered(sop_class: str, preferred: list[UID]) -> list[UID]:

@@ -50,6 +50,14 @@ CHANNEL = "c-store"
 ACCEPTED_TRANSFER_SYNTAXES: tuple[UID, ...] = (
     ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
     JPEGLosslessSV1, JPEGLossless, JPEGLSLossless, JPEG2000Lossless, RLELossless)
+def supported_contexts() -> list[tuple[UID, tuple[UID, ...]]]:
+    """What the listener accepts: Verification, and the intake's SOP classes in the lossless
+    transfer syntaxes (the conformance statement is generated from this)."""
+    return [(UID(Verification), (ImplicitVRLittleEndian,)), *(
+        (UID(sop_class), ACCEPTED_TRANSFER_SYNTAXES)
+        for sop_class in sorted(DEFAULT_ACCEPTED_SOP_CLASSES))]
+
+
 # A-ASSOCIATE-RJ: rejected-permanent, by the service user, calling AE title not recognised.
 _REJECT_UNKNOWN_CALLER = (0x01, 0x01, 0x03)
 
@@ -65,9 +73,8 @@ class StorageSCP:
         ae = AE(ae_title=settings.dimse_ae_title)
         ae.maximum_associations = settings.dimse_max_associations
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = settings.dimse_timeout_s
-        ae.add_supported_context(Verification)
-        for sop_class in sorted(DEFAULT_ACCEPTED_SOP_CLASSES):
-            ae.add_supported_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
+        for sop_class, syntaxes in supported_contexts():
+            ae.add_supported_context(sop_class, list(syntaxes))
         self._ae = ae
         self._server: ThreadedAssociationServer | None = None
         self._sites: WeakKeyDictionary[Association, tuple[str, str]] = WeakKeyDictionary()

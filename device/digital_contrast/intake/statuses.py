@@ -26,6 +26,25 @@ class FailureReason(IntEnum):
     SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 
+# What each refusal means to a sender (the conformance statement lists them).
+MEANINGS: dict[FailureReason, str] = {
+    FailureReason.OUT_OF_RESOURCES: "out of resources: larger than the limit, or the disk is full",
+    FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS: "damaged: missing or invalid UIDs, File "
+    "Meta contradicting the data set, an image without complete pixel data",
+    FailureReason.STUDY_INSTANCE_UID_MISMATCH: "STOW-RS only: another study than the one in "
+    "the URL",
+    FailureReason.SYNTHETIC_INPUT: "a synthetic image (SyntheticData YES, or this device's "
+    "derived output): never an input",
+    FailureReason.CANNOT_UNDERSTAND: "not readable as DICOM (no File Meta, no SOP Class UID)",
+    FailureReason.TRANSFER_SYNTAX_NOT_SUPPORTED: "STOW-RS only: a transfer syntax not accepted",
+    FailureReason.PROCESSING_FAILURE: "another image under a SOP Instance UID already stored, "
+    "or a storage failure",
+    FailureReason.DUPLICATE_SOP_INSTANCE: "STOW-RS only: the SOP Instance UID repeated in one "
+    "request",
+    FailureReason.SOP_CLASS_NOT_SUPPORTED: "a data set of a SOP class not accepted",
+}
+
+
 class WarningReason(IntEnum):
     """Warning Reason (0008,1196) values (PS3.18 Table I.2-1)."""
 
