@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     dimse_ae_title: str = Field("DIGCONTRAST", min_length=1, max_length=16,
                                 pattern=r"^[ -\[\]-~]*[!-\[\]-~][ -\[\]-~]*$",
                                 description="Our AE title (1-16 characters, no backslash).")
+    dimse_tls: bool = Field(False, description="The DIMSE listener speaks TLS only, with the "
+                            "certificate in the keys folder (tls/dimse.pem, tls/dimse.key; "
+                            "client certificates required when tls/clients-ca.pem exists).")
     dimse_max_associations: int = Field(10, ge=1, le=200, description="DIMSE associations "
                                         "served at once; more are rejected (transient, local "
                                         "limit exceeded).")

@@ -31,6 +31,8 @@ def destinations_add(
     auth_header: Annotated[str | None, typer.Option(
         help="STOW-RS: an HTTP header to send (e.g. Authorization); its value is read from "
              "standard input and kept in the keys folder.")] = None,
+    tls: Annotated[bool, typer.Option(help="DIMSE over TLS (certificates in the keys "
+                                           "folder's tls/).")] = False,
     auto: Annotated[bool, typer.Option(help="Push every succeeded job's result here.")] = False,
     site: Annotated[str | None, typer.Option(help="Default: DC_SITE.")] = None,
 ) -> None:
@@ -58,7 +60,7 @@ def destinations_add(
             raise fail("DESTINATION_INVALID", f"no value for {auth_header} on standard input")
     with service_state() as state, state.sessions() as db:
         add_destination(db, site, name, protocol, ae_title=ae_title, host=host, port=port,
-                        url=url, transfer_syntaxes=transfer_syntax, auto=auto,
+                        url=url, transfer_syntaxes=transfer_syntax, auto=auto, tls=tls,
                         has_credential=secret is not None)
         if secret is not None:
             assert auth_header is not None
@@ -68,7 +70,8 @@ def destinations_add(
                      {"protocol": protocol.value, "auto": auto,
                       "credential": secret is not None})
         db.commit()
-    where = f"{ae_title}@{host}:{port}" if protocol is Protocol.DIMSE else url
+    where = (f"{ae_title}@{host}:{port}{' (TLS)' if tls else ''}"
+             if protocol is Protocol.DIMSE else url)
     console.print(f"destination {name} (site {site}): {protocol.value} {where}"
                   f"{', every result' if auto else ''}")
 

@@ -91,8 +91,8 @@ def _dimse_listener(wanted: bool) -> Iterator[None]:
                        f"{state.settings.dimse_port} ({exc.strerror or exc})") from None
         settings = state.settings
         console.print(f"DIMSE: AE title {settings.dimse_ae_title} on "
-                      f"{settings.dimse_host}:{port} (C-STORE, C-ECHO; senders: "
-                      "`digital-contrast senders list`)")
+                      f"{settings.dimse_host}:{port}{' over TLS' if settings.dimse_tls else ''}"
+                      " (C-STORE, C-ECHO; senders: `digital-contrast senders list`)")
         try:
             yield
         finally:

@@ -5,6 +5,7 @@ native syntaxes are re-encoded by pynetdicom, a compressed one is encoded with p
 JPEG-LS, JPEG 2000 lossless); float pixel data (Parametric Map) is only offered native.
 Success and warning statuses count as accepted (PS3.4 B.2.3)."""
 
+import ssl
 from pathlib import Path
 
 import pydicom
@@ -40,7 +41,8 @@ def _offered(sop_class: str, preferred: list[UID]) -> list[UID]:
 
 
 def send_by_c_store(files: list[Path], *, our_ae_title: str, ae_title: str, host: str,
-                    port: int, transfer_syntaxes: list[str], timeout_s: float) -> SendOutcome:
+                    port: int, transfer_syntaxes: list[str], timeout_s: float,
+                    tls: ssl.SSLContext | None = None) -> SendOutcome:
     outcome = SendOutcome()
     preferred = [UID(s) for s in transfer_syntaxes] or list(DEFAULT_SYNTAXES)
     headers = [(path, pydicom.dcmread(path, stop_before_pixels=True)) for path in files]
@@ -48,7 +50,8 @@ def send_by_c_store(files: list[Path], *, our_ae_title: str, ae_title: str, host
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
     for sop_class in sorted({str(h.SOPClassUID) for _, h in headers}):
         ae.add_requested_context(sop_class, _offered(sop_class, preferred))
-    assoc = ae.associate(host, port, ae_title=ae_title)
+    assoc = ae.associate(host, port, ae_title=ae_title,
+                         tls_args=(tls, host) if tls is not None else None)
     if not assoc.is_established:
         if assoc.is_rejected:
             rj = assoc.acceptor.primitive

@@ -15,6 +15,7 @@ from digital_contrast.delivery.credentials import credential_headers
 from digital_contrast.delivery.outcome import SendOutcome
 from digital_contrast.delivery.stow_rs import send_by_stow_rs
 from digital_contrast.keys.folder import keys_folder
+from digital_contrast.keys.tls import client_context
 from digital_contrast.service import ServiceState
 from digital_contrast.store.audit import append_audit
 from digital_contrast.store.enums import DeliveryState, Protocol
@@ -40,6 +41,7 @@ class _Claimed:
     port: int | None
     url: str | None
     transfer_syntaxes: list[str]
+    tls: bool
     has_credential: bool
     files: list[Path]
 
@@ -62,7 +64,7 @@ class DeliveryWorker:
             d = delivery.destination
             claimed = _Claimed(
                 delivery.id, delivery.site, delivery.job_id, d.name, d.protocol, d.ae_title,
-                d.host, d.port, d.url, list(d.transfer_syntaxes), d.has_credential,
+                d.host, d.port, d.url, list(d.transfer_syntaxes), d.tls, d.has_credential,
                 [self.service.instances.path(i.file_path)
                  for i in delivery_instances(db, delivery)])
             db.commit()
@@ -79,7 +81,9 @@ class DeliveryWorker:
                                    ae_title=claimed.ae_title, host=claimed.host,
                                    port=claimed.port,
                                    transfer_syntaxes=claimed.transfer_syntaxes,
-                                   timeout_s=settings.dimse_timeout_s)
+                                   timeout_s=settings.dimse_timeout_s,
+                                   tls=client_context(keys_folder(settings))
+                                   if claimed.tls else None)
         assert claimed.url
         headers = (credential_headers(keys_folder(settings), claimed.site, claimed.destination)
                    if claimed.has_credential else {})

@@ -39,6 +39,8 @@ from digital_contrast.intake import (
     ingest,
     validate_instance,
 )
+from digital_contrast.keys.folder import keys_folder
+from digital_contrast.keys.tls import server_context
 from digital_contrast.service import ServiceState
 from digital_contrast.store.audit import append_audit
 from digital_contrast.store.dicom_senders import sender_for
@@ -95,8 +97,11 @@ class StorageSCP:
             raise ValueError("no DIMSE port: set DC_DIMSE_PORT")
         handlers = [(evt.EVT_REQUESTED, self._on_requested), (evt.EVT_C_ECHO, self._on_echo),
                     (evt.EVT_C_STORE, self._on_store)]
-        self._server = self._ae.start_server(address, block=False, evt_handlers=handlers)
-        log.info("DIMSE listener %s on %s:%d", self.ae_title, address[0], self.port)
+        tls = server_context(keys_folder(settings)) if settings.dimse_tls else None
+        self._server = self._ae.start_server(address, block=False, evt_handlers=handlers,
+                                             ssl_context=tls)
+        log.info("DIMSE listener %s on %s:%d%s", self.ae_title, address[0], self.port,
+                 " (TLS)" if tls else "")
         return self.port
 
     def stop(self) -> None:

@@ -81,10 +81,13 @@ def conformance_statement(facts: ConformanceFacts) -> str:
     lines += ["", "STOW-RS responses report each refused instance in the Failed SOP Sequence "
               "with the statuses above. Authentication: an API key (`X-API-Key` or Bearer).",
               "", "## 4. Communication profiles and security", "",
-              "TCP/IP (PS3.8). DIMSE runs without TLS in this version (known residual anomaly "
-              "ANOM-003): keep the listener on the imaging network or behind a TLS tunnel; "
-              "bind each sender to its address. DICOMweb is plain HTTP: put the service behind "
-              "a TLS-terminating reverse proxy.", "",
+              "TCP/IP (PS3.8). The TLS secure transport connection profile (PS3.15 B.1) is "
+              "supported: with `DC_DIMSE_TLS` the listener speaks TLS 1.2 or later only, with "
+              "the certificate of the keys folder, and requires client certificates signed by "
+              "the site's CA when one is configured; destinations marked `--tls` are reached "
+              "over TLS with their certificate verified. Without TLS, keep the listener on the "
+              "imaging network and bind each sender to its address. DICOMweb is plain HTTP: "
+              "put the service behind a TLS-terminating reverse proxy.", "",
               "## 5. Character sets", "",
               "Received data sets are stored as received; the derived series keeps the "
               "source's Specific Character Set.", ""]

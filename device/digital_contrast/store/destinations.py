@@ -25,7 +25,7 @@ def add_destination(db: Session, site: str, name: str, protocol: Protocol | str,
                     ae_title: str | None = None, host: str | None = None,
                     port: int | None = None, url: str | None = None,
                     transfer_syntaxes: list[str] | None = None, auto: bool = False,
-                    has_credential: bool = False) -> Destination:
+                    tls: bool = False, has_credential: bool = False) -> Destination:
     """A new destination, checked whole before anything is written (DESTINATION_INVALID)."""
     if not _NAME.fullmatch(name):
         raise _invalid("a destination name is 1-64 letters, digits, '.', '_' or '-'")
@@ -42,9 +42,10 @@ def add_destination(db: Session, site: str, name: str, protocol: Protocol | str,
     else:
         parts = urlsplit(url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc or ae_title or host \
-                or port is not None or transfer_syntaxes:
+                or port is not None or transfer_syntaxes or tls:
             raise _invalid("a STOW-RS destination needs --url http(s)://host/... (its DICOMweb "
-                           "root), and no AE title, host, port or transfer syntaxes")
+                           "root; https for TLS), and no AE title, host, port, transfer "
+                           "syntaxes or --tls")
         if parts.username or parts.password:
             raise _invalid("credentials never go in the URL: use --auth-header (kept in the "
                            "keys folder)")
@@ -55,7 +56,7 @@ def add_destination(db: Session, site: str, name: str, protocol: Protocol | str,
     destination = Destination(site=site, name=name, protocol=protocol, ae_title=ae_title,
                               host=host, port=port, url=url,
                               transfer_syntaxes=list(transfer_syntaxes or []), auto=auto,
-                              has_credential=has_credential)
+                              tls=tls, has_credential=has_credential)
     db.add(destination)
     db.flush()
     return destination

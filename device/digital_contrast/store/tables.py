@@ -164,6 +164,7 @@ class Destination(Base):
     port: Mapped[int | None] = mapped_column(Integer)
     url: Mapped[str | None] = mapped_column(Text)
     transfer_syntaxes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tls: Mapped[bool] = mapped_column(default=False)  # DIMSE over TLS (keys folder's tls/)
     has_credential: Mapped[bool] = mapped_column(default=False)
     auto: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("port", sa.Integer(), nullable=True),
         sa.Column("url", sa.Text(), nullable=True),
         sa.Column("transfer_syntaxes", sa.JSON(), nullable=False),
+        sa.Column("tls", sa.Boolean(), nullable=False),
         sa.Column("has_credential", sa.Boolean(), nullable=False),
         sa.Column("auto", sa.Boolean(), nullable=False),
         _when("created_at"), _when("disabled_at", True),
