@@ -1,6 +1,7 @@
 """Results pushed back to the PACS: a job's synthetic series and maps delivered to a real
 Orthanc by our C-STORE SCU (automatically, in the transfer syntax negotiated) and by our
-STOW-RS client (on request), through the durable outbox, shown in the job record."""
+STOW-RS client (on request), through the durable outbox, shown in the job record; and pulled
+by Orthanc's own WADO-RS client."""
 
 import io
 from pathlib import Path
@@ -16,14 +17,16 @@ from digital_contrast.phantom.export import Phase
 from digital_contrast.store import Instance, Origin, Series
 from digital_contrast.store.destinations import add_destination
 from tests.support.orthanc import running_orthanc
-from tests.support.service import make_settings, running_service, upload
+from tests.support.service import live_server, make_settings, running_service, upload
 
 
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory: pytest.TempPathFactory, empty_registry_db: Path, phantom_series):
     root = tmp_path_factory.mktemp("orthanc-results")
     settings = make_settings(root / "service", empty_registry_db, max_upload_bytes=60_000_000)
-    with running_orthanc(root / "orthanc") as orthanc, running_service(settings) as service:
+    with running_service(settings) as service, live_server(service.app) as base, \
+            running_orthanc(root / "orthanc", dicomweb_servers={"dc": {
+                "Url": f"{base}/dicomweb/", "HttpHeaders": service.headers()}}) as orthanc:
         with service.state.sessions() as db:
             add_destination(db, settings.site, "pacs", "dimse", ae_title=orthanc.ae_title,
                             host="127.0.0.1", port=orthanc.dicom_port,
@@ -97,3 +100,20 @@ def test_a_result_is_pushed_by_stow_rs_on_request(peers) -> None:
     unknown = service.client.post(f"/v1/jobs/{job_id}/deliveries",
                                   json={"destination": "nowhere"}, headers=service.headers())
     assert unknown.status_code == 404 and unknown.json()["code"] == "DESTINATION_NOT_FOUND"
+
+
+@pytest.mark.req("SRS-DCMW-007")
+def test_orthanc_pulls_the_result_by_wado_rs(peers) -> None:
+    service, orthanc, job_id = peers
+    job = _job(service, job_id)
+    output = job["output_series_uid"]
+    for orthanc_series in orthanc.post("/tools/find", {"Level": "Series", "Query": {
+            "SeriesInstanceUID": output}}):  # what the pushes left there goes first
+        requests.delete(f"{orthanc.rest}/series/{orthanc_series}", timeout=30).raise_for_status()
+    assert orthanc.sop_instance_uids(output) == set()
+    with service.state.sessions() as db:
+        study = db.scalars(select(Series).where(Series.series_instance_uid == output)
+                           ).one().study.study_instance_uid
+    orthanc.post("/dicom-web/servers/dc/retrieve", {"Resources": [
+        {"Study": study, "Series": output}]})
+    assert orthanc.sop_instance_uids(output) == _produced(service)[output]
