@@ -111,3 +111,22 @@ def test_bad_frame_requests_are_problems(service, phantom_series, path: str, acc
     missing = service.client.get(f"/dicomweb/studies/{ds.StudyInstanceUID}/series/1.2.3/"
                                  "metadata", headers=service.headers())
     assert missing.status_code == 404
+
+
+@pytest.mark.req("SRS-DCMW-010")
+def test_includefield_returns_attributes_the_index_does_not_hold(service, phantom_series) -> None:
+    sent = _sent(phantom_series)[0]
+    headers = service.headers() | {"Accept": DICOM_JSON}
+    series = service.client.get("/dicomweb/series", headers=headers,
+                                params={"includefield": "00180050,KVP"}).json()[0]
+    assert series["00180050"]["Value"] == [float(sent.SliceThickness)]  # Slice Thickness
+    assert series["00180060"]["Value"] == [float(sent.KVP)]
+    studies = service.client.get("/dicomweb/studies", headers=headers,
+                                 params={"includefield": "InstitutionName"}).json()
+    assert studies[0]["00080080"].get("Value") == (
+        [sent.InstitutionName] if sent.get("InstitutionName") else None)
+    everything = service.client.get("/dicomweb/series", headers=headers,
+                                    params={"includefield": "all"}).json()[0]
+    assert "00200032" in everything and "7FE00010" not in everything  # a position, no pixels
+    plain = service.client.get("/dicomweb/series", headers=headers).json()[0]
+    assert "00180050" not in plain

@@ -335,6 +335,16 @@ def list_instances(session: Session, site: str, study_instance_uid: str,
     return list(session.scalars(query.order_by(Instance.instance_number, Instance.id)))
 
 
+def first_instance(session: Session, *, study_id: int | None = None,
+                   series_id: int | None = None) -> Instance | None:
+    """The earliest stored instance of a study or a series: where attributes beyond the
+    indexed ones are read from (QIDO-RS includefield)."""
+    query = select(Instance).join(Series)
+    query = query.where(Series.study_id == study_id) if study_id is not None else \
+        query.where(Instance.series_id == series_id)
+    return session.scalars(query.order_by(Instance.id).limit(1)).first()
+
+
 @dataclass(frozen=True)
 class StudyStats:
     """What QIDO-RS reports beside a study: ModalitiesInStudy and the related counts."""

@@ -32,6 +32,18 @@ def metadata_json(ds: Dataset) -> dict[str, Any]:
     return kept.to_json_dict()
 
 
+def with_included(result: dict[str, Any], header: Dataset | None, keywords: frozenset[str],
+                  include_all: bool) -> dict[str, Any]:
+    """A QIDO-RS result with the includefield attributes it lacks, read from a stored header
+    (`all`: every attribute of the header but pixels and large binary values)."""
+    if header is None or not (keywords or include_all):
+        return result
+    extra = metadata_json(header) if include_all else metadata_json(Dataset(
+        {e.tag: e for e in (header[k] for k in keywords if k in header)}))
+    merged = {tag: value for tag, value in extra.items() if tag not in result} | result
+    return {tag: merged[tag] for tag in sorted(merged)}
+
+
 def instance_result(ds: Dataset, retrieve_url: str) -> dict[str, Any]:
     """One instance of an instance-level QIDO-RS response (PS3.18 Table 10.6.3-5)."""
     out = Dataset()

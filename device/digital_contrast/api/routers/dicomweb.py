@@ -32,6 +32,7 @@ from digital_contrast.api.dicomweb.metadata import (
     instance_result,
     metadata_json,
     parse_frame_list,
+    with_included,
 )
 from digital_contrast.api.dicomweb.multipart import Part
 from digital_contrast.api.dicomweb.qido import DateRangeMatch, QidoQuery
@@ -39,6 +40,7 @@ from digital_contrast.api.dicomweb.urls import instance_url, require_uid, series
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.intake import IntakeAborted, ingest
 from digital_contrast.store.studies import (
+    first_instance,
     list_instances,
     list_series,
     list_studies,
@@ -146,9 +148,27 @@ def _pattern(query: QidoQuery, key: str) -> Any:
         getattr(match, "codes", None)
 
 
+def _header_of(state: Service, instance: Any) -> pydicom.Dataset | None:
+    if instance is None:
+        return None
+    return pydicom.dcmread(io.BytesIO(state.instances.read(instance.file_path,
+                                                           instance.sha256)),
+                           stop_before_pixels=True)
+
+
+def _included(state: Service, db: DbSession, query: QidoQuery, result: dict[str, Any], *,
+              study_id: int | None = None, series_id: int | None = None) -> dict[str, Any]:
+    """includefield: what the index does not hold is read from the first stored instance."""
+    if not (query.include_fields or query.include_all):
+        return result
+    header = _header_of(state, first_instance(db, study_id=study_id, series_id=series_id))
+    return with_included(result, header, query.include_fields, query.include_all)
+
+
 @router.get("/studies", summary="QIDO-RS: search studies",
             responses={200: {"content": {DICOM_JSON: {}}}})
-def search_studies(request: Request, db: DbSession, caller: Caller) -> JSONResponse:
+def search_studies(request: Request, state: Service, db: DbSession,
+                   caller: Caller) -> JSONResponse:
     query = parse_qido_query(request.query_params, "study")
     studies = list_studies(
         db, caller.site, patient_id=_pattern(query, "PatientID"),
@@ -157,20 +177,21 @@ def search_studies(request: Request, db: DbSession, caller: Caller) -> JSONRespo
         accession_number=_pattern(query, "AccessionNumber"),
         modality=_pattern(query, "ModalitiesInStudy"), limit=query.limit, offset=query.offset)
     stats = study_stats(db, [s.id for s in studies])
-    body = [study_result(
+    body = [_included(state, db, query, study_result(
         study_instance_uid=s.study_instance_uid, patient_id=s.patient_id,
         patient_name=s.patient_name, study_date=s.study_date,
         accession_number=s.accession_number, study_description=s.study_description,
         modalities_in_study=stats[s.id].modalities,
         number_of_study_related_series=stats[s.id].series_count,
         number_of_study_related_instances=stats[s.id].instance_count,
-        retrieve_url=study_url(_base(request), s.study_instance_uid)) for s in studies]
+        retrieve_url=study_url(_base(request), s.study_instance_uid)), study_id=s.id)
+        for s in studies]
     headers = {"Warning": ", ".join(f'299 digital-contrast "{w}"' for w in query.warnings)
                } if query.warnings else {}
     return JSONResponse(body, media_type=DICOM_JSON, headers=headers)
 
 
-def _series_search(request: Request, db: DbSession, caller: Caller,
+def _series_search(request: Request, state: Service, db: DbSession, caller: Caller,
                    study: str | None) -> JSONResponse:
     query = parse_qido_query(request.query_params, "series")
     series = list_series(db, caller.site, study or _pattern(query, "StudyInstanceUID"),
@@ -179,29 +200,31 @@ def _series_search(request: Request, db: DbSession, caller: Caller,
                          patient_id=_pattern(query, "PatientID"))
     window = series[query.offset:query.offset + query.limit]
     counts = series_instance_counts(db, [s.id for s in window])
-    body = [series_result(
+    body = [_included(state, db, query, series_result(
         study_instance_uid=s.study.study_instance_uid,
         series_instance_uid=s.series_instance_uid,
         modality=s.modality or "OT", series_number=s.series_number,
         series_description=s.series_description,
         number_of_series_related_instances=counts[s.id],
         retrieve_url=series_url(_base(request), s.study.study_instance_uid,
-                                s.series_instance_uid))
+                                s.series_instance_uid)), series_id=s.id)
         for s in window]
     return JSONResponse(body, media_type=DICOM_JSON)
 
 
 @router.get("/studies/{study}/series", summary="QIDO-RS: search the series of a study",
             responses={200: {"content": {DICOM_JSON: {}}}})
-def search_series(request: Request, study: UID, db: DbSession, caller: Caller) -> JSONResponse:
-    return _series_search(request, db, caller, require_uid(study, "Study Instance UID"))
+def search_series(request: Request, study: UID, state: Service, db: DbSession,
+                  caller: Caller) -> JSONResponse:
+    return _series_search(request, state, db, caller, require_uid(study, "Study Instance UID"))
 
 
 @router.get("/series", summary="QIDO-RS: search series of every study",
             responses={200: {"content": {DICOM_JSON: {}}}})
-def search_all_series(request: Request, db: DbSession, caller: Caller) -> JSONResponse:
+def search_all_series(request: Request, state: Service, db: DbSession,
+                      caller: Caller) -> JSONResponse:
     """Study keys (StudyInstanceUID, PatientID) match too; each result names its study."""
-    return _series_search(request, db, caller, None)
+    return _series_search(request, state, db, caller, None)
 
 
 def _headers_of(state: Service, instances: list) -> list[pydicom.Dataset]:
@@ -221,9 +244,10 @@ def search_instances(request: Request, study: UID, series: UID, state: Service,
                           require_uid(series, "Series Instance UID"),
                           sop_instance_uid=_pattern(query, "SOPInstanceUID"))
     window = rows[query.offset:query.offset + query.limit]
-    body = [instance_result(header, instance_url(_base(request), study, series,
-                                                 str(header.SOPInstanceUID)))
-            for header in (_headers_of(state, window) if window else [])]
+    body = [with_included(instance_result(header, instance_url(
+        _base(request), study, series, str(header.SOPInstanceUID))), header,
+        query.include_fields, query.include_all)
+        for header in (_headers_of(state, window) if window else [])]
     return JSONResponse(body, media_type=DICOM_JSON)
 
 
