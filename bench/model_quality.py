@@ -159,6 +159,8 @@ def main() -> None:
     outcomes = [CaseOutcome(f"{group} {i}", None, group, metrics)
                 for group, cases in rows["model"].items() if group != SHIFT
                 for i, metrics in enumerate(cases)]
+    if not outcomes:  # the shift set alone: no acceptance rule reads it
+        return
     print("acceptance (each rule's statistic over its stratum), in memory, without the DICOM "
           "round trip or the confidence step of `digital-contrast validate`:")
     for criterion in evaluate(protocol.acceptance, outcomes):
