@@ -60,8 +60,10 @@ def supported_contexts() -> list[tuple[UID, tuple[UID, ...]]]:
         for sop_class in sorted(DEFAULT_ACCEPTED_SOP_CLASSES))]
 
 
-# A-ASSOCIATE-RJ: rejected-permanent, by the service user, calling AE title not recognised.
+# A-ASSOCIATE-RJ: rejected-permanent, by the service user, calling AE title not recognised;
+# rejected-transient, by the service user, no reason given (e.g. the database is down).
 _REJECT_UNKNOWN_CALLER = (0x01, 0x01, 0x03)
+_REJECT_TRANSIENT = (0x02, 0x01, 0x01)
 
 
 class StorageSCP:
@@ -115,6 +117,15 @@ class StorageSCP:
         assoc = event.assoc
         calling = assoc.requestor.primitive.calling_ae_title
         address = assoc.requestor.address
+        try:
+            self._accept_or_reject(assoc, calling, address)
+        except Exception as exc:  # fail closed: an unchecked association is never accepted
+            log.error("DIMSE association from AE %r rejected: %s while checking it",
+                      calling.strip(), type(exc).__name__)
+            assoc.acse.send_reject(*_REJECT_TRANSIENT)
+            assoc.kill()
+
+    def _accept_or_reject(self, assoc: Association, calling: str, address: str) -> None:
         with self.state.sessions() as db:
             sender = sender_for(db, calling, address)
             if sender is None:
@@ -136,7 +147,10 @@ class StorageSCP:
 
     def _on_store(self, event: Event) -> int:
         with self._lock:
-            site, ae_title = self._sites[event.assoc]
+            known = self._sites.get(event.assoc)
+        if known is None:  # only if the acceptance itself failed: never store unattributed
+            return int(FailureReason.PROCESSING_FAILURE)
+        site, ae_title = known
         data = event.encoded_dataset(include_meta=True)
         if len(data) > self.max_instance_bytes:
             return self._refused(ae_title, FailureReason.OUT_OF_RESOURCES,

@@ -84,6 +84,12 @@ def sender_for(db: Session, ae_title: str, address: str) -> DicomSender | None:
         return None
     sender = db.scalar(select(DicomSender).where(DicomSender.ae_title == title,
                                                  DicomSender.disabled_at.is_(None)))
-    if sender is None or (sender.host is not None and sender.host != _normal_host(address)):
+    if sender is None:
         return None
+    if sender.host is not None:
+        try:
+            if sender.host != _normal_host(address):
+                return None
+        except StoreError:  # not an IP address: cannot be the one the sender is bound to
+            return None
     return sender
