@@ -288,3 +288,19 @@ def test_the_conformance_statement_lists_what_an_association_negotiates(
                 accepted |= {(c.abstract_syntax, syntax) for c in assoc.accepted_contexts}
                 assoc.release()
     assert accepted == listed
+
+
+@pytest.mark.req("SRS-DIMSE-002")
+def test_an_association_that_cannot_be_checked_is_rejected_never_accepted(
+        dimse, monkeypatch: pytest.MonkeyPatch) -> None:
+    from digital_contrast.dimse import scp
+
+    def unreachable(*args: object) -> None:
+        raise ConnectionError("database down")
+
+    _, port = dimse
+    monkeypatch.setattr(scp, "sender_for", unreachable)
+    assoc = _associate(port)
+    assert assoc.is_rejected and not assoc.is_established
+    rejection = assoc.acceptor.primitive
+    assert (rejection.result, rejection.result_source, rejection.diagnostic) == (2, 1, 1)
