@@ -22,7 +22,7 @@ def _routes(service) -> set[tuple[str, str]]:
     schema = service.client.get("/openapi.json").json()
     documented = {(method.upper(), path) for path, item in schema["paths"].items()
                   for method in item}
-    return documented | {("GET", p) for p in ("/openapi.json", "/docs", "/redoc",
+    return documented | {("GET", p) for p in ("/", "/openapi.json", "/docs", "/redoc",
                                               "/docs/oauth2-redirect")}
 
 
