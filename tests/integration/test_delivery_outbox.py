@@ -15,7 +15,7 @@ from digital_contrast.config import get_settings
 from digital_contrast.delivery import DeliveryWorker, credential_headers
 from digital_contrast.keys.folder import keys_folder
 from digital_contrast.phantom.export import Phase
-from digital_contrast.store import AuditEvent, Job
+from digital_contrast.store import AuditEvent, Instance, Job, Series
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.destinations import add_destination, get_destination
 from digital_contrast.store.enums import DeliveryState
@@ -196,3 +196,24 @@ def test_destinations_are_managed_and_credentials_kept_in_the_keys_folder(
     with service.state.sessions() as db, pytest.raises(Exception, match="DESTINATION_NOT_FOUND"):
         get_destination(db, site, "archive")
     assert cli("destinations", "enable", "archive").exit_code == 0
+
+
+@pytest.mark.req("SRS-DLV-006")
+def test_a_result_file_that_no_longer_matches_its_hash_is_never_sent(service) -> None:
+    with service.state.sessions() as db:
+        job = db.scalars(select(Job)).one()
+        (first,) = db.scalars(select(Instance).join(Series).where(
+            Series.series_instance_uid == job.output_series_uid).limit(1))
+        path = service.state.instances.path(first.file_path)
+    kept = path.read_bytes()
+    try:
+        path.write_bytes(kept[:-10] + b"tampered!!")
+        delivery_id = _queue(service, "integrity", protocol="dimse", ae_title="ANY",
+                             host="127.0.0.1", port=free_port())
+        assert DeliveryWorker(service.state).run_once()
+        failed = _delivery(service, delivery_id)
+        assert (failed.state, failed.attempts, failed.instances_sent) == \
+            (DeliveryState.FAILED, 1, 0)
+        assert failed.last_error.endswith("INSTANCE_CORRUPT")
+    finally:
+        path.write_bytes(kept)

@@ -8,7 +8,6 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from digital_contrast.delivery.c_store import send_by_c_store
 from digital_contrast.delivery.credentials import credential_headers
@@ -19,6 +18,7 @@ from digital_contrast.keys.tls import client_context
 from digital_contrast.service import ServiceState
 from digital_contrast.store.audit import append_audit
 from digital_contrast.store.enums import DeliveryState, Protocol
+from digital_contrast.store.errors import StoreError
 from digital_contrast.store.outbox import (
     claim_next_delivery,
     delivery_instances,
@@ -43,7 +43,7 @@ class _Claimed:
     transfer_syntaxes: list[str]
     tls: bool
     has_credential: bool
-    files: list[Path]
+    files: list[tuple[str, str]]  # (path in the instance store, SHA-256)
 
 
 class DeliveryWorker:
@@ -65,8 +65,7 @@ class DeliveryWorker:
             claimed = _Claimed(
                 delivery.id, delivery.site, delivery.job_id, d.name, d.protocol, d.ae_title,
                 d.host, d.port, d.url, list(d.transfer_syntaxes), d.tls, d.has_credential,
-                [self.service.instances.path(i.file_path)
-                 for i in delivery_instances(db, delivery)])
+                [(i.file_path, i.sha256) for i in delivery_instances(db, delivery)])
             db.commit()
         return claimed
 
@@ -75,9 +74,15 @@ class DeliveryWorker:
         if not claimed.files:
             return SendOutcome(problems=["its result series are no longer stored "
                                          "(retention)"], retryable=False)
+        try:  # a file that no longer matches its hash never leaves the device
+            for path, sha256 in claimed.files:
+                self.service.instances.read(path, sha256)
+        except StoreError as exc:
+            return SendOutcome(problems=[exc.code], retryable=False)
+        files = [self.service.instances.path(path) for path, _ in claimed.files]
         if claimed.protocol is Protocol.DIMSE:
             assert claimed.ae_title and claimed.host and claimed.port
-            return send_by_c_store(claimed.files, our_ae_title=settings.dimse_ae_title,
+            return send_by_c_store(files, our_ae_title=settings.dimse_ae_title,
                                    ae_title=claimed.ae_title, host=claimed.host,
                                    port=claimed.port,
                                    transfer_syntaxes=claimed.transfer_syntaxes,
@@ -87,7 +92,7 @@ class DeliveryWorker:
         assert claimed.url
         headers = (credential_headers(keys_folder(settings), claimed.site, claimed.destination)
                    if claimed.has_credential else {})
-        return send_by_stow_rs(claimed.files, url=claimed.url, headers=headers,
+        return send_by_stow_rs(files, url=claimed.url, headers=headers,
                                timeout_s=settings.dimse_timeout_s)
 
     def run_once(self) -> bool:
