@@ -63,14 +63,14 @@ def test_each_role_is_refused_where_it_should_be(service, method: str, path: str
 @pytest.mark.req("SRS-API-001", "SRS-KEY-002")
 def test_a_revoked_key_is_refused(service) -> None:
     admin = service.headers(Role.ADMIN)
-    created = service.client.post("/v1/keys", json={"name": "temp", "role": "clinician"},
+    created = service.client.post("/v1/keys", json={"name": "temp", "role": "regulatory"},
                                   headers=admin)
     assert created.status_code == 201
     key = {"X-API-Key": created.json()["key"]}
-    assert service.client.get("/v1/jobs", headers=key).status_code == 200
+    assert service.client.get("/v1/audit", headers=key).status_code == 200
     listed = service.client.get("/v1/keys", headers=admin).json()
     assert all("key" not in entry for entry in listed)
     assert service.client.delete(f"/v1/keys/{created.json()['id']}",
                                  headers=admin).status_code == 204
-    refused = service.client.get("/v1/jobs", headers=key)
+    refused = service.client.get("/v1/audit", headers=key)
     assert refused.status_code == 401 and refused.json()["code"] == "AUTH_INVALID"

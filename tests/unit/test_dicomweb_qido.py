@@ -105,7 +105,7 @@ def test_paging_includefield_fuzzymatching_and_universal_matching() -> None:
     ({"StudyInstanceUID": "1.2.*"}, "wildcards are not allowed"),
     ({"ModalitiesInStudy": "ct"}, "code strings"),
     ({"PatientID": "a\\b"}, "single value"),
-    ({"limit": "0"}, "limit must be an integer of at least 1"),
+    ({"limit": "0"}, "limit must be an integer from 1 to"),
     ({"limit": "ten"}, "limit must be"),
     ({"offset": "-1"}, "offset must be"),
     ({"fuzzymatching": "maybe"}, "true or false"),

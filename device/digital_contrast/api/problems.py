@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from digital_contrast.errors import DigitalContrastError
 
@@ -31,7 +32,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "UPLOAD_NO_DICOM": 422, "SERIES_SYNTHETIC": 422,
     "EXPLAIN_METHOD_REFUSED": 409, "EXPLAIN_REGION_INVALID": 422, "MAP_NOT_FOUND": 404,
     "API_KEY_NOT_FOUND": 404, "METHOD_NOT_ALLOWED": 405,
-    "OUTCOME_NOT_APPLICABLE": 409, "SITE_FORBIDDEN": 403, "RANGE_INVALID": 422,
+    "OUTCOME_NOT_APPLICABLE": 409, "SITE_FORBIDDEN": 403, "ROLE_FORBIDDEN": 403,
+    "RANGE_INVALID": 422,
     "BUCKET_INVALID": 422,
     "DESTINATION_NOT_FOUND": 404, "DELIVERY_NOT_FOUND": 404, "DELIVERY_NOTHING_TO_SEND": 409,
     "DELIVERY_INVALID_STATE": 409,
@@ -105,6 +107,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         code = {401: "AUTH_MISSING", 403: "AUTH_FORBIDDEN", 404: "NOT_FOUND",
                 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, f"HTTP_{exc.status_code}")
         return problem(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # The client left mid-request: nobody reads the answer, and it is not our fault.
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return problem(400, "CLIENT_DISCONNECTED", "the client closed the connection before "
+                       "the request was complete")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -224,7 +224,8 @@ class KeyRequest(BaseModel):
 
     name: str = Field(min_length=1, max_length=128)
     role: Role
-    site: str | None = Field(None, description="Default: the administrator's own site")
+    site: str | None = Field(None, min_length=1, max_length=64,
+                             description="The administrator's own site (the default); no other")
 
 
 class KeyView(BaseModel):

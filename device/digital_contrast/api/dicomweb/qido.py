@@ -250,9 +250,15 @@ def _parse_date(keyword: str, text: str) -> date:
                "YYYYMMDD-YYYYMMDD, -YYYYMMDD or YYYYMMDD-")
 
 
+MAX_OFFSET = 10**9  # far beyond any site's results, well inside every database's integers
+_ASCII_DIGITS = re.compile(r"[0-9]{1,12}")
+
+
 def _count(text: str, name: str, minimum: int) -> int:
-    if not text.isdigit() or int(text) < minimum:
-        raise _bad(f"{name} must be an integer of at least {minimum}, not {text[:20]!r}")
+    # ASCII digits only: str.isdigit() also takes superscripts that int() refuses.
+    if not _ASCII_DIGITS.fullmatch(text) or not minimum <= int(text) <= MAX_OFFSET:
+        raise _bad(f"{name} must be an integer from {minimum} to {MAX_OFFSET}, "
+                   f"not {text[:20]!r}")
     return int(text)
 
 

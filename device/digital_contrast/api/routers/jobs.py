@@ -4,7 +4,7 @@ ask for an attribution of a finished job, list and fetch the maps of a job."""
 import io
 import json
 import zipfile
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response
@@ -80,6 +80,11 @@ def jobs(db: DbSession, caller: Caller,
          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[JobView]:
     if since is not None and since.tzinfo is None:
         raise DigitalContrastError("REQUEST_INVALID", "since needs a time zone, e.g. Z")
+    try:
+        since = since.astimezone(UTC) if since is not None else None
+    except OverflowError:
+        raise DigitalContrastError("REQUEST_INVALID", "since is outside the calendar once "
+                                   "converted to UTC") from None
     return [_view(db, job) for job in list_jobs(db, caller.site, state, since, limit=limit)]
 
 
