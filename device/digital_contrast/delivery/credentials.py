@@ -28,6 +28,3 @@ def credential_headers(folder: KeysFolder, site: str, name: str) -> dict[str, st
     data = folder.read_private(*_parts(site, name))
     return dict(json.loads(data)["headers"]) if data else {}
 
-
-def remove_credential(folder: KeysFolder, site: str, name: str) -> None:
-    folder.file(*_parts(site, name)).unlink(missing_ok=True)

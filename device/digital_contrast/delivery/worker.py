@@ -16,6 +16,7 @@ from digital_contrast.delivery.stow_rs import send_by_stow_rs
 from digital_contrast.keys.folder import keys_folder
 from digital_contrast.keys.tls import client_context
 from digital_contrast.service import ServiceState
+from digital_contrast.service.polling import poll_until
 from digital_contrast.store.audit import append_audit
 from digital_contrast.store.enums import DeliveryState, Protocol
 from digital_contrast.store.errors import StoreError
@@ -129,14 +130,7 @@ class DeliveryWorker:
         return True
 
     def run_until(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                if self.run_once():
-                    continue
-            except Exception as exc:  # a database hiccup must not end deliveries
-                log.error("%s: %s while claiming or recording a delivery", self.worker_id,
-                          type(exc).__name__)
-            stop.wait(self.poll_seconds)
+        poll_until(stop, self.run_once, self.poll_seconds, self.worker_id)
 
 
 def start_delivery_threads(service: ServiceState, count: int, stop: threading.Event, *,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from digital_contrast.carbon.meter import JobEnergy
 from digital_contrast.jobs.runner import record_footprint, run_job
 from digital_contrast.service import ServiceState
+from digital_contrast.service.polling import poll_until
 from digital_contrast.store import JobState
 from digital_contrast.store.errors import StoreError
 from digital_contrast.store.jobs import claim_next_job, finish_job, renew_lease
@@ -80,14 +81,7 @@ class Worker:
         return True
 
     def run_until(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                if self.run_once():
-                    continue
-            except Exception as exc:  # keep serving: a database hiccup must not kill the pool
-                log.error("worker %s: %s while claiming or finishing a job", self.worker_id,
-                          type(exc).__name__)
-            stop.wait(self.poll_seconds)
+        poll_until(stop, self.run_once, self.poll_seconds, f"worker {self.worker_id}")
 
 
 def start_worker_threads(service: ServiceState, count: int, stop: threading.Event, *,

@@ -69,8 +69,11 @@ def claim_next_delivery(db: Session, worker_id: str, lease_seconds: float, *,
                         now: datetime | None = None) -> Delivery | None:
     """The most overdue delivery, now held by `worker_id`; None when nothing is due. Commit
     soon after (on SQLite the claim holds the write lock until then)."""
-    begin_write(db)
     now = now or utcnow()
+    # Polled every second: an empty outbox costs one read, not the database's write lock.
+    if db.scalar(select(Delivery.id).where(_claimable(now)).limit(1)) is None:
+        return None
+    begin_write(db)
     candidate = db.scalars(
         select(Delivery).where(_claimable(now))
         .order_by(Delivery.next_attempt_at, Delivery.id).limit(1)

@@ -148,9 +148,8 @@ def _pattern(query: QidoQuery, key: str) -> Any:
         getattr(match, "codes", None)
 
 
-def _header_of(state: Service, instance: Any) -> pydicom.Dataset | None:
-    if instance is None:
-        return None
+def _header_of(state: Service, instance: Any) -> pydicom.Dataset:
+    """A stored instance's data set without pixels, its file's hash checked on the way."""
     return pydicom.dcmread(io.BytesIO(state.instances.read(instance.file_path,
                                                            instance.sha256)),
                            stop_before_pixels=True)
@@ -161,8 +160,9 @@ def _included(state: Service, db: DbSession, query: QidoQuery, result: dict[str,
     """includefield: what the index does not hold is read from the first stored instance."""
     if not (query.include_fields or query.include_all):
         return result
-    header = _header_of(state, first_instance(db, study_id=study_id, series_id=series_id))
-    return with_included(result, header, query.include_fields, query.include_all)
+    first = first_instance(db, study_id=study_id, series_id=series_id)
+    return with_included(result, _header_of(state, first) if first else None,
+                         query.include_fields, query.include_all)
 
 
 @router.get("/studies", summary="QIDO-RS: search studies",
@@ -230,8 +230,7 @@ def search_all_series(request: Request, state: Service, db: DbSession,
 def _headers_of(state: Service, instances: list) -> list[pydicom.Dataset]:
     if not instances:
         raise DigitalContrastError("NOT_FOUND", "no such study, series or instance at this site")
-    return [pydicom.dcmread(io.BytesIO(state.instances.read(i.file_path, i.sha256)),
-                            stop_before_pixels=True) for i in instances]
+    return [_header_of(state, i) for i in instances]
 
 
 @router.get("/studies/{study}/series/{series}/instances",
