@@ -11,7 +11,7 @@ TORCH := torch==2.13.0
 # Pango and a font let WeasyPrint render the PDF documents; Orthanc with its DICOMweb plugin is
 # the hospital PACS peer of the integration tests, over DICOMweb and DIMSE).
 TEST_DEB_PACKAGES := dicom3tools chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
-	orthanc orthanc-dicomweb
+	orthanc orthanc-dicomweb rsyslog rsyslog-gnutls
 REPORTS := var/test-reports
 
 .PHONY: run test demo bootstrap system-packages lock lint

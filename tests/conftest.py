@@ -132,11 +132,19 @@ def store_engine(store_url: str):
 
 
 @pytest.fixture
-def store_sessions(store_engine):
-    """A sessionmaker bound to the test's store database."""
+def audit_seal(tmp_path: Path):
+    """A test's audit key and anchor file (the service takes both from the keys folder)."""
+    from digital_contrast.store.audit_seal import AuditSeal
+
+    return AuditSeal(os.urandom(32), anchor_path=tmp_path / "anchors" / "audit.log")
+
+
+@pytest.fixture
+def store_sessions(store_engine, audit_seal):
+    """A sessionmaker bound to the test's store database, sealing audit events."""
     from digital_contrast.store.database import session_factory
 
-    return session_factory(store_engine)
+    return session_factory(store_engine, audit_seal)
 
 
 @pytest.fixture

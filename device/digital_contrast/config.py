@@ -1,10 +1,13 @@
 """The one Settings object: every operator-facing option, read from `DC_*` environment variables."""
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 # The repository is the technical file; released models are committed under releases/.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +29,16 @@ class Settings(BaseSettings):
         Path.home() / ".config" / "digital-contrast" / "keys",
         description="Private keys and site secrets (0600 files in a 0700 folder); must lie "
         "outside data_dir. See docs/regulatory.md, 'Keys and signed records'.")
+    audit_anchor_file: Path | None = Field(
+        None, description="Append-only file the audit trail's head is anchored to after every "
+        "event (default: anchors/audit-<hash of the database URL>.log in keys_dir); must lie "
+        "outside data_dir, ideally on storage that database administrators cannot write. See "
+        "docs/operations.md, 'Audit'.")
+    audit_syslog: str = Field(
+        "", description="The site's audit repository, tcp://, tls:// or udp://host:port: every "
+        "audit event is sent to it as an IHE ATNA message in RFC 5424 syslog (tls: the node "
+        "certificate tls/dimse.pem of the keys folder, and tls/peers-ca.pem). See "
+        "docs/operations.md, 'Audit'.")
     trusted_keys: list[str] = Field(
         default_factory=list, description="Public keys ('ed25519:<base64>', JSON list) whose "
         "signed validation records this site accepts, beside the release keys shipped in "
@@ -112,9 +125,23 @@ class Settings(BaseSettings):
         self.keys_dir = self.keys_dir.expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{data_dir / 'digital_contrast.db'}"
+        if self.audit_anchor_file is None:  # one per database: keys folders can be shared
+            digest = hashlib.sha256(_without_password(self.database_url).encode()).hexdigest()
+            self.audit_anchor_file = self.keys_dir / "anchors" / f"audit-{digest[:12]}.log"
+        self.audit_anchor_file = self.audit_anchor_file.expanduser().resolve()
+        if data_dir in self.audit_anchor_file.parents:
+            raise ValueError("DC_AUDIT_ANCHOR_FILE must lie outside DC_DATA_DIR: whoever can "
+                             "rewrite the database's folder must not reach the anchor too")
         if not self.mlflow_uri:
             self.mlflow_uri = f"sqlite:///{data_dir / 'mlflow.db'}"
         return self
+
+
+def _without_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # refused later by the store (DATABASE_URL_INVALID)
+        return url.rsplit("@", 1)[-1]
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,6 @@
 """Audit trail: the hash chain verifies, any edit or removal is named, the database refuses
 UPDATE and DELETE, and concurrent appends never fork the chain."""
 
-from contextlib import contextmanager
 from itertools import pairwise
 
 import pytest
@@ -17,25 +16,13 @@ from digital_contrast.store.audit import (
     verify_audit_chain,
 )
 from digital_contrast.store.tables import AuditEvent
-from tests.support.databases import run_concurrently
+from tests.support.databases import audit_triggers_bypassed, run_concurrently
 
 
 def _append(session, k: int, site: str = "site-a") -> AuditEvent:
     return append_audit(session, site, f"key:{k % 3}", "job.submit", "job", f"job-{k}",
                         "success", {"use_case": "aaa-cta", "n": k, "ratio": k / 7,
                                     "note": "ünïcode"})
-
-
-@contextmanager
-def _triggers_bypassed(engine: Engine):
-    """What someone with direct database rights could do: edit rows behind the device's back."""
-    with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
-        else:
-            for verb in ("update", "delete"):
-                connection.exec_driver_sql(f"DROP TRIGGER audit_events_no_{verb}")
-        yield connection
 
 
 @pytest.mark.req("SRS-AUD-001")
@@ -66,7 +53,7 @@ def test_an_edited_row_is_named(store_sessions, store_engine: Engine, column: st
         values = {"outcome": "'failure'", "detail": "'{\"n\": 99}'",
                   "at": "at + INTERVAL '1 second'" if store_engine.dialect.name == "postgresql"
                   else "'2020-01-01 00:00:00.000000'", "hash": f"'{'f' * 64}'"}
-        with _triggers_bypassed(store_engine) as connection:
+        with audit_triggers_bypassed(store_engine) as connection:
             connection.execute(text(f"UPDATE audit_events SET {column} = {values[column]} "
                                     "WHERE id = :id"), {"id": target.id})
         result = verify_audit_chain(session)
@@ -79,7 +66,7 @@ def test_a_removed_row_is_detected_at_the_next_one(store_sessions, store_engine:
     with store_sessions() as session:
         events = [_append(session, k) for k in range(4)]
         session.commit()
-    with _triggers_bypassed(store_engine) as connection:
+    with audit_triggers_bypassed(store_engine) as connection:
         connection.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": events[1].id})
     with store_sessions() as session:
         result = verify_audit_chain(session)

@@ -1,6 +1,8 @@
 """Store schema: migrations up and down on both databases, models match them, engine settings,
 CHECK constraints and aware UTC datetimes."""
 
+import hashlib
+import json
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,11 +13,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.store import ApiKey, JobState, StoreError, Study
+from digital_contrast.store.audit import append_audit, verify_audit_chain
+from digital_contrast.store.audit_seal import AuditSeal
 from digital_contrast.store.database import (
     MIGRATIONS_DIR,
     current_revision,
@@ -26,7 +30,7 @@ from digital_contrast.store.database import (
     upgrade_to_head,
 )
 from digital_contrast.store.dicom_senders import add_sender, sender_for
-from digital_contrast.store.tables import Base, Job
+from digital_contrast.store.tables import AuditEvent, Base, Job
 from tests.support.databases import (
     STORE_TABLES,
     table_names,
@@ -35,7 +39,7 @@ from tests.support.databases import (
 
 EXPECTED_TABLES = {"studies", "series", "instances", "jobs", "job_events", "emission_records",
                    "measurement_slots", "emission_daily", "emission_energy_bins",
-                   "audit_events", "api_keys", "file_deletions", "dicom_senders",
+                   "audit_events", "audit_exports", "api_keys", "file_deletions", "dicom_senders",
                    "destinations", "deliveries"}
 
 
@@ -126,6 +130,83 @@ def test_a_0_1_0_database_upgrades_to_head_keeping_its_rows(blank_url: str) -> N
             add_sender(db, "PACS_1", "site-a")
             db.commit()
             assert sender_for(db, "PACS_1", "127.0.0.1").site == "site-a"
+    finally:
+        engine.dispose()
+
+
+def _database_at_0002(url: str) -> Engine:
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+    return engine
+
+
+def _write_0_1_0_audit_events(engine: Engine, n: int, tamper: int | None = None) -> None:
+    """Audit events as release 0.1.0 chained them: sha256(prev + canonical JSON of the fields),
+    written here from that definition, independently of the code under test."""
+    prev = "0" * 64
+    with engine.begin() as connection:
+        for k in range(n):
+            at = datetime(2026, 11, 30, 8, k, 0, 123456, tzinfo=UTC)
+            fields = {"at": at.isoformat(timespec="microseconds"), "site": "site-a",
+                      "actor": "key:1", "action": "job.submit", "object_type": "job",
+                      "object_id": f"job-{k}", "outcome": "success", "detail": {"n": k}}
+            digest = hashlib.sha256((prev + json.dumps(
+                fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                ).encode()).hexdigest()
+            outcome = "failure" if k == tamper else "success"  # edited after hashing
+            stored_at = at.replace(tzinfo=None) if engine.dialect.name == "sqlite" else at
+            connection.execute(text(
+                "INSERT INTO audit_events (at, site, actor, action, object_type, object_id, "
+                "outcome, detail, prev_hash, hash) VALUES (:at, 'site-a', 'key:1', "
+                "'job.submit', 'job', :oid, :outcome, :detail, :prev, :hash)"),
+                {"at": stored_at, "oid": f"job-{k}", "outcome": outcome,
+                 "detail": json.dumps({"n": k}), "prev": prev, "hash": digest})
+            prev = digest
+
+
+@pytest.mark.req("SRS-AUD-006", "SRS-STORE-001")
+def test_a_0_1_0_audit_trail_is_verified_and_sealed_by_the_upgrade(
+        blank_url: str, audit_seal: AuditSeal) -> None:
+    engine = _database_at_0002(blank_url)
+    try:
+        _write_0_1_0_audit_events(engine, 3)
+        upgrade_to_head(engine, audit_seal)
+        sessions = session_factory(engine, audit_seal)
+        with sessions() as db:
+            result = verify_audit_chain(db)
+            assert (result.ok, result.checked, result.anchored_seq) == (True, 4, 4)
+            sealed = db.query(AuditEvent).order_by(AuditEvent.id.desc()).first()
+            assert (sealed.action, sealed.seq, sealed.detail["legacy_events"]) == (
+                "audit.sealed", 4, 3)
+            assert db.query(AuditEvent).filter(AuditEvent.mac.is_(None)).count() == 3
+            append_audit(db, "site-a", "key:1", "job.submit", "job", "job-9", "success")
+            db.commit()
+        with sessions() as db:
+            assert verify_audit_chain(db).checked == 5
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.req("SRS-AUD-006")
+@pytest.mark.parametrize("case", ["tampered", "no key"])
+def test_an_upgrade_that_cannot_seal_the_earlier_trail_changes_nothing(
+        blank_url: str, audit_seal: AuditSeal, case: str) -> None:
+    engine = _database_at_0002(blank_url)
+    try:
+        _write_0_1_0_audit_events(engine, 4, tamper=2 if case == "tampered" else None)
+        with pytest.raises(StoreError) as info:
+            upgrade_to_head(engine, None if case == "no key" else audit_seal)
+        assert info.value.code == ("AUDIT_CHAIN_BROKEN" if case == "tampered"
+                                   else "AUDIT_KEY_MISSING")
+        assert current_revision(engine) == "0002"
+        with engine.connect() as connection:
+            columns = {c["name"] for c in inspect(connection).get_columns("audit_events")}
+            assert "mac" not in columns and "deliveries" not in table_names(engine)
+        assert not audit_seal.anchor_path.exists()
     finally:
         engine.dispose()
 

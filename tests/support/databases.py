@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 from pydicom.dataset import Dataset
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Connection, Engine, create_engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -51,6 +51,19 @@ def empty_tables(engine: Engine) -> None:
         connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
         for table in STORE_TABLES:
             connection.exec_driver_sql(f'DELETE FROM "{table}"')
+
+
+@contextmanager
+def audit_triggers_bypassed(engine: Engine) -> Iterator[Connection]:
+    """What someone with direct database rights could do: edit audit rows behind the device's
+    back (the append-only triggers switched off on PostgreSQL, dropped on SQLite)."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        else:
+            for verb in ("update", "delete"):
+                connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS audit_events_no_{verb}")
+        yield connection
 
 
 def table_names(engine: Engine) -> set[str]:

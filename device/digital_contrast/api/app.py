@@ -28,6 +28,7 @@ from digital_contrast.api.routers import (
     sustainability,
     uploads,
 )
+from digital_contrast.atna import start_audit_export
 from digital_contrast.config import Settings, get_settings
 from digital_contrast.delivery import start_delivery_threads
 from digital_contrast.jobs.auto_run import auto_submit
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             threads += start_worker_threads(state, config.workers, stop,
                                             lease_seconds=config.job_lease_s, poll_seconds=1.0)
             threads += start_delivery_threads(state, 1, stop)
+            threads += start_audit_export(state, stop)
             if config.auto_run_use_cases:
                 threads.append(_every(
                     max(1.0, config.auto_run_stable_s / 3), stop,

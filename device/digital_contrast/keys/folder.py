@@ -6,6 +6,7 @@
       signing/current              the key id `validate` signs with
       signing/retired/<key-id>.pem 0600, keys rotated out (kept to show what signed before)
       secrets/<name>.key           0600, 32 random bytes (hex): keyed seals, e.g. the registry's
+      secrets/retired/<name>.<n>.key  secrets rotated out, kept to verify what they sealed
 
 A private file readable by anyone but its owner is refused (KEY_PERMISSIONS), as OpenSSH does.
 """
@@ -95,6 +96,23 @@ class KeysFolder:
             existing = self.read_private(*parts)
             assert existing is not None
         return bytes.fromhex(existing.decode().strip())
+
+
+    def rotate_secret(self, name: str) -> bytes:
+        """Retire the secret `name` (kept under secrets/retired/) and make a new one current."""
+        old = self.read_private("secrets", f"{name}.key")
+        if old is not None:
+            retired = len(self.retired_secrets(name)) + 1
+            self.write_private(old, "secrets", "retired", f"{name}.{retired}.key",
+                               exclusive=True)
+            self.file("secrets", f"{name}.key").unlink()
+        return self.secret(name)
+
+    def retired_secrets(self, name: str) -> list[bytes]:
+        folder = self.file("secrets", "retired")
+        return [bytes.fromhex(raw.decode().strip()) for path in
+                sorted(folder.glob(f"{name}.*.key"), key=lambda p: int(p.name.split(".")[-2]))
+                if (raw := self.read_private("secrets", "retired", path.name)) is not None]
 
 
 def keys_folder(settings: Settings | None = None) -> KeysFolder:

@@ -9,19 +9,31 @@ from datetime import timedelta
 from digital_contrast.carbon.meter import process_meter
 from digital_contrast.carbon.site import site_carbon
 from digital_contrast.config import Settings
+from digital_contrast.keys import keys_folder
 from digital_contrast.service.state import ServiceState
 from digital_contrast.store import InstanceStore, make_engine, session_factory, upgrade_to_head
 from digital_contrast.store.audit import append_audit
+from digital_contrast.store.audit_seal import AuditSeal
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.job_artifacts import JobArtifacts
 from digital_contrast.store.retention import purge
 
+AUDIT_SECRET = "audit"  # secrets/audit.key in the keys folder
+
+
+def audit_seal(settings: Settings) -> AuditSeal:
+    """The audit key (made on first use) and the keys it replaced, from the keys folder, and
+    the anchor file."""
+    folder = keys_folder(settings)
+    return AuditSeal(folder.secret(AUDIT_SECRET), tuple(folder.retired_secrets(AUDIT_SECRET)),
+                     settings.audit_anchor_file)
 
 def open_state(settings: Settings) -> ServiceState:
     carbon = site_carbon(settings)  # CONFIG_INVALID before anything is opened
+    seal = audit_seal(settings)
     engine = make_engine(settings.database_url)
-    upgrade_to_head(engine)
-    return ServiceState(settings=settings, engine=engine, sessions=session_factory(engine),
+    upgrade_to_head(engine, seal)
+    return ServiceState(settings=settings, engine=engine, sessions=session_factory(engine, seal),
                         instances=InstanceStore.for_data_dir(settings.data_dir),
                         work_dir=settings.data_dir / "work",
                         artifacts=JobArtifacts.for_data_dir(settings.data_dir),

@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from digital_contrast.store.audit_seal import SEAL_INFO, AuditSeal
 from digital_contrast.store.errors import StoreError, StoreErrorCode
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -110,9 +111,12 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     event.listen(engine, "close", lambda dbapi_connection, _record: _release(dbapi_connection))
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions whose objects stay readable after commit (handy for API responses)."""
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: Engine, audit_seal: AuditSeal | None = None
+                    ) -> sessionmaker[Session]:
+    """Sessions whose objects stay readable after commit (handy for API responses); with the
+    audit seal they can append to and verify the audit trail."""
+    info = {} if audit_seal is None else {SEAL_INFO: audit_seal}
+    return sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 def begin_write(session: Session) -> None:
@@ -127,26 +131,33 @@ def begin_write(session: Session) -> None:
         session.connection(execution_options={_IMMEDIATE: True})
 
 
-def _alembic_config(connection: Connection) -> Config:
+def _alembic_config(connection: Connection, audit_seal: AuditSeal | None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
+    config.attributes["audit_seal"] = audit_seal  # migration 0005 seals the earlier chain
     return config
 
 
-def _migrate(target: Engine | str | URL, action: str, revision: str) -> None:
+def _migrate(target: Engine | str | URL, action: str, revision: str,
+             audit_seal: AuditSeal | None = None) -> None:
     engine = target if isinstance(target, Engine) else make_engine(target)
     try:
         with engine.begin() as connection:
-            getattr(command, action)(_alembic_config(connection), revision)
+            config = _alembic_config(connection, audit_seal)
+            getattr(command, action)(config, revision)
     finally:
         if engine is not target:
             engine.dispose()
+    anchor = config.attributes.get("audit_anchor")  # set by a migration that sealed events
+    if anchor is not None and audit_seal is not None:
+        audit_seal.write_anchor(*anchor)
 
 
-def upgrade_to_head(target: Engine | str | URL) -> None:
-    """Bring the schema to the newest migration, in one transaction."""
-    _migrate(target, "upgrade", "head")
+def upgrade_to_head(target: Engine | str | URL, audit_seal: AuditSeal | None = None) -> None:
+    """Bring the schema to the newest migration, in one transaction. A database with audit
+    events written before migration 0005 needs the audit seal to upgrade."""
+    _migrate(target, "upgrade", "head", audit_seal)
 
 
 def downgrade(target: Engine | str | URL, revision: str) -> None:

@@ -26,6 +26,9 @@ class StoreErrorCode(StrEnum):
     DELIVERY_INVALID_STATE = "DELIVERY_INVALID_STATE"  # e.g. re-queueing one not failed
     DELIVERY_NOTHING_TO_SEND = "DELIVERY_NOTHING_TO_SEND"  # the job has no result series
     AUDIT_INVALID = "AUDIT_INVALID"  # an audit detail that is not plain JSON
+    AUDIT_KEY_MISSING = "AUDIT_KEY_MISSING"  # a session that cannot seal audit events
+    AUDIT_UNSEALED = "AUDIT_UNSEALED"  # legacy audit rows never sealed by migration 0005
+    AUDIT_CHAIN_BROKEN = "AUDIT_CHAIN_BROKEN"  # refused to seal a chain that does not verify
     DATABASE_URL_INVALID = "DATABASE_URL_INVALID"
     OUTCOME_NOT_APPLICABLE = "OUTCOME_NOT_APPLICABLE"  # an outcome for a job with no result
     RANGE_INVALID = "RANGE_INVALID"  # a time range that starts after it ends

@@ -334,9 +334,12 @@ class MeasurementSlot(Base):
 
 
 class AuditEvent(Base):
-    """Append-only and hash chained: hash = sha256(prev_hash + canonical JSON of the fields)."""
+    """Append-only and hash chained: hash = sha256(prev_hash + canonical JSON of the fields);
+    sealed: mac = HMAC(key `key_id`, seq and hash). Rows written before migration 0005 have
+    no seal (store.audit_seal)."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (Index("uq_audit_events_seq", "seq", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime]
@@ -350,6 +353,19 @@ class AuditEvent(Base):
     # Unique: two appends can never both follow the same row, so the chain cannot fork.
     prev_hash: Mapped[str] = mapped_column(SHA256, unique=True)
     hash: Mapped[str] = mapped_column(SHA256, unique=True)
+    seq: Mapped[int | None]  # position in the chain, unique (index below)
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    mac: Mapped[str | None] = mapped_column(SHA256)
+
+
+class AuditExport(Base):
+    """How far the audit trail was sent to one audit repository (syslog target)."""
+
+    __tablename__ = "audit_exports"
+
+    target: Mapped[str] = mapped_column(String(255), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
 
 
 class FileDeletion(Base):
