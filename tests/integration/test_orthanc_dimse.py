@@ -15,7 +15,6 @@ from digital_contrast.phantom.export import Phase
 from digital_contrast.store import Instance
 from digital_contrast.store.destinations import add_destination
 from digital_contrast.store.dicom_senders import add_sender
-from digital_contrast.store.tables import FileDeletion
 from tests.support.orthanc import AE_TITLE as ORTHANC_AE
 from tests.support.orthanc import running_orthanc
 from tests.support.service import live_server, make_settings, running_service
@@ -80,18 +79,20 @@ def test_orthanc_pushes_a_study_by_c_store_and_every_instance_is_stored(
 @pytest.mark.req("SRS-DIMSE-001", "SRS-STORE-003")
 def test_the_same_study_again_by_stow_rs_is_the_same_instances(peers, phantom_series) -> None:
     """C-STORE gives each file our File Meta, STOW-RS brings Orthanc's: other bytes, the same
-    data sets. The second sending is harmless; its files are journaled for the purge."""
+    data sets. The second sending is harmless; its files are removed at once."""
     service, orthanc = peers
     files = sorted(phantom_series[Phase.NCCT].iterdir())
     (study,) = orthanc.upload(files)
     orthanc.post("/modalities/dc/store", {"Resources": [study], "Synchronous": True})
     with service.state.sessions() as db:
         before = {i.sop_instance_uid: i.sha256 for i in db.scalars(select(Instance))}
-        journaled = db.query(FileDeletion).count()
     orthanc.post("/dicom-web/servers/dc/stow", {"Resources": [study], "Synchronous": True})
     with service.state.sessions() as db:
         assert {i.sop_instance_uid: i.sha256 for i in db.scalars(select(Instance))} == before
-        assert db.query(FileDeletion).count() == journaled + len(files)
+        claimed = {i.file_path for i in db.scalars(select(Instance))}
+    on_disk = {p.relative_to(service.state.instances.root).as_posix()
+               for p in service.state.instances.root.glob("*/*/*.dcm")}
+    assert on_disk == claimed
 
 
 @pytest.mark.req("SRS-DIMSE-001", "SRS-DLV-001", "SRS-JOB-005")

@@ -15,8 +15,8 @@ from digital_contrast.intake.instance import ParsedInstance
 from digital_contrast.intake.statuses import FailureReason
 from digital_contrast.store import Instance, InstanceStore, Origin, StoredFile, StoreError
 from digital_contrast.store.audit import append_audit
+from digital_contrast.store.orphans import release
 from digital_contrast.store.studies import SameContent, is_synthetic, record_instances
-from digital_contrast.store.tables import FileDeletion
 
 log = logging.getLogger(__name__)
 # One pool for the process, not one per request: starting 16 threads per request cost more
@@ -44,15 +44,18 @@ def ingest(store: InstanceStore, db: Session, site: str, actor: str,
     conflicting or synthetic instance fails alone; the others are kept.
 
     `instances` may be lazy (parts checked as they are drawn, even as the request body
-    arrives): each accepted file is handed to the writer threads at once. When drawing raises
-    (the body turned out malformed, too large or cut off), no row is written and the files
-    already written are journaled for the purge to remove unless something references them.
+    arrives): each accepted file is handed to the writer threads at once, named in the
+    request's intent (store.file_journal) before it is written. When drawing raises (the body
+    turned out malformed, too large or cut off), no row is written and the files no row claims
+    are removed; a file written for a refused instance, or a second copy of one kept, is
+    removed after the commit. A process killed on the way leaves its intent to the sweep.
     """
     outcome = IntakeResult()
     accepted = []
     # Files first (idempotent, invisible until their rows commit), made durable by one sync
     # for the whole request before any row is written.
     writes = []
+    intent = store.journal.intent()
     try:
         for instance in instances:
             if is_synthetic(instance.header):
@@ -60,31 +63,39 @@ def ingest(store: InstanceStore, db: Session, site: str, actor: str,
                                        "synthetic images are never accepted as input"))
             else:
                 accepted.append(instance)
-                writes.append(_WRITERS.submit(store.put, instance.data, sync=False))
+                writes.append(_WRITERS.submit(store.put, instance.data, sync=False,
+                                              intent=intent))
+        stored = [write.result() for write in writes]
     except BaseException:
         wait(writes)  # no write is left running behind a request that failed mid-way
-        _journal_orphans(db, [w.result() for w in writes if w.exception() is None])
+        db.rollback()
+        release(db, store, intent)
         raise
-    stored = [write.result() for write in writes]
-    store.sync()
-    rows = record_instances(db, site, [(i.header, f) for i, f in
-                                       zip(accepted, stored, strict=True)],
-                            Origin.RECEIVED, same_content=_same_data_set(store))
-    unused = []  # refused, or a re-sent instance whose first file is kept: for the purge
-    for instance, row, file in zip(accepted, rows, stored, strict=True):
-        if isinstance(row, StoreError):
-            outcome.failed.append((instance, FailureReason.PROCESSING_FAILURE, row.detail))
-            unused.append(file)
-        else:
-            outcome.stored.append(instance)
-            if row.file_path != file.path:
+    try:
+        store.sync()
+        rows = record_instances(db, site, [(i.header, f) for i, f in
+                                           zip(accepted, stored, strict=True)],
+                                Origin.RECEIVED, same_content=_same_data_set(store))
+        unused = []  # refused, or a re-sent instance whose first file is kept
+        for instance, row, file in zip(accepted, rows, stored, strict=True):
+            if isinstance(row, StoreError):
+                outcome.failed.append((instance, FailureReason.PROCESSING_FAILURE, row.detail))
                 unused.append(file)
-    db.add_all(FileDeletion(file_path=f.path) for f in unused)
-    append_audit(db, site, actor, f"intake.{channel}", "series",
-                 ",".join(outcome.series_uids) or None,
-                 "success" if not outcome.failed else "partial" if outcome.stored else "refused",
-                 {"stored": len(outcome.stored), "failed": len(outcome.failed)})
-    db.commit()
+            else:
+                outcome.stored.append(instance)
+                if row.file_path != file.path:
+                    unused.append(file)
+        append_audit(db, site, actor, f"intake.{channel}", "series",
+                     ",".join(outcome.series_uids) or None,
+                     "success" if not outcome.failed else "partial" if outcome.stored
+                     else "refused", {"stored": len(outcome.stored),
+                                      "failed": len(outcome.failed)})
+        db.commit()
+    except BaseException:
+        db.rollback()
+        release(db, store, intent)
+        raise
+    release(db, store, intent, [store.path(f.path) for f in unused])
     log.info("intake via %s: %d stored, %d failed", channel, len(outcome.stored),
              len(outcome.failed))
     return outcome
@@ -103,12 +114,3 @@ def _same_data_set(store: InstanceStore) -> SameContent:
             return False
 
     return same
-
-
-def _journal_orphans(db: Session, files: list[StoredFile]) -> None:
-    """Files of an aborted request: never removed here, since identical bytes may belong to a
-    concurrent request (a client's retry) that has yet to commit; the purge removes each one
-    that no row references and nobody put again after this."""
-    db.rollback()
-    db.add_all(FileDeletion(file_path=f.path) for f in files)
-    db.commit()

@@ -18,9 +18,9 @@ synthesis but publishes only the attribution map. A series already published by 
 
 import logging
 import shutil
-import tempfile
 import threading
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -57,8 +57,10 @@ from digital_contrast.store import (
 )
 from digital_contrast.store.audit import REGISTRY_CHANGED, append_audit, audit_registry_changed
 from digital_contrast.store.columns import utcnow
+from digital_contrast.store.file_journal import Intent
 from digital_contrast.store.footprints import record_emission
 from digital_contrast.store.jobs import finish_job, get_job
+from digital_contrast.store.orphans import write_intent
 from digital_contrast.store.outbox import enqueue_automatic
 from digital_contrast.store.studies import get_series, instance_set_sha256, record_instances
 from digital_contrast.usecases import UseCase, load_use_case
@@ -117,7 +119,8 @@ def _map_entry(outputs: MapOutputs) -> dict[str, Any]:
             "nifti": outputs.nifti.name}
 
 
-def _publish_artifacts(service: ServiceState, job_id: str, maps: list[MapOutputs]) -> None:
+def _publish_artifacts(service: ServiceState, job_id: str, maps: list[MapOutputs],
+                       intent: Intent) -> None:
     """Previews and NIfTI of each map into the job's artifact folder, in one swap."""
     def fill(tmp: Path) -> None:
         for outputs in maps:
@@ -126,7 +129,7 @@ def _publish_artifacts(service: ServiceState, job_id: str, maps: list[MapOutputs
             for path in [*outputs.previews.values(), outputs.nifti]:
                 shutil.copyfile(path, folder / path.name)
 
-    service.artifacts.publish_maps(job_id, fill)
+    service.artifacts.publish_maps(job_id, fill, intent)
 
 
 def _pinned_model(service: ServiceState, job: Job) -> ModelLoader:
@@ -162,16 +165,15 @@ def _attribution(options: dict[str, Any]) -> AttributionRequest | None:
                               required=False)  # the synthesis stands without its map
 
 
-def _synthesize(service: ServiceState, job: Job, worker_id: str,
-                energy: JobEnergy) -> tuple[Outcome, list[bytes]]:
+def _synthesize(service: ServiceState, job: Job, worker_id: str, energy: JobEnergy,
+                intent: Intent) -> tuple[Outcome, list[bytes]]:
     options = dict(job.options or {})
     explain_of = options.get("explain_of")
     original = _original(service, job, str(explain_of)) if explain_of else None
     inputs = _inputs(service, job)
     use_case = load_use_case(job.use_case)
     load, core = _pinned_model(service, job), _core(service, job, worker_id, energy)
-    service.work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=service.work_dir, prefix=f"job-{job.id}-") as tmp:
+    with _scratch(service, job.id, intent) as tmp:
         if original is None:
             result = run_clinical_path(inputs, use_case, load, Path(tmp),
                                        attribution=_attribution(options), core=core)
@@ -197,8 +199,20 @@ def _synthesize(service: ServiceState, job: Job, worker_id: str,
         record["maps"] = [_map_entry(m) for m in maps]
         data = [path.read_bytes() for path in files]
         if maps:  # before the job is marked succeeded: a succeeded job always has its maps
-            _publish_artifacts(service, job.id, maps)
+            _publish_artifacts(service, job.id, maps, intent)
     return Outcome(JobState.SUCCEEDED, record), data
+
+
+@contextmanager
+def _scratch(service: ServiceState, job_id: str, intent: Intent) -> Iterator[Path]:
+    """The attempt's scratch folder, named in its intent before it exists."""
+    folder = service.work_dir / f"job-{job_id}-{uuid.uuid4().hex[:12]}"
+    intent.add(folder)
+    folder.mkdir(parents=True, mode=0o700)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _refusal(exc: DigitalContrastError) -> Outcome:
@@ -248,10 +262,16 @@ def run_job(service: ServiceState, job_id: str, worker_id: str) -> JobState:
         if job is None:
             return JobState.FAILED
         session.expunge(job)
+    with write_intent(service.sessions, service.instances) as intent:
+        return _run_attempt(service, job, worker_id, intent)
+
+
+def _run_attempt(service: ServiceState, job: Job, worker_id: str, intent: Intent) -> JobState:
+    job_id = job.id
     files: list[bytes] = []
     energy = JobEnergy()
     try:
-        outcome, files = _synthesize(service, job, worker_id, energy)
+        outcome, files = _synthesize(service, job, worker_id, energy, intent)
     except DigitalContrastError as exc:  # ConformityError included: it carries the verdict
         outcome = _refusal(exc)
     except Exception as exc:  # a fault of ours: the job fails, the worker goes on
@@ -265,7 +285,7 @@ def run_job(service: ServiceState, job_id: str, worker_id: str) -> JobState:
         known = _published(session, job.site, headers)
     new = [(h, d) for h, d in zip(headers, files, strict=True)
            if str(h.SeriesInstanceUID) not in known]
-    stored = [service.instances.put(data) for _, data in new]
+    stored = [service.instances.put(data, intent=intent) for _, data in new]
     with service.sessions() as session:
         begin_write(session)  # SQLite: hold the write lock from the first read on
         known = _published(session, job.site, headers)  # again, under the lock

@@ -16,9 +16,12 @@ from digital_contrast.store.audit import append_audit
 from digital_contrast.store.audit_seal import AuditSeal
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.job_artifacts import JobArtifacts
+from digital_contrast.store.orphans import sweep_orphans, sweep_unclaimed_files
 from digital_contrast.store.retention import purge
 
 AUDIT_SECRET = "audit"  # secrets/audit.key in the keys folder
+# Files younger than this are left to the journal's sweep (a copy may be on its way to a row).
+UNCLAIMED_GRACE = timedelta(minutes=10)
 
 
 def audit_seal(settings: Settings) -> AuditSeal:
@@ -33,8 +36,12 @@ def open_state(settings: Settings) -> ServiceState:
     seal = audit_seal(settings)
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine, seal)
-    return ServiceState(settings=settings, engine=engine, sessions=session_factory(engine, seal),
-                        instances=InstanceStore.for_data_dir(settings.data_dir),
+    sessions = session_factory(engine, seal)
+    instances = InstanceStore.for_data_dir(settings.data_dir)
+    with sessions() as db:  # what a killed process of this data folder left behind
+        sweep_orphans(db, instances)
+    return ServiceState(settings=settings, engine=engine, sessions=sessions,
+                        instances=instances,
                         work_dir=settings.data_dir / "work",
                         artifacts=JobArtifacts.for_data_dir(settings.data_dir),
                         meter=process_meter(carbon.meter), factors=carbon.factors)
@@ -51,11 +58,15 @@ def opened_state(settings: Settings) -> Iterator[ServiceState]:
 
 
 def purge_expired(state: ServiceState) -> None:
-    """Delete what is older than the retention period, and audit the purge."""
+    """Delete what is older than the retention period and every file no row claims, and
+    audit the purge."""
     cutoff = utcnow() - timedelta(days=state.settings.retention_days)
     with state.sessions() as db:
         result = purge(db, state.instances, cutoff, artifacts=state.artifacts)
+        swept = sweep_orphans(db, state.instances)
+        unclaimed = sweep_unclaimed_files(db, state.instances, utcnow() - UNCLAIMED_GRACE)
     with state.sessions() as db:
         append_audit(db, state.settings.site, "retention", "purge", "store", None, "success",
-                     {"cutoff": cutoff.isoformat(), **asdict(result)})
+                     {"cutoff": cutoff.isoformat(), **asdict(result),
+                      "orphans_removed": swept.files + swept.folders + unclaimed})
         db.commit()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from digital_contrast.store.errors import StoreError, StoreErrorCode
+from digital_contrast.store.file_journal import FileJournal, Intent
 
 _RELATIVE_PATH = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.dcm$")
 _CHUNK = 1 << 20
@@ -41,10 +42,12 @@ def _file_sha256(path: Path) -> str:
 
 
 class InstanceStore:
-    """Files under `root` (normally `<data_dir>/instances`)."""
+    """Files under `root` (normally `<data_dir>/instances`), written after their intent in the
+    data folder's file journal (`<root>/../journal`)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.journal = FileJournal(self.root.parent)
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> "InstanceStore":
@@ -57,18 +60,22 @@ class InstanceStore:
                              f"not an instance store path: {relative_path!r}")
         return self.root / relative_path
 
-    def put(self, data: bytes, *, sync: bool = True) -> StoredFile:
-        """Store `data`; with `sync=False` it is durable only after the next `sync()`."""
+    def put(self, data: bytes, *, sync: bool = True, intent: Intent | None = None
+            ) -> StoredFile:
+        """Store `data`, named in `intent` first; with `sync=False` it is durable only after
+        the next `sync()`."""
         sha256 = hashlib.sha256(data).hexdigest()
         relative = relative_path_for(sha256)
         target = self.root / relative
+        if intent is not None:
+            intent.add(target)
         if target.is_file() and target.stat().st_size == len(data) \
                 and _file_sha256(target) == sha256:
             os.utime(target)  # the put time tells retention the file is wanted again
             return StoredFile(relative, sha256, len(data))
         # A missing or damaged file is (re)written whole; readers see old or new, never half.
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".dcm")
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{sha256}-", suffix=".dcm")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -115,6 +122,12 @@ class InstanceStore:
 
     def exists(self, relative_path: str) -> bool:
         return self.path(relative_path).is_file()
+
+    def remove_temporaries(self, relative_path: str) -> None:
+        """Half-written copies of one file, left by a process killed while writing it."""
+        path = self.path(relative_path)
+        for temp in path.parent.glob(f".tmp-{path.stem}-*.dcm"):
+            temp.unlink(missing_ok=True)
 
     def delete(self, relative_path: str, *, unless_put_since: datetime | None = None) -> bool:
         """Remove a file; False when it was already gone (deletion is re-runnable) or, with

@@ -11,12 +11,12 @@ de-identifies (`remove`).
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from digital_contrast.store.errors import StoreError, StoreErrorCode
+from digital_contrast.store.file_journal import Intent
 
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SLUG = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")  # <kind>-<method>, e.g. uncertainty-tta
@@ -46,13 +46,17 @@ class JobArtifacts:
     def maps_folder(self, job_id: str) -> Path:
         return self.job_folder(job_id) / MAPS
 
-    def publish_maps(self, job_id: str, fill: Callable[[Path], None]) -> Path:
+    def publish_maps(self, job_id: str, fill: Callable[[Path], None], intent: Intent
+                     ) -> Path:
         """`fill(tmp)` writes `<slug>/<name>` files into a temporary folder that then becomes
-        the job's maps folder, replacing any earlier one. On failure nothing changes."""
+        the job's maps folder, replacing any earlier one; both are named in the attempt's
+        intent first. On failure nothing changes."""
         parent = self.job_folder(job_id)
-        parent.mkdir(parents=True, exist_ok=True)
         target = parent / MAPS
-        tmp = Path(tempfile.mkdtemp(prefix=f".{MAPS}.", dir=parent))
+        tmp = parent / f".{MAPS}.{uuid.uuid4().hex[:12]}"
+        intent.add(tmp, target)
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
         try:
             fill(tmp)
             if target.exists():  # an earlier, unfinished run of this job
