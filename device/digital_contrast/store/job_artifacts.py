@@ -50,7 +50,9 @@ class JobArtifacts:
         """`fill(tmp)` writes `<slug>/<name>` files into a temporary folder that then becomes
         the job's maps folder, replacing any earlier one. On failure nothing changes."""
         parent = self.job_folder(job_id)
-        parent.mkdir(parents=True, exist_ok=True)
+        # 0700 whatever the umask (the files in them follow the service's umask, 0077).
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        parent.mkdir(mode=0o700, exist_ok=True)
         target = parent / MAPS
         tmp = Path(tempfile.mkdtemp(prefix=f".{MAPS}.", dir=parent))
         try:
