@@ -4,22 +4,14 @@ out of every record, exceptions by type and frames only, warnings and DICOM libr
 import io
 import json
 import logging
-import sys
 import threading
-import warnings
 from collections.abc import Iterator
 
 import pytest
 
-from digital_contrast.logs import (
-    REDACTED,
-    REQUEST_ID,
-    ROUTED_LOGGERS,
-    configure_logging,
-    scrub_secrets,
-    scrub_untrusted,
-)
+from digital_contrast.logs import REDACTED, REQUEST_ID, scrub_secrets, scrub_untrusted
 from tests.support.ct_series import ct_slices, to_bytes
+from tests.support.logs import configured_logging, json_lines
 
 NAME, PATIENT_ID, BIRTH = "ZZQPHI^ALPHA", "PHI-ID-93817", "19710413"
 API_KEY = "dc_0123456789ab_ZZQsecretZZQsecretZZQsecret0123"
@@ -27,31 +19,12 @@ API_KEY = "dc_0123456789ab_ZZQsecretZZQsecretZZQsecret0123"
 
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
-    """configure_logging() writing to a buffer; every global it changes restored afterwards."""
-    root = logging.getLogger()
-    saved_root = (list(root.handlers), root.level)
-    saved_loggers = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level,
-                            logging.getLogger(name).propagate) for name in ROUTED_LOGGERS}
-    saved_hooks = (sys.excepthook, threading.excepthook, warnings.showwarning,
-                   list(warnings.filters))
-    stream = io.StringIO()
-    configure_logging("json", "INFO", stream)
-    try:
+    with configured_logging() as stream:
         yield stream
-    finally:
-        logging.captureWarnings(False)
-        root.handlers[:] = saved_root[0]
-        root.setLevel(saved_root[1])
-        for name, (handlers, level, propagate) in saved_loggers.items():
-            logger = logging.getLogger(name)
-            logger.handlers[:], logger.propagate = handlers, propagate
-            logger.setLevel(level)
-        sys.excepthook, threading.excepthook, warnings.showwarning = saved_hooks[:3]
-        warnings.filters[:] = saved_hooks[3]
 
 
 def _lines(stream: io.StringIO) -> list[dict]:
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
+    return json_lines(stream)
 
 
 @pytest.mark.req("SRS-LOG-002")
