@@ -3,6 +3,7 @@
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -117,6 +118,14 @@ class Settings(BaseSettings):
     contrast_iodine_mg_per_ml: float | None = Field(
         None, gt=0, le=400, description="Iodine concentration of the site's contrast agent "
         "(default: the factor set's).")
+
+    log_format: Literal["json", "text"] = Field("json", description="Log lines of `serve`, "
+                                                "`worker`, `dimse` and `purge` on standard "
+                                                "error: one JSON object each, or text for a "
+                                                "terminal (docs/operations.md, 'Logs').")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severe level logged (the DICOM libraries never below "
+        "WARNING: their debug output dumps data sets).")
 
     @model_validator(mode="after")
     def _default_urls(self) -> "Settings":

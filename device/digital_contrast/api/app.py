@@ -17,6 +17,8 @@ from digital_contrast import PRODUCT_NAME, __version__
 from digital_contrast.api.deps import authorize
 from digital_contrast.api.openapi_problems import install_problem_openapi
 from digital_contrast.api.problems import install_problem_handlers
+from digital_contrast.api.request_ids import HEADER as REQUEST_ID_HEADER
+from digital_contrast.api.request_ids import RequestIds
 from digital_contrast.api.routers import (
     dashboard,
     dicomweb,
@@ -107,12 +109,14 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "OPTIONS"],
                            allow_headers=["X-API-Key", "Authorization", "Accept",
-                                          "Content-Type"],
-                           expose_headers=["Location", "Warning", "Content-Type"], max_age=600)
+                                          "Content-Type", REQUEST_ID_HEADER],
+                           expose_headers=["Location", "Warning", "Content-Type",
+                                           REQUEST_ID_HEADER], max_age=600)
     for module in (home, health, dicomweb, uploads, jobs, keys, records, sustainability,
                    dashboard):
         app.include_router(module.router)
     dashboard.install_login_redirect(app)
     # The dashboard's CSS, JS and Chart.js: public and read-only (roles.PUBLIC_MOUNTS).
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+    app.add_middleware(RequestIds)  # added last: outermost, around CORS preflights too
     return app

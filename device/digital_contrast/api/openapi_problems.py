@@ -21,6 +21,9 @@ PROBLEM = {
         "code": {"type": "string", "example": "JOB_NOT_FOUND"},
         "detail": {"type": "string", "example": "no job with this id at this site"},
         "see": {"type": "string", "example": "docs/clinical-integration.md#jobs"},
+        "request_id": {"type": "string", "example": "9f1c2e7a4b3d4f0e8a6b5c4d3e2f1a0b",
+                       "description": "The request's id (also the X-Request-ID response "
+                       "header), in every log line of the request"},
         "errors": {"type": "array", "description": "REQUEST_INVALID only: what did not match",
                    "items": {"type": "object", "properties": {
                        "loc": {"type": "array", "items": {}}, "msg": {"type": "string"}}}},

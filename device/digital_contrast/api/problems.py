@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from digital_contrast.errors import DigitalContrastError
+from digital_contrast.logs import REQUEST_ID
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -87,7 +88,17 @@ def problem(status: int, code: str, detail: str, title: str | None = None,
             **extra: Any) -> JSONResponse:
     body = {"type": f"urn:digital-contrast:problem:{code.lower()}", "title": title or code,
             "status": status, "code": code, "detail": detail, "see": guide_for(code), **extra}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+    request_id = REQUEST_ID.get()
+    if request_id is None:
+        return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+    # In the header too: a 500 is sent by Starlette's error middleware, outside RequestIds.
+    return JSONResponse(body | {"request_id": request_id}, status_code=status,
+                        media_type=MEDIA_TYPE, headers={"X-Request-ID": request_id})
+
+
+def _route(request: Request) -> str:
+    """The route template, not the path: paths carry UIDs."""
+    return getattr(request.scope.get("route"), "path", None) or "(no route)"
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -111,14 +122,16 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
         # The client left mid-request: nobody reads the answer, and it is not our fault.
-        log.info("client disconnected during %s %s", request.method, request.url.path)
+        log.info("client disconnected during %s %s", request.method, _route(request))
         return problem(400, "CLIENT_DISCONNECTED", "the client closed the connection before "
                        "the request was complete")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         error_id = uuid.uuid4().hex
-        # Type and id only: an exception message may quote a DICOM value (PHI).
+        # Type and ids only: a message may quote a DICOM value. Its frames follow in uvicorn's
+        # "Exception in ASGI application" line (scrubbed by logs.ScrubFilter).
         log.error("unexpected %s on %s %s (error id %s)", type(exc).__name__, request.method,
-                  request.url.path, error_id)
+                  _route(request), error_id,
+                  extra={"event": "http.unexpected", "error_id": error_id})
         return problem(500, "INTERNAL_ERROR", f"unexpected error; reference {error_id}")

@@ -1,6 +1,7 @@
 """`digital-contrast serve`, `worker` and `purge`: running the clinical service."""
 
 import errno
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -13,8 +14,18 @@ from digital_contrast import __version__
 from digital_contrast.cli.output import console, fail, user_errors
 from digital_contrast.cli.state import service_state
 from digital_contrast.config import Settings, get_settings
+from digital_contrast.logs import configure_logging
 
 FIRST_ADMIN_KEY = "first-admin-key"  # in the keys folder, when no terminal shows it
+PRIVATE_UMASK = 0o077  # files 0600, folders 0700: the data folder holds patient data
+
+
+def _service_process(settings: Settings) -> None:
+    """What every long-running command does first: files it creates are its user's alone
+    (the database and its -wal/-shm, instances, job files, MLflow's database), and its log
+    lines are scrubbed JSON (or text) on standard error."""
+    os.umask(PRIVATE_UMASK)
+    configure_logging(settings.log_format, settings.log_level)
 
 
 @user_errors
@@ -30,6 +41,7 @@ def serve(host: Annotated[str | None, typer.Option(
     from digital_contrast.service.first_start import create_initial_admin_key
 
     settings = get_settings()
+    _service_process(settings)
     host, port = host or settings.host, port or settings.port
     sock = _bound(host, port)  # before anything is created: a taken port changes nothing
     with _dimse_listener(settings.dimse_port is not None):
@@ -39,9 +51,11 @@ def serve(host: Annotated[str | None, typer.Option(
                       f"(site {settings.site}, data {settings.data_dir})", highlight=False)
         if plaintext is not None:
             _show_first_admin_key(plaintext, settings)
-        # No access log: request lines carry UIDs and query values (PatientID) in URLs.
-        config = uvicorn.Config(create_app(settings), log_level="info", access_log=False,
-                                http="httptools", loop="uvloop")
+        # No uvicorn access log: its request lines carry query values (PatientName); the app
+        # logs each request itself, by route template (api.request_ids). log_config=None:
+        # uvicorn's records go to the scrubbing root handler, not to its own formatters.
+        config = uvicorn.Config(create_app(settings), log_config=None, log_level=None,
+                                access_log=False, http="httptools", loop="uvloop")
         uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -108,6 +122,7 @@ def dimse() -> None:
     settings = get_settings()
     if settings.dimse_port is None:
         raise fail("DIMSE_PORT_MISSING", "set DC_DIMSE_PORT (e.g. 11112) to run the listener")
+    _service_process(settings)
     stop = threading.Event()
     with _dimse_listener(True):
         try:
@@ -125,6 +140,7 @@ def worker(
 
     from digital_contrast.jobs.worker import Worker
 
+    _service_process(get_settings())
     with service_state() as state:
         runner = Worker(state, lease_seconds=state.settings.job_lease_s)
         console.print(f"worker {runner.worker_id} on {state.engine.url.get_backend_name()}")
@@ -140,6 +156,7 @@ def purge_command() -> None:
     and de-identified job records stay)."""
     from digital_contrast.service import purge_expired
 
+    _service_process(get_settings())
     with service_state() as state:
         purge_expired(state)
     console.print(f"purged data older than {get_settings().retention_days:g} days")

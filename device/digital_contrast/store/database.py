@@ -6,6 +6,10 @@ BEGIN IMMEDIATE (`begin_write`): it then takes the single write lock up front an
 instead of failing later on a stale snapshot.
 """
 
+import contextlib
+import logging
+import os
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +28,7 @@ from digital_contrast.store.errors import StoreError, StoreErrorCode
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _IMMEDIATE = "dc_sqlite_begin_immediate"
+log = logging.getLogger(__name__)
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -49,10 +54,29 @@ def make_engine(url: str | URL, *, busy_timeout_s: float = 30.0, **kwargs: Any) 
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
     if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith(
             "file:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(Path(parsed.database))
     engine = create_engine(parsed, connect_args={"timeout": busy_timeout_s}, **kwargs)
     _configure_sqlite(engine, busy_timeout_s)
     return engine
+
+
+def private_sqlite_file(path: Path) -> None:
+    """The database holds patient names: its file is created 0600 (SQLite gives its -wal and
+    -shm the database file's mode) in a folder created 0700, and a file left readable by
+    others (an older installation made 0644 files) is restricted before it is opened."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                file.chmod(mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # another user's file: say so, the service still starts
+            log.warning("database file %s is readable by others and cannot be restricted "
+                        "(not ours)", file.name, extra={"event": "store.file_mode"})
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:

@@ -74,7 +74,7 @@ class InstanceStore:
             os.utime(target)  # the put time tells retention the file is wanted again
             return StoredFile(relative, sha256, len(data))
         # A missing or damaged file is (re)written whole; readers see old or new, never half.
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._private_folders(target.parent)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{sha256}-", suffix=".dcm")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -90,9 +90,20 @@ class InstanceStore:
             _fsync_dir(target.parent)
         return StoredFile(relative, sha256, len(data))
 
+    def _private_folders(self, folder: Path) -> None:
+        """The root and the two levels below it, created 0700 whatever the umask (mkdir's
+        `parents` would create the upper ones with the default mode); files are 0600
+        (mkstemp)."""
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)  # one call when the upper ones exist
+        except FileNotFoundError:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.parent.mkdir(mode=0o700, exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
+
     def sync(self) -> None:
         """Make every earlier `put(sync=False)` durable (file data, renames and new folders)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         _syncfs(self.root)
 
     def _existing(self, relative_path: str) -> Path:

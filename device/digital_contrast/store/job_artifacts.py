@@ -55,8 +55,10 @@ class JobArtifacts:
         target = parent / MAPS
         tmp = parent / f".{MAPS}.{uuid.uuid4().hex[:12]}"
         intent.add(tmp, target)
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
+        # 0700 whatever the umask (the files in them follow the service's umask, 0077).
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        parent.mkdir(mode=0o700, exist_ok=True)
+        tmp.mkdir(mode=0o700)
         try:
             fill(tmp)
             if target.exists():  # an earlier, unfinished run of this job

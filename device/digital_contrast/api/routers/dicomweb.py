@@ -4,6 +4,7 @@ a viewer such as OHIF reads. Everything is scoped to the caller's site."""
 
 import asyncio
 import contextlib
+import contextvars
 import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -86,9 +87,10 @@ async def _stow(request: Request, state: Service, db: DbSession, caller: Caller,
     queue: Queue[object] = Queue()
     checked = (instance for part in _parts_of(queue)
                if (instance := stow.check(part)) is not None)
+    # In the request's context: its log lines keep the request id (logs.REQUEST_ID).
     intake = asyncio.get_running_loop().run_in_executor(
-        _READERS, ingest, state.instances, db, caller.site, caller.actor, checked,
-        "stow-rs")
+        _READERS, contextvars.copy_context().run, ingest, state.instances, db, caller.site,
+        caller.actor, checked, "stow-rs")
     received = 0
     try:
         async for chunk in request.stream():
