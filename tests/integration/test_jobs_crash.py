@@ -15,6 +15,7 @@ from digital_contrast.store import Job, JobState, make_engine, session_factory
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.jobs import job_events
 from tests.support.databases import throwaway_postgres_database
+from tests.support.orphans import leftovers
 from tests.support.service import make_settings, running_service, upload
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def _job(sessions, job_id: str) -> Job:
         return db.get(Job, job_id)
 
 
-@pytest.mark.req("SRS-JOB-001", "SRS-JOB-004")
+@pytest.mark.req("SRS-JOB-001", "SRS-JOB-004", "SRS-STORE-007")
 def test_killed_worker_job_is_resumed_and_finished(tmp_path: Path, empty_registry_db,
                                                    phantom_series) -> None:
     with throwaway_postgres_database() as url:
@@ -69,5 +70,7 @@ def test_killed_worker_job_is_resumed_and_finished(tmp_path: Path, empty_registr
             assert [e.to_state for e in events] == [JobState.QUEUED, JobState.RUNNING,
                                                     JobState.RUNNING, JobState.SUCCEEDED]
             assert events[2].detail["reason"] == "lease expired"
+            # Nothing of the killed attempt is left (swept when the second worker started).
+            assert leftovers(settings.data_dir, sessions) == []
         finally:
             engine.dispose()
