@@ -5,7 +5,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from limits import parse
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -57,6 +58,29 @@ class Settings(BaseSettings):
     max_upload_members: int = Field(
         20_000, gt=0, description="Most files accepted from one zip."
     )
+    max_request_bytes: int = Field(
+        1024**2, ge=1024, description="Largest body of a request that is not an upload (JSON), "
+        "refused before authentication or parsing.")
+    max_header_bytes: int = Field(16_384, ge=1024, le=1_048_576, description="Largest total "
+                                  "size of a request's headers (431 beyond it).")
+    max_headers: int = Field(100, ge=10, le=1000, description="Most headers in one request.")
+    body_idle_timeout_s: float = Field(
+        30.0, gt=0, le=3_600.0, description="A request body that sends nothing for this long "
+        "is answered 408 and its connection closed (a stalled upload holds no reader).")
+    rate_limit_address: str = Field(
+        "6000/minute", description="Requests per client address (before authentication); "
+        "'N/second|minute|hour'.")
+    rate_limit_key: str = Field("6000/minute", description="Requests per API key.")
+    rate_limit_storage: str = Field(
+        "memory://", description="Where request counts live: memory:// (this process) or "
+        "redis://host:port/db (shared by every service process of the site).")
+    auth_lockout_failures: int = Field(
+        10, ge=1, le=10_000, description="Failed API keys from one address within the window "
+        "that lock the address out.")
+    auth_lockout_window_s: float = Field(300.0, gt=0, le=86_400.0,
+                                         description="Window in which failures are counted.")
+    auth_lockout_s: float = Field(900.0, gt=0, le=86_400.0,
+                                  description="How long a locked-out address is refused.")
     workers: int = Field(1, ge=0, le=32,
                          description="Job worker threads inside the service (0: none).")
     job_lease_s: float = Field(120.0, ge=5.0, le=86_400.0, description="A job whose worker "
@@ -127,6 +151,22 @@ class Settings(BaseSettings):
         "INFO", description="Least severe level logged (the DICOM libraries never below "
         "WARNING: their debug output dumps data sets).")
 
+    @field_validator("rate_limit_address", "rate_limit_key")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("a rate is 'N/second', 'N/minute' or 'N/hour'") from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("memory:// or redis://host:port/db")
+        return value
+
     @model_validator(mode="after")
     def _default_urls(self) -> "Settings":
         # Absolute from here on: a key or a database made from another folder is the same one.
@@ -135,8 +175,8 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{data_dir / 'digital_contrast.db'}"
         if self.audit_anchor_file is None:  # one per database: keys folders can be shared
-            digest = hashlib.sha256(_without_password(self.database_url).encode()).hexdigest()
-            self.audit_anchor_file = self.keys_dir / "anchors" / f"audit-{digest[:12]}.log"
+            self.audit_anchor_file = (self.keys_dir / "anchors" /
+                                      f"audit-{self.database_identity}.log")
         self.audit_anchor_file = self.audit_anchor_file.expanduser().resolve()
         if data_dir in self.audit_anchor_file.parents:
             raise ValueError("DC_AUDIT_ANCHOR_FILE must lie outside DC_DATA_DIR: whoever can "
@@ -144,6 +184,12 @@ class Settings(BaseSettings):
         if not self.mlflow_uri:
             self.mlflow_uri = f"sqlite:///{data_dir / 'mlflow.db'}"
         return self
+
+    @property
+    def database_identity(self) -> str:
+        """12 hex digits naming this installation's database (its URL without password):
+        what the processes of one installation share and another installation does not."""
+        return hashlib.sha256(_without_password(self.database_url).encode()).hexdigest()[:12]
 
 
 def _without_password(url: str) -> str:

@@ -14,11 +14,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from digital_contrast import PRODUCT_NAME, __version__
+from digital_contrast.api.cache_control import NoStore
 from digital_contrast.api.deps import authorize
 from digital_contrast.api.openapi_problems import install_problem_openapi
 from digital_contrast.api.problems import install_problem_handlers
+from digital_contrast.api.rate_limits import RateLimits
 from digital_contrast.api.request_ids import HEADER as REQUEST_ID_HEADER
 from digital_contrast.api.request_ids import RequestIds
+from digital_contrast.api.request_limits import RequestLimits
 from digital_contrast.api.routers import (
     dashboard,
     dicomweb,
@@ -104,7 +107,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                   redoc_url=None)
     install_problem_handlers(app)
     install_problem_openapi(app)
-    origins = (settings or get_settings()).cors_origins
+    config = settings or get_settings()
+    origins = config.cors_origins
     if origins:  # a viewer on another origin (OHIF): its browser asks first (preflight)
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "OPTIONS"],
@@ -118,5 +122,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     dashboard.install_login_redirect(app)
     # The dashboard's CSS, JS and Chart.js: public and read-only (roles.PUBLIC_MOUNTS).
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+    app.state.rate_limits = RateLimits(config)
+    app.add_middleware(NoStore)
+    # Before everything but the request ids: no work, not even authentication, for a request
+    # over a limit.
+    app.add_middleware(RequestLimits, settings=config, rates=app.state.rate_limits)
     app.add_middleware(RequestIds)  # added last: outermost, around CORS preflights too
     return app

@@ -32,7 +32,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "UPLOAD_TOO_LARGE": 413, "ZIP_TOO_LARGE": 413, "UPLOAD_MEDIA_TYPE": 415,
     "UPLOAD_NO_DICOM": 422, "SERIES_SYNTHETIC": 422,
     "EXPLAIN_METHOD_REFUSED": 409, "EXPLAIN_REGION_INVALID": 422, "MAP_NOT_FOUND": 404,
-    "API_KEY_NOT_FOUND": 404, "METHOD_NOT_ALLOWED": 405,
+    "API_KEY_NOT_FOUND": 404, "API_KEY_INVALID": 422, "METHOD_NOT_ALLOWED": 405,
+    "RATE_LIMITED": 429, "AUTH_LOCKED": 429, "REQUEST_TOO_LARGE": 413, "REQUEST_TIMEOUT": 408,
+    "REQUEST_HEADERS_TOO_LARGE": 431,
     "OUTCOME_NOT_APPLICABLE": 409, "SITE_FORBIDDEN": 403, "ROLE_FORBIDDEN": 403,
     "RANGE_INVALID": 422,
     "BUCKET_INVALID": 422,
@@ -96,6 +98,15 @@ def problem(status: int, code: str, detail: str, title: str | None = None,
                         media_type=MEDIA_TYPE, headers={"X-Request-ID": request_id})
 
 
+def error_problem(exc: DigitalContrastError) -> JSONResponse:
+    """The problem of a typed error: its status, and Retry-After when it says how long."""
+    response = problem(getattr(exc, "status", None) or status_for(exc.code), exc.code,
+                       exc.detail)
+    if (retry_after := getattr(exc, "retry_after_s", None)) is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def _route(request: Request) -> str:
     """The route template, not the path: paths carry UIDs."""
     return getattr(request.scope.get("route"), "path", None) or "(no route)"
@@ -104,8 +115,7 @@ def _route(request: Request) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DigitalContrastError)
     async def _known(request: Request, exc: DigitalContrastError) -> JSONResponse:
-        status = getattr(exc, "status", None) or status_for(exc.code)
-        return problem(status, exc.code, exc.detail)
+        return error_problem(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

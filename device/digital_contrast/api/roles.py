@@ -62,6 +62,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/keys"): ADMIN,
     ("POST", "/v1/keys"): ADMIN,
     ("DELETE", "/v1/keys/{key_id}"): ADMIN,
+    ("POST", "/v1/keys/{key_id}/rotate"): ADMIN,
 }
 
 # HTML pages of the dashboard: same rule, kept apart because they are not part of the JSON

@@ -226,6 +226,14 @@ class KeyRequest(BaseModel):
     role: Role
     site: str | None = Field(None, min_length=1, max_length=64,
                              description="The administrator's own site (the default); no other")
+    valid_days: int = Field(365, ge=1, le=3650, description="Days until the key expires")
+
+
+class KeyRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_days: int = Field(7, ge=0, le=90, description="Days the old key keeps working")
+    valid_days: int = Field(365, ge=1, le=3650, description="Days until the new key expires")
 
 
 class KeyView(BaseModel):
@@ -236,6 +244,8 @@ class KeyView(BaseModel):
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    expires_at: datetime | None = Field(
+        description="When the key stops working (none for keys made before expiry existed)")
 
 
 class NewKey(KeyView):

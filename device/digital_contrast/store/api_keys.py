@@ -1,7 +1,10 @@
 """API keys: `dc_<prefix>_<secret>`, shown once; only a salted scrypt hash is stored.
 
 The prefix is a public lookup id (indexed); the secret has 256 bits of entropy. Comparison is
-constant-time, and an unknown prefix costs the same hash as a known one.
+constant-time, and an unknown prefix costs the same hash as a known one; text that is not a
+key at all is refused without hashing (it reveals nothing, and garbage must cost nothing).
+Keys expire (`expires_at`); rotation makes a successor and lets the old key expire after a
+grace period, so that its users can switch without an outage.
 
 A key verified once is remembered in this process as an HMAC under a per-process secret, so
 that later requests cost one SHA-256 instead of a 40 ms scrypt (measured: a STOW request of a
@@ -83,36 +86,68 @@ def _matches(plaintext: str, key: ApiKey) -> bool:
     return hmac.compare_digest(actual, bytes.fromhex(digest))
 
 
-def create_api_key(session: Session, site: str, name: str, role: Role | str) -> tuple[
-        ApiKey, str]:
-    """A new key; the plaintext is returned once and cannot be recovered later."""
+DEFAULT_VALID = timedelta(days=365)
+MAX_VALID = timedelta(days=3650)
+
+
+def create_api_key(session: Session, site: str, name: str, role: Role | str, *,
+                   valid_for: timedelta = DEFAULT_VALID, now: datetime | None = None
+                   ) -> tuple[ApiKey, str]:
+    """A new key valid for `valid_for`; the plaintext is returned once and cannot be
+    recovered later."""
+    if not timedelta(0) < valid_for <= MAX_VALID:
+        raise StoreError(StoreErrorCode.API_KEY_INVALID,
+                         f"a key is valid for 1 to {MAX_VALID.days} days")
     prefix = secrets.token_hex(6)
     plaintext = f"{SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
     salt = secrets.token_bytes(16)
     key = ApiKey(site=site, name=name, role=Role(role), prefix=prefix, salt=salt.hex(),
-                 key_hash=_hash_record(plaintext, salt))
+                 key_hash=_hash_record(plaintext, salt),
+                 expires_at=(now or utcnow()) + valid_for)
     session.add(key)
     session.flush()
     return key, plaintext
 
 
+def rotate_api_key(session: Session, key_id: int, *, site: str | None = None,
+                   grace: timedelta = timedelta(days=7), valid_for: timedelta = DEFAULT_VALID,
+                   now: datetime | None = None) -> tuple[ApiKey, ApiKey, str]:
+    """(old, successor, successor's plaintext): the successor has the old key's site, name and
+    role; the old key expires after `grace` (sooner if it already would)."""
+    now = now or utcnow()
+    old = session.get(ApiKey, key_id)
+    if old is None or (site is not None and old.site != site) or old.revoked_at is not None \
+            or (old.expires_at is not None and old.expires_at <= now):
+        raise StoreError(StoreErrorCode.API_KEY_NOT_FOUND, f"no active API key {key_id}")
+    if not timedelta(0) <= grace <= timedelta(days=90):
+        raise StoreError(StoreErrorCode.API_KEY_INVALID, "the grace period is 0 to 90 days")
+    new, plaintext = create_api_key(session, old.site, old.name, old.role,
+                                    valid_for=valid_for, now=now)
+    old.expires_at = min(old.expires_at or now + grace, now + grace)
+    session.flush()
+    return old, new, plaintext
+
+
 def authenticate(session: Session, plaintext: str, *, now: datetime | None = None
                  ) -> ApiKey | None:
-    """The active key this plaintext belongs to, or None (malformed, unknown, wrong, revoked)."""
+    """The active key this plaintext belongs to, or None (malformed, unknown, wrong, revoked,
+    expired)."""
     match = _PLAINTEXT.match(plaintext or "")
-    key = session.scalars(select(ApiKey).where(ApiKey.prefix == match.group(1))).first() \
-        if match else None
-    if key is None:
-        _derive(plaintext or "", _DUMMY_SALT)  # same cost as a real check
+    if match is None:
         return None
-    if key.revoked_at is not None:
-        _derive(plaintext, _DUMMY_SALT)  # a revoked key costs what a live one costs
+    now = now or utcnow()
+    key = session.scalars(select(ApiKey).where(ApiKey.prefix == match.group(1))).first()
+    if key is None:
+        _derive(plaintext, _DUMMY_SALT)  # same cost as a real check
+        return None
+    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        _derive(plaintext, _DUMMY_SALT)  # a refused key costs what a live one costs
         return None
     if not _verified.known(plaintext, key):
         if not _matches(plaintext, key):
             return None
         _verified.remember(plaintext, key)
-    _touch(session, key, now or utcnow())
+    _touch(session, key, now)
     return key
 
 

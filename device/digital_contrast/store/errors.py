@@ -16,6 +16,7 @@ class StoreErrorCode(StrEnum):
     JOB_LEASE_LOST = "JOB_LEASE_LOST"  # the worker no longer holds the job
     JOB_INVALID_STATE = "JOB_INVALID_STATE"
     API_KEY_NOT_FOUND = "API_KEY_NOT_FOUND"
+    API_KEY_INVALID = "API_KEY_INVALID"  # a validity or grace period out of range
     SENDER_INVALID = "SENDER_INVALID"  # a DIMSE sender's AE title or address is not usable
     SENDER_EXISTS = "SENDER_EXISTS"  # the AE title is already a sender (of any site)
     SENDER_NOT_FOUND = "SENDER_NOT_FOUND"

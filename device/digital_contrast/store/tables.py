@@ -130,6 +130,7 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # None: keys made before expiry existed
 
 
 class DicomSender(Base):
@@ -356,6 +357,18 @@ class AuditEvent(Base):
     seq: Mapped[int | None]  # position in the chain, unique (index below)
     key_id: Mapped[str | None] = mapped_column(String(16))
     mac: Mapped[str | None] = mapped_column(SHA256)
+
+
+class AuthFailure(Base):
+    """Failed API keys of one subject (a client address) in the current window, and how long
+    it is locked out."""
+
+    __tablename__ = "auth_failures"
+
+    subject: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
 
 
 class AuditExport(Base):

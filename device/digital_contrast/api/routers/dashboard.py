@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from digital_contrast.api import web_session
 from digital_contrast.api.deps import AuthError, Caller, DbSession, Service
-from digital_contrast.api.problems import problem, status_for
+from digital_contrast.api.problems import error_problem, status_for
 from digital_contrast.api.roles import PAGE_ROLES, SUSTAINABILITY
 from digital_contrast.api.routers.sustainability import (
     EVIDENCE,
@@ -235,4 +235,4 @@ def install_login_redirect(app: FastAPI) -> None:
             if web_session.COOKIE in request.cookies:  # stale or forged: drop it
                 web_session.clear_cookie(request, response)
             return response
-        return problem(status, exc.code, exc.detail)
+        return error_problem(exc)
