@@ -94,11 +94,16 @@ def pixel_problem(ds: Dataset, sop_class: str, syntax: UID) -> PixelProblem | No
 def _geometry(ds: Dataset) -> _Geometry | None:
     try:
         values = [int(ds[keyword].value) for keyword in _GEOMETRY]
-        samples = int(ds.get("SamplesPerPixel") or 1)
-        frames = int(ds.get("NumberOfFrames") or 1)
+        samples = _count(ds.get("SamplesPerPixel"))
+        frames = _count(ds.get("NumberOfFrames"))
     except (KeyError, TypeError, ValueError):
         return None
     return _Geometry(*values, samples=samples, frames=frames)
+
+
+def _count(value: object) -> int:
+    """An optional count: absent or empty is 1 (PS3.3 C.7.6.6), an explicit 0 stays 0."""
+    return 1 if value is None or value == "" else int(value)  # type: ignore[call-overload]
 
 
 def _geometry_problem(g: _Geometry, ds: Dataset, ct: bool) -> PixelProblem | None:
