@@ -256,6 +256,7 @@ class UploadFailure(BaseModel):
     member: str
     reason: int
     detail: str
+    code: str = ""  # the intake's stable code (INTAKE_...), empty for a storage failure
 
 
 class UploadResult(BaseModel):

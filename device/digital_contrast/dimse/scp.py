@@ -15,6 +15,7 @@ import logging
 import threading
 from weakref import WeakKeyDictionary
 
+from pydicom.dataset import Dataset
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -145,7 +146,7 @@ class StorageSCP:
     def _on_echo(self, event: Event) -> int:
         return SUCCESS
 
-    def _on_store(self, event: Event) -> int:
+    def _on_store(self, event: Event) -> int | Dataset:
         with self._lock:
             known = self._sites.get(event.assoc)
         if known is None:  # only if the acceptance itself failed: never store unattributed
@@ -157,8 +158,9 @@ class StorageSCP:
                                  "larger than DC_MAX_UPLOAD_BYTES")
         checked = validate_instance(data)
         if isinstance(checked, FailedInstance):
-            return self._refused(ae_title, FailureReason(checked.failure_reason),
-                                 checked.detail)
+            refused = self._refused(ae_title, FailureReason(checked.failure_reason),
+                                    f"{checked.code}: {checked.detail}")
+            return _with_comment(refused, checked.code)
         try:
             with self.state.sessions() as db:
                 outcome = ingest(self.state.instances, db, site, f"dimse:{ae_title}",
@@ -181,3 +183,12 @@ class StorageSCP:
         log.warning("C-STORE from AE %r refused with 0x%04X %s: %s", ae_title, int(reason),
                     reason.name, detail)
         return int(reason)
+
+
+def _with_comment(status: int, code: str) -> Dataset:
+    """The C-STORE response with the intake's code as its Error Comment (0000,0902; LO, at
+    most 64 characters): the sender's log shows why, not only the status."""
+    response = Dataset()
+    response.Status = status
+    response.ErrorComment = code[:64]
+    return response

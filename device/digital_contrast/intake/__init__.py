@@ -9,9 +9,15 @@ from digital_contrast.intake.instance import (
     is_uid,
     validate_instance,
 )
-from digital_contrast.intake.statuses import FailedInstance, FailureReason, WarningReason
+from digital_contrast.intake.statuses import (
+    FailedInstance,
+    FailureReason,
+    IntakeCode,
+    WarningReason,
+)
 
 __all__ = [
     "DEFAULT_ACCEPTED_SOP_CLASSES", "FailedInstance", "FailureReason", "IntakeAborted",
-    "IntakeResult", "ParsedInstance", "WarningReason", "ingest", "is_uid", "validate_instance",
+    "IntakeCode", "IntakeResult", "ParsedInstance", "WarningReason", "ingest", "is_uid",
+    "validate_instance",
 ]

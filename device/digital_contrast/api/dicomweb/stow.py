@@ -4,6 +4,7 @@
 per SOP Instance UID) and builds the response once the route has stored what passed.
 """
 
+import logging
 from collections.abc import Collection
 from typing import Any
 
@@ -20,6 +21,8 @@ from digital_contrast.intake.instance import (
     validate_instance,
 )
 from digital_contrast.intake.statuses import FailedInstance, FailureReason, WarningReason
+
+log = logging.getLogger(__name__)
 
 
 class StowRequest:
@@ -58,6 +61,10 @@ class StowRequest:
                                 accepted_sop_classes=self.accepted_sop_classes,
                                 accepted_transfer_syntaxes=self.accepted_transfer_syntaxes)
         if isinstance(outcome, FailedInstance):
+            # The response carries only the DICOM status: the code and detail go to the log
+            # (written for people, they name no patient data).
+            log.warning("STOW-RS part %d refused with 0x%04X %s: %s", part.index + 1,
+                        int(outcome.failure_reason), outcome.code, outcome.detail)
             return self._fail(outcome._replace(detail=f"part {part.index + 1}: "
                                                       f"{outcome.detail}"))
         if outcome.sop_instance_uid in self._seen:

@@ -19,7 +19,7 @@ def _check_members(archive: bytes, limits: ZipLimits
         outcome = validate_instance(data)
         if isinstance(outcome, FailedInstance):
             failed.append(UploadFailure(member=name, reason=int(outcome.failure_reason),
-                                        detail=outcome.detail))
+                                        detail=outcome.detail, code=outcome.code))
         else:
             checked.append((name, outcome))
     return checked, failed
