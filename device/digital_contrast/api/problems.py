@@ -59,12 +59,15 @@ STATUS_BY_PREFIX: dict[str, int] = {"ZIP": 422, "IMG": 422, "CONF": 422, "STOW":
 _MODELS = "docs/operations.md#models-and-the-registry"
 _INPUT = "docs/clinical-integration.md#input-refusals"
 _KEYS = "docs/regulatory.md#keys-and-signed-records"
+_LIMITS = "docs/operations.md#limits-and-rate-limits"
 GUIDE_BY_CODE: dict[str, str] = {
     "USECASE_NO_MODEL": _MODELS, "PROTOCOL_OUTDATED": _MODELS, "REGISTRY_CHANGED_OUTSIDE": _MODELS,
     "RECORD_UNSIGNED": _KEYS, "SIGNER_UNTRUSTED": _KEYS, "SIGNATURE_INVALID": _KEYS,
     "KEYS_DIR_INVALID": _KEYS, "KEY_PERMISSIONS": _KEYS, "TRUSTED_KEY_INVALID": _KEYS,
     "SERIES_SYNTHETIC": _INPUT, "USECASE_UNKNOWN": "docs/clinical-integration.md#jobs",
     "AORTA_NOT_FOUND": _INPUT, "BLOOD_REFERENCE_UNAVAILABLE": _INPUT,
+    "REQUEST_TOO_LARGE": _LIMITS, "REQUEST_TIMEOUT": _LIMITS,
+    "REQUEST_HEADERS_TOO_LARGE": _LIMITS, "RATE_LIMITED": _LIMITS, "AUTH_LOCKED": _LIMITS,
 }
 GUIDE_BY_PREFIX: dict[str, str] = {
     "AUTH": "docs/operations.md#keys", "MODEL": _MODELS, "REGISTRY": _MODELS, "BUNDLE": _MODELS,
