@@ -159,7 +159,7 @@ def test_one_request_fails_only_its_bad_parts() -> None:
     request.stored(second, WarningReason.COERCION_OF_DATA_ELEMENTS)
     with pytest.raises(ValueError, match="never reported"):
         request.response()
-    assert request.unreported == [third]
+    assert request.unreported == [third.sop_instance_uid]
     request.failed(third, R.OUT_OF_RESOURCES, "disk full")
     with pytest.raises(ValueError, match="already reported"):
         request.stored(first)

@@ -3,9 +3,10 @@ into the content-addressed store, rows in one transaction. Our own output is ref
 synthetic series must never become an input)."""
 
 import logging
+from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 
 import pydicom
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 # One pool for the process, not one per request: starting 16 threads per request cost more
 # than the writes (each start waits for the new thread under GIL contention).
 _WRITERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="intake-writer")
+_IN_FLIGHT = 32  # files of one request handed to the writers and not yet written
 
 
 class IntakeAborted(Exception):
@@ -51,23 +53,32 @@ def ingest(store: InstanceStore, db: Session, site: str, actor: str,
     removed after the commit. A process killed on the way leaves its intent to the sweep.
     """
     outcome = IntakeResult()
-    accepted = []
+    accepted: list[ParsedInstance] = []  # written, their bytes dropped (headers kept)
+    stored: list[StoredFile] = []
     # Files first (idempotent, invisible until their rows commit), made durable by one sync
-    # for the whole request before any row is written.
-    writes = []
+    # for the whole request before any row is written. At most _IN_FLIGHT files of a request
+    # are held in memory: drawing the next part waits for the oldest write.
+    writes: deque[tuple[ParsedInstance, Future[StoredFile]]] = deque()
+
+    def settle(limit: int) -> None:
+        while len(writes) > limit:
+            instance, write = writes.popleft()
+            stored.append(write.result())
+            accepted.append(replace(instance, data=b""))
+
     intent = store.journal.intent()
     try:
         for instance in instances:
             if is_synthetic(instance.header):
                 outcome.failed.append((instance, FailureReason.SYNTHETIC_INPUT,
                                        "synthetic images are never accepted as input"))
-            else:
-                accepted.append(instance)
-                writes.append(_WRITERS.submit(store.put, instance.data, sync=False,
-                                              intent=intent))
-        stored = [write.result() for write in writes]
+                continue
+            writes.append((instance, _WRITERS.submit(store.put, instance.data, sync=False,
+                                                     intent=intent)))
+            settle(_IN_FLIGHT)
+        settle(0)
     except BaseException:
-        wait(writes)  # no write is left running behind a request that failed mid-way
+        wait([w for _, w in writes])  # no write is left running behind a failed request
         db.rollback()
         release(db, store, intent)
         raise

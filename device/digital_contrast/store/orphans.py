@@ -3,8 +3,8 @@ and, after a crash, by the sweep of the intents the dead process left (store.fil
 
 What claims a file: an instance file is claimed by any instance row with its path (identical
 bytes share one file, across sites too); a job's maps folder by the job having succeeded; a
-job's scratch folder and a half-made maps folder by nothing (they exist only while their work
-runs). A path named by an intent of a process still running is never touched.
+job's scratch folder, a half-made maps folder and a spooled upload by nothing (they exist only
+while their work runs). A path named by an intent of a process still running is never touched.
 """
 
 from __future__ import annotations
@@ -65,9 +65,12 @@ def _remove_unclaimed(session: Session, instances: InstanceStore, paths: list[Pa
         elif parts[0] == "jobs" and len(parts) == 3 and parts[2] == "maps" and \
                 _succeeded(session, parts[1]):
             continue  # published with the job's success
-        elif path.is_dir():
+        elif path.is_dir():  # a scratch or half-made maps folder
             shutil.rmtree(path, ignore_errors=True)
             folders += 1
+        elif path.exists():  # a spooled upload
+            path.unlink(missing_ok=True)
+            files += 1
     session.rollback()  # reads only
     return files, folders
 

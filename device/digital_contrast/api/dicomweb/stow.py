@@ -47,7 +47,9 @@ class StowRequest:
         self.referenced: list[StoredInstance] = []
         self.failures: list[FailedInstance] = []
         self._seen: set[str] = set()
-        self._pending: dict[str, ParsedInstance] = {}
+        # Checked and not reported yet, by SOP Instance UID: never the instances themselves,
+        # whose bytes intake drops once written (a request's memory stays bounded).
+        self._pending: set[str] = set()
         self._studies: set[str] = set()
 
     def check(self, part: Part) -> ParsedInstance | None:
@@ -74,7 +76,7 @@ class StowRequest:
                 f"part {part.index + 1}: it repeats a SOP Instance UID already sent in this "
                 "request"))
         self._seen.add(outcome.sop_instance_uid)
-        self._pending[outcome.sop_instance_uid] = outcome
+        self._pending.add(outcome.sop_instance_uid)
         return outcome
 
     def stored(self, instance: ParsedInstance, warning: WarningReason | None = None) -> None:
@@ -94,9 +96,9 @@ class StowRequest:
                                             reason, detail))
 
     @property
-    def unreported(self) -> list[ParsedInstance]:
-        """Checked instances with neither `stored()` nor `failed()` yet."""
-        return list(self._pending.values())
+    def unreported(self) -> list[str]:
+        """SOP Instance UIDs of checked instances with neither `stored()` nor `failed()` yet."""
+        return sorted(self._pending)
 
     @property
     def status(self) -> int:
@@ -117,6 +119,7 @@ class StowRequest:
         return None
 
     def _take(self, instance: ParsedInstance) -> None:
-        if self._pending.pop(instance.sop_instance_uid, None) is not instance:
+        if instance.sop_instance_uid not in self._pending:
             raise ValueError("the instance was not returned by check() of this request, or "
                              "was already reported")
+        self._pending.remove(instance.sop_instance_uid)

@@ -9,7 +9,7 @@ import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from queue import Queue
+from queue import Full, Queue
 from typing import Annotated, Any
 
 import pydicom
@@ -63,8 +63,25 @@ def _base(request: Request) -> str:
 
 _END = object()
 # Each STOW request being received holds one reader thread: its own pool, so that many slow
-# uploads never starve the thread pool of the other routes. Past it, bodies wait buffered.
+# uploads never starve the thread pool of the other routes. Past it, a request waits
+# with at most _BUFFERED_PARTS parts read (back-pressure on the socket).
 _READERS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="stow-reader")
+_BUFFERED_PARTS = 8
+
+
+async def _hand_over(queue: "Queue[object]", item: object, reader: "asyncio.Future[object]"
+                     ) -> None:
+    """Give the reader the next part, waiting while it is behind: the socket is then not read,
+    and TCP slows the client down (a request holds at most _BUFFERED_PARTS parts)."""
+    while True:
+        try:
+            queue.put_nowait(item)
+            return
+        except Full:
+            if reader.done():  # the reader stopped: its error ends the request
+                await reader
+                return
+            await asyncio.sleep(0.002)
 
 
 def _parts_of(queue: "Queue[object]") -> Iterator[Part]:
@@ -84,7 +101,7 @@ async def _stow(request: Request, state: Service, db: DbSession, caller: Caller,
     # rows are recorded only once the whole body has been read and framed correctly, so a
     # body that fails half-way stores nothing (its files stay invisible and are journaled
     # for removal by the purge).
-    queue: Queue[object] = Queue()
+    queue: Queue[object] = Queue(maxsize=_BUFFERED_PARTS)
     checked = (instance for part in _parts_of(queue)
                if (instance := stow.check(part)) is not None)
     # In the request's context: its log lines keep the request id (logs.REQUEST_ID).
@@ -99,15 +116,16 @@ async def _stow(request: Request, state: Service, db: DbSession, caller: Caller,
                 raise DigitalContrastError(
                     "UPLOAD_TOO_LARGE", f"the request exceeds {limit} bytes (DC_MAX_UPLOAD_BYTES)")
             for part in parser.feed(chunk):
-                queue.put(part)
+                await _hand_over(queue, part, intake)
         for part in parser.close():  # a framing error raises here
-            queue.put(part)
+            await _hand_over(queue, part, intake)
     except BaseException as exc:
-        queue.put(exc if isinstance(exc, Exception) else IntakeAborted("request cancelled"))
         with contextlib.suppress(Exception):
+            await _hand_over(queue, exc if isinstance(exc, Exception)
+                             else IntakeAborted("request cancelled"), intake)
             await intake  # the reader stops before any row is written
         raise
-    queue.put(_END)
+    await _hand_over(queue, _END, intake)
     outcome = await intake
     for instance in outcome.stored:
         stow.stored(instance)
