@@ -1,19 +1,18 @@
 """Request ids and the unhandled-error path through real uvicorn, as `serve` configures it
 (log_config=None: uvicorn's and Starlette's records reach the scrubbing handler)."""
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-import uvicorn
 
 from digital_contrast.api.app import create_app
 from digital_contrast.api.routers import health
 from digital_contrast.config import Settings
 from tests.support.logs import configured_logging, json_lines
+from tests.support.service import live_server
 
 NAME, PATIENT_ID = "ZZQPHI^ALPHA", "PHI-ID-93817"
 
@@ -23,18 +22,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, object]]:
     """The app on a free port, logging JSON lines into a buffer."""
     with configured_logging() as stream:
         app = create_app(Settings(data_dir=tmp_path / "data", workers=0), background=False)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None,
-                                               log_level=None, access_log=False))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        try:
-            yield f"http://127.0.0.1:{port}", stream
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+        with live_server(app, log_config=None, log_level=None, access_log=False,
+                         lifespan="on") as url:
+            yield url, stream
 
 
 @pytest.mark.req("SRS-LOG-004")

@@ -2,8 +2,10 @@
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage
 
@@ -66,3 +68,14 @@ def to_bytes(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def changed(ds: Dataset, **changes: Any) -> bytes:
+    """The bytes of a copy of `ds` with elements set (None: removed)."""
+    copy = pydicom.dcmread(io.BytesIO(to_bytes(ds)))
+    for keyword, value in changes.items():
+        if value is None:
+            del copy[keyword]
+        else:
+            setattr(copy, keyword, value)
+    return to_bytes(copy)

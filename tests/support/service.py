@@ -78,10 +78,12 @@ def running_service(settings: Settings) -> Iterator[Service]:
 
 
 @contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """The app on a free loopback port (uvicorn in a thread), for real HTTP clients."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off"))
+def live_server(app: FastAPI, **options: object) -> Iterator[str]:
+    """The app on a free loopback port (uvicorn in a thread), for real HTTP clients;
+    `options` override uvicorn's configuration."""
+    server = uvicorn.Server(uvicorn.Config(app, **({"host": "127.0.0.1", "port": 0,
+                                                    "log_level": "warning",
+                                                    "lifespan": "off"} | options)))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

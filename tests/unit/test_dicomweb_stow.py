@@ -25,7 +25,7 @@ from digital_contrast.intake import (
     WarningReason,
 )
 from digital_contrast.intake import validate_instance as validate_part
-from tests.support.ct_series import ct_slices, to_bytes
+from tests.support.ct_series import changed, ct_slices, to_bytes
 
 R = FailureReason
 BASE = "https://dc.example/dicomweb"
@@ -41,16 +41,6 @@ def _failure(body: bytes, **options: Any) -> FailedInstance:
     assert isinstance(outcome, FailedInstance), outcome
     assert outcome.detail and "Doe" not in outcome.detail  # no patient data in messages
     return outcome
-
-
-def _changed(ds: Dataset, **changes: Any) -> bytes:
-    copy = pydicom.dcmread(io.BytesIO(to_bytes(ds)))
-    for keyword, value in changes.items():
-        if value is None:
-            del copy[keyword]
-        else:
-            setattr(copy, keyword, value)
-    return to_bytes(copy)
 
 
 @pytest.mark.req("SRS-DCMW-002")
@@ -93,20 +83,20 @@ def test_each_problem_fails_with_its_reason() -> None:
     sop = (ds.SOPClassUID, ds.SOPInstanceUID)
     assert _failure(b"just text").failure_reason == R.CANNOT_UNDERSTAND
     assert _failure(b"\0" * 128 + b"DICM" + b"\xff" * 40).failure_reason == R.CANNOT_UNDERSTAND
-    no_class = _failure(_changed(ds, SOPClassUID=None))
+    no_class = _failure(changed(ds, SOPClassUID=None))
     assert no_class[:3] == (None, None, R.CANNOT_UNDERSTAND)
-    mr = _failure(_changed(ds, SOPClassUID=MRImageStorage))
+    mr = _failure(changed(ds, SOPClassUID=MRImageStorage))
     assert mr.failure_reason == R.SOP_CLASS_NOT_SUPPORTED and "MR Image Storage" in mr.detail
-    assert validate_part(_changed(ds, SOPClassUID=MRImageStorage),
+    assert validate_part(changed(ds, SOPClassUID=MRImageStorage),
                          accepted_sop_classes={MRImageStorage}).__class__ is ParsedInstance
     syntax = _failure(body, accepted_transfer_syntaxes={"1.2.840.10008.1.2"})
     assert syntax[:3] == (*sop, R.TRANSFER_SYNTAX_NOT_SUPPORTED)
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
-        assert _failure(_changed(ds, **{keyword: None}))[:3] == \
+        assert _failure(changed(ds, **{keyword: None}))[:3] == \
             (*sop, R.DATA_SET_DOES_NOT_MATCH_SOP_CLASS)
-    bad_uid = _failure(_changed(ds, SeriesInstanceUID="1.2.abc"))
+    bad_uid = _failure(changed(ds, SeriesInstanceUID="1.2.abc"))
     assert bad_uid.failure_reason == R.DATA_SET_DOES_NOT_MATCH_SOP_CLASS
-    no_instance = _failure(_changed(ds, SOPInstanceUID=None))
+    no_instance = _failure(changed(ds, SOPInstanceUID=None))
     assert no_instance[:3] == (ds.SOPClassUID, None, R.DATA_SET_DOES_NOT_MATCH_SOP_CLASS)
     truncated = _failure(body[:-100])
     assert truncated[:3] == (*sop, R.DATA_SET_DOES_NOT_MATCH_SOP_CLASS)

@@ -149,6 +149,9 @@ def _checked(ds: Dataset, body: bytes, study_instance_uid: str | None,
     for keyword in _BULK:
         if keyword in ds:
             del ds[keyword]
+    # pydicom 3 keeps the buffer a data set was read from: without this, every header would
+    # hold its whole file (pixel data included) for as long as the request runs.
+    ds.buffer = None
     tag = unserialisable_element(ds)
     if tag is not None:
         return failed(FailureReason.CANNOT_UNDERSTAND, f"its element {tag} cannot be read "
