@@ -121,6 +121,16 @@ def _problem_breach(response: Response) -> str | None:
     return None
 
 
+# Transport headers every request carries, and the key (filtered anyway): left out of replays.
+_NOISE = re.compile(r" -H '(User-Agent|Accept-Encoding|Accept|Connection|X-API-Key|"
+                    r"X-Schemathesis-TestCaseId): [^']*'")
+
+
+def replay(case) -> str:
+    """A curl command for the case, without the key and the usual transport headers."""
+    return _NOISE.sub("", case.as_curl_command())
+
+
 def _restore_keys(service: Service) -> None:
     """Undo a fuzzed revocation of the run's own keys (DELETE /v1/keys/{small id} is a valid
     request an admin may make): every role must keep its key for the rest of the run."""
@@ -194,7 +204,7 @@ def judge(service: Service, case, response: Response, role: Role, mode: Generati
 
     def breach(rule: str) -> None:
         tally.findings.append(Finding(role.value, mode.value, label, status, rule,
-                                      case.as_curl_command()))
+                                      replay(case)))
 
     if status >= 500:
         code = response.json().get("code", "?") \
@@ -212,7 +222,7 @@ def judge(service: Service, case, response: Response, role: Role, mode: Generati
                     and 200 <= status < 300:
                 what = f"{label} ({ParameterLocation(location).value})"
                 tally.accepted_invalid[what] += 1
-                tally.accepted_example.setdefault(what, case.as_curl_command())
+                tally.accepted_example.setdefault(what, replay(case))
         if case.operation.method.upper() == "DELETE" and case.operation.path.startswith(
                 "/v1/keys"):
             _restore_keys(service)
