@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def main() -> None:
 
 
 def report(tallies: dict, seconds: float, target: int) -> None:
-    from tests.support.fuzz import Tally
+    from tests.support.fuzz import Finding, Tally
 
     total = Tally()
     for tally in tallies.values():
@@ -108,7 +109,14 @@ def report(tallies: dict, seconds: float, target: int) -> None:
     for label, values in slowest:
         print(f"  {label:<75} {statistics.median(values) * 1000:7.1f} ms (n={len(values)})")
     print(f"\nfindings: {len(total.findings)}")
-    for finding in total.findings[:30]:
+    kinds = Counter((f.operation, f.status, f.rule.split(" ")[0]) for f in total.findings)
+    for (operation, status, rule), n in kinds.most_common():
+        print(f"  {n:5d} x {operation} -> {status} ({rule} ...)")
+    first: dict[tuple, Finding] = {}
+    for finding in total.findings:  # one replay of each kind
+        first.setdefault((finding.operation, finding.status, finding.rule.split(" ")[0]),
+                         finding)
+    for finding in first.values():
         print(f"  {finding}")
     short = [role.value for role, tally in tallies.items() if tally.total < target]
     if total.findings:
