@@ -1,22 +1,21 @@
-"""Schema-driven fuzzing (schemathesis) of every operation, once per role with a valid key:
-no 5xx, every error is a problem document, and the role's own routes get past authentication."""
+"""Schema-driven fuzzing (schemathesis) of every operation, once per role with a valid key, with
+positive and negative data (tests/support/fuzz.py; the heavy run is bench/fuzz.py): no 5xx,
+every error is a problem document, and the role's own routes get past authentication."""
 
-from collections import Counter
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from schemathesis.generation import GenerationMode
 
-from digital_contrast.api.roles import PUBLIC, ROUTE_ROLES
+from digital_contrast.api.problems import MEDIA_TYPE
 from digital_contrast.store import Role
+from tests.support.fuzz import Tally, fuzz_role, judge, load_schema
 from tests.support.service import live_server, make_settings, running_service
 
-EXAMPLES_PER_OPERATION = 8
-# Arbitrary bytes (and an empty archive) for the zip upload body.
-schemathesis.openapi.media_type(
-    "application/zip", st.binary(max_size=4096) | st.just(b"PK\x05\x06" + b"\0" * 18))
+EXAMPLES_PER_OPERATION = 8  # per mode: a few hundred requests per role
+SEED = 18
 
 
 @pytest.fixture(scope="module")
@@ -27,48 +26,49 @@ def service(tmp_path_factory: pytest.TempPathFactory, empty_registry_db: Path):
         yield running
 
 
-def fuzz(operation, allowed: bool, send, outcomes: Counter[str]) -> None:
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-              derandomize=True, suppress_health_check=list(HealthCheck))
-    @given(case=operation.as_strategy())
-    def call(case) -> None:
-        response = send(case)
-        label = operation.label
-        assert response.status_code < 500, (label, response.status_code, response.text[:300])
-        if response.status_code >= 400:
-            content_type = response.headers.get("content-type") or [""]
-            assert content_type[0].startswith("application/problem+json"), \
-                (label, response.status_code)
-            assert "Traceback" not in response.text
-        # SITE_FORBIDDEN, ROLE_FORBIDDEN: authenticated and authorised for the route, refused
-        # another site's data or a role the caller may not grant (fuzzed body): past
-        # authentication.
-        passed = response.status_code not in (401, 403) or \
-            response.json().get("code") in ("SITE_FORBIDDEN", "ROLE_FORBIDDEN")
-        # A generated path value no route matches (a newline in {path}) is answered by the
-        # router itself, before any handler or data: neither past nor refused by auth.
-        if response.status_code == 404 and response.json().get("detail") == "Not Found":
-            outcomes["unrouted"] += 1
-            return
-        assert passed == allowed, (label, response.status_code)
-        outcomes["past auth" if passed else "refused"] += 1
-
-    call()
-
-
-@pytest.mark.req("SRS-API-002", "SRS-API-001")
+@pytest.mark.req("SRS-API-002", "SRS-API-001", "SRS-FUZZ-001")
 @pytest.mark.parametrize("role", list(Role))
 def test_no_server_error_for_any_generated_request(service, role: Role) -> None:
-    schema = schemathesis.openapi.from_dict(service.client.get("/openapi.json").json())
-    outcomes: Counter[str] = Counter()
     with live_server(service.app) as base:
-        for result in schema.get_all_operations():
-            operation = result.ok()
-            roles = ROUTE_ROLES[operation.method.upper(), operation.path]
-            fuzz(operation, roles == PUBLIC or role in roles,
-                 lambda case: case.call(base_url=base, headers=service.headers(role),
-                                        timeout=60), outcomes)
-    total = sum(outcomes.values())
-    # Stated share: every call to the role's own routes got past authentication (asserted
-    # per call above), and those are at least a few of the calls made with its key.
-    assert total > 0 and outcomes["past auth"] >= 3, outcomes
+        tally = fuzz_role(service, load_schema(service), base, role,
+                          examples=EXAMPLES_PER_OPERATION, seed_value=SEED)
+    assert not tally.findings, "\n".join(map(str, tally.findings))
+    # Stated share: both kinds of data were sent, and the role's own routes were reached
+    # (every call to them got past authentication, checked per call by the driver).
+    assert tally.requests["positive"] > 0 and tally.requests["negative"] > 0, tally.requests
+    assert tally.auth["past auth"] >= 3, tally.auth
+
+
+@dataclass
+class _Reply:
+    """A response as the driver reads it (schemathesis' headers are lists)."""
+
+    status_code: int
+    text: str
+    content_type: str = MEDIA_TYPE
+
+    @property
+    def headers(self) -> dict[str, list[str]]:
+        return {"content-type": [self.content_type]}
+
+    def json(self) -> dict:
+        return json.loads(self.text)
+
+
+@pytest.mark.req("SRS-FUZZ-001")
+def test_the_driver_reports_what_breaks_the_rules(service) -> None:
+    """A clean run means something: a 500, a 4xx that is not a problem document, and a refusal
+    of the role's own route are each a finding; a proper 4xx is not."""
+    schema = load_schema(service)
+    (operation,) = [op.ok() for op in schema.get_all_operations() if op.ok().label ==
+                    "GET /v1/jobs"]
+    case = operation.Case(query={"limit": 5})
+    replies = [_Reply(500, '{"code": "INTERNAL_ERROR", "status": 500}'),
+               _Reply(404, "Not Found", "text/plain"),
+               _Reply(403, '{"code": "AUTH_FORBIDDEN", "status": 403}'),
+               _Reply(422, '{"code": "REQUEST_INVALID", "status": 422}')]
+    tally = Tally()
+    for reply in replies:
+        judge(service, case, reply, Role.CLINICIAN, GenerationMode.POSITIVE, True, tally)
+    assert [finding.status for finding in tally.findings] == [500, 404, 403], tally.findings
+    assert tally.outcomes["5xx INTERNAL_ERROR"] == 1 and tally.outcomes["422 REQUEST_INVALID"]
