@@ -14,7 +14,7 @@ from digital_contrast.store import Role
 from tests.support.fuzz import Tally, fuzz_role, judge, load_schema
 from tests.support.service import live_server, make_settings, running_service
 
-EXAMPLES_PER_OPERATION = 8  # per mode: a few hundred requests per role
+EXAMPLES_PER_OPERATION = 5  # per mode: about two hundred requests per role
 SEED = 18
 
 

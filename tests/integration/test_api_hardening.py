@@ -80,3 +80,11 @@ def test_a_client_that_leaves_mid_upload_is_not_a_server_error(
         asyncio.run(service.app(scope, receive, send))
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [400]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.req("SRS-API-002")
+def test_a_body_that_is_not_text_is_a_typed_problem(service) -> None:
+    response = service.client.post("/v1/jobs", content=b"\xff\xfe\x00{",
+                                   headers=service.headers() | {
+                                       "Content-Type": "application/json"})
+    assert (response.status_code, response.json()["code"]) == (422, "REQUEST_INVALID")

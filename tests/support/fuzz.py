@@ -251,8 +251,9 @@ def judge(service: Service, case, response: Response, role: Role, mode: Generati
 
 
 def _undecodable_body(body: dict) -> bool:
-    if body.get("code") == "HTTP_400":
-        return body.get("detail") == "There was an error parsing the body"
+    if body.get("code") == "REQUEST_INVALID" and \
+            body.get("detail") == "the request body cannot be parsed":  # not UTF-8
+        return True
     errors = body.get("errors") or [{}]
     return body.get("code") == "REQUEST_INVALID" and all(
         error.get("msg") == "JSON decode error" for error in errors)

@@ -128,6 +128,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (not UTF-8, not JSON)
+            return problem(422, "REQUEST_INVALID", "the request body cannot be parsed")
         code = {401: "AUTH_MISSING", 403: "AUTH_FORBIDDEN", 404: "NOT_FOUND",
                 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, f"HTTP_{exc.status_code}")
         return problem(exc.status_code, code, str(exc.detail))
