@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_load import BenchError, free_port, wait_ready  # noqa: E402
 
-TERMINAL = {"succeeded", "failed", "rejected", "cancelled"}
+TERMINAL = {"succeeded", "failed", "rejected"}  # JobState.terminal
 
 
 def _prepare(root: Path) -> tuple[dict[str, str], list]:
@@ -127,8 +127,10 @@ def rss_mib(pid: int) -> float:
 
 
 class Load:
-    def __init__(self, base: str, keys: dict[str, str], template: list) -> None:
+    def __init__(self, base: str, keys: dict[str, str], template: list,
+                 job_share: float) -> None:
         self.base, self.keys, self.template = base, keys, template
+        self.job_share = job_share
         self.answers: Counter[str] = Counter()
         self.jobs: list[str] = []
         self.lock = threading.Lock()
@@ -173,11 +175,12 @@ class Load:
                 self.call("WADO-RS", "GET",
                           f"/dicomweb/studies/{study}/series/{series}/instances/{sop}",
                           headers={"Accept": 'multipart/related; type="application/dicom"'})
-        job = self.call("job submit", "POST", "/v1/jobs",
-                        json={"series_uid": series, "use_case": "aaa-cta"})
-        if job is not None and job.status_code == 202:
-            with self.lock:
-                self.jobs.append(job.json()["id"])
+        if random.random() < self.job_share:  # the worker keeps up: the queue stays short
+            job = self.call("job submit", "POST", "/v1/jobs",
+                            json={"series_uid": series, "use_case": "aaa-cta"})
+            if job is not None and job.status_code == 202:
+                with self.lock:
+                    self.jobs.append(job.json()["id"])
         self.call("job list", "GET", "/v1/jobs")
         self.call("dashboard", "GET", "/v1/sustainability/summary", role="admin")
 
@@ -225,6 +228,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--job-share", type=float, default=0.1,
+                        help="share of uploaded series a job is submitted for")
     args = parser.parse_args()
     duration = args.minutes * 60
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
@@ -234,7 +239,7 @@ def main() -> None:
         processes = Processes(env, root)
         processes.start_service()
         processes.start_worker()
-        load = Load(processes.base, keys, template)
+        load = Load(processes.base, keys, template, args.job_share)
         stop = threading.Event()
         clients = [threading.Thread(target=load.run_until, args=(stop,), daemon=True)
                    for _ in range(args.clients)]
@@ -278,8 +283,10 @@ def main() -> None:
           f"job states: {outcome['states']}")
     print(f"terminal events per job (count of jobs by number of terminal events): "
           f"{outcome['terminal events per job']} (exactly once: every job has 1)")
-    print(f"output series produced: {outcome['produced series']} for "
-          f"{outcome['states'].get('succeeded', 0)} succeeded jobs")
+    succeeded = outcome["states"].get("succeeded", 0)
+    print(f"output series produced: {outcome['produced series']} for {succeeded} succeeded "
+          f"jobs ({outcome['produced series'] / max(succeeded, 1):g} per job: the synthetic "
+          "series and its map series, none twice)")
     print(f"files no record claims after the final restart: {len(outcome['orphans'])} "
           f"{outcome['orphans'][:5]}")
     print("service RSS MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()))
