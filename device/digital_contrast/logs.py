@@ -192,10 +192,26 @@ class TextFormatter(logging.Formatter):
         return text + "".join(f" {k}={v}" for k, v in line.items())
 
 
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a line is written, not when it was made: a
+    command run in-process (tests, a host that redirects it) may replace and close it."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def make_handler(log_format: LogFormat = "json",
                  stream: Any = None) -> logging.Handler:
     """The scrubbing handler (standard error unless `stream` is given)."""
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StandardError()
     handler.addFilter(ScrubFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     return handler

@@ -175,12 +175,13 @@ def _exercise_http(running: Running) -> None:
             (f"/v1/jobs/{PATIENT_ID}", {})]:
         answer = requests.get(f"{url}{path}", params=params, headers=clinician, timeout=60)
         assert answer.status_code < 500, (path, answer.text)
-    # The instance with an unknown VR was stored; reading its study's metadata back fails in
-    # pydicom (a 500 today): the unhandled-error path, traceback logged by uvicorn.
+    # The instance with an unknown VR is refused at intake (it once made this read a 500);
+    # what was kept of its study reads back. The unhandled-error path is logged by type and
+    # frames only (tests/integration/test_request_ids.py provokes one through uvicorn).
     damaged_study = _good_series("damaged", OTHER_NAME, OTHER_ID)[0].StudyInstanceUID
-    unhandled = requests.get(f"{url}/dicomweb/studies/{damaged_study}/metadata",
-                             headers=clinician, timeout=60)
-    assert OTHER_ID not in unhandled.text or unhandled.status_code == 200
+    unread = requests.get(f"{url}/dicomweb/studies/{damaged_study}/metadata",
+                          headers=clinician, timeout=60)
+    assert unread.status_code == 200, unread.text
     for headers in ({"Authorization": f"Bearer {FAKE_KEY}"}, {"X-API-Key": FAKE_KEY},
                     {"Authorization": f"Bearer {NAME}"},
                     {"X-API-Key": running.keys[Role.ADMIN]}):  # an admin: no image access
@@ -255,5 +256,3 @@ def test_no_patient_data_or_secret_in_anything_the_service_writes(running: Runni
     assert all(line.get("request_id") for line in lines  # the STOW reader thread's too
                if line["message"].startswith(("intake via stow-rs", "intake via zip")))
     assert any(line["logger"].startswith("digital_contrast.dimse") for line in lines)
-    # The unhandled error was logged, by type and frames.
-    assert any(line["logger"] == "uvicorn.error" and line.get("frames") for line in lines)

@@ -55,8 +55,12 @@ def make_settings(root: Path, registry_db: Path, *, explain: ExplainEvidence | N
     (whose validation record has `explain` evidence: none by default, so uncalibrated)."""
     (root / "data").mkdir(parents=True, exist_ok=True)
     shutil.copy(registry_db, root / "data" / "mlflow.db")
+    # Tests send wrong keys and many requests from one address on purpose: the lockout and
+    # the rates are tested where they are the subject (test_request_limits.py).
+    quiet = {"auth_lockout_failures": 10_000, "rate_limit_address": "1000000/minute",
+             "rate_limit_key": "1000000/minute"}
     settings = Settings(data_dir=root / "data", releases_dir=root / "releases", workers=0,
-                        **overrides)
+                        **(quiet | overrides))
     registry = ModelRegistry(settings.mlflow_uri)
     bundle = tiny_bundle(root / "bundle", load_use_case("aaa-cta"), seed=3)
     registered = registry.attach_validation(registry.register(bundle),
