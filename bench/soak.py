@@ -213,13 +213,16 @@ def _job_outcomes(env: dict[str, str], job_ids: list[str]) -> dict[str, object]:
     with opened_state(settings) as state, state.sessions() as db:  # opening sweeps
         states = Counter(str(s.value) for s in db.scalars(
             select(Job.state).where(Job.id.in_(job_ids))))
+        codes = Counter(db.scalars(select(Job.error_code).where(
+            Job.id.in_(job_ids), Job.error_code.is_not(None))))
         terminal = Counter(db.scalars(
             select(func.count()).select_from(JobEvent).where(
                 JobEvent.job_id.in_(job_ids), JobEvent.to_state.in_(TERMINAL))
             .group_by(JobEvent.job_id)))
         produced = db.scalar(select(func.count()).select_from(Series).where(
             Series.origin == Origin.PRODUCED))
-        return {"states": dict(states), "terminal events per job": dict(terminal),
+        return {"states": dict(states), "codes": dict(codes),
+                "terminal events per job": dict(terminal),
                 "produced series": produced,
                 "orphans": leftovers(settings.data_dir, state.sessions)}
 
@@ -280,7 +283,7 @@ def main() -> None:
     for (what, label), count in sorted(load.answers.items()):
         print(f"| {what} | {label} | {count} |")
     print(f"\nrequests: {sum(load.answers.values())}; jobs submitted: {len(load.jobs)}; "
-          f"job states: {outcome['states']}")
+          f"job states: {outcome['states']}; refusal and failure codes: {outcome['codes']}")
     print(f"terminal events per job (count of jobs by number of terminal events): "
           f"{outcome['terminal events per job']} (exactly once: every job has 1)")
     succeeded = outcome["states"].get("succeeded", 0)
