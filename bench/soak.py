@@ -161,7 +161,8 @@ class Load:
         return self._count(what, response)
 
     def one_round(self) -> None:
-        body, study, series = _stow_body(self.template)
+        with self.lock:  # the template's data sets are shared: one client rewrites at a time
+            body, study, series = _stow_body(self.template)
         stored = self.call("STOW-RS", "POST", "/dicomweb/studies", data=body, headers={
             "Content-Type": 'multipart/related; type="application/dicom"; boundary=soak'})
         if stored is None or stored.status_code != 200:
