@@ -222,3 +222,16 @@ def test_answers_with_patient_data_are_never_cached(tmp_path: Path, empty_regist
         static = service.client.get("/static/vendor/swagger-ui.css")
         assert static.status_code == 200
         assert "no-store" not in static.headers.get("Cache-Control", "")
+
+
+@pytest.mark.req("SRS-API-025")
+@pytest.mark.parametrize("field, value", [("rate_limit_key", "lots"),
+                                          ("rate_limit_address", "0/minute"),
+                                          ("rate_limit_storage", "file:///tmp/x")])
+def test_an_unusable_rate_setting_stops_the_start(field: str, value: str) -> None:
+    from pydantic import ValidationError
+
+    from digital_contrast.config import Settings
+
+    with pytest.raises(ValidationError, match=field):
+        Settings(**{field: value})

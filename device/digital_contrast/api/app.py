@@ -123,9 +123,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     # The dashboard's CSS, JS and Chart.js: public and read-only (roles.PUBLIC_MOUNTS).
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.state.rate_limits = RateLimits(config)
-    app.add_middleware(NoStore)
-    # Before everything but the request ids: no work, not even authentication, for a request
-    # over a limit.
+    # Before everything but the request ids and no-store (which its refusals carry too): no
+    # work, not even authentication, for a request over a limit.
     app.add_middleware(RequestLimits, settings=config, rates=app.state.rate_limits)
+    app.add_middleware(NoStore)
     app.add_middleware(RequestIds)  # added last: outermost, around CORS preflights too
     return app

@@ -17,16 +17,14 @@ reading; whatever it would have answered is replaced by this middleware's proble
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digital_contrast.api.problems import MEDIA_TYPE, guide_for
+from digital_contrast.api.problems import problem
 from digital_contrast.api.rate_limits import RateLimits
 from digital_contrast.config import Settings
-from digital_contrast.logs import REQUEST_ID
 
 
 @dataclass(frozen=True)
@@ -42,20 +40,13 @@ def is_upload(method: str, path: str) -> bool:
                                  or path.startswith("/dicomweb/studies/"))
 
 
-async def send_problem(send: Send, refusal: Refusal) -> None:
-    body = {"type": f"urn:digital-contrast:problem:{refusal.code.lower()}",
-            "title": refusal.code, "status": refusal.status, "code": refusal.code,
-            "detail": refusal.detail, "see": guide_for(refusal.code)}
-    headers = [(b"content-type", MEDIA_TYPE.encode()), (b"connection", b"close"),
-               (b"cache-control", b"no-store")]
-    if (request_id := REQUEST_ID.get()) is not None:
-        body["request_id"] = request_id
+async def send_problem(scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
+    """The refusal as the app's own problem document, and the connection closed after it."""
+    response = problem(refusal.status, refusal.code, refusal.detail)
+    response.headers["Connection"] = "close"
     if refusal.retry_after_s is not None:
-        headers.append((b"retry-after", str(refusal.retry_after_s).encode()))
-    payload = json.dumps(body).encode()
-    headers.append((b"content-length", str(len(payload)).encode()))
-    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+        response.headers["Retry-After"] = str(refusal.retry_after_s)
+    await response(scope, receive, send)
 
 
 class RequestLimits:
@@ -101,7 +92,7 @@ class RequestLimits:
             return
         refusal = self._refuse_early(scope, Headers(scope=scope))
         if refusal is not None:
-            await send_problem(send, refusal)
+            await send_problem(scope, receive, send, refusal)
             return
         limit, idle_s = self._body_limit(scope), self.settings.body_idle_timeout_s
         received, body_done = 0, False
@@ -133,7 +124,7 @@ class RequestLimits:
             if tripped is not None:
                 if not started:  # the app's answer to the "disconnect" is replaced by ours
                     started = True
-                    await send_problem(send, tripped)
+                    await send_problem(scope, receive, send, tripped)
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -145,4 +136,4 @@ class RequestLimits:
             if tripped is None or started:
                 raise
         if tripped is not None and not started:  # the app stopped without answering
-            await send_problem(send, tripped)
+            await send_problem(scope, receive, send, tripped)
