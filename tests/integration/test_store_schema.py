@@ -40,7 +40,8 @@ from tests.support.databases import (
 EXPECTED_TABLES = {"studies", "series", "instances", "jobs", "job_events", "emission_records",
                    "measurement_slots", "emission_daily", "emission_energy_bins",
                    "audit_events", "audit_exports", "auth_failures", "api_keys",
-                   "file_deletions", "dicom_senders", "destinations", "deliveries"}
+                   "file_deletions", "dicom_senders", "destinations", "deliveries",
+                   "batches", "batch_cases"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -229,6 +229,8 @@ class Job(Base):
     error_detail: Mapped[str | None] = mapped_column(Text)
     output_series_uid: Mapped[str | None] = mapped_column(UID)
     deidentified_at: Mapped[datetime | None]
+    # Celery executor: when the job's message was confirmed by the broker (None: not yet).
+    dispatched_at: Mapped[datetime | None]
 
     events: Mapped[list["JobEvent"]] = relationship(back_populates="job",
                                                     order_by="JobEvent.id")
@@ -389,3 +391,40 @@ class FileDeletion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     file_path: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Batch(Base):
+    """A cohort submitted from one manifest: the same manifest is the same batch, resumed."""
+
+    __tablename__ = "batches"
+    __table_args__ = (UniqueConstraint("site", "manifest_sha256"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True,
+                                    default=lambda: str(uuid.uuid4()))
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    use_case: Mapped[str] = mapped_column(String(64))
+    manifest_sha256: Mapped[str] = mapped_column(SHA256)
+    manifest_version: Mapped[int] = mapped_column(Integer)
+    case_count: Mapped[int] = mapped_column(Integer)
+    provenance: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BatchCase(Base):
+    """One case of a batch: its job once submitted, or the code it was refused with before a
+    job existed (series missing, hash differs)."""
+
+    __tablename__ = "batch_cases"
+    __table_args__ = (UniqueConstraint("batch_id", "case_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    case_id: Mapped[str] = mapped_column(String(128))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    series_instance_uid: Mapped[str] = mapped_column(UID)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    refusal_code: Mapped[str | None] = mapped_column(String(64))
+    refusal_detail: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
