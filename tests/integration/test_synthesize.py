@@ -1,5 +1,6 @@
 """synthesize: conformity first, additive clamped enhancement, determinism, resampling."""
 
+import copy
 import json
 import os
 import shutil
@@ -12,21 +13,38 @@ import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+from monai.inferers import sliding_window_inference
+from monai.transforms import Spacing, SpatialResample
 from scipy import ndimage
 
 from digital_contrast.imaging.conformity import ConformityError
-from digital_contrast.imaging.resampling import to_native_grid, to_working_spacing
+from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
+from digital_contrast.imaging.resampling import (
+    box_affine,
+    box_shape,
+    to_native_grid,
+    to_working_spacing,
+)
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference import LockedModel, synthesize
-from digital_contrast.inference.lumen_step import AortaNotFoundError
+from digital_contrast.inference.cascade import Cascade
+from digital_contrast.inference.lumen_step import AortaNotFoundError, predict_lumen
 from digital_contrast.inference.synthesize import (
+    BLEND_MODE,
+    OVERLAP,
+    ROI_SIZE,
     predict_enhancement,
     predict_working,
+    source_kvp,
     to_native_enhancement,
 )
+from digital_contrast.inference.tissue_gate import SMOOTHING_MM
 from digital_contrast.model.blood_reference import BloodReference
 from digital_contrast.model.crop_grid import native_box
+from digital_contrast.model.determinism import deterministic
+from digital_contrast.model.network import scale_input
+from digital_contrast.model.network_config import output_scale_hu
 from digital_contrast.model.registry import ModelRegistry
 from digital_contrast.phantom.case import generate_case
 from digital_contrast.phantom.export import Phase, write_phase_dicom
@@ -200,3 +218,56 @@ def test_enhancement_follows_tube_voltage_and_spares_fat_and_bone(
 def test_kvp_normalised_model_needs_the_tube_voltage(model: LockedModel, case) -> None:
     with pytest.raises(ValueError, match="tube voltage"):
         predict_enhancement(Volume(case.ncct, case.affine), model.cascade, kvp=None)
+
+
+def _reference_synthesis(volume: Volume, cascade: Cascade, kvp: float) -> np.ndarray:
+    """The computation the fast path must equal, written plainly: scipy's filters and MONAI's
+    resamplers on whole grids, one window at a time, the networks in their default layout."""
+    config, resampler = cascade.network_config, SpatialResample(dtype=torch.float32)
+    network, lumen_network = (copy.deepcopy(n).to(memory_format=torch.contiguous_format)
+                              for n in (cascade.network, cascade.lumen_network))
+    sampled = np.linalg.norm(volume.affine[:3, :3], axis=0)
+    sigma = [max(0.0, (w / s - 1.0) / 2.0) for w, s in zip(config.spacing_mm, sampled, strict=True)]
+    with deterministic(0, 2), torch.inference_mode():
+        working = Spacing(pixdim=config.spacing_mm, padding_mode="border", dtype=torch.float32)(
+            MetaTensor(torch.from_numpy(ndimage.gaussian_filter(volume.array, sigma,
+                                                                truncate=3.0))[None],
+                       affine=torch.from_numpy(volume.affine)))
+        output = sliding_window_inference(
+            scale_input(working.as_tensor()[None], config), roi_size=ROI_SIZE, sw_batch_size=1,
+            predictor=network, overlap=OVERLAP, mode=BLEND_MODE, padding_mode="replicate")
+        enhancement = MetaTensor(output[0] * output_scale_hu(config, kvp), affine=working.affine)
+        lumen = predict_lumen(lumen_network, cascade.lumen_config, volume.array, volume.affine,
+                              working[0].numpy(), enhancement[0].numpy(),
+                              working.affine.numpy(), kvp)
+        native = resampler(enhancement, dst_affine=torch.from_numpy(volume.affine),
+                           spatial_size=volume.shape, padding_mode="border")[0].numpy()
+        box = native_box(lumen.grid, volume.affine, volume.shape)
+        assert box is not None
+        weight, rendered = (resampler(
+            MetaTensor(torch.from_numpy(a)[None], affine=torch.from_numpy(lumen.grid.affine)),
+            dst_affine=torch.from_numpy(box_affine(volume.affine, box)),
+            spatial_size=box_shape(box), padding_mode="zeros")[0].numpy()
+            for a in (lumen.region(), lumen.enhancement()))
+    native[box] += weight * (rendered - native[box])
+    smooth = ndimage.gaussian_filter(volume.array, [SMOOTHING_MM / s for s in volume.spacing],
+                                     truncate=3.0)
+    assert config.tissue_gate_hu is not None
+    low, full, high, zero = config.tissue_gate_hu
+    gate = np.minimum(np.clip((smooth - low) / (full - low), 0.0, 1.0),
+                      np.clip((zero - smooth) / (zero - high), 0.0, 1.0))
+    return np.clip(volume.array + np.maximum(native, 0.0) * gate, HU_MIN, HU_MAX)
+
+
+@pytest.mark.req("SRS-INF-015")
+def test_synthesis_equals_the_reference_computation_within_1_hu_in_the_body(
+        model: LockedModel, series) -> None:
+    ncct = read_series(series[Phase.NCCT])
+    kvp = source_kvp(ncct)
+    assert kvp is not None
+    reference = _reference_synthesis(ncct, model.cascade, kvp)
+    synthetic = synthesize(ncct, "aaa-cta", model).volume.array
+    body = ncct.array > -500.0
+    assert (np.abs(synthetic - reference)[body].max() <= 1.0
+            and np.abs(synthetic - reference).max() <= 1.0)
+    assert (synthetic - ncct.array)[body].max() > 50.0  # the comparison saw an enhancement

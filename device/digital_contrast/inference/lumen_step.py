@@ -123,7 +123,7 @@ def lumen_probabilities(network: torch.nn.Module, image: np.ndarray | torch.Tens
     inference mode."""
     hu = torch.as_tensor(image, dtype=torch.float32)[None, None]
     logits = network(lumen_input(hu, torch.tensor([blood_hu]), config))
-    return torch.softmax(logits, dim=1)[0].numpy()
+    return torch.softmax(logits, dim=1)[0].contiguous().numpy()  # the network's is channels-last
 
 
 def keep_connected(probabilities: np.ndarray, threshold: float) -> np.ndarray:

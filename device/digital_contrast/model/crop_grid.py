@@ -15,7 +15,13 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import SpatialResample
 
-from digital_contrast.imaging.resampling import anti_alias
+from digital_contrast.imaging.resampling import (
+    Box,
+    anti_alias,
+    box_affine,
+    box_shape,
+    resample,
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ def to_crop(array: np.ndarray, affine: np.ndarray, grid: CropGrid, *,
     box = native_box(grid, affine, array.shape, margin=4)
     if box is not None:  # the filter and the interpolation on the crop's part of the scan
         array = array[box]
-        affine = _shifted(affine, box)
+        affine = box_affine(affine, box)
     source = anti_alias(array, affine, _native_order(grid.spacing_mm, affine)) \
         if mode == "bilinear" else array
     image = MetaTensor(torch.from_numpy(np.ascontiguousarray(source, dtype=np.float32)[None]),
@@ -99,15 +105,8 @@ def to_crop(array: np.ndarray, affine: np.ndarray, grid: CropGrid, *,
     return (out.as_tensor()[0].numpy() + offset).astype(np.float32, copy=False)
 
 
-def _shifted(affine: np.ndarray, box: tuple[slice, slice, slice]) -> np.ndarray:
-    """The affine of the sub-array `box` of an array on `affine`."""
-    out = np.asarray(affine, dtype=np.float64).copy()
-    out[:3, 3] = (out @ np.array([*(s.start for s in box), 1.0]))[:3]
-    return out
-
-
 def native_box(grid: CropGrid, affine: np.ndarray, shape: tuple[int, ...], margin: int = 1
-               ) -> tuple[slice, slice, slice] | None:
+               ) -> Box | None:
     """The scan voxels (`affine`, `shape`) inside the crop's bounding box, `margin` voxels
     wider; None if none."""
     corners = np.array([[a, b, c, 1.0] for a in (0, grid.shape[0] - 1)
@@ -121,15 +120,11 @@ def native_box(grid: CropGrid, affine: np.ndarray, shape: tuple[int, ...], margi
 
 
 def from_crop(array: np.ndarray, grid: CropGrid, affine: np.ndarray,
-              box: tuple[slice, slice, slice]) -> np.ndarray:
+              box: Box) -> np.ndarray:
     """Crop-grid `array` -> the scan voxels of `box` (`native_box`) on the scan's `affine`;
     zero outside the crop."""
-    image = MetaTensor(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)[None]),
-                       affine=torch.from_numpy(grid.affine))
-    out = SpatialResample(mode="bilinear", padding_mode="zeros", dtype=torch.float32)(
-        image, dst_affine=torch.from_numpy(_shifted(affine, box)),
-        spatial_size=tuple(s.stop - s.start for s in box))
-    return out.as_tensor()[0].numpy()
+    return resample(array, grid.affine, box_affine(affine, box), box_shape(box),
+                    padding="zeros")
 
 
 def _native_order(spacing_zyx: tuple[float, float, float],
