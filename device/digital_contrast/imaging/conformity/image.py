@@ -5,6 +5,7 @@ Fail-closed: when the spine (and so the aortic region) cannot be found in enough
 image checks fail rather than pass unexamined.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,41 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
     return labels, list(range(1, n + 1))
 
 
+def _pixels(labels: np.ndarray) -> np.ndarray:
+    """Pixels per component, ids 1..n in order."""
+    return np.bincount(labels.ravel())[1:]
+
+
+def _per_component(statistic: Callable[..., np.ndarray], values: np.ndarray,
+                   labels: np.ndarray, ids: list[int]) -> np.ndarray:
+    """scipy's `statistic` (maximum, median) per component, given only the labelled pixels:
+    it sorts every pixel it is given, and the background is most of a slice."""
+    labelled = labels > 0
+    return statistic(values[labelled], labels[labelled], ids)
+
+
+def _smoothed(raw: np.ndarray, sigma: tuple[float, float], stride: int) -> np.ndarray:
+    """`gaussian_filter(raw, sigma)[::stride, ::stride]` bit for bit: scipy filters along the
+    first axis, then each row of that; only the rows kept need the second pass."""
+    rows = ndimage.gaussian_filter1d(raw, sigma[0], axis=0)[::stride]
+    return ndimage.gaussian_filter1d(rows, sigma[1], axis=1)[:, ::stride]
+
+
+def _peaks(raw: np.ndarray, stride: int) -> np.ndarray:
+    """`maximum_filter(raw, size=stride)[::stride, ::stride]` on the kept pixels only: the
+    maximum over each one's window (from stride // 2 pixels before it), clamped at the edges,
+    which leaves the same pixels in a window as scipy's mirroring."""
+    starts = [np.arange(0, n, stride) for n in raw.shape]
+    offsets = range(-(stride // 2), stride - stride // 2)
+    windows = (raw[np.clip(starts[0] + dr, 0, raw.shape[0] - 1)]
+               [:, np.clip(starts[1] + dc, 0, raw.shape[1] - 1)]
+               for dr in offsets for dc in offsets)
+    peak = next(windows)
+    for window in windows:
+        np.maximum(peak, window, out=peak)
+    return peak
+
+
 def _vertebra(smooth: np.ndarray, peak: np.ndarray, body_x: float, py: float,
               px: float) -> np.ndarray | None:
     """The vertebral body (or sacrum): the most posterior large bony component near the
@@ -56,9 +92,9 @@ def _vertebra(smooth: np.ndarray, peak: np.ndarray, body_x: float, py: float,
     labels, ids = _components(smooth > BONE_HU)
     if not ids:
         return None
-    sizes = ndimage.sum_labels(np.ones_like(smooth), labels, ids) * py * px
-    peaks = ndimage.maximum(peak, labels, ids)
-    centres = ndimage.center_of_mass(smooth > BONE_HU, labels, ids)
+    sizes = _pixels(labels) * py * px
+    peaks = _per_component(ndimage.maximum, peak, labels, ids)
+    centres = ndimage.center_of_mass(labels > 0, labels, ids)
     candidates = [(row, index) for index, size, top, (row, col)
                   in zip(ids, sizes, peaks, centres, strict=True)
                   if size >= MIN_VERTEBRA_MM2 and top > CORTEX_HU
@@ -91,9 +127,9 @@ def analyse_aortic_region(volume: Volume, envelope: Envelope) -> AorticFindings:
         raw = volume.array[k]
         raw = raw[::-1] if flip_rows else raw
         raw = raw[:, ::-1] if flip_cols else raw
-        smooth = ndimage.gaussian_filter(raw, (SMOOTH_MM / dy, SMOOTH_MM / dx))[::stride, ::stride]
+        smooth = _smoothed(raw, (SMOOTH_MM / dy, SMOOTH_MM / dx), stride)
         # Native peaks on the analysis grid: a thin cortical shell survives, smoothing would not.
-        peak = ndimage.maximum_filter(raw, size=stride)[::stride, ::stride]
+        peak = _peaks(raw, stride)
         body = smooth > -500
         if not body.any():
             continue
@@ -134,9 +170,9 @@ def analyse_aortic_region(volume: Volume, envelope: Envelope) -> AorticFindings:
         # bone without their cortex.
         labels, ids = _components((smooth > ORAL_MIN_HU) & (smooth < 1500) & body)
         if ids:  # bone and calcium peak far above their bulk; bowel content is uniform
-            sizes = ndimage.sum_labels(np.ones_like(smooth), labels, ids)
-            peaks = ndimage.maximum(peak, labels, ids)
-            medians = ndimage.median(smooth, labels, ids)
+            sizes = _pixels(labels)
+            peaks = _per_component(ndimage.maximum, peak, labels, ids)
+            medians = _per_component(ndimage.median, smooth, labels, ids)
             excluded = set(np.unique(labels[vertebra | aortic]))
             oral_px = sum(size for index, size, top, bulk
                           in zip(ids, sizes, peaks, medians, strict=True)
