@@ -119,11 +119,13 @@ def crop_grid(aorta: np.ndarray, affine: np.ndarray, config: LumenStageConfig) -
 
 def lumen_probabilities(network: torch.nn.Module, image: np.ndarray | torch.Tensor,
                         blood_hu: float, config: LumenStageConfig) -> np.ndarray:
-    """(3, z, y, x) softmax of stage 2 on a crop image. Callers hold `deterministic` and
-    inference mode."""
+    """(3, z, y, x) softmax of stage 2 on a crop image, computed on the network's device.
+    Callers hold `deterministic` and inference mode."""
     hu = torch.as_tensor(image, dtype=torch.float32)[None, None]
-    logits = network(lumen_input(hu, torch.tensor([blood_hu]), config))
-    return torch.softmax(logits, dim=1)[0].contiguous().numpy()  # the network's is channels-last
+    inputs = lumen_input(hu, torch.tensor([blood_hu]), config)
+    logits = network(inputs.to(next(network.parameters()).device))
+    # The network computes channels-last: back to one contiguous array on the CPU.
+    return torch.softmax(logits, dim=1)[0].cpu().contiguous().numpy()
 
 
 def keep_connected(probabilities: np.ndarray, threshold: float) -> np.ndarray:

@@ -160,12 +160,14 @@ def source_kvp(volume: Volume) -> float | None:
 
 def run_network(network: torch.nn.Module, image_hu: torch.Tensor, config: NetworkConfig,
                 roi_size: tuple[int, int, int] = ROI_SIZE) -> torch.Tensor:
-    """(B, 1, k, j, i) HU on the working grid -> (B, 1, k, j, i) network output units, with the
-    locked sliding-window settings. Callers hold `deterministic` and inference mode."""
-    return sliding_window_inference(scale_input(image_hu, config), roi_size=roi_size,
-                                    sw_batch_size=SW_BATCH_SIZE, predictor=network,
-                                    overlap=OVERLAP,
-                                    mode=BLEND_MODE, padding_mode="replicate")
+    """(B, 1, k, j, i) HU on the working grid -> (B, 1, k, j, i) network output units on the
+    CPU, with the locked sliding-window settings, on the network's device (the CPU in the
+    product; benchmarks move it to a GPU). Callers hold `deterministic` and inference mode."""
+    device = next(network.parameters()).device
+    return sliding_window_inference(scale_input(image_hu, config).to(device),
+                                    roi_size=roi_size, sw_batch_size=SW_BATCH_SIZE,
+                                    predictor=network, overlap=OVERLAP, mode=BLEND_MODE,
+                                    padding_mode="replicate").cpu()
 
 
 def predict_working(volume: Volume, cascade: Cascade,
