@@ -1,5 +1,6 @@
 """The two networks of a bundle, built for inference: stage 1 (whole-volume enhancement) and
-stage 2 (lumen and thrombus on a crop around the aorta), weights frozen, in eval mode."""
+stage 2 (lumen and thrombus on a crop around the aorta), weights frozen, in eval mode, laid out
+channels-last."""
 
 from dataclasses import dataclass
 
@@ -30,8 +31,8 @@ class Cascade:
 def _frozen(network: torch.nn.Module, state: dict) -> torch.nn.Module:
     network.load_state_dict(state, strict=True)
     network.eval()
-    # The same weights laid out channels-last: oneDNN's 3-D convolutions on CPU run about
-    # 1.7 times as fast so, with the same output to float rounding.
+    # The same weights laid out channels-last, where oneDNN runs 3-D convolutions on CPU about
+    # 1.7 times as fast; the output is the same to float rounding.
     network.to(memory_format=torch.channels_last_3d)
     for parameter in network.parameters():
         parameter.requires_grad_(False)
