@@ -14,22 +14,23 @@ nothing: MONAI's transforms wherever MONAI has one that gives the same image -- 
 (PydicomReader: ITK is not installed), EnsureChannelFirstd, Orientationd to the orientation the
 network was trained in, Spacingd to the working spacing, ScaleIntensityRanged per input window
 (ConcatItemsd), sliding_window_inference, then Invertd back to the source grid and the output
-scale to HU. The rest is this model's own, so the peer calls the product's functions as a MONAI
-user reproducing it would: the anti-alias filter before Spacingd (in a Lambdad: MONAI's
-GaussianSmooth has another kernel and pads with zeros, a different image), locating the aorta
-and stage 2 on its crop (`predict_lumen`), composing the stages and the tissue gate. Settings
-that decide the output are the product's (ROI, overlap, Gaussian blending, replicate padding,
-bilinear with border padding); the rest are MONAI's defaults (sw_batch_size 1, Spacingd's float64
-resampling, networks as built: contiguous). Both sides run on the same threads, in inference mode.
-`peer_settings` lists them and the run prints them.
+scale to HU. The anti-alias filter the weights assume goes before Spacingd as scipy's Gaussian
+in a Lambdad (MONAI's GaussianSmooth has another kernel and pads with zeros: a different image).
+The rest is this model's own, so the peer calls the product's functions as a MONAI user
+reproducing it would: locating the aorta and stage 2 on its crop (`predict_lumen`), composing
+the stages and the tissue gate. Settings that decide the output are the product's (ROI,
+overlap, Gaussian blending, replicate padding, bilinear with border padding); the rest are
+MONAI's defaults (sw_batch_size 1, Spacingd's float64 resampling, networks as built:
+contiguous). Both sides run on the same threads, in inference mode. `peer_settings` lists them
+and the run prints them.
 
-Output: median seconds over the repeats and peak RSS of each side, each run in a fresh process;
-peer/ours; max |difference| (HU) between the two synthetic CTs inside the body (NCCT above -500
-HU). Where CUDA is available the same comparison runs with the networks on the GPU. Uses the
-production aaa-cta model (the committed reference model on a fresh registry); `--bundle` is
-loaded the way `validate` loads a candidate, never by attaching a record to it. Targets (issue
-19): peer/ours >= 2 at a max |difference| <= 1 HU, peak RSS <= 4 GB; end to end <= 30 s (issue
-16).
+Output: median seconds over the repeats (and each run's) and peak RSS of each side, each run in
+a fresh process, with the last run's steps and CPU seconds (all threads); peer/ours; max
+|difference| (HU) between the two synthetic CTs inside the body (NCCT above -500 HU). Where
+CUDA is available the same comparison runs with the networks on the GPU. Uses the production
+aaa-cta model (the committed reference model on a fresh registry); `--bundle` is loaded the way
+`validate` loads a candidate, never by attaching a record to it. Targets (issue 19): peer/ours
+>= 2 at a max |difference| <= 1 HU, peak RSS <= 4 GB; end to end <= 30 s (issue 16).
 """
 
 import argparse
@@ -60,7 +61,7 @@ def peer_settings() -> dict[str, str]:
     from digital_contrast.inference.synthesize import BLEND_MODE, OVERLAP, ROI_SIZE
 
     return {"reader": "LoadImaged(PydicomReader)", "orientation": f"Orientationd({AXCODES})",
-            "anti-alias": "the product's, in a Lambdad",
+            "anti-alias": "scipy.ndimage.gaussian_filter in a Lambdad (the product's sigma)",
             "spacing": "Spacingd(working spacing, bilinear, border, float64)",
             "windows": "ScaleIntensityRanged per window, ConcatItemsd",
             "sliding window": f"roi {ROI_SIZE}, overlap {OVERLAP}, {BLEND_MODE} "
@@ -162,9 +163,9 @@ def monai_peer(model, device: str) -> Callable[[Path], Synthesis]:
         ScaleIntensityRanged,
         Spacingd,
     )
+    from scipy import ndimage
 
     from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
-    from digital_contrast.imaging.resampling import anti_alias
     from digital_contrast.inference.lumen_step import compose, predict_lumen
     from digital_contrast.inference.synthesize import BLEND_MODE, OVERLAP, ROI_SIZE
     from digital_contrast.inference.tissue_gate import tissue_gate
@@ -178,8 +179,12 @@ def monai_peer(model, device: str) -> Callable[[Path], Synthesis]:
     assert config.detail_window is not None and gate is not None
 
     def smooth(image: MetaTensor) -> MetaTensor:
-        image[0] = torch.from_numpy(anti_alias(image[0].numpy(), image.affine.numpy(),
-                                               config.spacing_mm))
+        """The anti-alias filter the weights assume, with scipy's Gaussian (as the product)."""
+        sampled = np.linalg.norm(image.affine.numpy()[:3, :3], axis=0)
+        sigma = [max(0.0, (w / s - 1.0) / 2.0)
+                 for w, s in zip(config.spacing_mm, sampled, strict=True)]
+        image[0] = torch.from_numpy(ndimage.gaussian_filter(image[0].numpy(), sigma,
+                                                            truncate=3.0))
         return image
 
     preprocessing = Compose([
@@ -245,9 +250,10 @@ def child(task: str, workdir: Path, model_spec: str, threads: int) -> dict:
                 "detail": result.timings_s}
     side, _, device = task.partition("@")
     run = (ours if side == "ours" else monai_peer)(model, device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     synthetic, affine, detail = run(workdir / "ncct")
     seconds, peak = time.perf_counter() - start, _peak_rss_mb()
+    detail["cpu_s"] = round(time.process_time() - cpu, 1)  # all threads: the work done
     np.save(workdir / f"{task}.npy", synthetic)  # for the comparison, after the clock
     np.save(workdir / f"{task}.affine.npy", affine)
     return {"seconds": seconds, "peak_rss_mb": peak, "detail": detail}
@@ -331,8 +337,9 @@ def main() -> None:
         for task, results in runs.items():
             seconds = statistics.median(r["seconds"] for r in results)
             rss = statistics.median(r["peak_rss_mb"] for r in results)
-            print(f"{task:<12} {seconds:8.2f} s   peak RSS {rss:7.0f} MB   "
-                  f"{results[-1]['detail']}")
+            each = ", ".join(f"{r['seconds']:.1f}" for r in results)
+            print(f"{task:<12} {seconds:8.2f} s ({each})   peak RSS {rss:7.0f} MB   "
+                  f"last: {results[-1]['detail']}")
         for device in devices:
             report(runs, workdir, device, args.threads)
     if not args.skip_end_to_end:

@@ -28,12 +28,14 @@ Padding = Literal["border", "zeros"]  # outside the source: its nearest edge vox
 ALIGNED_RTOL = 1e-6
 
 
-def gaussian_filter(array: np.ndarray, sigma: Sequence[float], truncate: float) -> np.ndarray:
+def gaussian_filter(array: np.ndarray, sigma: Sequence[float], truncate: float,
+                    threads: int | None = None) -> np.ndarray:
     """scipy's `gaussian_filter` of a 3-D array in float32 (edges mirrored), each axis's pass
-    shared among torch's intra-op threads (inference fixes them) in blocks along another
-    axis. Every line is filtered as scipy filters it: bitwise the same result."""
+    shared among `threads` threads (default: torch's intra-op threads, which inference fixes)
+    in blocks along another axis. Every line is filtered as scipy filters it: bitwise the same
+    result, whatever the threads."""
     out = np.array(array, dtype=np.float32)  # filtered in place, as scipy does after pass 1
-    threads = torch.get_num_threads()
+    threads = threads or torch.get_num_threads()
     with ThreadPoolExecutor(threads) as pool:
         for axis, s in enumerate(sigma):
             if s <= 1e-15:  # scipy leaves such axes out

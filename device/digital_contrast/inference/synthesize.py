@@ -12,6 +12,7 @@ bit-identical for the same input and bundle on the same platform; its hash is re
 import hashlib
 import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
@@ -25,6 +26,7 @@ from digital_contrast.config import get_settings
 from digital_contrast.imaging.conformity import Verdict, require_conformity
 from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
 from digital_contrast.imaging.resampling import (
+    Box,
     box_affine,
     box_shape,
     to_native_grid,
@@ -135,8 +137,15 @@ def synthesize(volume: Volume, use_case: str | UseCase, model: LockedModel | Non
         raise ValueError(f"model for {model.use_case.id} given for use case {case.id}")
 
     start = time.perf_counter()
-    working = predict_working(volume, model.cascade, source_kvp(volume))
-    enhancement = to_native_enhancement(working, volume, model.network_config)
+    # What needs the NCCT alone (its hash, the tissue gate) runs on a second thread meanwhile:
+    # the cascade's single-threaded steps (imports, locating the aorta, the crop) leave a core
+    # idle.
+    with ThreadPoolExecutor(1) as aside:
+        input_sha256 = aside.submit(volume_sha256, volume.array)
+        gate = aside.submit(native_gate, volume, model.network_config, 1)
+        working = predict_working(volume, model.cascade, source_kvp(volume))
+        enhancement = to_native_enhancement(working, volume, model.network_config,
+                                            gate.result())
     timings["inference"] = time.perf_counter() - start
     synthetic = np.clip(np.add(volume.array, enhancement, out=enhancement), HU_MIN, HU_MAX,
                         out=enhancement)
@@ -146,7 +155,7 @@ def synthesize(volume: Volume, use_case: str | UseCase, model: LockedModel | Non
         volume=output, use_case=case.id, model_name=model.registered.name,
         model_version=model.registered.model_version,
         registry_version=model.registered.version, bundle_sha256=model.bundle_sha256,
-        input_sha256=volume_sha256(volume.array), output_sha256=volume_sha256(synthetic),
+        input_sha256=input_sha256.result(), output_sha256=volume_sha256(synthetic),
         verdict=verdict, timings_s={k: round(v, 3) for k, v in timings.items()},
         warnings=warnings, evidence=case.evidence, platform=platform_info(), working=working)
 
@@ -188,26 +197,46 @@ def predict_working(volume: Volume, cascade: Cascade,
                              lumen=lumen)
 
 
+@dataclass(frozen=True, eq=False)
+class NativeGate:
+    """Where the enhancement may go on a volume's grid: the block `box` (None: nowhere) and,
+    when the bundle has a tissue gate, the gate's weights on that block."""
+
+    box: Box | None
+    weights: np.ndarray | None
+
+
+def native_gate(volume: Volume, config: NetworkConfig, threads: int | None = None
+                ) -> NativeGate:
+    """With a tissue gate, only its box (the body) can be enhanced: beyond it the gate is 0.
+    `threads` for its filter (default: torch's)."""
+    gate = config.tissue_gate_hu
+    if gate is None:
+        return NativeGate(whole_box(volume.shape), None)
+    box = tissue_box(volume.array, volume.spacing, gate)
+    weights = None if box is None else \
+        tissue_gate(volume.array, volume.spacing, gate, box, threads)
+    return NativeGate(box, weights)
+
+
 def to_native_enhancement(prediction: WorkingPrediction, volume: Volume,
-                          config: NetworkConfig) -> np.ndarray:
+                          config: NetworkConfig, gate: NativeGate | None = None) -> np.ndarray:
     """Enhancement in HU on the volume's own grid: stage 1's with stage 2's composed in,
     clamped at >= 0 and, when the bundle has a tissue gate, zero where the NCCT is not blood or
-    soft tissue. With a gate, only its box (the body) is resampled and gated: beyond it the gate
-    is 0."""
-    gate = config.tissue_gate_hu
-    box = whole_box(volume.shape) if gate is None else \
-        tissue_box(volume.array, volume.spacing, gate)
+    soft tissue; resampled and composed on the gate's box only. `gate`: `native_gate` of
+    this volume and config, when already computed."""
+    gate = gate or native_gate(volume, config)
     native = np.zeros(volume.shape, dtype=np.float32)
-    if box is None:  # nothing in the scan takes up iodine
+    if gate.box is None:  # nothing in the scan takes up iodine
         return native
-    affine = box_affine(volume.affine, box)
-    # Fixed threads: the resampling's matrix products may round by them; the filters share them.
+    affine = box_affine(volume.affine, gate.box)
+    # Fixed threads: the resampling's matrix products may round by them.
     with deterministic(0, get_settings().inference_threads), torch.inference_mode():
-        inside = to_native_grid(prediction.enhancement, affine, box_shape(box))
+        inside = to_native_grid(prediction.enhancement, affine, box_shape(gate.box))
         inside = np.maximum(compose(inside, prediction.lumen, affine), 0.0, out=inside)
-        if gate is not None:
-            inside *= tissue_gate(volume.array, volume.spacing, gate, box)
-    native[box] = inside
+    if gate.weights is not None:
+        inside *= gate.weights
+    native[gate.box] = inside
     return native
 
 

@@ -42,15 +42,16 @@ def tissue_box(ncct: np.ndarray, spacing_mm: tuple[float, float, float],
 
 
 def tissue_gate(ncct: np.ndarray, spacing_mm: tuple[float, float, float],
-                gate_hu: tuple[float, float, float, float], box: Box | None = None
-                ) -> np.ndarray:
+                gate_hu: tuple[float, float, float, float], box: Box | None = None,
+                threads: int | None = None) -> np.ndarray:
     """Weights in [0, 1] on the NCCT's grid (`spacing_mm` in array order), or on its block
-    `box` only: the same values, the smoothing reading the voxels within reach of the box."""
+    `box` only: the same values, the smoothing reading the voxels within reach of the box, on
+    `threads` threads (default: torch's)."""
     zero_below, full_from, full_to, zero_above = gate_hu
     box = box or whole_box(ncct.shape)
     read = tuple(slice(max(0, s.start - r), min(n, s.stop + r))
                  for s, r, n in zip(box, _reach(spacing_mm), ncct.shape, strict=True))
-    smooth = gaussian_filter(ncct[read], _sigma(spacing_mm), truncate=TRUNCATE)
+    smooth = gaussian_filter(ncct[read], _sigma(spacing_mm), TRUNCATE, threads)
     smooth = smooth[tuple(slice(s.start - r.start, s.stop - r.start)
                           for s, r in zip(box, read, strict=True))]
     rise = (smooth - zero_below) / (full_from - zero_below)

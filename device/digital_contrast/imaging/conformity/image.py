@@ -6,11 +6,13 @@ image checks fail rather than pass unexamined.
 """
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
+from digital_contrast.config import get_settings
 from digital_contrast.imaging.conformity.header import result
 from digital_contrast.imaging.conformity.verdict import CheckResult
 from digital_contrast.imaging.volume import Volume
@@ -117,68 +119,97 @@ def _box(front: int, centre: float, extent_mm: tuple[float, float, float], py: f
             slice(max(0, int(centre - half_width / px)), int(centre + half_width / px)))
 
 
+@dataclass(frozen=True)
+class _SliceFindings:
+    """One slice in which the spine was found."""
+
+    enhanced_hu: float | None  # median of the enhanced aortic lumen, None when there is none
+    metal_voxels: int
+    oral_pixels: int | None  # uniform bright bowel content on the analysis grid; None: no
+    # bright component at all
+
+
+def _analyse_slice(raw: np.ndarray, envelope: Envelope, stride: int,
+                   sigma: tuple[float, float], py: float, px: float) -> _SliceFindings | None:
+    """A slice with rows anterior -> posterior and columns right -> left; None when it shows
+    no body or no spine."""
+    smooth = _smoothed(raw, sigma, stride)
+    # Native peaks on the analysis grid: a thin cortical shell survives, smoothing would not.
+    peak = _peaks(raw, stride)
+    body = smooth > -500
+    if not body.any():
+        return None
+    vertebra = _vertebra(smooth, peak, ndimage.center_of_mass(body)[1], py, px)
+    if vertebra is None:
+        return None
+    rows, cols = np.nonzero(vertebra)
+    front, centre = rows.min(), cols.mean()
+    # Boxes relative to the vertebral body's front edge, in analysis-grid indices.
+    roi_rows, roi_cols = _box(front, centre, AORTIC_ROI_MM, py, px)
+    band_rows, band_cols = _box(front, centre, (*BAND_MM, BAND_HALF_WIDTH_MM), py, px)
+    roi, band = np.zeros_like(body), np.zeros_like(body)
+    roi[roi_rows, roi_cols] = True
+    band[band_rows, band_cols] = True
+    not_bone = ~ndimage.binary_dilation(vertebra, iterations=2)
+
+    enhanced = (smooth > envelope.max_unenhanced_blood_hu) & (smooth < 1500) & not_bone
+    labels, ids = _components(enhanced & roi)
+    aortic = np.zeros_like(body)
+    enhanced_hu = None
+    for index in ids:
+        blob = labels == index
+        if not (blob & band).any() or _bone_like(peak[blob], smooth[blob]):
+            continue
+        aortic |= blob
+        inscribed = 2 * ndimage.distance_transform_edt(blob, sampling=(py, px)).max()
+        if inscribed >= envelope.min_vessel_diameter_mm:
+            enhanced_hu = float(np.median(smooth[blob]))
+            break
+
+    # Metal is thin: look at every native pixel of the region, not the analysis grid.
+    native = raw[roi_rows.start * stride:roi_rows.stop * stride,
+                 roi_cols.start * stride:roi_cols.stop * stride]
+    metal = int(np.count_nonzero(native > envelope.metal_hu))
+
+    # Whole components, judged as found: cutting the spine out first would leave pieces of
+    # bone without their cortex.
+    labels, ids = _components((smooth > ORAL_MIN_HU) & (smooth < 1500) & body)
+    if not ids:
+        return _SliceFindings(enhanced_hu, metal, None)
+    # Bone and calcium peak far above their bulk; bowel content is uniform.
+    sizes = _pixels(labels)
+    peaks = _per_component(ndimage.maximum, peak, labels, ids)
+    medians = _per_component(ndimage.median, smooth, labels, ids)
+    excluded = set(np.unique(labels[vertebra | aortic]))
+    oral = sum(size for index, size, top, bulk in zip(ids, sizes, peaks, medians, strict=True)
+               if index not in excluded and top <= CORTEX_HU
+               and top - bulk <= MAX_UNIFORM_PEAK_ABOVE_BULK_HU)
+    return _SliceFindings(enhanced_hu, metal, oral)
+
+
 def analyse_aortic_region(volume: Volume, envelope: Envelope) -> AorticFindings:
+    """Every slice examined on its own, the slices shared among the inference threads, the
+    findings added up in slice order."""
     dz, dy, dx = volume.spacing
     stride = max(1, round(GRID_MM / min(dy, dx)))
     py, px = dy * stride, dx * stride
     flip_rows, flip_cols = _canonical(volume)
+    canonical = volume.array[:, ::-1] if flip_rows else volume.array
+    canonical = canonical[:, :, ::-1] if flip_cols else canonical
+    with ThreadPoolExecutor(get_settings().inference_threads) as pool:
+        per_slice = list(pool.map(lambda raw: _analyse_slice(
+            raw, envelope, stride, (SMOOTH_MM / dy, SMOOTH_MM / dx), py, px), canonical))
     findings = AorticFindings(slices=volume.shape[0], enhanced_hu=[])
-    for k in range(volume.shape[0]):
-        raw = volume.array[k]
-        raw = raw[::-1] if flip_rows else raw
-        raw = raw[:, ::-1] if flip_cols else raw
-        smooth = _smoothed(raw, (SMOOTH_MM / dy, SMOOTH_MM / dx), stride)
-        # Native peaks on the analysis grid: a thin cortical shell survives, smoothing would not.
-        peak = _peaks(raw, stride)
-        body = smooth > -500
-        if not body.any():
-            continue
-        vertebra = _vertebra(smooth, peak, ndimage.center_of_mass(body)[1], py, px)
-        if vertebra is None:
+    for found in per_slice:
+        if found is None:
             continue
         findings.spine_slices += 1
-        rows, cols = np.nonzero(vertebra)
-        front, centre = rows.min(), cols.mean()
-        # Boxes relative to the vertebral body's front edge, in analysis-grid indices.
-        roi_rows, roi_cols = _box(front, centre, AORTIC_ROI_MM, py, px)
-        band_rows, band_cols = _box(front, centre, (*BAND_MM, BAND_HALF_WIDTH_MM), py, px)
-        roi, band = np.zeros_like(body), np.zeros_like(body)
-        roi[roi_rows, roi_cols] = True
-        band[band_rows, band_cols] = True
-        not_bone = ~ndimage.binary_dilation(vertebra, iterations=2)
-
-        enhanced = (smooth > envelope.max_unenhanced_blood_hu) & (smooth < 1500) & not_bone
-        labels, ids = _components(enhanced & roi)
-        aortic = np.zeros_like(body)
-        for index in ids:
-            blob = labels == index
-            if not (blob & band).any() or _bone_like(peak[blob], smooth[blob]):
-                continue
-            aortic |= blob
-            inscribed = 2 * ndimage.distance_transform_edt(blob, sampling=(py, px)).max()
-            if inscribed >= envelope.min_vessel_diameter_mm:
-                findings.enhanced_slices += 1
-                findings.enhanced_hu.append(float(np.median(smooth[blob])))
-                break
-
-        # Metal is thin: look at every native pixel of the region, not the analysis grid.
-        native = raw[roi_rows.start * stride:roi_rows.stop * stride,
-                     roi_cols.start * stride:roi_cols.stop * stride]
-        findings.metal_voxels += int(np.count_nonzero(native > envelope.metal_hu))
-
-        # Whole components, judged as found: cutting the spine out first would leave pieces of
-        # bone without their cortex.
-        labels, ids = _components((smooth > ORAL_MIN_HU) & (smooth < 1500) & body)
-        if ids:  # bone and calcium peak far above their bulk; bowel content is uniform
-            sizes = _pixels(labels)
-            peaks = _per_component(ndimage.maximum, peak, labels, ids)
-            medians = _per_component(ndimage.median, smooth, labels, ids)
-            excluded = set(np.unique(labels[vertebra | aortic]))
-            oral_px = sum(size for index, size, top, bulk
-                          in zip(ids, sizes, peaks, medians, strict=True)
-                          if index not in excluded and top <= CORTEX_HU
-                          and top - bulk <= MAX_UNIFORM_PEAK_ABOVE_BULK_HU)
-            findings.oral_ml += oral_px * py * px * dz / 1000.0
+        if found.enhanced_hu is not None:
+            findings.enhanced_slices += 1
+            findings.enhanced_hu.append(found.enhanced_hu)
+        findings.metal_voxels += found.metal_voxels
+        if found.oral_pixels is not None:
+            findings.oral_ml += found.oral_pixels * py * px * dz / 1000.0
     return findings
 
 
