@@ -1,6 +1,7 @@
 """The service: `create_app()` builds the FastAPI app; its lifespan opens the service state
 (`service.open_state`: database migrated to head, instance store, meter) and starts the
-in-process job workers, a delivery worker (results to the PACS), the auto-run rule and the
+in-process job workers (or, under the Celery executor, the dispatcher that hands jobs to the
+broker), a delivery worker (results to the PACS), the auto-run rule and the
 scheduled purge when configured."""
 
 import gc
@@ -37,6 +38,8 @@ from digital_contrast.atna import start_audit_export
 from digital_contrast.config import Settings, get_settings
 from digital_contrast.delivery import start_delivery_threads
 from digital_contrast.jobs.auto_run import auto_submit
+from digital_contrast.jobs.celery_executor import make_celery
+from digital_contrast.jobs.dispatch import celery_publisher, dispatch_pending
 from digital_contrast.jobs.worker import start_worker_threads
 from digital_contrast.service import open_state, purge_expired
 
@@ -77,11 +80,17 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         stop = threading.Event()
         threads: list[threading.Thread] = []
         if background:
-            if config.workers:  # the tracker's hardware probing, before the first job
+            if config.executor == "celery":  # Celery workers run the jobs; we hand them over
+                publish = celery_publisher(make_celery(config))
+                threads.append(_every(1.0, stop, lambda: dispatch_pending(state.sessions,
+                                                                          publish),
+                                      "job-dispatcher"))
+            elif config.workers:  # the tracker's hardware probing, before the first job
                 threading.Thread(target=state.meter.warm, daemon=True,
                                  name="energy-tracker-warm-up").start()
-            threads += start_worker_threads(state, config.workers, stop,
-                                            lease_seconds=config.job_lease_s, poll_seconds=1.0)
+                threads += start_worker_threads(state, config.workers, stop,
+                                                lease_seconds=config.job_lease_s,
+                                                poll_seconds=1.0)
             threads += start_delivery_threads(state, 1, stop)
             threads += start_audit_export(state, stop)
             if config.auto_run_use_cases:

@@ -1,6 +1,7 @@
 """`digital-contrast serve`, `worker` and `purge`: running the clinical service."""
 
 import errno
+import logging
 import os
 import socket
 import sys
@@ -16,6 +17,7 @@ from digital_contrast.cli.state import service_state
 from digital_contrast.config import Settings, get_settings
 from digital_contrast.logs import configure_logging
 
+log = logging.getLogger(__name__)
 FIRST_ADMIN_KEY = "first-admin-key"  # in the keys folder, when no terminal shows it
 PRIVATE_UMASK = 0o077  # files 0600, folders 0700: the data folder holds patient data
 
@@ -133,21 +135,57 @@ def dimse() -> None:
 
 @user_errors
 def worker(
-    once: Annotated[bool, typer.Option(help="Run at most one job, then exit.")] = False,
+    once: Annotated[bool, typer.Option(help="Run at most one job, then exit (embedded "
+                                            "executor only).")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs at a time, one pool "
+                                             "process each (Celery executor only).")] = 1,
 ) -> None:
-    """Run a job worker as its own process against the service's database."""
+    """Run a job worker as its own process against the service's database: an embedded-queue
+    worker, or under DC_EXECUTOR=celery a Celery worker consuming this installation's queue."""
     import threading
 
     from digital_contrast.jobs.worker import Worker
 
-    _service_process(get_settings())
+    settings = get_settings()
+    _service_process(settings)
+    if settings.executor == "celery":
+        if once:
+            raise fail("WORKER_ONCE_EMBEDDED_ONLY", "--once runs one job of the embedded "
+                       "queue; Celery workers run until stopped")
+        _celery_worker(settings, concurrency)
+        return
+    if concurrency != 1:
+        raise fail("WORKER_CONCURRENCY_CELERY_ONLY", "an embedded worker runs one job at a "
+                   "time (torch's threads are per process): start more worker processes")
     with service_state() as state:
-        runner = Worker(state, lease_seconds=state.settings.job_lease_s)
+        runner = Worker(state, lease_seconds=settings.job_lease_s)
         console.print(f"worker {runner.worker_id} on {state.engine.url.get_backend_name()}")
         if once:
             runner.run_once()
         else:
             runner.run_until(threading.Event())
+
+
+def _celery_worker(settings: Settings, concurrency: int) -> None:
+    """A Celery worker (prefork pool) on this installation's queue, until stopped."""
+    from celery.signals import worker_ready
+
+    from digital_contrast.jobs.celery_executor import make_celery, queue_name
+
+    with service_state() as state:  # the database is reachable and at head before consuming
+        backend = state.engine.url.get_backend_name()
+    console.print(f"Celery worker on {queue_name(settings)} ({backend}, {concurrency} "
+                  "process(es))")
+    app = make_celery(settings)
+
+    @worker_ready.connect(weak=False)
+    def ready(**_: object) -> None:
+        log.info("Celery worker ready on %s", queue_name(settings))
+
+    app.worker_main([
+        "worker", "--pool=prefork", f"--concurrency={concurrency}", "--loglevel=INFO",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        f"--hostname=dc-{socket.gethostname()}-{os.getpid()}"])
 
 
 @user_errors
