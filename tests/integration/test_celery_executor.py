@@ -19,6 +19,12 @@ from sqlalchemy import func, select
 
 from digital_contrast.api.app import create_app
 from digital_contrast.config import Settings
+from digital_contrast.jobs.batch import manifest_header, open_batch, outcomes, submit_cases
+from digital_contrast.jobs.batch_manifest import (
+    cases_from_folder_tree,
+    read_manifest,
+    write_manifest,
+)
 from digital_contrast.jobs.celery_executor import make_celery, queue_name
 from digital_contrast.jobs.dispatch import celery_publisher, dispatch_pending
 from digital_contrast.phantom.case import generate_case
@@ -196,7 +202,20 @@ def test_a_worker_killed_mid_job_leaves_the_job_to_the_broker_and_it_finishes_on
         assert leftovers(settings.data_dir, service.state.sessions) == []
 
 
-@pytest.mark.req("SRS-JOB-006", "SRS-JOB-008")
+def _batch(service: Service, folders: list[Path], name: str, after_commit) -> list[str]:
+    """The folders as a cohort batch (manifest beside them), submitted through the executor."""
+    root = folders[0].parent
+    wanted = {folder.name for folder in folders}
+    path = root / f"{name}.jsonl"
+    write_manifest(path, manifest_header(name, "aaa-cta", "folder"),
+                   [c for c in cases_from_folder_tree(root) if c.folder in wanted])
+    manifest = read_manifest(path)
+    batch = open_batch(service.state, manifest, "test")
+    submit_cases(service.state, batch, manifest, "test", after_commit=after_commit)
+    return [row["job_id"] for row in outcomes(service.state, batch)]
+
+
+@pytest.mark.req("SRS-JOB-006", "SRS-JOB-008", "SRS-BATCH-002")
 def test_a_broker_killed_and_restarted_mid_run_loses_no_job(
         tmp_path: Path, empty_registry_db: Path, cases: list[Path]) -> None:
     with ExitStack() as stack:
@@ -205,16 +224,20 @@ def test_a_broker_killed_and_restarted_mid_run_loses_no_job(
                                                   node.url))
         settings = service.settings
         publish = celery_publisher(make_celery(settings))
-        ids = _submit(service, cases[:2])
-        assert dispatch_pending(service.state.sessions, publish) == 2
+
+        def dispatch() -> int:
+            return dispatch_pending(service.state.sessions, publish)
+
+        ids = _batch(service, cases[:2], f"first-{tmp_path.name}", dispatch)
         pool = stack.enter_context(workers(settings, tmp_path, 1))
         _wait(service, ids, lambda js: any(j.state == JobState.RUNNING for j in js), 180, pool)
         node.kill()  # mid-run: one job running, one waiting in the queue
-        ids += _submit(service, cases[2:])  # while the broker is down: queued, not lost
-        assert dispatch_pending(service.state.sessions, publish) == 0
+        # A batch submitted while the broker is down: recorded and queued, not lost.
+        late = _batch(service, cases[2:], f"late-{tmp_path.name}", dispatch)
+        assert _jobs(service, late)[0].dispatched_at is None
         node.start()
-        assert dispatch_pending(service.state.sessions, publish) == 1
-        jobs = _wait(service, ids, _all_done, 300, pool)
+        assert dispatch() == 1
+        jobs = _wait(service, ids + late, _all_done, 300, pool)
         _published_once(service, jobs)
         assert all(job.attempts == 1 and job.dispatched_at is not None for job in jobs)
 
