@@ -26,10 +26,13 @@ from tests.support.service import make_settings
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two phantom patients' NCCT folders and a folder whose one file is damaged."""
+    """Two phantom patients' NCCT folders (one with files that are not DICOM beside its
+    series, as archives have) and a folder whose one file is damaged."""
     root = tmp_path_factory.mktemp("cohort")
     for name, seed in (("p01", 31), ("p02", 32)):
         write_phase_dicom(generate_case(seed, "small"), Phase.NCCT, root / "site-a" / name)
+    (root / "site-a" / "p02" / "README.txt").write_text("exported by the archive\n")
+    (root / "site-a" / "p02" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     damaged = root / "site-a" / "p03"
     damaged.mkdir()
     first = sorted((root / "site-a" / "p01").iterdir())[0]

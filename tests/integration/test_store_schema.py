@@ -33,6 +33,7 @@ from digital_contrast.store.dicom_senders import add_sender, sender_for
 from digital_contrast.store.tables import AuditEvent, Base, Job
 from tests.support.databases import (
     STORE_TABLES,
+    run_concurrently,
     table_names,
     throwaway_postgres_database,
 )
@@ -277,3 +278,17 @@ def test_datetimes_are_aware_utc_and_naive_ones_refused(store_sessions) -> None:
                         created_at=datetime(2026, 3, 1)))
         with pytest.raises(StatementError, match="naive datetime"):
             session.flush()
+
+
+@pytest.mark.req("SRS-STORE-001", "SRS-JOB-006")
+def test_processes_starting_together_on_a_new_database_migrate_it_once(blank_url: str
+                                                                        ) -> None:
+    """Workers on several machines started at once: one migrates, the others find it done."""
+    engines = [make_engine(blank_url) for _ in range(3)]
+    try:
+        assert run_concurrently(lambda k: upgrade_to_head(engines[k]), 3) == []
+        assert current_revision(engines[0]) == _revisions()[0]
+        assert table_names(engines[0]) == EXPECTED_TABLES | {"alembic_version"}
+    finally:
+        for engine in engines:
+            engine.dispose()

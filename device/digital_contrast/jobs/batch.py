@@ -18,8 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_contrast.errors import DigitalContrastError
-from digital_contrast.intake import ParsedInstance, ingest, validate_instance
-from digital_contrast.jobs.batch_manifest import Manifest, ManifestCase, ManifestHeader
+from digital_contrast.intake import IntakeCode, ParsedInstance, ingest, validate_instance
+from digital_contrast.jobs.batch_manifest import (
+    Manifest,
+    ManifestCase,
+    ManifestHeader,
+    case_files,
+)
 from digital_contrast.jobs.submit import submit
 from digital_contrast.service import ServiceState
 from digital_contrast.store import Instance, Origin
@@ -145,16 +150,18 @@ def _instance_set(db: Session, series: Series) -> str:
 
 def _store_folder(service: ServiceState, manifest: Manifest, case: ManifestCase,
                   actor: str) -> None:
-    """The case's files through the intake checks into the store (idempotent: files already
-    stored are recognised as the same)."""
+    """The case's DICOM files through the intake checks into the store (idempotent: files
+    already stored are recognised as the same); a damaged or refused file refuses the case."""
     assert case.folder is not None
     folder = (manifest.root / case.folder).resolve()
     if manifest.root not in folder.parents or not folder.is_dir():
         raise CaseRefused("CASE_FOLDER_MISSING", "the case's folder is not there (or not "
                           "inside the manifest's folder)")
     parsed: list[ParsedInstance] = []
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+    for path in case_files(folder):
         outcome = validate_instance(path.read_bytes())
+        if not isinstance(outcome, ParsedInstance) and outcome.code == IntakeCode.NOT_DICOM:
+            continue  # not part of any series (a DICOMDIR's neighbours, notes): as the manifest
         if not isinstance(outcome, ParsedInstance):
             raise CaseRefused("CASE_FOLDER_REFUSED", f"a file of the case was refused by the "
                               f"intake checks ({outcome.code})")

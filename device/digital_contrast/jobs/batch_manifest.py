@@ -154,11 +154,16 @@ def write_manifest(path: Path, header: ManifestHeader, cases: Iterable[ManifestC
     return count
 
 
+def case_files(folder: Path) -> list[Path]:
+    """The files of a case folder, in name order; hidden files are not part of it."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
 def folder_instance_set(folder: Path) -> tuple[str, str] | None:
     """(Series Instance UID, instance_set_sha256) of a folder holding one series' DICOM files;
     None when it holds no DICOM file or files of several series."""
     pairs, series = [], set()
-    for file in sorted(p for p in folder.iterdir() if p.is_file()):
+    for file in case_files(folder):
         data = file.read_bytes()
         try:
             header = pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
