@@ -152,3 +152,19 @@ def test_batch_commands_refuse_what_they_cannot_use(env, tmp_path: Path) -> None
     assert bad.exit_code == 2 and "MANIFEST_INVALID" in bad.output
     missing = _cli("batch", "status", "no-such-batch")
     assert missing.exit_code == 2 and "BATCH_NOT_FOUND" in missing.output
+
+
+@pytest.mark.req("SRS-BATCH-003")
+def test_the_progress_rate_counts_cases_finished_while_watching() -> None:
+    from rich.progress import Progress
+
+    from digital_contrast.cli.batch import CasesPerHour
+
+    now = [100.0]
+    progress = Progress(CasesPerHour(), get_time=lambda: now[0])
+    task_id = progress.add_task("synthesizing", total=10, completed=4, first=4)
+    column = CasesPerHour()
+    assert column.render(progress.tasks[task_id]).plain == "- cases/h"
+    now[0] += 1800
+    progress.update(task_id, completed=7)  # 3 more in half an hour
+    assert column.render(progress.tasks[task_id]).plain == "6 cases/h"

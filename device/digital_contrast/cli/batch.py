@@ -44,7 +44,7 @@ class CasesPerHour(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         elapsed = task.elapsed or 0.0
-        done = task.completed - task.fields.get("start", 0)
+        done = task.completed - task.fields.get("first", 0)
         rate = done / elapsed * 3600 if elapsed > 1 and done > 0 else None
         return Text(f"{rate:,.0f} cases/h" if rate is not None else "- cases/h",
                     style="progress.data.speed")
@@ -116,7 +116,7 @@ def submit_command(
         try:
             with _progress() as bar:
                 task = bar.add_task("submitting", total=batch.case_count,
-                                    completed=done.recorded, start=done.recorded)
+                                    completed=done.recorded, first=done.recorded)
                 submit_cases(state, batch, manifest, ACTOR,
                              on_case=lambda: bar.advance(task), after_commit=publish)
             if wait:
@@ -180,7 +180,7 @@ def _watch(state: "ServiceState", batch: "Batch", poll_s: float) -> None:
     start = progress(state, batch).finished
     with _progress() as bar:
         task = bar.add_task("synthesizing", total=batch.case_count, completed=start,
-                            start=start)
+                            first=start)
         while True:
             done = progress(state, batch)
             bar.update(task, completed=done.finished)
