@@ -83,6 +83,9 @@ class Settings(BaseSettings):
                                          description="Window in which failures are counted.")
     auth_lockout_s: float = Field(900.0, gt=0, le=86_400.0,
                                   description="How long a locked-out address is refused.")
+    service_processes: int = Field(
+        1, ge=1, le=64, description="HTTP processes of `serve`; above 1 the background work "
+        "(jobs, deliveries, audit export, auto-run, purge, DIMSE) runs once, in its parent.")
     workers: int = Field(1, ge=0, le=32,
                          description="Job worker threads inside the service (0: none).")
     job_lease_s: float = Field(120.0, ge=5.0, le=86_400.0, description="A job whose worker "
