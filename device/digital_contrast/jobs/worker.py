@@ -78,16 +78,17 @@ class Worker:
         or its lease expired, waiting while a live worker holds it; None when it is finished
         or gone (the message was a redelivery of work already done)."""
         while True:
-            with self.service.sessions() as session:
-                job = get_job(session, job_id)
-                if job is None or job.state.terminal:
-                    return None
+            with self.service.sessions() as session:  # the claim first: SQLite's writer lock
                 claimed = claim_job(session, job_id, self.worker_id, self.lease_seconds)
                 attempts = claimed.attempts if claimed is not None else None
-                wait_s = _lease_left_s(job) if claimed is None else 0.0
+                job = claimed or get_job(session, job_id)
+                gone = job is None or job.state.terminal
+                wait_s = _lease_left_s(job) if job is not None else 0.0
                 session.commit()
             if attempts is not None:
                 return self._run_claimed(job_id, attempts)
+            if gone:
+                return None
             threading.Event().wait(min(max(wait_s, 0.2), self.poll_seconds * 5))
 
     def _run_claimed(self, job_id: str, attempts: int) -> JobState:
