@@ -79,7 +79,8 @@ def _day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
-def _rollup_key(r: Any) -> dict[str, Any]:
+def rollup_key(r: Any) -> dict[str, Any]:
+    """The key of the daily rollup row a record (or a row of its columns) belongs to."""
     return {"site": r.site, "day": _day(r.finished_at), "use_case": r.use_case,
             "model_version": r.model_version, "factor_set_id": r.factor_set_id,
             "factor_set_version": r.factor_set_version}
@@ -96,7 +97,7 @@ def _add(session: Session, table: Table, key: dict[str, Any], values: dict[str, 
 
 
 def _apply(session: Session, r: R, sign: int) -> None:
-    key = _rollup_key(r)
+    key = rollup_key(r)
     _add(session, emission_daily, key, {k: sign * v for k, v in contribution(r).items()})
     if r.energy_status != EnergyStatus.UNAVAILABLE and r.energy_kwh is not None:
         _add(session, bins_table, key | {"bin": energy_bin(r.energy_kwh)}, {"jobs": sign})
@@ -207,7 +208,7 @@ def _grouped(session: Session, scope: FootprintFilter, keys: tuple[str, ...],
             for column in COLUMNS:
                 target[column] += float(mapping[column] or 0.0)
     for record in _partial_rows(session, scope) if partial is None else partial:
-        target = totals[tuple(_rollup_key(record)[k] for k in keys)]
+        target = totals[tuple(rollup_key(record)[k] for k in keys)]
         for column, value in contribution(record).items():
             target[column] += value
     return totals
