@@ -4,9 +4,11 @@ aggregates.
 Every record has a *contribution*: counts (jobs by state, by energy status, by outcome) and
 sums (energy, emissions, potential and confirmed avoided, the net's basis). Recording a record
 or changing its outcome adds (or moves) its contribution in the daily rollups, in the same
-transaction, and puts its energy in a log-spaced bin. Aggregates read whole UTC days from the
-rollups and the records of partial days at the ends of a range directly, with the same
-contribution: over a million records a summary reads a few thousand rows.
+transaction, and puts its energy in a log-spaced bin of its day and of its month. Aggregates
+read whole UTC days from the rollups (the energy bins of whole calendar months from the monthly
+bins) and the records of partial days at the ends of a range directly, with the same
+contribution: over a million records a summary reads a few thousand rows, however long the
+range.
 
 Unknown energy (status `unavailable`) is never counted as zero: such jobs are counted, and the
 net leaves them out entirely (their avoided footprint too), so that a failed measurement never
@@ -33,6 +35,7 @@ from digital_contrast.store.errors import StoreError, StoreErrorCode
 from digital_contrast.store.tables import ROLLUP_COUNTS, ROLLUP_SUMS, emission_daily
 from digital_contrast.store.tables import EmissionRecord as R
 from digital_contrast.store.tables import emission_energy_bins as bins_table
+from digital_contrast.store.tables import emission_energy_bins_monthly as monthly_bins_table
 
 Bucket = Literal["day", "week", "month"]
 BUCKETS: tuple[Bucket, ...] = ("day", "week", "month")
@@ -100,7 +103,10 @@ def _apply(session: Session, r: R, sign: int) -> None:
     key = rollup_key(r)
     _add(session, emission_daily, key, {k: sign * v for k, v in contribution(r).items()})
     if r.energy_status != EnergyStatus.UNAVAILABLE and r.energy_kwh is not None:
-        _add(session, bins_table, key | {"bin": energy_bin(r.energy_kwh)}, {"jobs": sign})
+        bin_ = {"bin": energy_bin(r.energy_kwh)}
+        _add(session, bins_table, key | bin_, {"jobs": sign})
+        month = {k: v for k, v in key.items() if k != "day"} | {"month": _month(key["day"])}
+        _add(session, monthly_bins_table, month | bin_, {"jobs": sign})
 
 
 def record_emission(session: Session, record: R) -> R:
@@ -162,16 +168,29 @@ class FootprintFilter:
         return None if first is not None and stop is not None and first >= stop else (first,
                                                                                      stop)
 
+    def _within(self, table: Table, period: str, first: date | None, stop: date | None
+                ) -> ColumnElement[bool]:
+        conditions = self._common(table.c)
+        if first is not None:
+            conditions.append(table.c[period] >= first)
+        if stop is not None:
+            conditions.append(table.c[period] < stop)
+        return and_(*conditions)
+
     def rollup_where(self, table: Table) -> ColumnElement[bool] | None:
         days = self.whole_days()
+        return None if days is None else self._within(table, "day", *days)
+
+    def bin_rows(self) -> list[tuple[Table, ColumnElement[bool]]]:
+        """Where the energy bins of the range's whole days are: its whole months in the
+        monthly bins, the days before and after them in the daily bins."""
+        days = self.whole_days()
         if days is None:
-            return None
-        conditions = self._common(table.c)
-        if days[0] is not None:
-            conditions.append(table.c.day >= days[0])
-        if days[1] is not None:
-            conditions.append(table.c.day < days[1])
-        return and_(*conditions)
+            return []
+        months, edges = month_split(*days)
+        return [*([] if months is None else [(monthly_bins_table, self._within(
+                    monthly_bins_table, "month", *months))]),
+                *((bins_table, self._within(bins_table, "day", *edge)) for edge in edges)]
 
     def partial_days(self) -> list[ColumnElement[bool]]:
         """Record conditions for the parts of the range outside its whole days."""
@@ -190,6 +209,31 @@ class FootprintFilter:
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _month(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return (_month(day) + timedelta(days=32)).replace(day=1)
+
+
+Days = tuple[date | None, date | None]  # [first, stop), None: unbounded
+
+
+def month_split(first: date | None, stop: date | None) -> tuple[Days | None, list[Days]]:
+    """The whole calendar months of the days [first, stop) and the days outside them (at most
+    a month's worth at each end), or (None, [the days]) when they hold no whole month."""
+    low = None if first is None else first if first.day == 1 else _next_month(first)
+    high = None if stop is None else _month(stop)
+    if low is not None and high is not None and low >= high:
+        return None, [(first, stop)]
+    edges: list[Days] = [(first, low)] if first is not None and low is not None and \
+        first < low else []
+    if stop is not None and high is not None and high < stop:
+        edges.append((high, stop))
+    return (low, high), edges
 
 
 def _grouped(session: Session, scope: FootprintFilter, keys: tuple[str, ...],
@@ -229,10 +273,9 @@ def _partial_rows(session: Session, scope: FootprintFilter) -> list[Any]:
 def _energy_bins(session: Session, scope: FootprintFilter,
                  partial: list[Any] | None = None) -> dict[int, int]:
     counts: dict[int, int] = defaultdict(int)
-    where = scope.rollup_where(bins_table)
-    if where is not None:
-        for index, jobs in session.execute(select(bins_table.c.bin, func.sum(bins_table.c.jobs))
-                                           .where(where).group_by(bins_table.c.bin)):
+    for table, where in scope.bin_rows():
+        for index, jobs in session.execute(select(table.c.bin, func.sum(table.c.jobs))
+                                           .where(where).group_by(table.c.bin)):
             counts[int(index)] += int(jobs)
     for record in _partial_rows(session, scope) if partial is None else partial:
         if record.energy_status != EnergyStatus.UNAVAILABLE and record.energy_kwh is not None:
