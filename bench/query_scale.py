@@ -70,7 +70,7 @@ from digital_contrast.store.tables import (
     emission_daily,
     emission_energy_bins,
 )
-from tests.support.databases import POSTGRES_ADMIN_URL
+from tests.support.databases import POSTGRES_ADMIN_URL, recorded_statements
 
 TARGET_MS = 200.0
 ROUND_BUDGET_S = 8.0  # a query slower than this per round gets fewer samples (at least 5)
@@ -574,33 +574,11 @@ def measure(client: TestClient, keys: dict[str, str], plan: list[Query], rounds:
             for name, samples in per_round.items()}
 
 
-@contextmanager
-def recorded(engine: Engine) -> Iterator[list[tuple[float, str, Any]]]:
-    """(ms, SQL, parameters) of every statement the engine runs meanwhile."""
-    statements: list[tuple[float, str, Any]] = []
-
-    def before(conn: Any, _cursor: Any, _sql: str, _params: Any, _context: Any,
-               _many: bool) -> None:
-        conn.info["started"] = time.perf_counter()
-
-    def after(conn: Any, _cursor: Any, sql: str, params: Any, _context: Any,
-              _many: bool) -> None:
-        statements.append(((time.perf_counter() - conn.info["started"]) * 1000, sql, params))
-
-    event.listen(engine, "before_cursor_execute", before)
-    event.listen(engine, "after_cursor_execute", after)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-        event.remove(engine, "after_cursor_execute", after)
-
-
 def explain(client: TestClient, keys: dict[str, str], plan: list[Query]) -> None:
     """PostgreSQL's plan of every SELECT over 2 ms in one request of each query."""
     engine = client.app.state.service.engine
     for query in plan:
-        with recorded(engine) as statements:
+        with recorded_statements(engine) as statements:
             client.get(query.path, params=query.params, headers={"X-API-Key": keys[query.role]})
         total = sum(s[0] for s in statements)
         print(f"\n== {query.name}: {len(statements)} statements, {total:.1f} ms in the database")
