@@ -2,10 +2,10 @@
 the peer, on SQLite. A throwaway database is migrated to head with the product's migrations and
 filled with N jobs as a multi-site installation would hold them after months of use: states,
 use cases and model versions by time, jobs older than the retention period de-identified, an
-emission record per finished job and the daily rollups the product writes for them (built with
-the product's own `contribution`, `rollup_key` and `energy_bin`), and a delivery per succeeded
-job of the sites with an automatic destination. Rows are bulk loaded (COPY on PostgreSQL, as
-autovacuum would, then ANALYZE; SQLite is left without statistics, as a site's file is).
+emission record per finished job and the rollups the product writes for them (summed from the
+product's own `footprints.rollup_additions`), and a delivery per succeeded job of the site with
+an automatic destination. Rows are bulk loaded (COPY on PostgreSQL, then VACUUM ANALYZE as
+autovacuum would; SQLite is left without statistics, as a site's file is).
 
 The queries run through the real FastAPI app (in process, with API keys): the job list (first
 page, a deep page by cursor, filtered by state and by time, limit 1000), the sustainability
@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO / "device"))
 
 # ruff: noqa: E402  (the repository's folders are put on the path first)
 from fastapi.testclient import TestClient
-from sqlalchemy import JSON, Engine, Table, create_engine, event, func, insert, select
+from sqlalchemy import JSON, Engine, Integer, Table, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
 
 from digital_contrast.api.app import create_app
@@ -59,23 +59,20 @@ from digital_contrast.config import Settings
 from digital_contrast.store import Origin, Role, Series, Study
 from digital_contrast.store.api_keys import create_api_key
 from digital_contrast.store.database import make_engine, session_factory, upgrade_to_head
-from digital_contrast.store.footprints import contribution, energy_bin, rollup_key
+from digital_contrast.store.footprints import rollup_additions
 from digital_contrast.store.tables import (
-    ROLLUP_COUNTS,
     Base,
     Delivery,
     Destination,
     EmissionRecord,
     Job,
-    emission_daily,
-    emission_energy_bins,
 )
 from tests.support.databases import POSTGRES_ADMIN_URL, recorded_statements
 
 TARGET_MS = 200.0
 ROUND_BUDGET_S = 8.0  # a query slower than this per round gets fewer samples (at least 5)
 CHUNK = 20_000
-DEEP_RANK = 100_000  # the deep page starts after this many jobs of the site
+DEEP_RANK = 100_000  # the deep page starts after this many jobs of the site (or half of them)
 RETENTION = timedelta(days=30)  # the default DC_RETENTION_DAYS: older jobs are de-identified
 SERIES_PER_SITE = 2_000
 AUTO_DELIVERY_SITES = 1  # the first site pushes every result to its PACS
@@ -287,25 +284,24 @@ def generate(scale: Scale, fixtures: Fixtures, factors: Any) -> Iterator[Batch]:
 
 
 class Rollups:
-    """The daily rollups of the records, summed with the product's own functions."""
+    """The rollup rows of the records, summed from the product's own `rollup_additions`."""
 
     def __init__(self) -> None:
-        self.daily: dict[tuple[Any, ...], dict[str, float]] = {}
-        self.bins: dict[tuple[Any, ...], int] = defaultdict(int)
+        self.rows: dict[Table, dict[tuple[Any, ...], dict[str, float]]] = defaultdict(dict)
 
     def add(self, record: dict[str, Any]) -> None:
-        r = SimpleNamespace(**record)
-        key = tuple(rollup_key(r).items())
-        target = self.daily.setdefault(key, defaultdict(float))
-        for column, value in contribution(r).items():
-            target[column] += value
-        if r.energy_status != "unavailable" and r.energy_kwh is not None:
-            self.bins[(*key, ("bin", energy_bin(r.energy_kwh)))] += 1
+        for table, key, values in rollup_additions(SimpleNamespace(**record)):
+            target = self.rows[table].setdefault(tuple(key.items()), defaultdict(float))
+            for name, value in values.items():
+                target[name] += value
 
-    def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        daily = [dict(key) | {c: round(v) if c in ROLLUP_COUNTS else v for c, v in sums.items()}
-                 for key, sums in self.daily.items()]
-        return daily, [dict(key) | {"jobs": jobs} for key, jobs in self.bins.items()]
+    def tables(self) -> Iterator[tuple[Table, list[dict[str, Any]]]]:
+        """Each rollup table's rows (counts as integers, as the columns are)."""
+        for table, sums in self.rows.items():
+            integers = {c.name for c in table.columns if isinstance(c.type, Integer)}
+            yield table, [dict(key) | {c: round(v) if c in integers else v
+                                       for c, v in values.items()}
+                          for key, values in sums.items()]
 
 
 # --- databases ----------------------------------------------------------------------------
@@ -446,11 +442,11 @@ def fill(targets: list[Target], scale: Scale) -> None:
                 target.load(loader, Delivery.__table__, batch.deliveries)
             for record in batch.records:
                 rollups.add(record)
-        daily, energy_bins = rollups.rows()
+        for table, rows in rollups.tables():
+            for target, loader in zip(targets, loaders, strict=True):
+                for start in range(0, len(rows), CHUNK):
+                    target.load(loader, table, rows[start:start + CHUNK])
         for target, loader in zip(targets, loaders, strict=True):
-            for start in range(0, max(len(daily), len(energy_bins)), CHUNK):
-                target.load(loader, emission_daily, daily[start:start + CHUNK])
-                target.load(loader, emission_energy_bins, energy_bins[start:start + CHUNK])
             if target.analyze:  # what autovacuum does after a large load
                 with loader.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
                     c.exec_driver_sql("VACUUM ANALYZE")
@@ -474,6 +470,10 @@ class Query:
     role: str  # a Role value
 
 
+def deep_rank(scale: Scale) -> int:
+    return min(DEEP_RANK, max(1, scale.jobs // scale.sites // 2))
+
+
 def queries(scale: Scale, deep_cursor: str | None) -> list[Query]:
     def at(days: float, hour: int = 0) -> str:
         moment = (scale.end - timedelta(days=days)).replace(hour=hour, minute=0, second=0,
@@ -489,7 +489,7 @@ def queries(scale: Scale, deep_cursor: str | None) -> list[Query]:
         Query("jobs: limit=1000", "/v1/jobs", {"limit": "1000"}, "clinician"),
     ]
     if deep_cursor is not None:
-        listing.insert(1, Query(f"jobs: deep page (after {DEEP_RANK:,})", "/v1/jobs",
+        listing.insert(1, Query(f"jobs: deep page (after {deep_rank(scale):,})", "/v1/jobs",
                                 {"cursor": deep_cursor}, "clinician"))
     summaries = [
         Query("summary: site", "/v1/sustainability/summary", {}, "sustainability"),
@@ -514,16 +514,16 @@ def connected(url: str) -> Iterator[Any]:
         engine.dispose()
 
 
-def deep_cursor(url: str, site: str) -> str | None:
-    """The cursor after the DEEP_RANK-th job of the site, made by the API's own encoder
-    (None: this version of the API has no cursor)."""
+def deep_cursor(url: str, site: str, rank: int) -> str | None:
+    """The cursor after the `rank`-th job of the site, made by the API's own encoder (None:
+    this version of the API has no cursor)."""
     encode = getattr(jobs_router, "page_cursor", None)
     if encode is None:
         return None
     with connected(url) as connection:
         row = connection.execute(
             select(Job.created_at, Job.id).where(Job.site == site)
-            .order_by(Job.created_at.desc(), Job.id.desc()).offset(DEEP_RANK - 1).limit(1)
+            .order_by(Job.created_at.desc(), Job.id.desc()).offset(rank - 1).limit(1)
         ).one_or_none()
     return None if row is None else encode(row.created_at, row.id)
 
@@ -599,7 +599,7 @@ def describe(url: str) -> str:
         rows = {name: connection.execute(select(func.count()).select_from(
             Base.metadata.tables[name])).scalar_one()
             for name in ("jobs", "emission_records", "emission_daily", "emission_energy_bins",
-                         "deliveries")}
+                         "emission_energy_bins_monthly", "deliveries")}
     return f"{version}: " + ", ".join(f"{name} {n:,}" for name, n in rows.items())
 
 
@@ -622,7 +622,7 @@ def check_summary(client: TestClient, keys: dict[str, str], url: str, site: str)
 def run(target: Target, scale: Scale, args: argparse.Namespace, root: Path) -> Figures:
     site = scale.site(0)
     print(f"{target.label} {describe(target.url)}")
-    plan = queries(scale, deep_cursor(target.url, site))
+    plan = queries(scale, deep_cursor(target.url, site, deep_rank(scale)))
     with service(target.url, site, root / target.label) as client:
         check_summary(client, target.keys, target.url, site)
         if args.explain and target.label == "postgresql":

@@ -82,8 +82,7 @@ def _day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
-def rollup_key(r: Any) -> dict[str, Any]:
-    """The key of the daily rollup row a record (or a row of its columns) belongs to."""
+def _rollup_key(r: Any) -> dict[str, Any]:
     return {"site": r.site, "day": _day(r.finished_at), "use_case": r.use_case,
             "model_version": r.model_version, "factor_set_id": r.factor_set_id,
             "factor_set_version": r.factor_set_version}
@@ -99,14 +98,22 @@ def _add(session: Session, table: Table, key: dict[str, Any], values: dict[str, 
         set_={name: table.c[name] + statement.excluded[name] for name in values}))
 
 
-def _apply(session: Session, r: R, sign: int) -> None:
-    key = rollup_key(r)
-    _add(session, emission_daily, key, {k: sign * v for k, v in contribution(r).items()})
+def rollup_additions(r: Any) -> list[tuple[Table, dict[str, Any], Contribution]]:
+    """The rollup rows a record (or a row of its columns) adds to, and what it adds: its
+    contribution to its day, and a job to its energy bin of the day and of the month."""
+    key = _rollup_key(r)
+    additions = [(emission_daily, key, contribution(r))]
     if r.energy_status != EnergyStatus.UNAVAILABLE and r.energy_kwh is not None:
         bin_ = {"bin": energy_bin(r.energy_kwh)}
-        _add(session, bins_table, key | bin_, {"jobs": sign})
         month = {k: v for k, v in key.items() if k != "day"} | {"month": _month(key["day"])}
-        _add(session, monthly_bins_table, month | bin_, {"jobs": sign})
+        additions += [(bins_table, key | bin_, {"jobs": 1}),
+                      (monthly_bins_table, month | bin_, {"jobs": 1})]
+    return additions
+
+
+def _apply(session: Session, r: R, sign: int) -> None:
+    for table, key, values in rollup_additions(r):
+        _add(session, table, key, {name: sign * value for name, value in values.items()})
 
 
 def record_emission(session: Session, record: R) -> R:
@@ -252,7 +259,7 @@ def _grouped(session: Session, scope: FootprintFilter, keys: tuple[str, ...],
             for column in COLUMNS:
                 target[column] += float(mapping[column] or 0.0)
     for record in _partial_rows(session, scope) if partial is None else partial:
-        target = totals[tuple(rollup_key(record)[k] for k in keys)]
+        target = totals[tuple(_rollup_key(record)[k] for k in keys)]
         for column, value in contribution(record).items():
             target[column] += value
     return totals
