@@ -3,6 +3,7 @@ pages (no gap, no repeat, equal creation times included) on both databases, inde
 PostgreSQL's plans, the API's Link header and cursor, and energy bins read by whole months.
 Nothing here is timed: bench/query_scale.py measures (docs/operations.md)."""
 
+import base64
 import random
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -161,7 +162,10 @@ def test_the_api_pages_by_its_link_header(service) -> None:
     alone = service.client.get(f"/v1/jobs/{jobs[0].id}", headers=service.headers()).json()
     assert listed[jobs[0].id] == alone and alone["series_uid"] == "1.2.3.4"
     assert [d["destination"] for d in alone["deliveries"]] == ["pacs"]
-    for cursor in ("nope", "bm90IGEgY3Vyc29y", "x" * 201):
+    made = [base64.urlsafe_b64encode(raw).decode() for raw in (
+        b"0001-01-01T00:00:00+23:00|j",  # before year 1 in UTC
+        b"2026-05-01T08:00:00|j")]  # no zone
+    for cursor in ("nope", "bm90IGEgY3Vyc29y", "x" * 201, *made):
         refused = service.client.get("/v1/jobs", params={"cursor": cursor},
                                      headers=service.headers())
         assert refused.status_code == 422 and refused.json()["code"] == "REQUEST_INVALID"

@@ -64,10 +64,11 @@ def _after(cursor: str | None) -> PageKey | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, _, job_id = raw.partition("|")
-        after: datetime | None = datetime.fromisoformat(moment)
-    except ValueError:  # bad base64 (binascii.Error), UTF-8 or time
+        parsed = datetime.fromisoformat(moment)
+        after = parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):  # bad base64 (binascii.Error), UTF-8 or time
         after = None
-    if after is None or after.tzinfo is None or not 0 < len(job_id) <= 36:
+    if after is None or not 0 < len(job_id) <= 36:
         raise DigitalContrastError("REQUEST_INVALID", "cursor is not one this service gave: "
                                    "take it from the Link header of the previous page")
     return after, job_id
