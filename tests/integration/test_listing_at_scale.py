@@ -215,8 +215,12 @@ def test_the_summary_reads_rollups_and_the_records_of_partial_days_only(
     assert set().union(*(tables for tables, _ in read)) == {
         "emission_daily", "emission_energy_bins", "emission_energy_bins_monthly",
         "emission_records"}
-    # Records: the two partial days only (Jan 16 from 10:00, Dec 16 until 13:00), each read by
-    # site and time; every rollup read is bounded by its site.
-    assert sum(tables == {"emission_records"} for tables, _ in read) == 2
-    assert all("finished_at >=" in sql for tables, sql in read if "emission_records" in tables)
+    # Records of the two partial days only (Jan 16 from 10:00, Dec 16 until 13:00), by site
+    # and time: summed by the database, and their energies for the bins; every read is
+    # bounded by the site.
+    records = [sql for tables, sql in read if tables == {"emission_records"}]
+    assert len(records) == 4 and all("finished_at >=" in sql for sql in records)
+    assert sum("GROUP BY" in sql for sql in records) == 2
+    assert sum(bool(re.match(r"SELECT emission_records\.energy_kwh\s+FROM", sql))
+               for sql in records) == 2
     assert all(re.search(r"\.site = ", sql) for _, sql in read)

@@ -110,6 +110,23 @@ def test_summary_filters_by_time_use_case_and_model_version(records) -> None:
     assert info.value.code == "RANGE_INVALID"
 
 
+@pytest.mark.req("SRS-CARB-022", "SRS-STORE-008")
+def test_a_range_shorter_than_a_day_across_midnight_counts_each_day_apart(
+        store_sessions) -> None:
+    with store_sessions() as session:
+        _record(session, "late", JobState.SUCCEEDED, _day(2, 23), 0.010)
+        _record(session, "early", JobState.FAILED, _day(3, 1), None)
+        _record(session, "outside", JobState.SUCCEEDED, _day(3, 3), 0.020)
+        session.commit()
+        scope = FootprintFilter("site-a", _day(2, 22), _day(3, 2))
+        days = timeseries(session, scope, "day")
+        result = summary(session, scope)
+    assert [(d["start"], d["jobs"], d["succeeded"]) for d in days] == [
+        ("2026-11-02", 1, 1), ("2026-11-03", 1, 0)]
+    assert (result["counts"]["jobs"], result["counts"]["energy_unavailable"]) == (2, 1)
+    assert 0.010 <= result["compute"]["energy_kwh_p95_per_scan"] <= 0.010 * 1.02
+
+
 @pytest.mark.req("SRS-CARB-022")
 def test_timeseries_buckets_by_day_week_and_month(records) -> None:
     with records() as session:
