@@ -11,11 +11,11 @@ The queries run through the real FastAPI app (in process, with API keys): the jo
 page, a deep page by cursor, filtered by state and by time, limit 1000), the sustainability
 summary (the site, a range with partial days, a use case and model version) and the dashboard
 page. Each is sent `--repeats` times per round (fewer, at least 5, once a round of it took
-8 s) for `--rounds` rounds; p50 and p95 are nearest-rank per round, and the medians over the
+5 s) for `--rounds` rounds; p50 and p95 are nearest-rank per round, and the medians over the
 rounds are printed with the target (p95 at most 200 ms). The databases are dropped at the end.
 
     .venv/bin/python bench/query_scale.py [--jobs 1000000] [--sqlite-jobs N] [--sites 4]
-        [--months 12] [--rounds 5] [--repeats 40] [--explain]
+        [--months 12] [--rounds 5] [--repeats 30] [--explain]
 
 `--sqlite-jobs 0` skips SQLite; `--explain` prints PostgreSQL's plan (EXPLAIN ANALYZE) of every
 statement of one request per query that took over 2 ms. PostgreSQL at DC_TEST_POSTGRES_URL (the
@@ -70,7 +70,7 @@ from digital_contrast.store.tables import (
 from tests.support.databases import POSTGRES_ADMIN_URL, recorded_statements
 
 TARGET_MS = 200.0
-ROUND_BUDGET_S = 8.0  # a query slower than this per round gets fewer samples (at least 5)
+ROUND_BUDGET_S = 5.0  # a query slower than this per round gets fewer samples (at least 5)
 CHUNK = 20_000
 DEEP_RANK = 100_000  # the deep page starts after this many jobs of the site (or half of them)
 RETENTION = timedelta(days=30)  # the default DC_RETENTION_DAYS: older jobs are de-identified
@@ -656,7 +656,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--sites", type=int, default=4)
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--explain", action="store_true")
     args = parser.parse_args()
