@@ -164,7 +164,8 @@ def test_the_api_pages_by_its_link_header(service) -> None:
     assert [d["destination"] for d in alone["deliveries"]] == ["pacs"]
     made = [base64.urlsafe_b64encode(raw).decode() for raw in (
         b"0001-01-01T00:00:00+23:00|j",  # before year 1 in UTC
-        b"2026-05-01T08:00:00|j")]  # no zone
+        b"2026-05-01T08:00:00|j",  # no zone
+        b"2026-05-01T08:00:00+00:00|j\x00")]  # a character PostgreSQL refuses
     for cursor in ("nope", "bm90IGEgY3Vyc29y", "x" * 201, *made):
         refused = service.client.get("/v1/jobs", params={"cursor": cursor},
                                      headers=service.headers())

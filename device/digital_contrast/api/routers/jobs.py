@@ -4,6 +4,7 @@ ask for an attribution of a finished job, list and fetch the maps of a job."""
 import base64
 import io
 import json
+import re
 import zipfile
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -51,6 +52,9 @@ def _view(db: Session, job: Job) -> JobView:
     return _views(db, [job])[0]
 
 
+_JOB_ID = re.compile(r"[\w-]{1,36}", re.ASCII)  # a UUID, nothing a database would refuse
+
+
 def page_cursor(created_at: datetime, job_id: str) -> str:
     """The opaque cursor of the page after a job: its creation time and id, base64url."""
     raw = f"{created_at.astimezone(UTC).isoformat()}|{job_id}".encode()
@@ -68,7 +72,7 @@ def _after(cursor: str | None) -> PageKey | None:
         after = parsed.astimezone(UTC) if parsed.tzinfo is not None else None
     except (ValueError, OverflowError):  # bad base64 (binascii.Error), UTF-8 or time
         after = None
-    if after is None or not 0 < len(job_id) <= 36:
+    if after is None or not _JOB_ID.fullmatch(job_id):
         raise DigitalContrastError("REQUEST_INVALID", "cursor is not one this service gave: "
                                    "take it from the Link header of the previous page")
     return after, job_id
