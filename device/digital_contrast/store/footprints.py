@@ -200,9 +200,11 @@ class FootprintFilter:
         if days is None:
             return []
         months, edges = month_split(*days)
-        return [*([] if months is None else [(monthly_bins_table, self._within(
-                    monthly_bins_table, "month", *months))]),
-                *((bins_table, self._within(bins_table, "day", *edge)) for edge in edges)]
+        rows = [(bins_table, self._within(bins_table, "day", *edge)) for edge in edges]
+        if months is not None:
+            rows.append((monthly_bins_table, self._within(monthly_bins_table, "month",
+                                                          *months)))
+        return rows
 
     def partial_days(self) -> list[tuple[date, ColumnElement[bool]]]:
         """The parts of the range outside its whole days, each within one UTC day: the day
