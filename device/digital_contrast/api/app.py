@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                            allow_methods=["GET", "POST", "OPTIONS"],
                            allow_headers=["X-API-Key", "Authorization", "Accept",
                                           "Content-Type", REQUEST_ID_HEADER],
-                           expose_headers=["Location", "Warning", "Content-Type",
+                           expose_headers=["Location", "Link", "Warning", "Content-Type",
                                            REQUEST_ID_HEADER], max_age=600)
     for module in (home, health, dicomweb, uploads, jobs, keys, records, sustainability,
                    dashboard):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -199,15 +199,24 @@ def get_job(session: Session, job_id: str, *, site: str | None = None) -> Job | 
     return job if job is not None and (site is None or job.site == site) else None
 
 
+PageKey = tuple[datetime, str]  # (created_at, id) of the last job of a page
+
+
 def list_jobs(session: Session, site: str, state: JobState | str | None = None,
-              since: datetime | None = None, *, limit: int | None = None) -> list[Job]:
-    """Jobs of a site, newest first."""
+              since: datetime | None = None, *, limit: int | None = None,
+              after: PageKey | None = None) -> list[Job]:
+    """Jobs of a site, newest first (equal times by id, descending: a total order). `after`
+    is the key of the last job of the previous page: the jobs that follow it (keyset
+    pagination, read from the (site, created_at, id) and (site, state, created_at, id)
+    indexes, so a deep page costs what the first does)."""
     query = select(Job).where(Job.site == site)
     if state is not None:
         query = query.where(Job.state == JobState(state))
     if since is not None:
         query = query.where(Job.created_at >= since)
-    query = query.order_by(Job.created_at.desc(), Job.id)
+    if after is not None:
+        query = query.where(tuple_(Job.created_at, Job.id) < after)
+    query = query.order_by(Job.created_at.desc(), Job.id.desc())
     return list(session.scalars(query.limit(limit) if limit else query))
 
 
