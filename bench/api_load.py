@@ -7,7 +7,12 @@ per client, Explicit VR Little Endian, files sent as they are) to our DIMSE list
 Orthanc's own DICOM server.
 
     .venv/bin/python bench/api_load.py [--clients 4] [--slices 100] [--repeats 1]
-        [--skip-orthanc] [--skip-jobs] [--job-timeout 1800]
+        [--processes 1] [--profile FILE] [--skip-orthanc] [--skip-jobs] [--job-timeout 1800]
+
+`--processes N` runs `serve --processes N` (N HTTP processes, the background work in their
+parent). `--profile FILE` samples our service (every process) with py-spy while it ingests by
+STOW-RS, writes the collapsed stacks to FILE and prints the functions holding most samples.
+Orthanc's configuration is printed as it is used.
 
 Reports STOW uploads/s (series per second), ingest MB/s (DICOM part bytes, MB = 10^6 bytes),
 STOW request latency, C-STORE ingest MB/s and instances/s, p50/p95 latency of reads while jobs
@@ -29,6 +34,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -160,12 +166,12 @@ def started(command: list[str], log: Path, **kwargs) -> Iterator[subprocess.Pope
                 process.wait()
 
 
-def service_env(data_dir: Path) -> dict[str, str]:
+def service_env(data_dir: Path, processes: int = 1) -> dict[str, str]:
     """The caller's environment with the service's own data folder, database and registry."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DC_") or k in {
         "DC_RELEASES_DIR", "DC_SITE", "DC_INFERENCE_THREADS"}}
     env.update(DC_DATA_DIR=str(data_dir), DC_WORKERS="1", DC_AUTO_RUN_USE_CASES="[]",
-               DC_PURGE_INTERVAL_S="0")
+               DC_PURGE_INTERVAL_S="0", DC_SERVICE_PROCESSES=str(processes))
     return env
 
 
@@ -193,6 +199,7 @@ class Server:
     base: str = ""
     log: Path | None = None
     dimse: tuple[str, int] | None = None  # (called AE title, port) of its DICOM listener
+    pid: int | None = None  # of our service's (parent) process, for the profiler
 
     def log_tail(self, status: int) -> str:
         """The end of the server's log, for a server error (5xx) only."""
@@ -201,11 +208,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def our_service(root: Path, jobs: bool) -> Iterator[tuple[Server, str | None]]:
+def our_service(root: Path, jobs: bool, processes: int = 1
+                ) -> Iterator[tuple[Server, str | None]]:
     """The service, and the model its jobs run (None: no jobs, asked for or no model)."""
     data_dir = root / "dc-data"
     data_dir.mkdir(parents=True)
-    env = service_env(data_dir)
+    env = service_env(data_dir, processes)
     model = job_model(data_dir, env) if jobs else None
     created = subprocess.run([sys.executable, "-m", "digital_contrast", "keys", "create",
                               "--role", "clinician", "--name", "bench"], env=env, cwd=REPO,
@@ -228,7 +236,7 @@ def our_service(root: Path, jobs: bool) -> Iterator[tuple[Server, str | None]]:
                   "--port", str(port)], log, env=env, cwd=REPO) as process:
         wait_ready(f"{base}/healthz", process, log, "the service")
         yield Server("ours", f"{base}/dicomweb/studies", {"X-API-Key": key}, base, log,
-                     ("DIGCONTRAST", dimse_port)), model
+                     ("DIGCONTRAST", dimse_port), process.pid), model
 
 
 def find_plugin() -> Path | None:
@@ -278,6 +286,10 @@ def orthanc(root: Path, plugin: Path) -> Iterator[Server]:
               "IndexDirectory": str(folder / "storage"), "Plugins": [str(plugin)],
               "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
     (folder / "orthanc.json").write_text(json.dumps(config, indent=2))
+    print(f"Orthanc {_orthanc_version()} configuration (defaults otherwise, e.g. "
+          f"SyncStorageArea true, ConcurrentJobs 2, HttpThreadsCount 50): "
+          f"{json.dumps({k: v for k, v in config.items() if 'Directory' not in k})}",
+          flush=True)
     log = folder / "orthanc.log"
     base = f"http://127.0.0.1:{port}"
     with started([str(ORTHANC_BIN), str(folder / "orthanc.json")], log) as process:
@@ -287,6 +299,53 @@ def orthanc(root: Path, plugin: Path) -> Iterator[Server]:
                              f"its log ends:\n{_tail(log)}")
         yield Server("Orthanc", f"{base}/dicom-web/studies", base=base, log=log,
                      dimse=("ORTHANC", dimse_port))
+
+
+def _orthanc_version() -> str:
+    done = subprocess.run([str(ORTHANC_BIN), "--version"], capture_output=True, text=True)
+    return (done.stdout or done.stderr).splitlines()[0].strip() if done.returncode == 0 else "?"
+
+
+@contextlib.contextmanager
+def profiled(server: Server, out: Path | None) -> Iterator[None]:
+    """py-spy sampling our service and its HTTP processes for the duration of the block."""
+    if out is None or server.pid is None:
+        yield
+        return
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                            str(server.pid),
+                            "--subprocesses", "--rate", "200", "--format", "raw", "--nonblocking",
+                            "--output", str(out)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    time.sleep(1.0)  # attached before the load starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+    print_profile(out)
+
+
+def print_profile(path: Path, top: int = 15) -> None:
+    """The functions with most samples on top of the stack (self) and anywhere in it."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = [f.split(" (")[0] + " " + f.split("(")[-1].split(":")[0].rsplit("/", 1)[-1]
+                  for f in stack.split(";")[1:]]  # the first frame is the process
+        total += int(count)
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
+    print(f"profile: {total} samples ({path})")
+    for title, table in (("self", own), ("inclusive", inclusive)):
+        for frame, count in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"  {title:9s} {100 * count / max(total, 1):5.1f}%  {frame}")
 
 
 # --- phases -------------------------------------------------------------------------------
@@ -544,6 +603,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--slices", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="HTTP processes of our service (serve --processes)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="sample our service with py-spy during STOW; collapsed stacks here")
     parser.add_argument("--skip-orthanc", action="store_true")
     parser.add_argument("--skip-jobs", action="store_true")
     parser.add_argument("--job-timeout", type=float, default=1800.0,
@@ -560,7 +623,8 @@ def main() -> None:
         plugin = None if args.skip_orthanc else ensure_orthanc()
         print(f"generating the phantom series (512x512x{args.slices}) ...", flush=True)
         template = make_template(root / "template", args.slices)
-        server, model = stack.enter_context(our_service(root, not args.skip_jobs))
+        server, model = stack.enter_context(our_service(root, not args.skip_jobs,
+                                                        args.processes))
         run_job_load = model is not None
         if not args.skip_jobs and not run_job_load:
             print("jobs not run: no validated reference model under releases/ (the service "
@@ -575,6 +639,7 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), load "
               f"{os.getloadavg()[0]:.1f}; series {template[0].Rows}x{template[0].Columns}x"
               f"{len(template)} ({sample.part_bytes / MB:.1f} MB); {args.clients} clients; "
+              f"our service: {args.processes} HTTP process(es); "
               f"{args.repeats} repeat(s){', medians' if args.repeats > 1 else ''}; "
               f"model: {model or 'none, no jobs'}", flush=True)
         del sample
@@ -585,7 +650,9 @@ def main() -> None:
             uploads = [fresh_upload(template) for _ in range(args.clients)]
             order = servers if repeat % 2 == 0 else servers[::-1]  # drift hits both alike
             for target in order:
-                results[target.name].append(stow(target, uploads))
+                with profiled(server, args.profile if target is server and repeat == 0
+                              else None):
+                    results[target.name].append(stow(target, uploads))
                 print(f"  repeat {repeat + 1}: {target.name} stored {args.clients} series in "
                       f"{results[target.name][-1]['wall_s']:.2f} s", flush=True)
             dimse_uploads = [fresh_upload(template) for _ in range(args.clients)]

@@ -83,11 +83,25 @@ class Settings(BaseSettings):
                                          description="Window in which failures are counted.")
     auth_lockout_s: float = Field(900.0, gt=0, le=86_400.0,
                                   description="How long a locked-out address is refused.")
+    service_processes: int = Field(
+        1, ge=1, le=64, description="HTTP processes of `serve`; above 1 the background work "
+        "(jobs, deliveries, audit export, auto-run, purge, DIMSE) runs once, in its parent.")
     workers: int = Field(1, ge=0, le=32,
                          description="Job worker threads inside the service (0: none).")
     job_lease_s: float = Field(120.0, ge=5.0, le=86_400.0, description="A job whose worker "
                                "stopped renewing its lease for this long is run again by another "
                                "worker.")
+    executor: Literal["embedded", "celery"] = Field(
+        "embedded", description="What runs jobs: the embedded database queue (the service's "
+        "worker threads and `digital-contrast worker` processes), or Celery workers fed through "
+        "RabbitMQ (docs/operations.md, 'Scaling out').")
+    broker_url: str = Field("amqp://guest:guest@127.0.0.1:5672//", min_length=1,
+                            description="RabbitMQ URL of the Celery executor.")
+    broker_consumer_timeout_s: float = Field(
+        7_200.0, ge=600.0, le=604_800.0, description="Longest job the Celery executor expects: "
+        "the queue's consumer timeout, after which RabbitMQ hands an unacknowledged job to "
+        "another worker (RabbitMQ 3.12+ takes it from the queue; older nodes need "
+        "consumer_timeout in rabbitmq.conf).")
     auto_run_use_cases: list[str] = Field(
         default_factory=list, description="Use cases whose envelope a received series is "
         "matched against to start a job by itself (JSON list; empty: no auto-run).")
@@ -160,6 +174,13 @@ class Settings(BaseSettings):
         # every command reads the settings.
         if not _RATE.fullmatch(value.strip()):
             raise ValueError("a rate is 'N/second', 'N/minute', 'N/hour' or 'N/day'")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if not value.startswith(("amqp://", "amqps://", "pyamqp://")):
+            raise ValueError("an AMQP URL: amqp://user:password@host:5672/vhost")
         return value
 
     @field_validator("rate_limit_storage")

@@ -159,7 +159,8 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     line: dict[str, Any] = {
         "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
         .replace("+00:00", "Z"),
-        "level": record.levelname, "logger": record.name, "message": record.msg}
+        "level": record.levelname, "logger": record.name, "message": record.msg,
+        "pid": record.process}  # which process, where a service runs several
     if getattr(record, "request_id", None):
         line["request_id"] = record.request_id
     for name in FIELDS:
@@ -173,8 +174,8 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time (UTC), level, logger, message, request_id, event fields,
-    exc_type/exc_chain/frames."""
+    """One JSON object per line: time (UTC), level, logger, message, pid, request_id, event
+    fields, exc_type/exc_chain/frames."""
 
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(_fields(record), ensure_ascii=True, default=str)
@@ -235,6 +236,9 @@ def configure_logging(log_format: LogFormat = "json", level: str = "INFO",
         logger.setLevel(logging.NOTSET)
     for name in DICOM_LOGGERS:  # never their DEBUG/INFO: data set dumps, one line per element
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Never uvicorn's access lines (they carry query values, e.g. PatientName): the app logs
+    # each request by its route template (api.request_ids), in every HTTP process.
+    logging.getLogger("uvicorn.access").disabled = True
     logging.captureWarnings(True)
     # Then our own text: captureWarnings' puts the file before the message (the scrubber keeps
     # what comes before the first ": " of a DICOM or warning message) and adds the source line.

@@ -132,3 +132,18 @@ def test_purge_removes_expired_data_and_keeps_the_audit_trail(env, phantom_serie
     # A purge interrupted before it removed a folder: the next one finishes the work.
     (job_folder / "maps").mkdir(parents=True)
     assert _cli("purge").exit_code == 0 and not job_folder.exists()
+
+
+@pytest.mark.req("SRS-JOB-006")
+def test_worker_options_that_do_not_fit_the_executor_are_refused(
+        env, monkeypatch: pytest.MonkeyPatch) -> None:
+    embedded = _cli("worker", "--concurrency", "2")
+    assert embedded.exit_code != 0 and "WORKER_CONCURRENCY_CELERY_ONLY" in embedded.output
+    monkeypatch.setenv("DC_EXECUTOR", "celery")
+    get_settings.cache_clear()
+    once = _cli("worker", "--once")
+    assert once.exit_code != 0 and "WORKER_ONCE_EMBEDDED_ONLY" in once.output
+    monkeypatch.setenv("DC_BROKER_URL", "redis://127.0.0.1:6379/0")
+    get_settings.cache_clear()
+    refused = _cli("worker")
+    assert refused.exit_code != 0 and "DC_BROKER_URL" in refused.output.replace("\n", "")

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from digital_contrast.store import JobState, StoreError
+from digital_contrast.store.columns import utcnow
 from digital_contrast.store.jobs import (
+    claim_job,
     claim_next_job,
     finish_job,
     get_job,
@@ -14,6 +16,7 @@ from digital_contrast.store.jobs import (
     list_jobs,
     renew_lease,
     submit_job,
+    undispatched_jobs,
 )
 from tests.support.databases import run_concurrently
 
@@ -212,3 +215,55 @@ def test_list_jobs_filters_by_site_state_and_time(store_sessions) -> None:
             == [b.id]
         assert get_job(session, a.id, site="site-b") is None
         assert get_job(session, a.id, site="site-a").id == a.id
+
+
+@pytest.mark.req("SRS-JOB-007")
+def test_a_named_job_is_claimed_only_when_queued_or_abandoned(store_sessions) -> None:
+    """What a Celery message's worker may do with the job it names."""
+    with store_sessions() as session:
+        job_id = _submit(session, "named").job.id
+        other = _submit(session, "other").job.id
+        session.commit()
+    with store_sessions() as session:
+        claimed = claim_job(session, job_id, "w1", 60, now=T0)
+        session.commit()
+        assert claimed is not None and claimed.id == job_id and claimed.attempts == 1
+    with store_sessions() as session:  # a live holder: a redelivered message must wait
+        assert claim_job(session, job_id, "w2", 60, now=T0 + timedelta(seconds=30)) is None
+        session.commit()
+    with store_sessions() as session:  # its holder stopped renewing: taken over
+        again = claim_job(session, job_id, "w2", 60, now=T0 + timedelta(seconds=61))
+        session.commit()
+        assert again is not None and (again.lease_owner, again.attempts) == ("w2", 2)
+    with store_sessions() as session:
+        finish_job(session, job_id, "w2", JobState.SUCCEEDED, now=T0 + timedelta(seconds=70))
+        session.commit()
+    with store_sessions() as session:  # finished: a late redelivery claims nothing
+        assert claim_job(session, job_id, "w3", 60, now=T0 + timedelta(hours=1)) is None
+        assert get_job(session, other).state == JobState.QUEUED  # never another job
+
+
+@pytest.mark.req("SRS-JOB-006", "SRS-JOB-008")
+def test_undispatched_jobs_are_those_waiting_without_a_confirmed_message(store_sessions
+                                                                          ) -> None:
+    with store_sessions() as session:
+        waiting = _submit(session, "waiting").job.id
+        sent = _submit(session, "sent", now=T0 + timedelta(seconds=1)).job.id
+        left = _submit(session, "left", now=T0 + timedelta(seconds=2)).job.id
+        done = _submit(session, "done", now=T0 + timedelta(seconds=3)).job.id
+        session.commit()
+    with store_sessions() as session:
+        get_job(session, sent).dispatched_at = T0
+        for job_id in (left, done):  # claimed by an embedded worker before the switch
+            claim_job(session, job_id, "embedded-1", 60, now=T0)
+        finish_job(session, done, "embedded-1", JobState.SUCCEEDED, now=T0)
+        session.commit()
+    with store_sessions() as session:
+        assert [j.id for j in undispatched_jobs(session, 10)] == [waiting, left]
+        session.commit()
+    with store_sessions() as session:  # a live embedded holder is not handed to Celery
+        live = claim_job(session, waiting, "embedded-2", 3600, now=utcnow())
+        session.commit()
+        assert live is not None
+    with store_sessions() as session:
+        assert [j.id for j in undispatched_jobs(session, 10)] == [left]

@@ -4,7 +4,7 @@ CHECK constraints and aware UTC datetimes."""
 import hashlib
 import json
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -33,12 +33,14 @@ from digital_contrast.store.dicom_senders import add_sender, sender_for
 from digital_contrast.store.tables import AuditEvent, Base, Job
 from tests.support.databases import (
     STORE_TABLES,
+    run_concurrently,
     table_names,
     throwaway_postgres_database,
 )
 
 EXPECTED_TABLES = {"studies", "series", "instances", "jobs", "job_events", "emission_records",
                    "measurement_slots", "emission_daily", "emission_energy_bins",
+                   "emission_energy_bins_monthly",
                    "audit_events", "audit_exports", "auth_failures", "api_keys",
                    "file_deletions", "dicom_senders", "destinations", "deliveries",
                    "batches", "batch_cases"}
@@ -135,14 +137,18 @@ def test_a_0_1_0_database_upgrades_to_head_keeping_its_rows(blank_url: str) -> N
         engine.dispose()
 
 
-def _database_at_0002(url: str) -> Engine:
+def _database_at(url: str, revision: str) -> Engine:
     engine = make_engine(url)
     with engine.begin() as connection:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.attributes["connection"] = connection
-        command.upgrade(config, "0002")
+        command.upgrade(config, revision)
     return engine
+
+
+def _database_at_0002(url: str) -> Engine:
+    return _database_at(url, "0002")
 
 
 def _write_0_1_0_audit_events(engine: Engine, n: int, tamper: int | None = None) -> None:
@@ -277,3 +283,40 @@ def test_datetimes_are_aware_utc_and_naive_ones_refused(store_sessions) -> None:
                         created_at=datetime(2026, 3, 1)))
         with pytest.raises(StatementError, match="naive datetime"):
             session.flush()
+
+
+@pytest.mark.req("SRS-STORE-001", "SRS-JOB-006")
+def test_processes_starting_together_on_a_new_database_migrate_it_once(blank_url: str
+                                                                        ) -> None:
+    """Workers on several machines started at once: one migrates, the others find it done."""
+    engines = [make_engine(blank_url) for _ in range(3)]
+    try:
+        assert run_concurrently(lambda k: upgrade_to_head(engines[k]), 3) == []
+        assert current_revision(engines[0]) == _revisions()[0]
+        assert table_names(engines[0]) == EXPECTED_TABLES | {"alembic_version"}
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+@pytest.mark.req("SRS-STORE-001", "SRS-STORE-008")
+def test_the_upgrade_to_0008_sums_the_daily_energy_bins_per_month(blank_url: str) -> None:
+    engine = _database_at(blank_url, "0007")
+    try:
+        with engine.begin() as connection:
+            for day, energy_bin, jobs in (("2026-01-31", 7, 2), ("2026-01-01", 7, 3),
+                                          ("2026-02-01", 7, 1), ("2026-01-15", 9, 4)):
+                connection.execute(text(
+                    "INSERT INTO emission_energy_bins (site, day, use_case, model_version, "
+                    "factor_set_id, factor_set_version, bin, jobs) VALUES ('site-a', :day, "
+                    "'aaa-cta', '1', 'f', '1', :bin, :jobs)"),
+                    {"day": date.fromisoformat(day), "bin": energy_bin, "jobs": jobs})
+        upgrade_to_head(engine)
+        with engine.connect() as connection:
+            months = connection.execute(text(
+                "SELECT month, bin, jobs FROM emission_energy_bins_monthly ORDER BY month, bin"
+            )).all()
+        assert [(str(m), b, j) for m, b, j in months] == [
+            ("2026-01-01", 7, 5), ("2026-01-01", 9, 4), ("2026-02-01", 7, 1)]
+    finally:
+        engine.dispose()

@@ -7,12 +7,14 @@ DC_TEST_POSTGRES_URL overrides the maintenance database used to create and drop 
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
-from sqlalchemy import Connection, Engine, create_engine, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -64,6 +66,29 @@ def audit_triggers_bypassed(engine: Engine) -> Iterator[Connection]:
             for verb in ("update", "delete"):
                 connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS audit_events_no_{verb}")
         yield connection
+
+
+@contextmanager
+def recorded_statements(engine: Engine) -> Iterator[list[tuple[float, str, Any]]]:
+    """(milliseconds, SQL, parameters) of every statement the engine runs meanwhile."""
+    statements: list[tuple[float, str, Any]] = []
+
+    def before(conn: Connection, _cursor: Any, _sql: str, _params: Any, _context: Any,
+               _many: bool) -> None:
+        conn.info["dc_started"] = time.perf_counter()
+
+    def after(conn: Connection, _cursor: Any, sql: str, params: Any, _context: Any,
+              _many: bool) -> None:
+        took = (time.perf_counter() - conn.info.pop("dc_started")) * 1000
+        statements.append((took, sql, params))
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
 
 
 def table_names(engine: Engine) -> set[str]:

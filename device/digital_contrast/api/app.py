@@ -1,6 +1,7 @@
 """The service: `create_app()` builds the FastAPI app; its lifespan opens the service state
 (`service.open_state`: database migrated to head, instance store, meter) and starts the
-in-process job workers, a delivery worker (results to the PACS), the auto-run rule and the
+in-process job workers (or, under the Celery executor, the dispatcher that hands jobs to the
+broker), a delivery worker (results to the PACS), the auto-run rule and the
 scheduled purge when configured."""
 
 import gc
@@ -37,8 +38,11 @@ from digital_contrast.atna import start_audit_export
 from digital_contrast.config import Settings, get_settings
 from digital_contrast.delivery import start_delivery_threads
 from digital_contrast.jobs.auto_run import auto_submit
+from digital_contrast.jobs.celery_executor import make_celery
+from digital_contrast.jobs.dispatch import celery_publisher, dispatch_pending
 from digital_contrast.jobs.worker import start_worker_threads
-from digital_contrast.service import open_state, purge_expired
+from digital_contrast.service import ServiceState, open_state, purge_expired
+from digital_contrast.service.process import prepare_service_process
 
 log = logging.getLogger(__name__)
 DESCRIPTION = (
@@ -62,6 +66,42 @@ def _every(seconds: float, stop: threading.Event, task: Callable[[], object],
     return thread
 
 
+def start_background(state: ServiceState, config: Settings, stop: threading.Event
+                     ) -> list[threading.Thread]:
+    """The service's background work, in exactly one process of a service: job workers (or the
+    Celery dispatcher), the delivery worker, the audit export, auto-run and the purge."""
+    threads: list[threading.Thread] = []
+    if config.executor == "celery":  # Celery workers run the jobs; we hand them over
+        publish = celery_publisher(make_celery(config))
+        threads.append(_every(1.0, stop, lambda: dispatch_pending(state.sessions, publish),
+                              "job-dispatcher"))
+    elif config.workers:  # the tracker's hardware probing, before the first job
+        threading.Thread(target=state.meter.warm, daemon=True,
+                         name="energy-tracker-warm-up").start()
+        threads += start_worker_threads(state, config.workers, stop,
+                                        lease_seconds=config.job_lease_s, poll_seconds=1.0)
+    threads += start_delivery_threads(state, 1, stop)
+    threads += start_audit_export(state, stop)
+    if config.auto_run_use_cases:
+        threads.append(_every(
+            max(1.0, config.auto_run_stable_s / 3), stop,
+            lambda: auto_submit(state.sessions, state.instances, config.mlflow_uri,
+                                config.auto_run_use_cases, config.auto_run_stable_s),
+            "auto-run"))
+    if config.purge_interval_s:
+        threads.append(_every(config.purge_interval_s, stop, lambda: purge_expired(state),
+                              "purge"))
+    return threads
+
+
+def request_app() -> FastAPI:
+    """The app of one HTTP process of a multi-process `serve` (requests only: its parent runs
+    the background work); a fresh interpreter, so it sets itself up as a service process."""
+    settings = get_settings()
+    prepare_service_process(settings)
+    return create_app(settings, background=False)
+
+
 def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
     """`background=False` serves requests only (tests drive workers themselves)."""
 
@@ -75,24 +115,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         # of STOW ingest (perf, bench/api_load.py).
         gc.freeze()
         stop = threading.Event()
-        threads: list[threading.Thread] = []
-        if background:
-            if config.workers:  # the tracker's hardware probing, before the first job
-                threading.Thread(target=state.meter.warm, daemon=True,
-                                 name="energy-tracker-warm-up").start()
-            threads += start_worker_threads(state, config.workers, stop,
-                                            lease_seconds=config.job_lease_s, poll_seconds=1.0)
-            threads += start_delivery_threads(state, 1, stop)
-            threads += start_audit_export(state, stop)
-            if config.auto_run_use_cases:
-                threads.append(_every(
-                    max(1.0, config.auto_run_stable_s / 3), stop,
-                    lambda: auto_submit(state.sessions, state.instances, config.mlflow_uri,
-                                        config.auto_run_use_cases, config.auto_run_stable_s),
-                    "auto-run"))
-            if config.purge_interval_s:
-                threads.append(_every(config.purge_interval_s, stop,
-                                      lambda: purge_expired(state), "purge"))
+        threads = start_background(state, config, stop) if background else []
         try:
             yield
         finally:
@@ -114,7 +137,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                            allow_methods=["GET", "POST", "OPTIONS"],
                            allow_headers=["X-API-Key", "Authorization", "Accept",
                                           "Content-Type", REQUEST_ID_HEADER],
-                           expose_headers=["Location", "Warning", "Content-Type",
+                           expose_headers=["Location", "Link", "Warning", "Content-Type",
                                            REQUEST_ID_HEADER], max_age=600)
     for module in (home, health, dicomweb, uploads, jobs, keys, records, sustainability,
                    dashboard):

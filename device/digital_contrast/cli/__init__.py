@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from digital_contrast import __version__
 from digital_contrast.cli import (
     audit,
+    batch,
     deliveries,
     destinations,
     keys,
@@ -57,7 +58,7 @@ app.command("worker")(service.worker)
 app.command("dimse")(service.dimse)
 app.command("purge")(service.purge_command)
 for group in (phantom, model, release, keys, senders, destinations, deliveries, signing, audit,
-              qms):
+              batch, qms):
     app.add_typer(group.app, name=group.NAME)
 
 

@@ -1,6 +1,7 @@
 """`digital-contrast serve`, `worker` and `purge`: running the clinical service."""
 
 import errno
+import logging
 import os
 import socket
 import sys
@@ -14,27 +15,28 @@ from digital_contrast import __version__
 from digital_contrast.cli.output import console, fail, user_errors
 from digital_contrast.cli.state import service_state
 from digital_contrast.config import Settings, get_settings
-from digital_contrast.logs import configure_logging
 
+log = logging.getLogger(__name__)
 FIRST_ADMIN_KEY = "first-admin-key"  # in the keys folder, when no terminal shows it
-PRIVATE_UMASK = 0o077  # files 0600, folders 0700: the data folder holds patient data
-
 
 def _service_process(settings: Settings) -> None:
-    """What every long-running command does first: files it creates are its user's alone
-    (the database and its -wal/-shm, instances, job files, MLflow's database), and its log
-    lines are scrubbed JSON (or text) on standard error."""
-    os.umask(PRIVATE_UMASK)
-    configure_logging(settings.log_format, settings.log_level)
+    from digital_contrast.service.process import prepare_service_process
+
+    prepare_service_process(settings)
 
 
 @user_errors
 def serve(host: Annotated[str | None, typer.Option(
               help="Interface to listen on (default DC_HOST, 127.0.0.1).")] = None,
           port: Annotated[int | None, typer.Option(
-              min=1, max=65535, help="Port (default DC_PORT, 8000).")] = None) -> None:
+              min=1, max=65535, help="Port (default DC_PORT, 8000).")] = None,
+          processes: Annotated[int | None, typer.Option(
+              min=1, max=64, help="HTTP processes (default DC_SERVICE_PROCESSES, 1).")] = None,
+          ) -> None:
     """Run the clinical service (DICOMweb, jobs, keys; DIMSE when DC_DIMSE_PORT is set). On the
-    first start an admin key is created once the ports are bound."""
+    first start an admin key is created once the ports are bound. With several processes the
+    requests are shared among them and the background work (jobs, deliveries, audit export,
+    auto-run, purge, the DIMSE listener) runs once, in the parent process."""
     import uvicorn
 
     from digital_contrast.api.app import create_app
@@ -43,20 +45,52 @@ def serve(host: Annotated[str | None, typer.Option(
     settings = get_settings()
     _service_process(settings)
     host, port = host or settings.host, port or settings.port
+    processes = processes or settings.service_processes
     sock = _bound(host, port)  # before anything is created: a taken port changes nothing
     with _dimse_listener(settings.dimse_port is not None):
         with service_state() as state:
             plaintext = create_initial_admin_key(state)
         console.print(f"Digital Contrast {__version__}: http://{host}:{port}/ "
-                      f"(site {settings.site}, data {settings.data_dir})", highlight=False)
+                      f"(site {settings.site}, data {settings.data_dir}, {processes} HTTP "
+                      f"process{'es' if processes > 1 else ''})", highlight=False)
         if plaintext is not None:
             _show_first_admin_key(plaintext, settings)
         # No uvicorn access log: its request lines carry query values (PatientName); the app
         # logs each request itself, by route template (api.request_ids). log_config=None:
         # uvicorn's records go to the scrubbing root handler, not to its own formatters.
-        config = uvicorn.Config(create_app(settings), log_config=None, log_level=None,
-                                access_log=False, http="httptools", loop="uvloop")
-        uvicorn.Server(config).run(sockets=[sock])
+        options = {"log_config": None, "log_level": None, "access_log": False,
+                   "http": "httptools", "loop": "uvloop"}
+        if processes == 1:
+            uvicorn.Server(uvicorn.Config(create_app(settings), **options)).run(sockets=[sock])
+        else:
+            _serve_processes(settings, sock, processes, options)
+
+
+def _serve_processes(settings: Settings, sock: socket.socket, processes: int,
+                     options: dict[str, object]) -> None:
+    """`processes` HTTP processes on one socket (the kernel shares the connections), kept
+    alive by uvicorn's supervisor; this process runs the background work alone."""
+    import threading
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from digital_contrast.api.app import start_background
+    from digital_contrast.service import open_state
+
+    state = open_state(settings)
+    stop = threading.Event()
+    threads = start_background(state, settings, stop)
+    log.info("background work runs in process %d; %d HTTP processes", os.getpid(), processes)
+    try:
+        config = uvicorn.Config("digital_contrast.api.app:request_app", factory=True,
+                                workers=processes, **options)  # type: ignore[arg-type]
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        state.engine.dispose()
 
 
 def _bound(host: str, port: int) -> socket.socket:
@@ -133,21 +167,57 @@ def dimse() -> None:
 
 @user_errors
 def worker(
-    once: Annotated[bool, typer.Option(help="Run at most one job, then exit.")] = False,
+    once: Annotated[bool, typer.Option(help="Run at most one job, then exit (embedded "
+                                            "executor only).")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs at a time, one pool "
+                                             "process each (Celery executor only).")] = 1,
 ) -> None:
-    """Run a job worker as its own process against the service's database."""
+    """Run a job worker as its own process against the service's database: an embedded-queue
+    worker, or under DC_EXECUTOR=celery a Celery worker consuming this installation's queue."""
     import threading
 
     from digital_contrast.jobs.worker import Worker
 
-    _service_process(get_settings())
+    settings = get_settings()
+    _service_process(settings)
+    if settings.executor == "celery":
+        if once:
+            raise fail("WORKER_ONCE_EMBEDDED_ONLY", "--once runs one job of the embedded "
+                       "queue; Celery workers run until stopped")
+        _celery_worker(settings, concurrency)
+        return
+    if concurrency != 1:
+        raise fail("WORKER_CONCURRENCY_CELERY_ONLY", "an embedded worker runs one job at a "
+                   "time (torch's threads are per process): start more worker processes")
     with service_state() as state:
-        runner = Worker(state, lease_seconds=state.settings.job_lease_s)
+        runner = Worker(state, lease_seconds=settings.job_lease_s)
         console.print(f"worker {runner.worker_id} on {state.engine.url.get_backend_name()}")
         if once:
             runner.run_once()
         else:
             runner.run_until(threading.Event())
+
+
+def _celery_worker(settings: Settings, concurrency: int) -> None:
+    """A Celery worker (prefork pool) on this installation's queue, until stopped."""
+    from celery.signals import worker_ready
+
+    from digital_contrast.jobs.celery_executor import make_celery, queue_name
+
+    with service_state() as state:  # the database is reachable and at head before consuming
+        backend = state.engine.url.get_backend_name()
+    console.print(f"Celery worker on {queue_name(settings)} ({backend}, {concurrency} "
+                  "process(es))")
+    app = make_celery(settings)
+
+    @worker_ready.connect(weak=False)
+    def ready(**_: object) -> None:
+        log.info("Celery worker ready on %s", queue_name(settings))
+
+    app.worker_main([
+        "worker", "--pool=prefork", f"--concurrency={concurrency}", "--loglevel=INFO",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        f"--hostname=dc-{socket.gethostname()}-{os.getpid()}"])
 
 
 @user_errors

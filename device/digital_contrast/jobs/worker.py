@@ -2,7 +2,9 @@
 
 A worker that dies (kill -9) simply stops renewing: once its lease expires, another worker
 claims the job again and runs it from the start (the run is deterministic and its publication
-idempotent). A job that keeps killing its workers fails after MAX_ATTEMPTS claims.
+idempotent). A job that keeps killing its workers fails after MAX_ATTEMPTS claims. Under the
+Celery executor a worker runs the job a message names (`run_dispatched`) and never looks for
+expired leases itself: the broker's redelivery is what retries (jobs.celery_executor).
 """
 
 import logging
@@ -17,8 +19,17 @@ from digital_contrast.jobs.runner import record_footprint, run_job
 from digital_contrast.service import ServiceState
 from digital_contrast.service.polling import poll_until
 from digital_contrast.store import JobState
+from digital_contrast.store.columns import utcnow
 from digital_contrast.store.errors import StoreError
-from digital_contrast.store.jobs import claim_next_job, finish_job, renew_lease
+from digital_contrast.store.jobs import (
+    claim_job,
+    claim_next_job,
+    finish_job,
+    get_job,
+    renew_lease,
+)
+from digital_contrast.store.orphans import sweep_orphans
+from digital_contrast.store.tables import Job
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
@@ -59,7 +70,28 @@ class Worker:
         claimed = self._claim()
         if claimed is None:
             return False
-        job_id, attempts = claimed
+        self._run_claimed(*claimed)
+        return True
+
+    def run_dispatched(self, job_id: str) -> JobState | None:
+        """Run the job a broker message names (the Celery executor): claim it once it is queued
+        or its lease expired, waiting while a live worker holds it; None when it is finished
+        or gone (the message was a redelivery of work already done)."""
+        while True:
+            with self.service.sessions() as session:  # the claim first: SQLite's writer lock
+                claimed = claim_job(session, job_id, self.worker_id, self.lease_seconds)
+                attempts = claimed.attempts if claimed is not None else None
+                job = claimed or get_job(session, job_id)
+                gone = job is None or job.state.terminal
+                wait_s = _lease_left_s(job) if job is not None else 0.0
+                session.commit()
+            if attempts is not None:
+                return self._run_claimed(job_id, attempts)
+            if gone:
+                return None
+            threading.Event().wait(min(max(wait_s, 0.2), self.poll_seconds * 5))
+
+    def _run_claimed(self, job_id: str, attempts: int) -> JobState:
         if attempts > MAX_ATTEMPTS:
             with self.service.sessions() as session:
                 job = finish_job(session, job_id, self.worker_id, JobState.FAILED,
@@ -68,20 +100,27 @@ class Worker:
                 record_footprint(session, self.service, job, JobState.FAILED, JobEnergy(
                     reason="not measured: every attempt of the job was interrupted"))
                 session.commit()
-            return True
+            return JobState.FAILED
+        if attempts > 1:  # an earlier attempt was interrupted: what its process left goes first
+            with self.service.sessions() as session:
+                sweep_orphans(session, self.service.instances)
         done = threading.Event()
         keeper = threading.Thread(target=self._keep_lease, args=(job_id, done), daemon=True,
                                   name=f"lease-{job_id[:8]}")
         keeper.start()
         try:
-            self._run(self.service, job_id, self.worker_id)
+            return self._run(self.service, job_id, self.worker_id)
         finally:
             done.set()
             keeper.join()
-        return True
 
     def run_until(self, stop: threading.Event) -> None:
         poll_until(stop, self.run_once, self.poll_seconds, f"worker {self.worker_id}")
+
+
+def _lease_left_s(job: Job) -> float:
+    expires = job.lease_expires_at
+    return (expires - utcnow()).total_seconds() if expires is not None else 0.0
 
 
 def start_worker_threads(service: ServiceState, count: int, stop: threading.Event, *,

@@ -155,6 +155,9 @@ def begin_write(session: Session) -> None:
         session.connection(execution_options={_IMMEDIATE: True})
 
 
+_MIGRATION_LOCK = 0x44430001  # PostgreSQL advisory lock key of schema migrations ("DC", 1)
+
+
 def _alembic_config(connection: Connection, audit_seal: AuditSeal | None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -167,7 +170,12 @@ def _migrate(target: Engine | str | URL, action: str, revision: str,
              audit_seal: AuditSeal | None = None) -> None:
     engine = target if isinstance(target, Engine) else make_engine(target)
     try:
-        with engine.begin() as connection:
+        # Several processes starting on one new database (workers on several machines)
+        # migrate one at a time; the others then find it at head.
+        with engine.connect().execution_options(**{_IMMEDIATE: True}) as connection, \
+                connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             config = _alembic_config(connection, audit_seal)
             getattr(command, action)(config, revision)
     finally:

@@ -4,9 +4,12 @@ aggregates.
 Every record has a *contribution*: counts (jobs by state, by energy status, by outcome) and
 sums (energy, emissions, potential and confirmed avoided, the net's basis). Recording a record
 or changing its outcome adds (or moves) its contribution in the daily rollups, in the same
-transaction, and puts its energy in a log-spaced bin. Aggregates read whole UTC days from the
-rollups and the records of partial days at the ends of a range directly, with the same
-contribution: over a million records a summary reads a few thousand rows.
+transaction, and puts its energy in a log-spaced bin of its day and of its month. Aggregates
+read whole UTC days from the rollups (the energy bins of whole calendar months from the monthly
+bins) and the records of the partial days at the ends of a range directly, summed by the
+database per kind of record and given the same contribution (the energy bins read their
+energies): over a million records a summary reads a few thousand rows, however long the
+range.
 
 Unknown energy (status `unavailable`) is never counted as zero: such jobs are counted, and the
 net leaves them out entirely (their avoided footprint too), so that a failed measurement never
@@ -20,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Table, and_, func, select
@@ -33,6 +37,7 @@ from digital_contrast.store.errors import StoreError, StoreErrorCode
 from digital_contrast.store.tables import ROLLUP_COUNTS, ROLLUP_SUMS, emission_daily
 from digital_contrast.store.tables import EmissionRecord as R
 from digital_contrast.store.tables import emission_energy_bins as bins_table
+from digital_contrast.store.tables import emission_energy_bins_monthly as monthly_bins_table
 
 Bucket = Literal["day", "week", "month"]
 BUCKETS: tuple[Bucket, ...] = ("day", "week", "month")
@@ -55,16 +60,19 @@ def bin_upper_kwh(index: int) -> float:
     return 0.0 if index == ZERO_BIN else BIN_FLOOR_KWH * BIN_RATIO ** (index + 1)
 
 
-def contribution(r: Any) -> Contribution:
-    """What one record (or a row of its contributing columns) adds to every aggregate."""
+def contribution(r: Any, jobs: int = 1) -> Contribution:
+    """What one record adds to every aggregate; or what `jobs` records alike add (the same
+    state, energy status, outcome and energy known or not), their numbers summed in `r`."""
     known = r.energy_status != EnergyStatus.UNAVAILABLE and r.energy_kwh is not None
     confirmed = r.contrast_scan_avoided is True
     avoided = {name: float(getattr(r, column.key)) for name, column in AVOIDED.items()}
     values: Contribution = {
-        "jobs": 1, "succeeded": r.job_state == JobState.SUCCEEDED,
-        "rejected": r.job_state == JobState.REJECTED, "failed": r.job_state == JobState.FAILED,
-        **{f"energy_{s.value}": r.energy_status == s for s in EnergyStatus},
-        "outcome_avoided": confirmed, "outcome_followed": r.contrast_scan_avoided is False,
+        "jobs": jobs, "succeeded": jobs * (r.job_state == JobState.SUCCEEDED),
+        "rejected": jobs * (r.job_state == JobState.REJECTED),
+        "failed": jobs * (r.job_state == JobState.FAILED),
+        **{f"energy_{s.value}": jobs * (r.energy_status == s) for s in EnergyStatus},
+        "outcome_avoided": jobs * confirmed,
+        "outcome_followed": jobs * (r.contrast_scan_avoided is False),
         "energy_kwh": r.energy_kwh if known else 0.0,
         "emitted_kg_co2e": (r.emissions_kg_co2e or 0.0) if known else 0.0,
         "net_basis_potential": avoided["kg_co2e"] if known else 0.0,
@@ -95,11 +103,22 @@ def _add(session: Session, table: Table, key: dict[str, Any], values: dict[str, 
         set_={name: table.c[name] + statement.excluded[name] for name in values}))
 
 
-def _apply(session: Session, r: R, sign: int) -> None:
+def rollup_additions(r: Any) -> list[tuple[Table, dict[str, Any], Contribution]]:
+    """The rollup rows a record (or a row of its columns) adds to, and what it adds: its
+    contribution to its day, and a job to its energy bin of the day and of the month."""
     key = _rollup_key(r)
-    _add(session, emission_daily, key, {k: sign * v for k, v in contribution(r).items()})
+    additions = [(emission_daily, key, contribution(r))]
     if r.energy_status != EnergyStatus.UNAVAILABLE and r.energy_kwh is not None:
-        _add(session, bins_table, key | {"bin": energy_bin(r.energy_kwh)}, {"jobs": sign})
+        bin_ = {"bin": energy_bin(r.energy_kwh)}
+        month = {k: v for k, v in key.items() if k != "day"} | {"month": _month(key["day"])}
+        additions += [(bins_table, key | bin_, {"jobs": 1}),
+                      (monthly_bins_table, month | bin_, {"jobs": 1})]
+    return additions
+
+
+def _apply(session: Session, r: R, sign: int) -> None:
+    for table, key, values in rollup_additions(r):
+        _add(session, table, key, {name: sign * value for name, value in values.items()})
 
 
 def record_emission(session: Session, record: R) -> R:
@@ -161,19 +180,35 @@ class FootprintFilter:
         return None if first is not None and stop is not None and first >= stop else (first,
                                                                                      stop)
 
-    def rollup_where(self, table: Table) -> ColumnElement[bool] | None:
-        days = self.whole_days()
-        if days is None:
-            return None
+    def _within(self, table: Table, period: str, first: date | None, stop: date | None
+                ) -> ColumnElement[bool]:
         conditions = self._common(table.c)
-        if days[0] is not None:
-            conditions.append(table.c.day >= days[0])
-        if days[1] is not None:
-            conditions.append(table.c.day < days[1])
+        if first is not None:
+            conditions.append(table.c[period] >= first)
+        if stop is not None:
+            conditions.append(table.c[period] < stop)
         return and_(*conditions)
 
-    def partial_days(self) -> list[ColumnElement[bool]]:
-        """Record conditions for the parts of the range outside its whole days."""
+    def rollup_where(self, table: Table) -> ColumnElement[bool] | None:
+        days = self.whole_days()
+        return None if days is None else self._within(table, "day", *days)
+
+    def bin_rows(self) -> list[tuple[Table, ColumnElement[bool]]]:
+        """Where the energy bins of the range's whole days are: its whole months in the
+        monthly bins, the days before and after them in the daily bins."""
+        days = self.whole_days()
+        if days is None:
+            return []
+        months, edges = month_split(*days)
+        rows = [(bins_table, self._within(bins_table, "day", *edge)) for edge in edges]
+        if months is not None:
+            rows.append((monthly_bins_table, self._within(monthly_bins_table, "month",
+                                                          *months)))
+        return rows
+
+    def partial_days(self) -> list[tuple[date, ColumnElement[bool]]]:
+        """The parts of the range outside its whole days, each within one UTC day: the day
+        and the condition on its records."""
         days = self.whole_days()
         bounds = []
         if days is None:
@@ -183,16 +218,47 @@ class FootprintFilter:
                 bounds.append((self.start, _midnight(days[0])))
             if self.end is not None and days[1] is not None:
                 bounds.append((_midnight(days[1]), self.end))
-        return [and_(*self._common(R), R.finished_at >= low, R.finished_at < high)
-                for low, high in bounds if low < high]
+        parts = []
+        for low, high in bounds:
+            while low is not None and high is not None and low < high:
+                cut = min(high, _midnight(_day(low) + timedelta(days=1)))
+                parts.append((_day(low), and_(*self._common(R), R.finished_at >= low,
+                                              R.finished_at < cut)))
+                low = cut
+        return parts
 
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def _grouped(session: Session, scope: FootprintFilter, keys: tuple[str, ...],
-             partial: list[Any] | None = None) -> dict[tuple[Any, ...], Contribution]:
+def _month(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return (_month(day) + timedelta(days=32)).replace(day=1)
+
+
+Days = tuple[date | None, date | None]  # [first, stop), None: unbounded
+
+
+def month_split(first: date | None, stop: date | None) -> tuple[Days | None, list[Days]]:
+    """The whole calendar months of the days [first, stop) and the days outside them (at most
+    a month's worth at each end), or (None, [the days]) when they hold no whole month."""
+    low = None if first is None else first if first.day == 1 else _next_month(first)
+    high = None if stop is None else _month(stop)
+    if low is not None and high is not None and low >= high:
+        return None, [(first, stop)]
+    edges: list[Days] = [(first, low)] if first is not None and low is not None and \
+        first < low else []
+    if stop is not None and high is not None and high < stop:
+        edges.append((high, stop))
+    return (low, high), edges
+
+
+def _grouped(session: Session, scope: FootprintFilter, keys: tuple[str, ...]
+             ) -> dict[tuple[Any, ...], Contribution]:
     """Contributions summed per value of `keys` (rollup key columns; "day" among them)."""
     totals: dict[tuple[Any, ...], Contribution] = defaultdict(lambda: dict.fromkeys(COLUMNS,
                                                                                     0.0))
@@ -206,36 +272,48 @@ def _grouped(session: Session, scope: FootprintFilter, keys: tuple[str, ...],
             target = totals[tuple(mapping[k] for k in keys)]
             for column in COLUMNS:
                 target[column] += float(mapping[column] or 0.0)
-    for record in _partial_rows(session, scope) if partial is None else partial:
-        target = totals[tuple(_rollup_key(record)[k] for k in keys)]
-        for column, value in contribution(record).items():
+    for alike in _partial_groups(session, scope):
+        target = totals[tuple(_rollup_key(alike)[k] for k in keys)]
+        for column, value in contribution(alike, alike.jobs).items():
             target[column] += value
     return totals
 
 
-# What a contribution reads of a record: rows of these are much cheaper to load than records.
-_CONTRIBUTING = (R.site, R.finished_at, R.use_case, R.model_version, R.factor_set_id,
-                 R.factor_set_version, R.job_state, R.energy_status, R.energy_kwh,
-                 R.emissions_kg_co2e, R.contrast_scan_avoided, *AVOIDED.values())
+# What a record's contribution depends on besides its numbers: the records of a partial day
+# alike in these are summed by the database (a busy day's thousands are a few dozen rows).
+_ALIKE = (R.site, R.use_case, R.model_version, R.factor_set_id, R.factor_set_version,
+          R.job_state, R.energy_status, R.contrast_scan_avoided)
+_SUMMED = (R.energy_kwh, R.emissions_kg_co2e, *AVOIDED.values())
 
 
-def _partial_rows(session: Session, scope: FootprintFilter) -> list[Any]:
-    """The records of the partial days at the ends of the range, as contributing columns."""
-    return [row for where in scope.partial_days()
-            for row in session.execute(select(*_CONTRIBUTING).where(where))]
+def _partial_groups(session: Session, scope: FootprintFilter) -> list[Any]:
+    """The records of the partial days at the ends of the range, summed per day and per value
+    of `_ALIKE` (known and unknown energy apart), with their number (`jobs`)."""
+    groups = []
+    for day, where in scope.partial_days():
+        query = (select(*_ALIKE, func.count().label("jobs"),
+                        *(func.sum(column).label(column.key) for column in _SUMMED))
+                 .where(where).group_by(*_ALIKE, R.energy_kwh.is_(None)))
+        groups += [SimpleNamespace(**row._mapping, finished_at=_midnight(day))
+                   for row in session.execute(query)]
+    return groups
 
 
-def _energy_bins(session: Session, scope: FootprintFilter,
-                 partial: list[Any] | None = None) -> dict[int, int]:
+def _partial_energies(session: Session, scope: FootprintFilter) -> list[float]:
+    """The known energies of the records of the partial days (each counts in its bin)."""
+    return [kwh for _, where in scope.partial_days() for kwh in session.scalars(
+        select(R.energy_kwh).where(where, R.energy_status != EnergyStatus.UNAVAILABLE,
+                                   R.energy_kwh.is_not(None)))]
+
+
+def _energy_bins(session: Session, scope: FootprintFilter) -> dict[int, int]:
     counts: dict[int, int] = defaultdict(int)
-    where = scope.rollup_where(bins_table)
-    if where is not None:
-        for index, jobs in session.execute(select(bins_table.c.bin, func.sum(bins_table.c.jobs))
-                                           .where(where).group_by(bins_table.c.bin)):
+    for table, where in scope.bin_rows():
+        for index, jobs in session.execute(select(table.c.bin, func.sum(table.c.jobs))
+                                           .where(where).group_by(table.c.bin)):
             counts[int(index)] += int(jobs)
-    for record in _partial_rows(session, scope) if partial is None else partial:
-        if record.energy_status != EnergyStatus.UNAVAILABLE and record.energy_kwh is not None:
-            counts[energy_bin(record.energy_kwh)] += 1
+    for kwh in _partial_energies(session, scope):
+        counts[energy_bin(kwh)] += 1
     return {k: v for k, v in counts.items() if v > 0}
 
 
@@ -259,8 +337,7 @@ def _avoided(values: Contribution, kind: str) -> dict[str, float]:
 
 def summary(session: Session, scope: FootprintFilter) -> dict[str, Any]:
     """Counts, compute energy and emissions, potential and confirmed avoided, and the net."""
-    partial = _partial_rows(session, scope)
-    by_set = _grouped(session, scope, ("factor_set_id", "factor_set_version"), partial)
+    by_set = _grouped(session, scope, ("factor_set_id", "factor_set_version"))
     total = dict.fromkeys(COLUMNS, 0.0)
     for values in by_set.values():
         for column, value in values.items():
@@ -277,7 +354,7 @@ def summary(session: Session, scope: FootprintFilter) -> dict[str, Any]:
         "compute": {
             "energy_kwh": total["energy_kwh"],
             "energy_kwh_mean_per_scan": total["energy_kwh"] / known if known else None,
-            "energy_kwh_p95_per_scan": _p95_kwh(_energy_bins(session, scope, partial)),
+            "energy_kwh_p95_per_scan": _p95_kwh(_energy_bins(session, scope)),
             "emissions_kg_co2e": emitted,
         },
         "avoided": {kind: _avoided(total, kind) for kind in ("potential", "confirmed")},

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -88,24 +88,9 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
                and_(Job.state == JobState.RUNNING, Job.lease_expires_at < now))
 
 
-def claim_next_job(session: Session, worker_id: str, lease_seconds: float, *,
-                   site: str | None = None, now: datetime | None = None) -> Job | None:
-    """Take the oldest queued job, or a running one whose lease expired, for `worker_id`.
-
-    Returns None when there is nothing to do. Commit soon after: on SQLite the claim holds the
-    write lock until then.
-    """
-    begin_write(session)
-    now = now or utcnow()
-    candidates = select(Job).where(_claimable(now))
-    if site is not None:
-        candidates = candidates.where(Job.site == site)
-    candidate = session.scalars(
-        candidates.order_by(Job.created_at, Job.id).limit(1)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)).first()
-    if candidate is None:
-        return None
+def _take(session: Session, candidate: Job, worker_id: str, lease_seconds: float,
+          now: datetime) -> Job | None:
+    """Claim `candidate` for `worker_id`, guarded by the claimable condition."""
     from_state, previous_owner = candidate.state, candidate.lease_owner
     claimed = session.scalars(
         update(Job).where(Job.id == candidate.id, _claimable(now))
@@ -122,6 +107,50 @@ def claim_next_job(session: Session, worker_id: str, lease_seconds: float, *,
     _event(session, claimed, from_state, JobState.RUNNING, now, **detail)
     session.flush()
     return claimed
+
+
+def claim_next_job(session: Session, worker_id: str, lease_seconds: float, *,
+                   site: str | None = None, now: datetime | None = None) -> Job | None:
+    """Take the oldest queued job, or a running one whose lease expired, for `worker_id`.
+
+    Returns None when there is nothing to do. Commit soon after: on SQLite the claim holds the
+    write lock until then.
+    """
+    begin_write(session)
+    now = now or utcnow()
+    candidates = select(Job).where(_claimable(now))
+    if site is not None:
+        candidates = candidates.where(Job.site == site)
+    candidate = session.scalars(
+        candidates.order_by(Job.created_at, Job.id).limit(1)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)).first()
+    return None if candidate is None else _take(session, candidate, worker_id, lease_seconds,
+                                                 now)
+
+
+def claim_job(session: Session, job_id: str, worker_id: str, lease_seconds: float, *,
+              now: datetime | None = None) -> Job | None:
+    """Take this job if it is queued or its lease expired (a message of the Celery executor
+    names it); None when it is finished or a live worker holds it. Commit soon after."""
+    begin_write(session)
+    now = now or utcnow()
+    candidate = session.scalars(
+        select(Job).where(Job.id == job_id, _claimable(now)).with_for_update()
+        .execution_options(populate_existing=True)).first()
+    return None if candidate is None else _take(session, candidate, worker_id, lease_seconds,
+                                                 now)
+
+
+def undispatched_jobs(session: Session, limit: int, *, now: datetime | None = None
+                      ) -> list[Job]:
+    """Jobs waiting for a worker whose message the broker has not confirmed yet, oldest first,
+    locked (other dispatchers skip them) until the caller commits. A job left running by an
+    embedded worker before the site switched to Celery counts once its lease expired."""
+    begin_write(session)
+    return list(session.scalars(
+        select(Job).where(_claimable(now or utcnow()), Job.dispatched_at.is_(None))
+        .order_by(Job.created_at, Job.id).limit(limit).with_for_update(skip_locked=True)))
 
 
 def _owned(session: Session, job_id: str, worker_id: str) -> Job:
@@ -170,15 +199,24 @@ def get_job(session: Session, job_id: str, *, site: str | None = None) -> Job | 
     return job if job is not None and (site is None or job.site == site) else None
 
 
+PageKey = tuple[datetime, str]  # (created_at, id) of the last job of a page
+
+
 def list_jobs(session: Session, site: str, state: JobState | str | None = None,
-              since: datetime | None = None, *, limit: int | None = None) -> list[Job]:
-    """Jobs of a site, newest first."""
+              since: datetime | None = None, *, limit: int | None = None,
+              after: PageKey | None = None) -> list[Job]:
+    """Jobs of a site, newest first (equal times by id, descending: a total order). `after`
+    is the key of the last job of the previous page: the jobs that follow it (keyset
+    pagination, read from the (site, created_at, id) and (site, state, created_at, id)
+    indexes, so a deep page costs what the first does)."""
     query = select(Job).where(Job.site == site)
     if state is not None:
         query = query.where(Job.state == JobState(state))
     if since is not None:
         query = query.where(Job.created_at >= since)
-    query = query.order_by(Job.created_at.desc(), Job.id)
+    if after is not None:
+        query = query.where(tuple_(Job.created_at, Job.id) < after)
+    query = query.order_by(Job.created_at.desc(), Job.id.desc())
     return list(session.scalars(query.limit(limit) if limit else query))
 
 

@@ -9,10 +9,12 @@ be claimed again once the lease expires. Re-sending an instance a peer already h
 harmless for a PACS, so a retried delivery sends everything again.
 """
 
+from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from digital_contrast.store.columns import utcnow
 from digital_contrast.store.database import begin_write
@@ -155,9 +157,16 @@ def delivery_instances(db: Session, delivery: Delivery) -> list[Instance]:
         .order_by(Series.series_instance_uid, Instance.instance_number, Instance.id)))
 
 
-def deliveries_of_job(db: Session, job_id: str) -> list[Delivery]:
-    return list(db.scalars(select(Delivery).where(Delivery.job_id == job_id)
-                           .order_by(Delivery.created_at, Delivery.id)))
+def deliveries_of_jobs(db: Session, job_ids: Collection[str]) -> dict[str, list[Delivery]]:
+    """Each job's deliveries, oldest first, with their destinations: one query for a page of
+    jobs (a query per job made the job listing slow)."""
+    by_job: dict[str, list[Delivery]] = defaultdict(list)
+    if job_ids:
+        for delivery in db.scalars(select(Delivery).where(Delivery.job_id.in_(job_ids))
+                                   .options(joinedload(Delivery.destination))
+                                   .order_by(Delivery.created_at, Delivery.id)):
+            by_job[delivery.job_id].append(delivery)
+    return by_job
 
 
 def list_deliveries(db: Session, site: str | None = None, *,

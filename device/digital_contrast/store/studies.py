@@ -6,7 +6,7 @@ of work (one STOW request = one transaction).
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -303,6 +303,14 @@ def get_study(session: Session, site: str, study_instance_uid: str) -> Study | N
 def get_series(session: Session, site: str, series_instance_uid: str) -> Series | None:
     return session.scalars(select(Series).where(
         Series.site == site, Series.series_instance_uid == series_instance_uid)).first()
+
+
+def series_uids(session: Session, series_ids: Collection[int]) -> dict[int, str]:
+    """Series Instance UIDs by series id, in one query (for a page of jobs)."""
+    if not series_ids:
+        return {}
+    return dict(session.execute(select(Series.id, Series.series_instance_uid)
+                                .where(Series.id.in_(series_ids))).all())
 
 
 def list_series(session: Session, site: str, study_instance_uid: str | Sequence[str] | None, *,

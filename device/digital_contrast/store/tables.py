@@ -202,11 +202,18 @@ class Delivery(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (enum_check("state", JobState),)
+    # The listing's order (newest first, id breaking ties) per site, and per site and state:
+    # a page is one index range, however many jobs there are (migration 0008). They replace
+    # the indexes on site alone and on created_at alone (with which PostgreSQL could walk a
+    # year of other sites' jobs to fill a small site's page).
+    __table_args__ = (enum_check("state", JobState),
+                      Index("ix_jobs_site_created_at_id", "site", "created_at", "id"),
+                      Index("ix_jobs_site_state_created_at_id", "site", "state", "created_at",
+                            "id"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True,
                                     default=lambda: str(uuid.uuid4()))
-    site: Mapped[str] = mapped_column(String(64), index=True)
+    site: Mapped[str] = mapped_column(String(64))
     # Nulled by retention: a de-identified job keeps what it did, not whose data it was.
     series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), index=True)
     use_case: Mapped[str] = mapped_column(String(64))
@@ -221,7 +228,7 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None]
     submitted_by: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     result: Mapped[dict[str, Any] | None]
@@ -307,9 +314,9 @@ ROLLUP_SUMS = ("energy_kwh", "emitted_kg_co2e", "net_basis_potential", "net_basi
                  for name in ("kg_co2e", "iodine_g", "plastics_g", "steel_g", "energy_kwh")))
 
 
-def _rollup_keys() -> list[Column[Any]]:
+def _rollup_keys(period: str = "day") -> list[Column[Any]]:
     return [Column("site", String(64), primary_key=True),
-            Column("day", Date, primary_key=True),
+            Column(period, Date, primary_key=True),
             Column("use_case", String(64), primary_key=True),
             Column("model_version", String(64), primary_key=True),
             Column("factor_set_id", String(64), primary_key=True),
@@ -323,6 +330,12 @@ emission_daily = Table(
 # Energy per scan in log-spaced bins per day, for percentiles and the distribution.
 emission_energy_bins = Table(
     "emission_energy_bins", Base.metadata, *_rollup_keys(),
+    Column("bin", Integer, primary_key=True), Column("jobs", Integer, nullable=False))
+# The same per calendar month (`month`: its first day): a day holds up to a few hundred bins,
+# so a year of daily bins is a few hundred thousand rows; a range reads its whole months here
+# and only the days around them in the daily bins (migration 0008).
+emission_energy_bins_monthly = Table(
+    "emission_energy_bins_monthly", Base.metadata, *_rollup_keys("month"),
     Column("bin", Integer, primary_key=True), Column("jobs", Integer, nullable=False))
 
 

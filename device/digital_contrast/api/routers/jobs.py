@@ -1,13 +1,15 @@
 """Jobs: submit (202, idempotent), read one, list by state and time, fetch the result zip;
 ask for an attribution of a finished job, list and fetch the maps of a job."""
 
+import base64
 import io
 import json
+import re
 import zipfile
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -31,17 +33,55 @@ from digital_contrast.store.audit import append_audit
 from digital_contrast.store.destinations import get_destination
 from digital_contrast.store.footprints import report_outcome
 from digital_contrast.store.job_artifacts import FILE_NAME, SLUG, media_type
-from digital_contrast.store.jobs import get_job, list_jobs
-from digital_contrast.store.outbox import deliveries_of_job, enqueue, result_series_uids
-from digital_contrast.store.studies import get_series, list_instances
+from digital_contrast.store.jobs import PageKey, get_job, list_jobs
+from digital_contrast.store.outbox import deliveries_of_jobs, enqueue, result_series_uids
+from digital_contrast.store.studies import get_series, list_instances, series_uids
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
+def _views(db: Session, jobs: list[Job]) -> list[JobView]:
+    """Views of jobs, their series UIDs and deliveries read in one query each (not per job)."""
+    uids = series_uids(db, {j.series_id for j in jobs if j.series_id is not None})
+    deliveries = deliveries_of_jobs(db, [j.id for j in jobs])
+    return [JobView.of(job, uids.get(job.series_id) if job.series_id is not None else None,
+                       deliveries.get(job.id, [])) for job in jobs]
+
+
 def _view(db: Session, job: Job) -> JobView:
-    series = db.get(Series, job.series_id) if job.series_id is not None else None
-    return JobView.of(job, series.series_instance_uid if series else None,
-                      deliveries_of_job(db, job.id))
+    return _views(db, [job])[0]
+
+
+_JOB_ID = re.compile(r"[\w-]{1,36}", re.ASCII)  # a UUID, nothing a database would refuse
+
+
+def page_cursor(created_at: datetime, job_id: str) -> str:
+    """The opaque cursor of the page after a job: its creation time and id, base64url."""
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{job_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> PageKey | None:
+    """The job a cursor names (REQUEST_INVALID for one this service did not make)."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, _, job_id = raw.partition("|")
+        parsed = datetime.fromisoformat(moment)
+        after = parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):  # bad base64 (binascii.Error), UTF-8 or time
+        after = None
+    if after is None or not _JOB_ID.fullmatch(job_id):
+        raise DigitalContrastError("REQUEST_INVALID", "cursor is not one this service gave: "
+                                   "take it from the Link header of the previous page")
+    return after, job_id
+
+
+def _next_page(request: Request, last: Job) -> str:
+    """The Link header value of the page after `last`: the same query with its cursor."""
+    url = request.url.include_query_params(cursor=page_cursor(last.created_at, last.id))
+    return f'<{url.path}?{url.query}>; rel="next"'
 
 
 def _own_job(db: Session, job_id: str, site: str) -> Job:
@@ -72,12 +112,20 @@ def submit_job(request: JobRequest, response: Response, state: Service, db: DbSe
     return _view(db, submitted.job)
 
 
-@router.get("", summary="List jobs")
-def jobs(db: DbSession, caller: Caller,
+@router.get("", summary="List jobs", responses={200: {"headers": {"Link": {
+    "description": 'After a full page: <the same query continued>; rel="next"',
+    "schema": {"type": "string"}}}}})
+def jobs(request: Request, response: Response, db: DbSession, caller: Caller,
          state: Annotated[JobState | None, Query(description="Only jobs in this state")] = None,
          since: Annotated[datetime | None, Query(
              description="Only jobs created at or after this time (ISO 8601 with zone)")] = None,
-         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[JobView]:
+         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+         cursor: Annotated[str | None, Query(max_length=200, description="Continue after the "
+                                             "previous page (from its Link header)")] = None,
+         ) -> list[JobView]:
+    """Newest first. A full page carries a `Link: <...>; rel="next"` header: the same query
+    continued after its last job, by a cursor (keyset pagination: every page costs what the
+    first does, and jobs submitted meanwhile do not shift later pages)."""
     if since is not None and since.tzinfo is None:
         raise DigitalContrastError("REQUEST_INVALID", "since needs a time zone, e.g. Z")
     try:
@@ -85,7 +133,10 @@ def jobs(db: DbSession, caller: Caller,
     except OverflowError:
         raise DigitalContrastError("REQUEST_INVALID", "since is outside the calendar once "
                                    "converted to UTC") from None
-    return [_view(db, job) for job in list_jobs(db, caller.site, state, since, limit=limit)]
+    page = list_jobs(db, caller.site, state, since, limit=limit, after=_after(cursor))
+    if len(page) == limit:
+        response.headers["Link"] = _next_page(request, page[-1])
+    return _views(db, page)
 
 
 @router.get("/{job_id}", summary="Read a job")
