@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
-from digital_contrast.cli import app
-from digital_contrast.config import get_settings
 from digital_contrast.jobs.batch import open_batch, submit_cases
 from digital_contrast.jobs.batch_manifest import read_manifest
 from digital_contrast.jobs.worker import Worker
@@ -21,7 +18,7 @@ from digital_contrast.phantom.export import Phase, write_phase_dicom
 from digital_contrast.service import opened_state
 from digital_contrast.store import Job
 from digital_contrast.store.tables import BatchCase
-from tests.support.service import make_settings
+from tests.support.cli import run_cli, site_environment
 
 
 @pytest.fixture(scope="module")
@@ -42,24 +39,14 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_registry_db: Path):
-    settings = make_settings(tmp_path / "site", empty_registry_db)
-    monkeypatch.setenv("DC_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("DC_RELEASES_DIR", str(settings.releases_dir))
-    get_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
+    yield from site_environment(tmp_path / "site", empty_registry_db, monkeypatch)
 
-
-def _cli(*args: str):
-    result = CliRunner().invoke(app, list(args))
-    assert "Traceback" not in result.output
-    return result
 
 
 def _manifest(cohort: Path, tmp_path: Path) -> Path:
     tree = shutil.copytree(cohort, tmp_path / "cohort")
     path = tree / "manifest.jsonl"
-    made = _cli("batch", "manifest", str(path), "--from-folder", str(tree), "--use-case",
+    made = run_cli("batch", "manifest", str(path), "--from-folder", str(tree), "--use-case",
                 "aaa-cta", "--name", "test cohort")
     assert made.exit_code == 0, made.output
     cases = [json.loads(line) for line in path.read_text().splitlines()[1:]]
@@ -84,11 +71,11 @@ def _run_jobs(settings) -> int:
 def test_a_batch_runs_its_cases_once_refuses_the_wrong_ones_and_reports(
         env, cohort: Path, tmp_path: Path) -> None:
     manifest = _manifest(cohort, tmp_path)
-    first = _cli("batch", "submit", str(manifest), "--no-wait")
+    first = run_cli("batch", "submit", str(manifest), "--no-wait")
     assert first.exit_code == 0, first.output
     batch_id = first.output.split("batch ", 1)[1].split()[0]
     assert _run_jobs(env) == 2
-    again = _cli("batch", "submit", str(manifest), "--out", str(tmp_path / "report"))
+    again = run_cli("batch", "submit", str(manifest), "--out", str(tmp_path / "report"))
     assert again.exit_code == 0, again.output
     assert "5 already submitted" in " ".join(again.output.split())
     with open(tmp_path / "report" / "outcomes.csv") as table:
@@ -108,7 +95,7 @@ def test_a_batch_runs_its_cases_once_refuses_the_wrong_ones_and_reports(
     assert summary["jobs_measured"] == len(measured)
     assert summary["energy_kwh"] == pytest.approx(sum(measured))
     assert "phantom" in summary["evidence"] and "not a measured saving" in summary["evidence"]
-    status = _cli("batch", "status", batch_id)
+    status = run_cli("batch", "status", batch_id)
     assert status.exit_code == 0 and "5/5 finished" in " ".join(status.output.split())
     with opened_state(env) as state, state.sessions() as db:
         assert db.scalar(select(func.count(Job.id))) == 2  # the resume ran nothing again
@@ -141,16 +128,16 @@ def test_a_batch_stopped_mid_submission_resumes_without_repeating_a_case(
 
 @pytest.mark.req("SRS-BATCH-001")
 def test_batch_commands_refuse_what_they_cannot_use(env, tmp_path: Path) -> None:
-    neither = _cli("batch", "manifest", str(tmp_path / "m.jsonl"), "--use-case", "aaa-cta",
+    neither = run_cli("batch", "manifest", str(tmp_path / "m.jsonl"), "--use-case", "aaa-cta",
                    "--name", "x")
     assert neither.exit_code == 2 and "MANIFEST_SOURCE_MISSING" in neither.output
-    unknown = _cli("batch", "manifest", str(tmp_path / "m.jsonl"), "--from-store",
+    unknown = run_cli("batch", "manifest", str(tmp_path / "m.jsonl"), "--from-store",
                    "--use-case", "nope", "--name", "x")
     assert unknown.exit_code == 2 and "USECASE_UNKNOWN" in unknown.output
     (tmp_path / "bad.jsonl").write_text("{}\n")
-    bad = _cli("batch", "submit", str(tmp_path / "bad.jsonl"))
+    bad = run_cli("batch", "submit", str(tmp_path / "bad.jsonl"))
     assert bad.exit_code == 2 and "MANIFEST_INVALID" in bad.output
-    missing = _cli("batch", "status", "no-such-batch")
+    missing = run_cli("batch", "status", "no-such-batch")
     assert missing.exit_code == 2 and "BATCH_NOT_FOUND" in missing.output
 
 

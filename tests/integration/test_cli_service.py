@@ -6,55 +6,42 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from typer.testing import CliRunner
 
-from digital_contrast.cli import app
 from digital_contrast.config import get_settings
 from digital_contrast.phantom.export import Phase
 from digital_contrast.store import AuditEvent, Instance, Job, Role, Series, Study
 from digital_contrast.store.audit import verify_audit_chain
-from tests.support.service import make_settings, running_service, upload
+from tests.support.cli import run_cli, site_environment
+from tests.support.service import running_service, upload
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_registry_db: Path):
-    settings = make_settings(tmp_path, empty_registry_db)
-    monkeypatch.setenv("DC_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("DC_RELEASES_DIR", str(settings.releases_dir))
-    monkeypatch.delenv("DC_DATABASE_URL", raising=False)
-    monkeypatch.delenv("DC_MLFLOW_URI", raising=False)
-    get_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
+    yield from site_environment(tmp_path, empty_registry_db, monkeypatch)
 
-
-def _cli(*args: str):
-    result = CliRunner().invoke(app, list(args))
-    assert "Traceback" not in result.output
-    return result
 
 
 @pytest.mark.req("SRS-KEY-003")
 def test_keys_are_created_listed_and_revoked(env) -> None:
-    created = _cli("keys", "create", "--role", "clinician", "--name", "pacs")
+    created = run_cli("keys", "create", "--role", "clinician", "--name", "pacs")
     assert created.exit_code == 0, created.output
     key = created.output.strip().splitlines()[-1]
     assert key.startswith("dc_")
-    listed = _cli("keys", "list")
+    listed = run_cli("keys", "list")
     assert "pacs" in listed.output and key not in listed.output
-    assert _cli("keys", "create", "--role", "root", "--name", "x").exit_code == 2
+    assert run_cli("keys", "create", "--role", "root", "--name", "x").exit_code == 2
     with running_service(env) as service:
         assert service.client.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 200
         key_id = re.search(r"^key (\d+) ", created.output, re.MULTILINE)[1]
-        assert _cli("keys", "revoke", key_id).exit_code == 0
+        assert run_cli("keys", "revoke", key_id).exit_code == 0
         assert service.client.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 401
 
 
 @pytest.mark.req("SRS-DIMSE-004")
 def test_senders_are_added_listed_disabled_and_bad_ones_refused(env) -> None:
-    assert _cli("senders", "add", "CT_1", "--host", "10.0.0.7",
+    assert run_cli("senders", "add", "CT_1", "--host", "10.0.0.7",
                 "--description", "scanner").exit_code == 0
-    listed = _cli("senders", "list").output
+    listed = run_cli("senders", "list").output
     assert "CT_1" in listed and "10.0.0.7" in listed and env.site in listed
     refused = {
         ("senders", "add", "CT_1"): "SENDER_EXISTS",  # unique across sites
@@ -64,10 +51,10 @@ def test_senders_are_added_listed_disabled_and_bad_ones_refused(env) -> None:
         ("senders", "disable", "NOBODY"): "SENDER_NOT_FOUND",
     }
     for args, code in refused.items():
-        result = _cli(*args)
+        result = run_cli(*args)
         assert result.exit_code == 2 and code in result.output, (args, result.output)
-    assert _cli("senders", "disable", "CT_1").exit_code == 0
-    assert _cli("senders", "enable", "CT_1").exit_code == 0
+    assert run_cli("senders", "disable", "CT_1").exit_code == 0
+    assert run_cli("senders", "enable", "CT_1").exit_code == 0
     with running_service(env) as service, service.state.sessions() as db:
         actions = [e.action for e in db.query(AuditEvent).order_by(AuditEvent.id)]
     assert actions == ["sender.add", "sender.disable", "sender.enable"]
@@ -75,7 +62,7 @@ def test_senders_are_added_listed_disabled_and_bad_ones_refused(env) -> None:
 
 @pytest.mark.req("SRS-DIMSE-001")
 def test_the_listener_command_needs_a_port(env) -> None:
-    result = _cli("dimse")
+    result = run_cli("dimse")
     assert result.exit_code == 2 and "DIMSE_PORT_MISSING" in result.output
 
 
@@ -93,7 +80,7 @@ def test_audit_verify_names_the_first_tampered_event(env) -> None:
             db.execute(text("UPDATE audit_events SET outcome = 'forged' WHERE id = :id"),
                        {"id": victim})
             db.commit()
-    verified = _cli("audit", "verify")
+    verified = run_cli("audit", "verify")
     assert verified.exit_code == 1
     assert f"AUDIT_CHAIN_BROKEN: first broken link is event {victim}" in " ".join(
         verified.output.split())
@@ -119,7 +106,7 @@ def test_purge_removes_expired_data_and_keeps_the_audit_trail(env, phantom_serie
             db.commit()
     instance_files = list((Path(env.data_dir) / "instances").rglob("*.dcm"))
     assert instance_files
-    purged = _cli("purge")
+    purged = run_cli("purge")
     assert purged.exit_code == 0, purged.output
     with running_service(env) as service, service.state.sessions() as db:
         assert db.query(Study).count() == db.query(Instance).count() == 0
@@ -131,19 +118,19 @@ def test_purge_removes_expired_data_and_keeps_the_audit_trail(env, phantom_serie
     assert not job_folder.exists()  # the job's map previews and NIfTI went with it
     # A purge interrupted before it removed a folder: the next one finishes the work.
     (job_folder / "maps").mkdir(parents=True)
-    assert _cli("purge").exit_code == 0 and not job_folder.exists()
+    assert run_cli("purge").exit_code == 0 and not job_folder.exists()
 
 
 @pytest.mark.req("SRS-JOB-006")
 def test_worker_options_that_do_not_fit_the_executor_are_refused(
         env, monkeypatch: pytest.MonkeyPatch) -> None:
-    embedded = _cli("worker", "--concurrency", "2")
+    embedded = run_cli("worker", "--concurrency", "2")
     assert embedded.exit_code != 0 and "WORKER_CONCURRENCY_CELERY_ONLY" in embedded.output
     monkeypatch.setenv("DC_EXECUTOR", "celery")
     get_settings.cache_clear()
-    once = _cli("worker", "--once")
+    once = run_cli("worker", "--once")
     assert once.exit_code != 0 and "WORKER_ONCE_EMBEDDED_ONLY" in once.output
     monkeypatch.setenv("DC_BROKER_URL", "redis://127.0.0.1:6379/0")
     get_settings.cache_clear()
-    refused = _cli("worker")
+    refused = run_cli("worker")
     assert refused.exit_code != 0 and "DC_BROKER_URL" in refused.output.replace("\n", "")
