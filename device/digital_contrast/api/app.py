@@ -38,8 +38,6 @@ from digital_contrast.atna import start_audit_export
 from digital_contrast.config import Settings, get_settings
 from digital_contrast.delivery import start_delivery_threads
 from digital_contrast.jobs.auto_run import auto_submit
-from digital_contrast.jobs.celery_executor import make_celery
-from digital_contrast.jobs.dispatch import celery_publisher, dispatch_pending
 from digital_contrast.jobs.worker import start_worker_threads
 from digital_contrast.service import ServiceState, open_state, purge_expired
 from digital_contrast.service.process import prepare_service_process
@@ -72,6 +70,10 @@ def start_background(state: ServiceState, config: Settings, stop: threading.Even
     Celery dispatcher), the delivery worker, the audit export, auto-run and the purge."""
     threads: list[threading.Thread] = []
     if config.executor == "celery":  # Celery workers run the jobs; we hand them over
+        # Imported here: an embedded site never loads Celery.
+        from digital_contrast.jobs.celery_executor import make_celery
+        from digital_contrast.jobs.dispatch import celery_publisher, dispatch_pending
+
         publish = celery_publisher(make_celery(config))
         threads.append(_every(1.0, stop, lambda: dispatch_pending(state.sessions, publish),
                               "job-dispatcher"))

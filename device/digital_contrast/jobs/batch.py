@@ -92,7 +92,6 @@ def submit_cases(service: ServiceState, batch: Batch, manifest: Manifest, actor:
     for ordinal, case in enumerate(manifest.cases):
         if case.case_id in recorded:
             continue
-        job_id, refusal = None, None
         try:
             if case.folder is not None:
                 _store_folder(service, manifest, case, actor)
@@ -101,13 +100,9 @@ def submit_cases(service: ServiceState, batch: Batch, manifest: Manifest, actor:
                 db.add(_case_row(batch, ordinal, case, job_id, None))
                 db.commit()
             submitted += 1
-        except CaseRefused as exc:
-            refusal = exc
-        except DigitalContrastError as exc:  # the submission's own refusals
-            refusal = CaseRefused(exc.code, exc.detail)
-        if refusal is not None:
+        except DigitalContrastError as exc:  # CaseRefused, or the submission's own refusals
             with service.sessions() as db:
-                db.add(_case_row(batch, ordinal, case, None, refusal))
+                db.add(_case_row(batch, ordinal, case, None, exc))
                 db.commit()
             refused += 1
         after_commit()

@@ -69,8 +69,8 @@ def make_celery(settings: Settings) -> Celery:
                                  worker_id=new_worker_id("celery")))
         return worker[0]
 
-    @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
-    def run_job(self: object, job_id: str) -> None:
+    @app.task(name=TASK)  # acks late, rejected when the worker is lost: app.conf above
+    def run_job(job_id: str) -> None:
         try:
             current().run_dispatched(job_id)
         except (OperationalError, StoreError) as exc:  # database gone: the message stays
