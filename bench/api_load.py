@@ -199,7 +199,21 @@ class Server:
     base: str = ""
     log: Path | None = None
     dimse: tuple[str, int] | None = None  # (called AE title, port) of its DICOM listener
-    pid: int | None = None  # of our service's (parent) process, for the profiler
+    pid: int | None = None  # of its (parent) process: profiler, CPU time
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds used so far by the server and its child processes."""
+        import psutil
+
+        if self.pid is None:
+            return float("nan")
+        parent = psutil.Process(self.pid)
+        total = 0.0
+        for process in [parent, *parent.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
 
     def log_tail(self, status: int) -> str:
         """The end of the server's log, for a server error (5xx) only."""
@@ -298,7 +312,7 @@ def orthanc(root: Path, plugin: Path) -> Iterator[Server]:
             raise BenchError(f"Orthanc answers, but not its DICOMweb plugin ({plugin}); "
                              f"its log ends:\n{_tail(log)}")
         yield Server("Orthanc", f"{base}/dicom-web/studies", base=base, log=log,
-                     dimse=("ORTHANC", dimse_port))
+                     dimse=("ORTHANC", dimse_port), pid=process.pid)
 
 
 def _orthanc_version() -> str:
@@ -374,6 +388,7 @@ def stow(server: Server, uploads: list[Upload]) -> dict:
     barrier = threading.Barrier(len(uploads))
     spans: list[tuple[float, float] | None] = [None] * len(uploads)
     errors: list[str] = []
+    cpu_before = server.cpu_s()
 
     def client(i: int) -> None:
         upload = uploads[i]
@@ -397,14 +412,16 @@ def stow(server: Server, uploads: list[Upload]) -> dict:
                           f"{server.log_tail(response.status_code)}")
 
     _run_concurrently(client, len(uploads))
+    cpu = server.cpu_s() - cpu_before
     for session in sessions:
         session.close()
     if errors:
         raise BenchError(f"STOW-RS to {server.name} failed: {errors[0]}")
     done = [s for s in spans if s is not None]
     wall = max(end for _, end in done) - min(start for start, _ in done)
-    return {"uploads_per_s": len(uploads) / wall,
-            "mb_per_s": sum(u.part_bytes for u in uploads) / MB / wall,
+    megabytes = sum(u.part_bytes for u in uploads) / MB
+    return {"uploads_per_s": len(uploads) / wall, "mb_per_s": megabytes / wall,
+            "cpu_ms_per_mb": cpu * 1000 / megabytes,
             "latencies": [end - start for start, end in done], "wall_s": wall}
 
 
@@ -427,6 +444,7 @@ def c_store(server: Server, uploads: list[Upload], folder: Path) -> dict:
     barrier = threading.Barrier(len(uploads))
     spans: list[tuple[float, float] | None] = [None] * len(uploads)
     errors: list[str] = []
+    cpu_before = server.cpu_s()
 
     def client(i: int) -> None:
         ae = AE(ae_title=SCU_AE_TITLE)
@@ -449,11 +467,13 @@ def c_store(server: Server, uploads: list[Upload], folder: Path) -> dict:
         spans[i] = (start, time.perf_counter())
 
     _run_concurrently(client, len(uploads))
+    cpu = server.cpu_s() - cpu_before
     if errors:
         raise BenchError(f"C-STORE to {server.name} failed: {errors[0]}")
     done = [s for s in spans if s is not None]
     wall = max(end for _, end in done) - min(start for start, _ in done)
-    return {"mb_per_s": sum(u.part_bytes for u in uploads) / MB / wall,
+    megabytes = sum(u.part_bytes for u in uploads) / MB
+    return {"mb_per_s": megabytes / wall, "cpu_ms_per_mb": cpu * 1000 / megabytes,
             "instances_per_s": sum(u.instances for u in uploads) / wall, "wall_s": wall}
 
 
@@ -576,11 +596,15 @@ def report(results: dict, dimse: dict, jobs: list[dict]) -> None:
             ("STOW ingest MB/s", med(ours, "mb_per_s"), med(peer, "mb_per_s"), 1),
             ("STOW request latency p50 s", lat(ours, 50), lat(peer, 50), 2),
             ("STOW request latency p95 s", lat(ours, 95), lat(peer, 95), 2),
+            ("STOW server CPU ms per MB", med(ours, "cpu_ms_per_mb"),
+             med(peer, "cpu_ms_per_mb"), 2),
             ("C-STORE ingest MB/s", med(ours_dimse, "mb_per_s"), med(peer_dimse, "mb_per_s"), 1),
             ("C-STORE instances/s", med(ours_dimse, "instances_per_s"),
-             med(peer_dimse, "instances_per_s"), 1)]
+             med(peer_dimse, "instances_per_s"), 1),
+            ("C-STORE server CPU ms per MB", med(ours_dimse, "cpu_ms_per_mb"),
+             med(peer_dimse, "cpu_ms_per_mb"), 2)]
     print(f"{'figure':<34}{'ours':>10}{'Orthanc':>10}{'ours/Orthanc':>14}"
-          "  (rates: above 1 ours faster; latencies: below 1)")
+          "  (rates: above 1 ours faster; latencies and CPU: below 1)")
     for name, a, b, digits in rows:
         ratio = a / b if b == b and b else float("nan")
         print(f"{name:<34}{_fmt(a, digits):>10}{_fmt(b, digits):>10}{_fmt(ratio):>14}")

@@ -170,6 +170,24 @@ def test_an_element_of_unknown_vr_is_refused_naming_its_tag_only() -> None:
     assert "(0010,0010)" in failure.detail
 
 
+@pytest.mark.req("SRS-INTAKE-003")
+def test_an_element_checked_before_vouches_only_for_the_same_bytes() -> None:
+    """The check remembers elements that serialised (most repeat through a series), by hash
+    of tag, VR, bytes and character set: another value of the same element is checked again,
+    a refused one is refused every time, and no value is kept."""
+    from digital_contrast.intake import instance
+
+    body = to_bytes(ct_slices(n=1)[0][0])
+    at = body.index(b"\x20\x00\x13\x00IS") + 6  # (0020,0013) Instance Number: length, value
+    length = struct.unpack("<H", body[at:at + 2])[0]
+    bad = body[:at + 2] + b"1x".ljust(length, b" ") + body[at + 2 + length:]
+    for _ in range(2):
+        assert isinstance(validate_instance(body), ParsedInstance)
+        failure = _refused(bad)
+        assert (failure.code, "(0020,0013)" in failure.detail) == (C.ELEMENT_UNREADABLE, True)
+    assert instance._SERIALISABLE and all(isinstance(k, int) for k in instance._SERIALISABLE)
+
+
 @pytest.mark.req("SRS-INTAKE-002", "SRS-INTAKE-003")
 def test_real_ct_is_accepted(phantom_series) -> None:
     from digital_contrast.phantom.export import Phase

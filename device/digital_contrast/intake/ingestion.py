@@ -3,9 +3,7 @@ into the content-addressed store, rows in one transaction. Our own output is ref
 synthetic series must never become an input)."""
 
 import logging
-from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from io import BytesIO
 
@@ -20,10 +18,6 @@ from digital_contrast.store.orphans import release
 from digital_contrast.store.studies import SameContent, is_synthetic, record_instances
 
 log = logging.getLogger(__name__)
-# One pool for the process, not one per request: starting 16 threads per request cost more
-# than the writes (each start waits for the new thread under GIL contention).
-_WRITERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="intake-writer")
-_IN_FLIGHT = 32  # files of one request handed to the writers and not yet written
 
 
 class IntakeAborted(Exception):
@@ -46,8 +40,8 @@ def ingest(store: InstanceStore, db: Session, site: str, actor: str,
     conflicting or synthetic instance fails alone; the others are kept.
 
     `instances` may be lazy (parts checked as they are drawn, even as the request body
-    arrives): each accepted file is handed to the writer threads at once, named in the
-    request's intent (store.file_journal) before it is written. When drawing raises (the body
+    arrives): each accepted file is written at once, named in the request's intent
+    (store.file_journal) before it is written. When drawing raises (the body
     turned out malformed, too large or cut off), no row is written and the files no row claims
     are removed; a file written for a refused instance, or a second copy of one kept, is
     removed after the commit. A process killed on the way leaves its intent to the sweep.
@@ -56,16 +50,9 @@ def ingest(store: InstanceStore, db: Session, site: str, actor: str,
     accepted: list[ParsedInstance] = []  # written, their bytes dropped (headers kept)
     stored: list[StoredFile] = []
     # Files first (idempotent, invisible until their rows commit), made durable by one sync
-    # for the whole request before any row is written. At most _IN_FLIGHT files of a request
-    # are held in memory: drawing the next part waits for the oldest write.
-    writes: deque[tuple[ParsedInstance, Future[StoredFile]]] = deque()
-
-    def settle(limit: int) -> None:
-        while len(writes) > limit:
-            instance, write = writes.popleft()
-            stored.append(write.result())
-            accepted.append(replace(instance, data=b""))
-
+    # for the whole request before any row is written. Written here, not handed to other
+    # threads: hashing and writing release the GIL, and a hand-off per file cost more than
+    # it overlapped.
     intent = store.journal.intent()
     try:
         for instance in instances:
@@ -73,12 +60,9 @@ def ingest(store: InstanceStore, db: Session, site: str, actor: str,
                 outcome.failed.append((instance, FailureReason.SYNTHETIC_INPUT,
                                        "synthetic images are never accepted as input"))
                 continue
-            writes.append((instance, _WRITERS.submit(store.put, instance.data, sync=False,
-                                                     intent=intent)))
-            settle(_IN_FLIGHT)
-        settle(0)
+            stored.append(store.put(instance.data, sync=False, intent=intent))
+            accepted.append(replace(instance, data=b""))
     except BaseException:
-        wait([w for _, w in writes])  # no write is left running behind a failed request
         db.rollback()
         release(db, store, intent)
         raise

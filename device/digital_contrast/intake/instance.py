@@ -8,8 +8,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
@@ -46,6 +48,12 @@ _FILE_META_GROUP = b"\x02\x00"  # group 0002, little endian: a File Meta element
 _BULK = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 # Large binary values are read but not base64-encoded when checking the header.
 _JSON_BULK_THRESHOLD = 1024
+# Raw elements already shown to convert and serialise, by the hash of everything that decides
+# it (tag, VR, value bytes, encoding, character set): most elements of a series repeat in every
+# instance, and checking each costs more than storing the file. Hashes, not values: no patient
+# data outlives its request. Bounded: emptied when full.
+_SERIALISABLE: set[int] = set()
+_SERIALISABLE_MAX = 1 << 16
 
 
 def _skip_bulk(_element: object) -> str:
@@ -172,9 +180,28 @@ def unserialisable_element(header: Dataset) -> BaseTag | None:
     """The first element of `header` that cannot be given as DICOM JSON (WADO-RS metadata,
     QIDO includefield), sequences included: a stored instance must never make a later read
     fail. pydicom converts raw elements lazily, so an unknown VR only shows up here."""
+    charset = header.get("SpecificCharacterSet")
+    context = tuple(charset) if isinstance(charset, MultiValue) else charset
     for tag in list(header.keys()):
+        key = _raw_key(header.get_item(tag), context)
+        if key in _SERIALISABLE:
+            continue
         try:
             header[tag].to_json_dict(_skip_bulk, _JSON_BULK_THRESHOLD)
         except Exception:  # its message may quote the value: only the tag is reported
             return BaseTag(tag)
+        if key is not None:
+            if len(_SERIALISABLE) >= _SERIALISABLE_MAX:
+                _SERIALISABLE.clear()
+            _SERIALISABLE.add(key)
     return None
+
+
+def _raw_key(element: object, charset: object) -> int | None:
+    """What decides whether a raw element converts, hashed; None where it is not raw (a
+    sequence, already parsed), large, or of a VR that depends on other elements."""
+    if not isinstance(element, RawDataElement) or element.value is None \
+            or len(element.value) > _JSON_BULK_THRESHOLD or " or " in (element.VR or ""):
+        return None
+    return hash((element.tag, element.VR, element.value, element.is_implicit_VR,
+                 element.is_little_endian, charset))

@@ -81,11 +81,17 @@ class Intent:
 
     def __init__(self, path: Path, data_dir: Path) -> None:
         self.path, self.data_dir = path, data_dir
+        self._prefix = os.path.join(data_dir, "")
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
-    def add(self, *paths: Path) -> None:
-        lines = "".join(f"{p.relative_to(self.data_dir).as_posix()}\n" for p in paths)
-        os.write(self._fd, lines.encode("utf-8"))
+    def add(self, *paths: str | Path) -> None:
+        """Paths inside the data folder (written relative to it)."""
+        lines = []
+        for path in map(os.fspath, paths):
+            if not path.startswith(self._prefix):
+                raise ValueError(f"{path} is not inside the data folder {self.data_dir}")
+            lines.append(f"{path[len(self._prefix):]}\n")
+        os.write(self._fd, "".join(lines).encode("utf-8"))
 
     def close(self) -> None:
         """The work's files are claimed by committed rows, or were removed."""

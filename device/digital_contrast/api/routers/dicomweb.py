@@ -62,17 +62,20 @@ def _base(request: Request) -> str:
 
 
 _END = object()
-# Each STOW request being received holds one reader thread: its own pool, so that many slow
-# uploads never starve the thread pool of the other routes. Past it, a request waits
-# with at most _BUFFERED_PARTS parts read (back-pressure on the socket).
+# Each STOW request being received holds one reader thread, which frames the body's parts,
+# checks and stores them: its own pool, so that many slow uploads never starve the thread
+# pool of the other routes. The event loop hands it the body in batches of about
+# _BATCH_BYTES (a thread hand-off per socket read cost more than the framing); past
+# _BUFFERED_BATCHES of them it stops reading the socket (back-pressure).
 _READERS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="stow-reader")
-_BUFFERED_PARTS = 8
+_BATCH_BYTES = 1 << 20
+_BUFFERED_BATCHES = 4
 
 
 async def _hand_over(queue: "Queue[object]", item: object, reader: "asyncio.Future[object]"
                      ) -> None:
-    """Give the reader the next part, waiting while it is behind: the socket is then not read,
-    and TCP slows the client down (a request holds at most _BUFFERED_PARTS parts)."""
+    """Give the reader the next chunk, waiting while it is behind: the socket is then not
+    read, and TCP slows the client down."""
     while True:
         try:
             queue.put_nowait(item)
@@ -84,12 +87,15 @@ async def _hand_over(queue: "Queue[object]", item: object, reader: "asyncio.Futu
             await asyncio.sleep(0.002)
 
 
-def _parts_of(queue: "Queue[object]") -> Iterator[Part]:
-    """Parts as the request body delivers them; a body error raises here, in the reader."""
+def _parts_of(parser: MultipartRelatedParser, queue: "Queue[object]") -> Iterator[Part]:
+    """Parts framed as the request body delivers its chunks; a body or framing error raises
+    here, in the reader."""
     while (item := queue.get()) is not _END:
         if isinstance(item, BaseException):
             raise item
-        yield item  # type: ignore[misc]
+        for chunk in item:  # type: ignore[attr-defined]
+            yield from parser.feed(chunk)
+    yield from parser.close()
 
 
 async def _stow(request: Request, state: Service, db: DbSession, caller: Caller,
@@ -97,28 +103,32 @@ async def _stow(request: Request, state: Service, db: DbSession, caller: Caller,
     limit = state.settings.max_upload_bytes
     stow = StowRequest(_base(request), study_instance_uid=study)
     parser = MultipartRelatedParser(request.headers.get("content-type", ""))
-    # Parts are checked and written (in the thread pool) while the body is still arriving;
+    # Parts are checked and written (in the reader thread) while the body is still arriving;
     # rows are recorded only once the whole body has been read and framed correctly, so a
     # body that fails half-way stores nothing (its files stay invisible and are journaled
     # for removal by the purge).
-    queue: Queue[object] = Queue(maxsize=_BUFFERED_PARTS)
-    checked = (instance for part in _parts_of(queue)
+    queue: Queue[object] = Queue(maxsize=_BUFFERED_BATCHES)
+    checked = (instance for part in _parts_of(parser, queue)
                if (instance := stow.check(part)) is not None)
     # In the request's context: its log lines keep the request id (logs.REQUEST_ID).
     intake = asyncio.get_running_loop().run_in_executor(
         _READERS, contextvars.copy_context().run, ingest, state.instances, db, caller.site,
         caller.actor, checked, "stow-rs")
     received = 0
+    batch: list[bytes] = []
+    batched = 0
     try:
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
                 raise DigitalContrastError(
                     "UPLOAD_TOO_LARGE", f"the request exceeds {limit} bytes (DC_MAX_UPLOAD_BYTES)")
-            for part in parser.feed(chunk):
-                await _hand_over(queue, part, intake)
-        for part in parser.close():  # a framing error raises here
-            await _hand_over(queue, part, intake)
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= _BATCH_BYTES:
+                await _hand_over(queue, batch, intake)
+                batch, batched = [], 0
+        await _hand_over(queue, batch, intake)
     except BaseException as exc:
         with contextlib.suppress(Exception):
             await _hand_over(queue, exc if isinstance(exc, Exception)
@@ -126,7 +136,7 @@ async def _stow(request: Request, state: Service, db: DbSession, caller: Caller,
             await intake  # the reader stops before any row is written
         raise
     await _hand_over(queue, _END, intake)
-    outcome = await intake
+    outcome = await intake  # a framing error found at the end raises here
     for instance in outcome.stored:
         stow.stored(instance)
     for instance, reason, detail in outcome.failed:
