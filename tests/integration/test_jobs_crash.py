@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _worker(settings) -> subprocess.Popen:
+    # The lease too: the worker would otherwise hold the job for the default 120 s.
     env = os.environ | {"DC_DATA_DIR": str(settings.data_dir), "DC_DATABASE_URL":
                         settings.database_url, "DC_MLFLOW_URI": settings.mlflow_uri,
-                        "DC_RELEASES_DIR": str(settings.releases_dir)}
+                        "DC_RELEASES_DIR": str(settings.releases_dir),
+                        "DC_JOB_LEASE_S": str(settings.job_lease_s)}
     return subprocess.Popen([sys.executable, "-m", "digital_contrast", "worker", "--once"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -57,6 +60,7 @@ def test_killed_worker_job_is_resumed_and_finished(tmp_path: Path, empty_registr
             first.wait()
             killed = _job(sessions, job_id)
             assert killed.state == JobState.RUNNING and killed.output_series_uid is None
+            assert killed.lease_expires_at - killed.started_at <= timedelta(seconds=10)
             # Nobody renews the lease any more; once it expired, another worker takes over.
             time.sleep(max(0.0, (killed.lease_expires_at - utcnow()).total_seconds()) + 0.5)
             second = _worker(settings)
