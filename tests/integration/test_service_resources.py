@@ -6,7 +6,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,12 +16,11 @@ import torch
 from fastapi.testclient import TestClient
 
 from digital_contrast.api.app import create_app
-from digital_contrast.api.dicomweb.multipart import Part, build_multipart_related
+from digital_contrast.api.dicomweb.multipart import build_multipart_related
 from digital_contrast.api.routers import dicomweb
 from digital_contrast.config import get_settings
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.inference import LockedModel, synthesize
-from digital_contrast.intake import ingestion as intake
 from digital_contrast.model.registry import ModelRegistry
 from digital_contrast.phantom.export import Phase
 from digital_contrast.store import JobState, Role, StoredFile
@@ -34,7 +33,7 @@ from tests.support.service import Service, live_server, make_settings, running_s
 
 DEADLINE_S = 300.0  # a hang guard only: nothing here is judged by how long it takes
 WORKER_PREFIX = "job-worker-"  # digital_contrast.jobs.worker.start_worker_threads
-POOLS = {"stow-reader": 32, "intake-writer": 16}  # the bounds SRS-PKG-006 states
+POOLS = {"stow-reader": 32}  # the bound SRS-PKG-006 states
 
 
 def _threads(prefix: str) -> list[threading.Thread]:
@@ -198,38 +197,33 @@ class _Sampler:
 @pytest.mark.req("SRS-PKG-006", "SRS-API-003")
 def test_intake_pools_stay_within_their_bounds_under_more_requests_than_threads(
         service, phantom_series, monkeypatch: pytest.MonkeyPatch) -> None:
-    """40 STOW-RS requests at once, each held until released with its file write blocked:
-    more requests than reader threads, more writes than writer threads."""
+    """40 STOW-RS requests at once, each held with its file write blocked (writes run in the
+    request's reader thread): more requests than reader threads."""
     requests = 40
     assert requests > max(POOLS.values())
     files = sorted(phantom_series[Phase.NCCT].iterdir())[:requests]
     release = threading.Event()
     lock = threading.Lock()
-    counts = {"bodies read": 0, "writes submitted": 0, "writes running": 0}
+    counts = {"bodies read": 0, "writes running": 0}
 
     def count(key: str) -> None:
         with lock:
             counts[key] += 1
 
-    real_put, real_submit = InstanceStore.put, intake._WRITERS.submit
+    real_put = InstanceStore.put
 
     def held_put(self: InstanceStore, data: bytes, **kwargs: object) -> StoredFile:
+        assert threading.current_thread().name.startswith("stow-reader")
         count("writes running")
         assert release.wait(DEADLINE_S)
         return real_put(self, data, **kwargs)
 
-    def counted_submit(fn: Callable[..., object], /, *args: object,
-                       **kwargs: object) -> Future[object]:
-        count("writes submitted")
-        return real_submit(fn, *args, **kwargs)
-
     class CountingParser(dicomweb.MultipartRelatedParser):
-        def close(self) -> list[Part]:
-            count("bodies read")  # after its reader was handed to the pool, in the route
-            return super().close()
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            count("bodies read")  # in the route, before its reader is handed to the pool
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(InstanceStore, "put", held_put)
-    monkeypatch.setattr(intake._WRITERS, "submit", counted_submit)  # observes, sizes nothing
     monkeypatch.setattr(dicomweb, "MultipartRelatedParser", CountingParser)
 
     def stow(base: str, path: Path) -> httpx.Response:
@@ -242,16 +236,15 @@ def test_intake_pools_stay_within_their_bounds_under_more_requests_than_threads(
             ThreadPoolExecutor(max_workers=requests, thread_name_prefix="client") as clients:
         try:
             responses = [clients.submit(stow, base, f) for f in files]
-            # Every request has handed its reader to the pool; the readers running have each
-            # submitted their write and the writer pool is full of held writes.
-            _wait_for(lambda: counts["bodies read"] == requests, "every body to be read")
-            _wait_for(lambda: counts["writes submitted"] >= POOLS["stow-reader"]
-                      and counts["writes running"] >= POOLS["intake-writer"],
-                      "the pools to fill")
+            # Every request has started; the reader pool is full of held writes and the
+            # other requests wait for a reader.
+            _wait_for(lambda: counts["bodies read"] == requests, "every request to start")
+            _wait_for(lambda: counts["writes running"] >= POOLS["stow-reader"],
+                      "the pool to fill")
             sampler.sample()
             for prefix, bound in POOLS.items():
                 assert len(_threads(prefix)) <= bound, prefix
-            assert counts["writes running"] == POOLS["intake-writer"]
+            assert counts["writes running"] == POOLS["stow-reader"]
         finally:
             release.set()
         results = [r.result() for r in responses]
@@ -261,3 +254,48 @@ def test_intake_pools_stay_within_their_bounds_under_more_requests_than_threads(
     for prefix, bound in POOLS.items():
         assert 0 < sampler.most[prefix] <= bound, (prefix, sampler.most[prefix])
         assert len(sampler.seen[prefix]) <= bound, prefix  # the same threads served everyone
+
+
+@pytest.mark.req("SRS-INTAKE-004")
+def test_a_stow_body_is_not_read_ahead_of_its_reader(service, phantom_series,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the reader is held on the first file, the service stops reading the body: the
+    client cannot send more than the batches queued plus what the sockets buffer (a few MB of
+    a 64 MB body), and everything is served once the reader goes on."""
+    release, writing = threading.Event(), threading.Event()
+    real_put = InstanceStore.put
+
+    def held_put(self: InstanceStore, data: bytes, **kwargs: object) -> StoredFile:
+        writing.set()
+        assert release.wait(DEADLINE_S)
+        return real_put(self, data, **kwargs)
+
+    monkeypatch.setattr(InstanceStore, "put", held_put)
+    first = sorted(phantom_series[Phase.NCCT].iterdir())[0].read_bytes()
+    filler = bytes(64 * 10**6)  # a second part, never reached while the reader is held
+    chunks, content_type = build_multipart_related([first, filler])
+    body = b"".join(chunks)
+    sent = 0
+
+    def stream() -> Iterator[bytes]:
+        nonlocal sent
+        for start in range(0, len(body), 1 << 16):
+            sent = start
+            yield body[start:start + (1 << 16)]
+        sent = len(body)
+
+    with live_server(service.app) as base, ThreadPoolExecutor(max_workers=1) as client:
+        response = client.submit(httpx.post, f"{base}/dicomweb/studies", content=stream(),
+                                 headers=service.headers() | {"Content-Type": content_type},
+                                 timeout=DEADLINE_S)
+        try:
+            assert writing.wait(DEADLINE_S)
+            time.sleep(1.0)  # long enough for an unbounded reader to take the whole body
+            held_at = sent
+        finally:
+            release.set()
+        result = response.result()
+    # 4 batches of 1 MB, the one being filled, and the kernel's socket buffers on loopback.
+    assert held_at < 24 * 10**6, held_at
+    assert sent == len(body)
+    assert result.status_code == 202, result.text  # the filler is refused, the CT stored
