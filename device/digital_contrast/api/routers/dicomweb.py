@@ -74,7 +74,7 @@ _BUFFERED_BATCHES = 4
 
 async def _hand_over(queue: "Queue[object]", item: object, reader: "asyncio.Future[object]"
                      ) -> None:
-    """Give the reader the next chunk, waiting while it is behind: the socket is then not
+    """Give the reader the next batch, waiting while it is behind: the socket is then not
     read, and TCP slows the client down."""
     while True:
         try:
