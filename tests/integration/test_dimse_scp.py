@@ -225,7 +225,15 @@ def test_associations_beyond_the_limit_are_rejected_as_transient(dimse) -> None:
     finally:
         for assoc in held:
             assoc.release()
+    # The acceptor's thread ends just after the release reply, so a modality retrying a
+    # transient rejection gets in once it has: poll as it would, never for ever.
+    deadline = time.monotonic() + 30
     again = _associate(port)
+    while not again.is_established and time.monotonic() < deadline:
+        rejection = again.acceptor.primitive
+        assert again.is_rejected and rejection.result == 2  # transient, never permanent
+        time.sleep(0.05)
+        again = _associate(port)
     assert again.is_established
     again.release()
 
