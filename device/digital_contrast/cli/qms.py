@@ -154,3 +154,42 @@ def qms_soup(out: OutOption = Path("build/qms"),
                       f"{' - ' + str(record['reason']) if record.get('reason') else ''}")
     for path in paths:
         console.print(f"wrote {path}")
+
+
+@app.command("verify-record")
+@user_errors
+def qms_verify_record(
+        requirement: Annotated[str, typer.Argument(help="The requirement verified, SRS-...")],
+        method: Annotated[str, typer.Option(help="inspection, analysis or demonstration; "
+                                            "must be the requirement's verification")],
+        by: Annotated[str, typer.Option("--by", help="Who performed it: role and name")],
+        procedure: Annotated[str, typer.Option(help="What was done, step by step")],
+        examined: Annotated[list[Path], typer.Option(
+            "--examined", help="A file examined (repeat); its SHA-256 is recorded")],
+        result: Annotated[str, typer.Option(help="pass or fail")],
+        findings: Annotated[str, typer.Option(help="What was found")]) -> None:
+    """Sign the record of a verification that is not a test, with the keys folder's current
+    signing key (its public half must be committed under releases/keys/)."""
+    from pydantic import ValidationError
+
+    from digital_contrast.config import REPO_ROOT
+    from digital_contrast.keys import keys_folder
+    from digital_contrast.keys.signing import current_signer
+    from digital_contrast.qms.generate import valid_records
+    from digital_contrast.qms.verification_records import write_record
+
+    known = valid_records().requirements.get(requirement)
+    if known is None or known.verification != method:
+        raise DigitalContrastError("QMS_RECORD_INVALID", f"{requirement} is not a requirement "
+                                   f"verified by {method} in qms/requirements/")
+    try:
+        path = write_record(REPO_ROOT, current_signer(keys_folder()), requirement=requirement,
+                            method=method, performed_by=by, procedure=procedure,
+                            examined=examined, result=result, findings=findings)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise DigitalContrastError("QMS_RECORD_INVALID", f"{'.'.join(map(str, first['loc']))}: "
+                                   f"{first['msg']}") from None
+    except ValueError as exc:
+        raise DigitalContrastError("QMS_RECORD_INVALID", str(exc)) from None
+    console.print(f"wrote {path.relative_to(REPO_ROOT)}")

@@ -24,10 +24,17 @@ from pydantic import Field, model_validator
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.qms.architecture import check_architecture
-from digital_contrast.qms.design import check_design, read_detailed_design
+from digital_contrast.qms.design import (
+    check_design,
+    check_observed_imports,
+    read_detailed_design,
+)
 from digital_contrast.qms.junit_report import PASSED, TestRun
+from digital_contrast.qms.placeholders import check_placeholders
 from digital_contrast.qms.requirements import Records, load_records
 from digital_contrast.qms.sources import source_files
+from digital_contrast.qms.tree import TreeHashError, working_tree_hash
+from digital_contrast.qms.verification_records import check_verification_records
 from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_path, duplicates
 
 PACKAGE_DIR = REPO_ROOT / "device" / "digital_contrast"
@@ -49,6 +56,28 @@ def check_references(records: Records) -> list[Problem]:
                                                           "requirement")
                      for i, n in enumerate(records.needs) if n not in children]
     return problems
+
+
+def check_binding(run: TestRun, repo: Path = REPO_ROOT) -> list[Problem]:
+    """The report is evidence for these sources only if it ran on exactly this working tree
+    (qms/tree.py) and no test changed it on the way."""
+    where = display_path(Path(run.source))
+    if run.tree is None:
+        return [Problem(where, None, "the junit report names no tree it ran on (not written "
+                                     "by `make test`'s requirement plugin): run `make test`")]
+    if run.tree_at_end != run.tree:
+        return [Problem(where, None, f"the sources changed during the test run (tree "
+                                     f"{run.tree[:12]} at the start, "
+                                     f"{(run.tree_at_end or 'none')[:12]} at the end)")]
+    try:
+        now = working_tree_hash(repo)
+    except TreeHashError as exc:
+        return [Problem(where, None, f"cannot tell which tree the junit report is for: {exc}")]
+    if now != run.tree:
+        return [Problem(where, None, f"the junit report ran on tree {run.tree[:12]}, but the "
+                                     f"working tree is {now[:12]}: its results are not "
+                                     "evidence for these sources; run `make test` again")]
+    return []
 
 
 def check_verification(records: Records, run: TestRun) -> list[Problem]:
@@ -181,6 +210,9 @@ class Reference(FrozenSchema):
     record: str | None = None
     command: str | None = None
     doc: str | None = None
+    # What a record or guide must contain to be evidence for its clause (a heading, a key):
+    # existence alone would let any file stand for any clause.
+    holds: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one(self) -> Reference:
@@ -256,12 +288,30 @@ def check_clauses(path: Path, commands: set[str], repo: Path = REPO_ROOT
                 problems.append(doc.problem(("clauses", i, "satisfied_by", k), f"clause "
                                             f"{clause.clause}: no command '{ref.command}'"))
             pattern = ref.record or ref.doc
-            if pattern is not None and not glob.glob(str(repo / pattern), recursive=True) \
-                    and not pattern.startswith("var/"):  # var/: written by the test run
-                problems.append(doc.problem(("clauses", i, "satisfied_by", k), f"clause "
-                                            f"{clause.clause}: {pattern} does not exist"))
+            if pattern is None or pattern.startswith("var/"):  # var/: written by the test run
+                continue
+            problems += [doc.problem(("clauses", i, "satisfied_by", k), f"clause "
+                                     f"{clause.clause}: {message}")
+                         for message in _evidence_problems(repo, pattern, ref.holds)]
     outside = [c for c in clause_map.clauses if c.applicable and c.outside_repository]
     return problems, outside
+
+
+def _evidence_problems(repo: Path, pattern: str, holds: list[str]) -> list[str]:
+    """A clause's record or guide exists and every file it names holds the declared content."""
+    files = sorted(Path(p) for p in glob.glob(str(repo / pattern), recursive=True)
+                   if Path(p).is_file())
+    if not files:
+        return [f"{pattern} does not exist"]
+    if not holds:
+        return [f"{pattern}: no `holds` names the content that makes it evidence"]
+    problems = []
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        name = path.relative_to(repo).as_posix()
+        problems += [f"{name} does not hold {phrase!r}, the content it is cited for"
+                     for phrase in holds if phrase not in text]
+    return problems
 
 
 @dataclass(frozen=True)
@@ -281,11 +331,16 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
     qms_dir = repo / "qms"
     records, problems = load_records(qms_dir)
     problems += check_references(records)
+    problems += check_binding(run, repo)
     problems += check_verification(records, run)
+    problems += check_verification_records(records, repo)
     problems += check_items(records, repo, repo / "device" / "digital_contrast")
-    problems += check_design(read_detailed_design(records, repo), records)
+    design = read_detailed_design(records, repo)
+    problems += check_design(design, records)
+    problems += check_observed_imports(design, records, run.imports)
     problems += check_architecture(records, repo)
     problems += check_device(qms_dir / "device.yaml", records)
+    problems += check_placeholders(repo)
     found, outside = check_clauses(qms_dir / "clause_map.yaml", commands, repo)
     problems += found
     risk_file, found = load_risk_file(repo / "risk")

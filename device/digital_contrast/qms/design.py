@@ -137,6 +137,18 @@ class _ImportVisitor(ast.NodeVisitor):
         for statement in node.orelse:
             self.visit(statement)
 
+    def visit_Call(self, node: ast.Call) -> None:
+        """`importlib.import_module("digital_contrast.x")` and `__import__(...)` with a literal
+        absolute name are imports too; any other name is left to the run-time audit."""
+        callee = node.func
+        name = callee.attr if isinstance(callee, ast.Attribute) else \
+            callee.id if isinstance(callee, ast.Name) else None
+        first = node.args[0] if node.args else None
+        if name in ("import_module", "__import__") and isinstance(first, ast.Constant) \
+                and isinstance(first.value, str):
+            self._add(first.value, node.lineno)
+        self.generic_visit(node)
+
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             self._add(alias.name, node.lineno)
@@ -225,23 +237,26 @@ def _in_root(module: str) -> bool:
 
 
 def _import_problem(unit: Unit, imp: Import, allowed: set[str], known: set[str],
-                    records: Records, shared: bool) -> Problem | None:
-    what = f"{unit.module} ({unit.item}) {'lazily imports' if imp.lazy else 'imports'}"
+                    records: Records, shared: bool, observed: bool = False
+                    ) -> Problem | None:
+    verb = "imports at run time (import audit of the test run)" if observed else \
+        "lazily imports" if imp.lazy else "imports"
+    what = f"{unit.module} ({unit.item}) {verb}"
     if imp.module not in known:
-        return Problem(unit.path, imp.line, f"{what} {imp.module}: no such module in the package")
+        return Problem(unit.path, imp.line or None,
+                       f"{what} {imp.module}: no such module in the package")
     if _in_root(imp.module) and not (_in_root(unit.module) or unit.module == ENTRY_POINT):
-        return Problem(unit.path, imp.line, f"{what} {COMPOSITION_ROOT}: only {ENTRY_POINT} may "
-                                            "import the command line, the composition root")
+        return Problem(unit.path, imp.line or None, f"{what} {COMPOSITION_ROOT}: only "
+                       f"{ENTRY_POINT} may import the command line, the composition root")
     if imp.item is None or imp.item in allowed:  # an unowned module: check_items reports it
         return None
     if shared:
-        return Problem(unit.path, imp.line, f"{what} {imp.module} ({imp.item}): a shared module "
-                                            f"of {unit.item} imports no other item (only "
-                                            f"{COMPOSITION_ROOT} composes the items)")
+        return Problem(unit.path, imp.line or None, f"{what} {imp.module} ({imp.item}): a shared "
+                       f"module of {unit.item} imports no other item (only "
+                       f"{COMPOSITION_ROOT} composes the items)")
     may_use = ", ".join(records.items[unit.item].may_use) if unit.item else ""
-    return Problem(unit.path, imp.line, f"{what} {imp.module} ({imp.item}): {imp.item} is not "
-                                        f"in {unit.item}'s may_use [{may_use}] "
-                                        "(qms/software_items.yaml)")
+    return Problem(unit.path, imp.line or None, f"{what} {imp.module} ({imp.item}): {imp.item} "
+                   f"is not in {unit.item}'s may_use [{may_use}] (qms/software_items.yaml)")
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -314,7 +329,7 @@ def check_design(design: DetailedDesign, records: Records) -> list[Problem]:
                                  f"{first} and {second} may use each other: a two-way edge is "
                                  "a circle") for first, second in _two_way_edges(records)]
     known = {u.module for u in design.units}
-    system = next((i.id for i in records.items.values() if i.package == PACKAGE), None)
+    system = _system_item(records)
     for unit in design.units:
         if unit.parse_error:
             problems.append(Problem(unit.path, None, f"{unit.module} cannot be parsed: "
@@ -324,14 +339,44 @@ def check_design(design: DetailedDesign, records: Records) -> list[Problem]:
                                                   "unit's purpose in its detailed design)"))
         if unit.item not in records.items:
             continue
-        # SI-SYSTEM's may_use is its entry point's; its other modules are the base every item
-        # uses.
-        shared = unit.item == system and unit.module != ENTRY_POINT
-        allowed = {unit.item} if shared else {unit.item, *records.items[unit.item].may_use}
+        shared, allowed = _allowed(unit, unit.item, records, system)
         problems += [p for imp in unit.imports if not imp.type_checking
                      if (p := _import_problem(unit, imp, allowed, known, records, shared))]
     problems += _import_cycles(design)
     return sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.message))
+
+
+def _system_item(records: Records) -> str | None:
+    return next((i.id for i in records.items.values() if i.package == PACKAGE), None)
+
+
+def _allowed(unit: Unit, item: str, records: Records, system: str | None
+             ) -> tuple[bool, set[str]]:
+    """(whether the unit is a shared base module, the items it may import)."""
+    # SI-SYSTEM's may_use is its entry point's; its other modules are the base every item uses.
+    shared = item == system and unit.module != ENTRY_POINT
+    return shared, {item} if shared else {item, *records.items[item].may_use}
+
+
+def check_observed_imports(design: DetailedDesign, records: Records,
+                           edges: tuple[tuple[str, str], ...]) -> list[Problem]:
+    """The imports the test run saw (qms/import_audit.py) held to the same rules: a name
+    computed at run time escapes `ast`, not the audit."""
+    units = {u.module: u for u in design.units}
+    system = _system_item(records)
+    problems = []
+    for importer, imported in edges:
+        unit = units.get(importer)
+        if unit is None or unit.item is None or unit.item not in records.items:
+            continue  # a module that no longer exists: the report's tree check says so
+        target = units.get(imported)
+        imp = Import(imported, target.item if target else None, 0, True, False)
+        shared, allowed = _allowed(unit, unit.item, records, system)
+        problem = _import_problem(unit, imp, allowed, set(units), records, shared,
+                                  observed=True)
+        if problem is not None:
+            problems.append(problem)
+    return sorted(set(problems), key=lambda p: (p.file, p.message))
 
 
 def _unit_json(unit: Unit) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """The latest test run, read from the junit report `make test` writes: for each test, the
 requirements it verifies and its outcome. The pytest plugin puts both into each test case's
-properties (`nodeid`, `requirements`), so the report alone is the evidence."""
+properties (`nodeid`, `requirements`), and the suite's properties bind the run to the working
+tree it ran on (`tree`, `tree_at_end`) and carry its run-time imports (`imports`), so the report
+alone is the evidence."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digital_contrast.config import REPO_ROOT
+from digital_contrast.qms.import_audit import PROPERTY as IMPORTS
+from digital_contrast.qms.import_audit import parse_edges
 
 DEFAULT_JUNIT = REPO_ROOT / "var" / "test-reports" / "junit.xml"
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
@@ -33,6 +37,9 @@ class TestRun:
     source: str
     timestamp: str
     cases: dict[str, TestCase] = field(default_factory=dict)
+    tree: str | None = None  # git tree id of the sources at the start of the run
+    tree_at_end: str | None = None  # and after its last test
+    imports: tuple[tuple[str, str], ...] = ()  # (importer, imported) seen at run time
 
     @property
     def outcomes(self) -> dict[str, str]:
@@ -66,6 +73,8 @@ def read_junit(path: Path = DEFAULT_JUNIT) -> TestRun:
     suite = root if root.tag == "testsuite" else root.find("testsuite")
     if suite is None:
         raise JunitError(f"{path}: no <testsuite> element")
+    suite_properties = {p.get("name"): p.get("value") or ""
+                        for p in suite.iterfind("properties/property")}
     cases: dict[str, TestCase] = {}
     for element in suite.iter("testcase"):
         properties = {p.get("name"): p.get("value") or ""
@@ -86,4 +95,7 @@ def read_junit(path: Path = DEFAULT_JUNIT) -> TestRun:
             continue  # a teardown error reported apart never turns a failure into a pass
         cases[node] = TestCase(node, requirements, outcome, float(element.get("time") or 0),
                                message)
-    return TestRun(str(path), suite.get("timestamp", ""), cases)
+    return TestRun(str(path), suite.get("timestamp", ""), cases,
+                   tree=suite_properties.get("tree") or None,
+                   tree_at_end=suite_properties.get("tree_at_end") or None,
+                   imports=tuple(parse_edges(suite_properties.get(IMPORTS, ""))))

@@ -2,15 +2,24 @@
 
 Collection fails on a test without the marker or with an unknown ID. The run writes a JSON map
 (node id -> requirements -> outcome) for the traceability generators, and puts the IDs into the
-junit properties (xunit1 keeps them).
+junit properties (xunit1 keeps them). A run that writes a junit report also binds it to the
+working tree it ran on (testsuite properties `tree` at the start and `tree_at_end`, see
+qms/tree.py) and records the package's run-time imports (`imports`, qms/import_audit.py).
 """
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from digital_contrast.config import REPO_ROOT
+from digital_contrast.qms.import_audit import PROPERTY as IMPORTS
+from digital_contrast.qms.import_audit import ImportAudit
 from digital_contrast.qms.requirements import load_requirements
+from digital_contrast.qms.tree import working_tree_hash
+
+TREE, TREE_AT_END = "tree", "tree_at_end"
 
 MARKER = "req"
 
@@ -23,6 +32,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(RequirementTrace(config.getoption("--req-map")),
                                   "requirement-trace")
+    if config.getoption("xmlpath", None):  # installed before any test module is imported
+        audit = ImportAudit()
+        audit.install()
+        config.stash[_AUDIT] = audit
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    audit = config.stash.get(_AUDIT, None)
+    if audit is not None:
+        audit.uninstall()
+
+
+_AUDIT = pytest.StashKey[ImportAudit]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bind_the_report_to_its_tree(request: pytest.FixtureRequest,
+                                 record_testsuite_property: Callable[[str, object], None]
+                                 ) -> Iterator[None]:
+    """The tree before the first test and after the last: a report is evidence only for the
+    sources it ran on, and only if no test changed them on the way."""
+    audit = request.config.stash.get(_AUDIT, None)
+    if audit is None:
+        yield
+        return
+    record_testsuite_property(TREE, working_tree_hash(REPO_ROOT))
+    yield
+    record_testsuite_property(TREE_AT_END, working_tree_hash(REPO_ROOT))
+    record_testsuite_property(IMPORTS, audit.serialise())
 
 
 def requirement_ids(item: pytest.Item) -> list[str]:
