@@ -33,6 +33,8 @@ test: $(DEV_STAMP) system-packages
 		--req-map=$(REPORTS)/requirements-map.json
 	# Every gap in the technical file fails the build, on the junit this run has just written.
 	$(BIN)/digital-contrast qms check --junit $(REPORTS)/junit.xml
+	# ... and every rule of that check is shown to catch the fault it exists for.
+	$(BIN)/digital-contrast qms mutate --junit $(REPORTS)/junit.xml
 
 bootstrap: $(STAMP)
 

@@ -193,3 +193,38 @@ def qms_verify_record(
     except ValueError as exc:
         raise DigitalContrastError("QMS_RECORD_INVALID", str(exc)) from None
     console.print(f"wrote {path.relative_to(REPO_ROOT)}")
+
+
+@app.command("mutate")
+@user_errors
+def qms_mutate(ctx: typer.Context, junit: JunitOption = None) -> None:
+    """Seed every fault of the catalogue into a copy of the tree, run the whole check on each,
+    and exit 1 unless every one is caught for its own reason."""
+    from rich.table import Table
+
+    from digital_contrast.config import REPO_ROOT
+    from digital_contrast.qms.mutate import MutationError, Outcome, checker, run_mutations
+    from digital_contrast.qms.mutations import MUTATIONS
+    from digital_contrast.qms.soup import runtime_closure
+
+    def report(outcome: Outcome) -> None:
+        mark = "[green]caught[/]" if outcome.caught else "[bold red]NOT CAUGHT[/]"
+        console.print(f"{mark} {outcome.mutation.id}", highlight=False)
+
+    commands = command_names(ctx.find_root().command)
+    try:
+        outcomes = run_mutations(REPO_ROOT, _test_run(junit), MUTATIONS, checker(commands),
+                                 runtime_closure(), progress=report)
+    except MutationError as exc:
+        raise DigitalContrastError("QMS_MUTATE_UNUSABLE", str(exc)) from None
+    table = Table("mutation", "seeded fault", "caught by", show_lines=False)
+    for outcome in outcomes:
+        table.add_row(outcome.mutation.id, outcome.mutation.fault,
+                      outcome.caught_by or "[bold red]nothing[/]")
+    console.print(table)
+    missed = [o.mutation.id for o in outcomes if not o.caught]
+    console.print(f"qms mutate: {len(outcomes) - len(missed)} of {len(outcomes)} seeded faults "
+                  "caught")
+    if missed:
+        err_console.print(f"[bold red]QMS_MUTANTS_SURVIVED[/]: {', '.join(missed)}")
+        raise typer.Exit(1)

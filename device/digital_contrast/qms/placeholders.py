@@ -38,16 +38,22 @@ def placeholder(value: str) -> str | None:
     return f"holds the placeholder {found.group(1)}" if found else None
 
 
-def _leaves(data: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...],
-                                                                          Any]]:
+Loc = tuple[str | int, ...]
+
+
+def _leaves(data: Any, loc: Loc = (), name: str = "") -> Iterator[tuple[Loc, str, Any]]:
+    """(location, readable name, value) of every scalar; a list entry with an `id` is named by
+    it (`SRS-IMG-001.statement`), not by its index."""
     if isinstance(data, dict):
         for key, value in data.items():
-            yield from _leaves(value, (*loc, key))
+            yield from _leaves(value, (*loc, key), f"{name}.{key}" if name else str(key))
     elif isinstance(data, list):
         for index, value in enumerate(data):
-            yield from _leaves(value, (*loc, index))
+            label = value.get("id") if isinstance(value, dict) else None
+            yield from _leaves(value, (*loc, index),
+                               str(label) if label else f"{name}[{index}]")
     else:
-        yield loc, data
+        yield loc, name or "the document", data
 
 
 def _files(repo: Path, patterns: tuple[str, ...]) -> list[Path]:
@@ -60,8 +66,7 @@ def check_placeholders(repo: Path) -> list[Problem]:
         doc, found = YamlDocument.load(path)
         if doc is None:
             continue  # unreadable: the check that owns the record reports it
-        for loc, value in _leaves(doc.data):
-            where = ".".join(map(str, loc)) or "the document"
+        for loc, where, value in _leaves(doc.data):
             if value is None:
                 problems.append(doc.problem(loc, f"{where} is empty"))
             elif isinstance(value, str) and (why := placeholder(value)):

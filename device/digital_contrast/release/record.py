@@ -35,7 +35,7 @@ from digital_contrast.qms.anomalies import (
     documented_tests,
     load_anomalies,
 )
-from digital_contrast.qms.check import Clause, run_checks
+from digital_contrast.qms.check import Clause, check_binding, run_checks
 from digital_contrast.qms.junit_report import DEFAULT_JUNIT, JunitError, TestRun, read_junit
 from digital_contrast.qms.requirements import load_records
 from digital_contrast.validation.runs import CompletedRun, current_run
@@ -259,6 +259,9 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
         run = read_junit(junit)
     except JunitError as exc:
         raise ReleaseRecordError("RELEASE_NO_TEST_RUN", str(exc)) from None
+    stale = check_binding(run, repo)
+    if stale:  # a run of other sources is no evidence for these
+        raise ReleaseRecordError("RELEASE_TEST_RUN_STALE", stale[0].message)
     result = run_checks(run, commands=commands, repo=repo)
     if result.problems:
         raise ReleaseRecordError("RELEASE_GAPS", f"qms check found {len(result.problems)} "
@@ -301,7 +304,7 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
                           "bundle_sha256": r.record.bundle_sha256, "passed": r.record.passed}
                          for r in validations]},
             "junit": {"file": Path(junit).name, "sha256": sha256_file(Path(junit)),
-                      "timestamp": run.timestamp, "tests": len(run.cases)},
+                      "timestamp": run.timestamp, "tests": len(run.cases), "tree": run.tree},
             "counts": result.counts,
             "known_anomalies": [a.id for a in anomalies],
             "clauses_outside_repository": [

@@ -1,0 +1,196 @@
+"""The faults `qms mutate` seeds: one or more for every rule of `qms check`.
+
+Each names the fault in a reviewer's words and the reason the check must give (a regex over the
+reported problem). Seeds edit the records as a careless or hurried change would; a seed whose
+text is no longer in the records fails the run (qms/mutate.py), so the catalogue follows the
+records it mutates. Add a mutation with every new rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from digital_contrast.qms.junit_report import FAILED, PASSED, TestCase, TestRun
+from digital_contrast.qms.mutate import Mutation, Workspace
+
+REQUIREMENTS = "qms/requirements/software_requirements.yaml"
+CLAUSES = "qms/clause_map.yaml"
+RISK_001 = "risk/risks/RISK-001.yaml"
+RISK_002 = "risk/risks/RISK-002.yaml"
+# SI-PHANTOM may use SI-SYSTEM and SI-IMAGING only; SI-STORE is out of its reach.
+PHANTOM_MODULE = "device/digital_contrast/phantom/noise.py"
+FORBIDDEN_MODULE = "digital_contrast.store.tables"
+
+
+def _untested_requirement(ws: Workspace) -> None:
+    ws.append(REQUIREMENTS, "  - id: SRS-QMS-099\n    title: A requirement nobody tests\n"
+                            "    statement: >-\n      Added by a change and never verified.\n"
+                            "    category: regulatory\n    parents: [UN-006]\n"
+                            "    software_items: [SI-QMS]\n    risk_control: false\n"
+                            "    verification: test\n")
+
+
+def _fail_a_test(run: TestRun) -> TestRun:
+    node = next(n for n, c in sorted(run.cases.items()) if c.requirements and c.outcome == PASSED)
+    cases = dict(run.cases)
+    cases[node] = dataclasses.replace(cases[node], outcome=FAILED, message="seeded failure")
+    return dataclasses.replace(run, cases=cases)
+
+
+def _test_of_unknown_requirement(run: TestRun) -> TestRun:
+    node = "tests/unit/test_seeded.py::test_of_a_requirement_that_does_not_exist"
+    return dataclasses.replace(run, cases={**run.cases, node: TestCase(
+        node, ("SRS-NOPE-999",), PASSED, 0.1)})
+
+
+def _changed_during_run(run: TestRun) -> TestRun:
+    return dataclasses.replace(run, tree_at_end="0" * 40)
+
+
+def _forbidden_runtime_import(run: TestRun) -> TestRun:
+    edge = ("digital_contrast.phantom.noise", FORBIDDEN_MODULE)
+    return dataclasses.replace(run, imports=(*run.imports, edge))
+
+
+def _soup_upgraded_behind_its_back(closure: dict[str, Any]) -> dict[str, Any]:
+    dist = closure["numpy"]
+    return {**closure, "numpy": dataclasses.replace(dist, version="0.0.1")}
+
+
+def _record_signed_by_an_unknown_key(ws: Workspace) -> None:
+    # Imported here: signing keys are only made when this mutation runs.
+    import datetime as dt
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from digital_contrast.keys.signing import Signer
+    from digital_contrast.qms.verification_records import write_record
+
+    ws.sub(REQUIREMENTS, r"(  - id: SRS-QMS-001\n(?:    .*\n|      .*\n)*?    verification:) test",
+           r"\1 inspection")
+    target = "qms/verification/SRS-QMS-001.json"
+    ws.write(target, "")  # registered for removal before write_record fills it
+    write_record(ws.root, Signer(Ed25519PrivateKey.generate()), requirement="SRS-QMS-001",
+                 method="inspection", performed_by="seeded: an unknown signer",
+                 procedure="Read the loader of the requirement records.",
+                 examined=[ws.path("device/digital_contrast/qms/requirements.py")],
+                 result="pass", findings="Seeded record, signed by a key nobody trusts.",
+                 today=dt.date(2026, 12, 7))
+
+
+MUTATIONS: list[Mutation] = [
+    # Requirements and their verification
+    Mutation("requirement-unknown-parent", "a requirement traced to a user need that does not "
+             "exist", r"unknown user need UN-999",
+             seed=lambda ws: ws.sub(REQUIREMENTS, r"(  - id: SRS-QMS-001\n(?:    .*\n|      .*\n)"
+                                    r"*?    parents: )\[UN-006\]", r"\1[UN-999]")),
+    Mutation("requirement-unknown-item", "a requirement allocated to a software item that does "
+             "not exist", r"unknown software item SI-NOWHERE",
+             seed=lambda ws: ws.sub(REQUIREMENTS, r"(  - id: SRS-QMS-001\n(?:    .*\n|      .*\n)"
+                                    r"*?    software_items: )\[SI-QMS\]", r"\1[SI-NOWHERE]")),
+    Mutation("requirement-untested", "a new requirement verified by test that no test names",
+             r"SRS-QMS-099 is verified by test but no test names it",
+             seed=_untested_requirement),
+    Mutation("requirement-test-failed", "a test of a requirement failed in the run",
+             r"SRS-[A-Z]+-\d+: (\d+ of its tests failed|none of its \d+ test\(s\) passed)",
+             evidence=_fail_a_test),
+    Mutation("test-unknown-requirement", "a test names a requirement that does not exist",
+             r"names unknown requirement SRS-NOPE-999", evidence=_test_of_unknown_requirement),
+    Mutation("statement-placeholder", "a requirement statement left as TBD",
+             r"statement holds the placeholder TBD|statement is a placeholder",
+             seed=lambda ws: ws.sub(REQUIREMENTS, r"(  - id: SRS-IMG-001\n    title: .*\n"
+                                    r"    statement: )>-\n(      .*\n)+", r"\1TBD\n")),
+    Mutation("inspection-without-record", "a requirement switched to verification by "
+             "inspection with no record of the inspection",
+             r"SRS-QMS-001 is verified by inspection but has no signed verification record",
+             seed=lambda ws: ws.sub(REQUIREMENTS, r"(  - id: SRS-QMS-001\n(?:    .*\n|      .*\n)"
+                                    r"*?    verification:) test", r"\1 inspection")),
+    Mutation("inspection-record-untrusted", "an inspection record signed by a key the "
+             "technical file does not trust", r"verification record refused \(SIGNER_UNTRUSTED\)",
+             seed=_record_signed_by_an_unknown_key),
+    # The test run as evidence
+    Mutation("junit-stale", "a junit report from before the last change of the sources",
+             r"the junit report ran on tree \w+, but the working tree is",
+             seed=lambda ws: ws.append("device/digital_contrast/qms/check.py",
+                                       "\n# changed after the tests ran\n"),
+             stale_report=True),
+    Mutation("junit-sources-changed-during-run", "sources changed while the tests ran",
+             r"the sources changed during the test run", evidence=_changed_during_run),
+    # Architecture and detailed design
+    Mutation("import-outside-may-use", "a module imports an item its item may not use",
+             r"phantom\.noise \(SI-PHANTOM\) imports digital_contrast\.store\.tables \(SI-STORE\)"
+             r": SI-STORE is not in SI-PHANTOM's may_use",
+             seed=lambda ws: ws.append(PHANTOM_MODULE,
+                                       f"\nfrom {FORBIDDEN_MODULE} import Job  # noqa\n")),
+    Mutation("import-dynamic-literal", "a module imports an item its item may not use through "
+             "importlib with a literal name",
+             r"phantom\.noise \(SI-PHANTOM\) imports digital_contrast\.store\.tables",
+             seed=lambda ws: ws.append(PHANTOM_MODULE, "\nimport importlib\n\n_TABLES = "
+                                       f"importlib.import_module({FORBIDDEN_MODULE!r})\n")),
+    Mutation("import-seen-at-run-time", "a module imports an item its item may not use under a "
+             "name computed at run time, seen by the import audit of the test run",
+             r"phantom\.noise \(SI-PHANTOM\) imports at run time \(import audit of the test "
+             r"run\) digital_contrast\.store\.tables", evidence=_forbidden_runtime_import),
+    Mutation("module-without-item", "a new subpackage no software item claims",
+             r"subpackage digital_contrast\.seeded has no software item",
+             seed=lambda ws: ws.write("device/digital_contrast/seeded/__init__.py",
+                                      '"""A subpackage added without an item."""\n')),
+    Mutation("module-without-docstring", "a new module without its docstring (its unit's "
+             "purpose)", r"digital_contrast\.phantom\.seeded has no module docstring",
+             seed=lambda ws: ws.write("device/digital_contrast/phantom/seeded.py",
+                                      "LIMIT = 1\n")),
+    Mutation("architecture-diagram-stale", "the architecture document's diagram edited by hand",
+             r"the dependency diagram is not the one generated",
+             seed=lambda ws: ws.sub("docs/architecture.md", r"^    SI_PHANTOM --> SI_IMAGING\n",
+                                    "")),
+    # Clause map
+    Mutation("clause-missing", "a required clause dropped from the clause map",
+             r"clause 9 is missing from the map",
+             seed=lambda ws: ws.sub(CLAUSES, r'^  - \{clause: "9", .*\n', "")),
+    Mutation("clause-evidence-missing", "a clause cites a guide that does not exist",
+             r"clause 5\.1\.2: docs/qms/plan\.md does not exist",
+             seed=lambda ws: ws.sub(CLAUSES, r'(clause: "5\.1\.2", .*?doc: )docs/qms/software-'
+                                    r'development-plan\.md', r"\1docs/qms/plan.md")),
+    Mutation("clause-evidence-swapped", "a clause's evidence swapped for README.md",
+             r"clause 5\.1\.1: README\.md does not hold",
+             seed=lambda ws: ws.sub(CLAUSES, r'(clause: "5\.1\.1", .*?doc: )docs/qms/software-'
+                                    r'development-plan\.md', r"\1README.md")),
+    Mutation("clause-evidence-content-removed", "the section a clause cites removed from its "
+             "guide", r"clause 9: docs/qms/maintenance-and-problem-resolution\.md does not hold",
+             seed=lambda ws: ws.sub("docs/qms/maintenance-and-problem-resolution.md",
+                                    r"^## 4\. Problem resolution \(9\)\n", "## 4. Problems\n")),
+    Mutation("clause-evidence-without-holds", "a clause's evidence with no declared content",
+             r"clause 5\.1\.2: docs/qms/software-development-plan\.md: no `holds`",
+             seed=lambda ws: ws.sub(CLAUSES, r'(clause: "5\.1\.2", .*?), holds: \[[^]]*\]',
+                                    r"\1")),
+    # Risk file
+    Mutation("risk-control-undefined", "a risk names a control that does not exist",
+             r"RC-999 is not defined in risk/controls\.yaml",
+             seed=lambda ws: ws.sub(RISK_002, r"^controls: \[RC-004,",
+                                    "controls: [RC-999, RC-004,")),
+    Mutation("risk-without-control", "a risk's controls removed", r"RISK-002 has no risk control",
+             seed=lambda ws: ws.sub(RISK_002, r"^controls: \[.*\]$", "controls: []")),
+    Mutation("control-requirement-not-marked", "a requirement implementing a control no longer "
+             "marked as a risk control", r"SRS-CONF-001 implements RC-001 but is not marked",
+             seed=lambda ws: ws.sub(REQUIREMENTS, r"(  - id: SRS-CONF-001\n(?:    .*\n|      .*\n)"
+                                    r"*?    risk_control:) true", r"\1 false")),
+    Mutation("benefit-risk-placeholder", "a benefit-risk analysis left as TBD",
+             r"benefit_risk holds the placeholder TBD|benefit_risk is a placeholder",
+             seed=lambda ws: ws.sub(RISK_001, r"^benefit_risk: >-\n(  .*\n)+",
+                                    "benefit_risk: TBD\n")),
+    Mutation("risk-field-empty", "a risk's harm left empty", r"harm is empty",
+             seed=lambda ws: ws.sub(RISK_002, r"^harm: .*$", 'harm: ""')),
+    Mutation("anomaly-unknown-risk", "a known anomaly concerning a risk that does not exist",
+             r"ANOM-001: unknown risk RISK-999",
+             seed=lambda ws: ws.sub("qms/anomalies.yaml", r"risk: \[RISK-014, RISK-001\]",
+                                    "risk: [RISK-014, RISK-999]")),
+    # Device record and SOUP
+    Mutation("device-unknown-use-case", "the device record lists a use case that has no "
+             "definition", r"unknown use case liver-arterial",
+             seed=lambda ws: ws.sub("qms/device.yaml", r"^use_cases: \[aaa-cta, abdomen-pv\]",
+                                    "use_cases: [aaa-cta, abdomen-pv, liver-arterial]")),
+    Mutation("soup-version-drift", "a SOUP item upgraded in the environment but not in its "
+             "assessment", r"numpy is [\d.]+ in the SOUP list but 0\.0\.1 is installed",
+             closure=_soup_upgraded_behind_its_back),
+]
