@@ -42,14 +42,14 @@ Loc = tuple[str | int, ...]
 
 
 def _leaves(data: Any, loc: Loc = (), name: str = "") -> Iterator[tuple[Loc, str, Any]]:
-    """(location, readable name, value) of every scalar; a list entry with an `id` is named by
-    it (`SRS-IMG-001.statement`), not by its index."""
+    """(location, readable name, value) of every scalar; a list entry with an `id` (or a
+    `name`) is named by it (`SRS-IMG-001.statement`), not by its index."""
     if isinstance(data, dict):
         for key, value in data.items():
             yield from _leaves(value, (*loc, key), f"{name}.{key}" if name else str(key))
     elif isinstance(data, list):
         for index, value in enumerate(data):
-            label = value.get("id") if isinstance(value, dict) else None
+            label = (value.get("id") or value.get("name")) if isinstance(value, dict) else None
             yield from _leaves(value, (*loc, index),
                                str(label) if label else f"{name}[{index}]")
     else:
