@@ -346,7 +346,8 @@ def write_design(out_dir: Path, design: DetailedDesign,
     document = document_header(DOCUMENT_ID, TITLE,
                                source="device/digital_contrast/ (read with ast), "
                                       "qms/software_items.yaml",
-                               approvals=("Development lead", "Quality", "Regulatory affairs"))
+                               approvals=("Development lead", "Quality", "Regulatory affairs"),
+                               records=("device/digital_contrast", "qms/software_items.yaml"))
     units = design.units
     summary = {"software_items": len(design.items), "units": len(units),
                "public": sum(len(u.api) for u in units),

@@ -41,7 +41,8 @@ def write_trace(out_dir: Path, records: Records, run: TestRun,
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = trace_rows(records, run, controls)
     document = document_header(DOCUMENT_ID, TITLE, source=f"qms/, risk/, {Path(run.source).name}",
-                               approvals=("Regulatory affairs", "Quality", "Development lead"))
+                               approvals=("Regulatory affairs", "Quality", "Development lead"),
+                               records=("qms", "risk"))
     summary = {"requirements": len(rows), "verified": sum(r["verified"] for r in rows),
                "tests": len(run.cases), "run_timestamp": run.timestamp or "unknown",
                "risk_controls": len({c for r in rows for c in r["risk_controls"]})}
