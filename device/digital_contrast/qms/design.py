@@ -342,7 +342,7 @@ def _unit_json(unit: Unit) -> dict[str, Any]:
 
 
 def write_design(out_dir: Path, design: DetailedDesign,
-                 problems: list[Problem] | None = None) -> list[Path]:
+                 problems: list[Problem] | None = None, repo: Path = REPO_ROOT) -> list[Path]:
     """DC-SDD as HTML, PDF and Markdown with the item dependency diagram (an SVG beside them),
     and design.json; `problems` (from `check_design`) is the
     verification result the document states, None when it was not checked."""
@@ -351,7 +351,8 @@ def write_design(out_dir: Path, design: DetailedDesign,
                                source="device/digital_contrast/ (read with ast), "
                                       "qms/software_items.yaml",
                                approvals=("Development lead", "Quality", "Regulatory affairs"),
-                               records=("device/digital_contrast", "qms/software_items.yaml"))
+                               records=("device/digital_contrast", "qms/software_items.yaml"),
+                               repo=repo)
     units = design.units
     summary = {"software_items": len(design.items), "units": len(units),
                "public": sum(len(u.api) for u in units),
