@@ -20,7 +20,12 @@ from digital_contrast.qms.diagram import dependency_svg
 from digital_contrast.qms.documents import document_header, revision_history_md
 from digital_contrast.qms.junit_report import TestCase, TestRun
 from digital_contrast.qms.requirements import Records, load_records
-from digital_contrast.qms.revisions import NO_GIT, check_process_docs, revision_history
+from digital_contrast.qms.revisions import (
+    NO_GIT,
+    SHALLOW,
+    check_process_docs,
+    revision_history,
+)
 from digital_contrast.qms.trace import write_trace
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -209,8 +214,23 @@ def test_the_history_is_the_sources_commits_newest_first(repo: Path) -> None:
     assert [r.summary for r in folder.revisions] == ["Restate a | with a pipe", "Add b"]
     assert folder.earlier == 1 and folder.command == "git log --no-merges -- qms"
     assert revision_history(["qms"], repo, shown=2) == folder  # one checkout, one history
+    assert folder.truncated is None
     (repo / "qms" / "b.yaml").write_text("b: 2\n")
     assert revision_history(["qms"], repo).uncommitted == ["qms/b.yaml"]
+
+
+@pytest.mark.req("SRS-QMS-032")
+def test_a_shallow_clone_says_its_history_is_truncated(
+        repo: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    clone = tmp_path_factory.mktemp("shallow") / "clone"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)],
+                   check=True, capture_output=True)
+    history = revision_history(["qms"], clone)
+    assert [r.summary for r in history.revisions] == ["Restate a | with a pipe"]
+    assert history.truncated == SHALLOW
+    header = document_header("DC-X", "X", source="qms/", approvals=("Quality",),
+                             records=("qms",), repo=clone)
+    assert f"{SHALLOW}." in revision_history_md(header)
 
 
 @pytest.mark.req("SRS-QMS-032")

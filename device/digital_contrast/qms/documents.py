@@ -71,6 +71,8 @@ def revision_history_md(document: dict[str, Any]) -> str:
               for r in history["revisions"]]
     if history["earlier"]:
         lines += ["", f"{history['earlier']} earlier revision(s): `{history['command']}`."]
+    if history["truncated"]:
+        lines += ["", history["truncated"] + "."]
     return "\n".join([*lines, "", ""])
 
 

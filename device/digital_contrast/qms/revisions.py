@@ -21,6 +21,8 @@ from digital_contrast.config import REPO_ROOT
 from digital_contrast.qms.yaml_records import Problem
 
 NO_GIT = "revision history unavailable: no git metadata"
+SHALLOW = ("history truncated: a shallow clone, older commits are missing and rN counts only "
+           "the commits present")
 SHOWN = 15  # newest revisions listed; the rest are counted and named by the command to list them
 PROCESS_DOCS = "docs/qms"
 SECTION = "Revision history"
@@ -50,6 +52,7 @@ class RevisionHistory:
     earlier: int = 0  # revisions older than those listed
     uncommitted: list[str] = field(default_factory=list)  # sources changed in the working tree
     unavailable: str | None = None
+    truncated: str | None = None  # why older commits are missing (a shallow clone)
 
     @property
     def command(self) -> str:
@@ -90,7 +93,10 @@ def revision_history(sources: Sequence[str | Path], repo: Path = REPO_ROOT, *,
         return RevisionHistory(names, uncommitted=changed,
                                unavailable="revision history unavailable: no commit touches "
                                            + ", ".join(names))
-    return RevisionHistory(names, revisions, max(0, len(commits) - shown), changed)
+    shallow = _git(repo, "rev-parse", "--is-shallow-repository")
+    truncated = SHALLOW if shallow and shallow.stdout.strip() == "true" else None
+    return RevisionHistory(names, revisions, max(0, len(commits) - shown), changed,
+                           truncated=truncated)
 
 
 def check_process_docs(repo: Path = REPO_ROOT) -> list[Problem]:
