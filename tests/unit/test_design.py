@@ -131,7 +131,8 @@ def test_the_document_has_its_title_block_every_item_and_every_module(real, tmp_
                                                                       ) -> None:
     records, model = real
     paths = write_design(tmp_path, model, check_design(model, records))
-    assert [p.name for p in paths] == ["design.html", "design.pdf", "design.md", "design.json"]
+    assert [p.name for p in paths] == ["design.html", "design.pdf", "design.md",
+                                      "design_architecture.svg", "design.json"]
     data = json.loads((tmp_path / "design.json").read_text())
     assert_controlled_document(tmp_path / "design.html", "DC-SDD", data["document"]["date"],
                                ("Development lead", "Quality", "Regulatory affairs"))
@@ -159,6 +160,7 @@ def test_the_command_writes_the_design(tmp_path: Path, monkeypatch: pytest.Monke
     result = CliRunner().invoke(app, ["qms", "design", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert {p.name for p in tmp_path.iterdir()} == {"design.html", "design.pdf", "design.md",
+                                                     "design_architecture.svg",
                                                      "design.json"}
 
 

@@ -2,7 +2,9 @@
 qms/software_items.yaml (`qms diagram` rewrites it), and every module it names must exist."""
 
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.qms.requirements import Records
@@ -18,15 +20,37 @@ def _node(item_id: str) -> str:
     return item_id.replace("-", "_")
 
 
+class Item(Protocol):
+    """What the diagram reads of a software item (a record, or its design)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def package(self) -> str: ...
+    @property
+    def may_use(self) -> Sequence[str]: ...
+
+
+def dependency_nodes(items: Iterable[Item]) -> list[tuple[str, str]]:
+    """(item id, package label) of each item, in the order of qms/software_items.yaml: the
+    boxes of both renderings of the diagram (Mermaid here, SVG in the design record)."""
+    return [(item.id, item.package.removeprefix("digital_contrast").lstrip(".") or "shared base")
+            for item in items]
+
+
+def dependency_edges(items: Iterable[Item]) -> list[tuple[str, str]]:
+    """(user, used) for each `may_use` entry but the shared base, which every item may use:
+    the arrows of both renderings."""
+    return [(item.id, used) for item in items for used in item.may_use if used != SYSTEM]
+
+
 def dependency_diagram(records: Records) -> str:
     """A Mermaid flowchart of the items and their `may_use` edges."""
     lines = ["```mermaid", "flowchart TD"]
-    for item in records.items.values():
-        package = item.package.removeprefix("digital_contrast").lstrip(".") or "shared base"
-        lines.append(f'    {_node(item.id)}["{item.id}<br/>{package}"]')
-    for item in records.items.values():
-        lines += [f"    {_node(item.id)} --> {_node(used)}" for used in item.may_use
-                  if used != SYSTEM]
+    lines += [f'    {_node(item_id)}["{item_id}<br/>{label}"]'
+              for item_id, label in dependency_nodes(records.items.values())]
+    lines += [f"    {_node(user)} --> {_node(used)}"
+              for user, used in dependency_edges(records.items.values())]
     lines += ["```", "", f"Every item may also use {SYSTEM} (the shared base); arrows point "
               "from the user to the used."]
     return "\n".join(lines)

@@ -9,7 +9,8 @@ verified (or left open only by tests that document a known residual anomaly of
 qms/anomalies.yaml, whose references and tests are checked too), residual risks are acceptable
 or justified, the SOUP list matches the installed
 runtime closure, every source module belongs to a software item, has a docstring and imports
-only the items its item may use (qms/design.py), and every applicable clause is satisfied.
+only the items its item may use (qms/design.py), every process document of docs/qms/ keeps a
+revision history (qms/revisions.py), and every applicable clause is satisfied.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from digital_contrast.qms.design import (
 from digital_contrast.qms.junit_report import PASSED, TestRun
 from digital_contrast.qms.placeholders import check_placeholders
 from digital_contrast.qms.requirements import Records, load_records
+from digital_contrast.qms.revisions import check_process_docs
 from digital_contrast.qms.sources import source_files
 from digital_contrast.qms.tree import TreeHashError, working_tree_hash
 from digital_contrast.qms.verification_records import check_verification_records
@@ -339,6 +341,7 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
     problems += check_design(design, records)
     problems += check_observed_imports(design, records, run.imports)
     problems += check_architecture(records, repo)
+    problems += check_process_docs(repo)
     problems += check_device(qms_dir / "device.yaml", records)
     problems += check_placeholders(repo)
     found, outside = check_clauses(qms_dir / "clause_map.yaml", commands, repo)

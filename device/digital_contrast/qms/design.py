@@ -11,6 +11,7 @@ qms/software_items.yaml; `check_design` holds each import against the importer's
 from __future__ import annotations
 
 import ast
+import base64
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -18,12 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from digital_contrast.config import REPO_ROOT
+from digital_contrast.qms.diagram import dependency_svg
 from digital_contrast.qms.documents import document_header, render, write_pdf
 from digital_contrast.qms.requirements import Records
 from digital_contrast.qms.sources import source_files
 from digital_contrast.qms.yaml_records import Problem
 
 DOCUMENT_ID, TITLE = "DC-SDD", "Software detailed design"
+DIAGRAM = "design_architecture.svg"  # beside design.md, which links it
 PACKAGE = "digital_contrast"
 COMPOSITION_ROOT = "digital_contrast.cli"  # the package that imports every item
 ENTRY_POINT = "digital_contrast.__main__"  # the one module outside it that may import it
@@ -384,24 +387,34 @@ def _unit_json(unit: Unit) -> dict[str, Any]:
 
 
 def write_design(out_dir: Path, design: DetailedDesign,
-                 problems: list[Problem] | None = None) -> list[Path]:
-    """DC-SDD as HTML, PDF and Markdown, and design.json; `problems` (from `check_design`) is the
+                 problems: list[Problem] | None = None, repo: Path = REPO_ROOT) -> list[Path]:
+    """DC-SDD as HTML, PDF and Markdown with the item dependency diagram (an SVG beside them),
+    and design.json; `problems` (from `check_design`) is the
     verification result the document states, None when it was not checked."""
     out_dir.mkdir(parents=True, exist_ok=True)
     document = document_header(DOCUMENT_ID, TITLE,
                                source="device/digital_contrast/ (read with ast), "
                                       "qms/software_items.yaml",
-                               approvals=("Development lead", "Quality", "Regulatory affairs"))
+                               approvals=("Development lead", "Quality", "Regulatory affairs"),
+                               records=("device/digital_contrast", "qms/software_items.yaml"),
+                               repo=repo)
     units = design.units
     summary = {"software_items": len(design.items), "units": len(units),
                "public": sum(len(u.api) for u in units),
                "edges": sum(len(u.uses) for u in units)}
     verification = None if problems is None else [str(p) for p in problems]
+    # The picture of the items' may_use, the same edges as docs/architecture.md's Mermaid
+    # source; embedded in the HTML (and so the PDF) so that the record stands alone.
+    svg = out_dir / DIAGRAM
+    svg.write_text(dependency_svg(design.items), encoding="utf-8")
     context = {"document": document, "items": design.items, "unowned": design.unowned,
                "summary": summary, "verification": verification,
-               "composition_root": COMPOSITION_ROOT}
+               "composition_root": COMPOSITION_ROOT, "diagram_file": DIAGRAM,
+               "diagram_uri": "data:image/svg+xml;base64,"
+                              + base64.b64encode(svg.read_bytes()).decode("ascii")}
     html = render("design.html.j2", context, out_dir / "design.html")
-    written = [html, write_pdf(html), render("design.md.j2", context, out_dir / "design.md")]
+    written = [html, write_pdf(html), render("design.md.j2", context, out_dir / "design.md"),
+               svg]
     json_path = out_dir / "design.json"
     json_path.write_text(json.dumps({
         "document": document, "generated_at": datetime.now(UTC).isoformat(),

@@ -1,5 +1,6 @@
 """Generated documents: the title block every record carries (document id, version, date,
-product, approvals), rendering of the Jinja2 templates, and PDF renderings of the HTML.
+product, approvals, revision history of its source records), rendering of the Jinja2 templates,
+and PDF renderings of the HTML.
 
 Templates live in `templates/` of the package that owns the document; they extend
 `document_base.html.j2` here, so every report has the same title block and print layout.
@@ -8,6 +9,7 @@ Templates live in `templates/` of the package that owns the document; they exten
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from digital_contrast import PRODUCT_NAME, __version__
+from digital_contrast.config import REPO_ROOT
+from digital_contrast.qms.revisions import revision_history
 
 QMS_PACKAGE = "digital_contrast.qms"
 
@@ -34,16 +38,42 @@ def _environment(package: str, compact: bool) -> Environment:
                               undefined=StrictUndefined, keep_trailing_newline=True,
                               trim_blocks=compact, lstrip_blocks=compact)
     environment.filters["cell"] = _cell
+    environment.filters["revision_history_md"] = revision_history_md
     return environment
 
 
 def document_header(document_id: str, title: str, *, source: str,
-                    approvals: tuple[str, ...], version: str | None = None,
-                    date: dt.date | None = None) -> dict[str, Any]:
-    """The title block; `date` defaults to today (UTC), fixed by callers that reproduce one."""
+                    approvals: tuple[str, ...], records: Sequence[str | Path],
+                    version: str | None = None, date: dt.date | None = None,
+                    repo: Path = REPO_ROOT) -> dict[str, Any]:
+    """The title block; `date` defaults to today (UTC), fixed by callers that reproduce one.
+    `records` are the files or folders (from the repository root) the document is generated
+    from: its revision history is theirs in git."""
     return {"id": document_id, "title": title, "version": version or __version__,
             "date": (date or dt.datetime.now(dt.UTC).date()).isoformat(), "product": PRODUCT_NAME,
-            "product_version": __version__, "source": source, "approvals": list(approvals)}
+            "product_version": __version__, "source": source, "approvals": list(approvals),
+            "revisions": revision_history(records, repo).as_dict()}
+
+
+def revision_history_md(document: dict[str, Any]) -> str:
+    """The "Revision history" section of a Markdown rendering (the HTML base template draws the
+    same table): one filter, so that templates written compact or not render it alike."""
+    history = document["revisions"]
+    lines = ["## Revision history", "",
+             f"Commits touching the source records: `{history['command']}`.", ""]
+    if history["unavailable"]:
+        return "\n".join([*lines, history["unavailable"] + ".", "", ""])
+    lines += ["| version | date | summary of change |", "| --- | --- | --- |"]
+    if history["uncommitted"]:
+        lines.append(f"| working tree | {document['date']} | uncommitted changes to "
+                     f"{_cell(', '.join(history['uncommitted']))} |")
+    lines += [f"| {r['version']} | {r['date']} | {_cell(r['summary'])} |"
+              for r in history["revisions"]]
+    if history["earlier"]:
+        lines += ["", f"{history['earlier']} earlier revision(s): `{history['command']}`."]
+    if history["truncated"]:
+        lines += ["", history["truncated"] + "."]
+    return "\n".join([*lines, "", ""])
 
 
 def render(template: str, context: dict[str, Any], path: Path, *,

@@ -71,4 +71,4 @@ def design_documents(out: Path, records: Records, repo: Path = REPO_ROOT
     """DC-SDD with its verification; the design problems it states."""
     design = read_detailed_design(records, repo)
     problems = check_design(design, records)
-    return write_design(out, design, problems), problems
+    return write_design(out, design, problems, repo), problems

@@ -1,11 +1,17 @@
 """`digital-contrast qms trace`: the traceability matrix, user need -> requirement -> software
 item -> test -> result -> risk control, as HTML, PDF and Markdown for people, CSV for
-spreadsheets and `trace.json` for tools. Built from the records and the latest junit report only."""
+spreadsheets and `trace.json` for tools. Built from the records and the latest junit report only.
+
+The document has two views: a summary a reviewer reads (one row per requirement with its
+statement, user needs, items, how many tests and their result, risk controls; a row is never
+split across printed pages and the column headings repeat on each) and the detailed view that
+names every test and its outcome."""
 
 from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +31,14 @@ def trace_rows(records: Records, run: TestRun, controls: dict[str, list[str]]
     rows = []
     for req in records.requirements.values():
         cases = [run.cases[node] for node in sorted(tests.get(req.id, []))]
+        outcomes = Counter(c.outcome for c in cases)
         rows.append({
-            "id": req.id, "title": req.title, "user_needs": list(req.parents),
+            "id": req.id, "title": req.title, "statement": " ".join(req.statement.split()),
+            "user_needs": list(req.parents),
             "derived": req.derived, "software_items": list(req.software_items),
             "risk_control": req.risk_control, "verification": req.verification.value,
             "tests": [{"node_id": c.node_id, "outcome": c.outcome} for c in cases],
+            "outcomes": dict(sorted(outcomes.items())),
             "verified": bool(cases) and all(c.outcome != "failed" for c in cases)
             and any(c.outcome == PASSED for c in cases),
             "risk_controls": sorted(controls.get(req.id, []))})
@@ -41,7 +50,8 @@ def write_trace(out_dir: Path, records: Records, run: TestRun,
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = trace_rows(records, run, controls)
     document = document_header(DOCUMENT_ID, TITLE, source=f"qms/, risk/, {Path(run.source).name}",
-                               approvals=("Regulatory affairs", "Quality", "Development lead"))
+                               approvals=("Regulatory affairs", "Quality", "Development lead"),
+                               records=("qms", "risk"))
     summary = {"requirements": len(rows), "verified": sum(r["verified"] for r in rows),
                "tests": len(run.cases), "run_timestamp": run.timestamp or "unknown",
                "risk_controls": len({c for r in rows for c in r["risk_controls"]})}

@@ -59,6 +59,7 @@ def write_report(folder: Path, run: ValidationRun) -> list[Path]:
              for rule in protocol.acceptance if rule.statistic != "mean"]
     context = {
         "document": document_header(f"DC-VAL-{run.run_id}", TITLE, source=run.protocol.name,
+                                    records=(run.protocol.name,),
                                     approvals=APPROVALS),
         "run": run, "record": run.record, "protocol": protocol, "criteria": criteria,
         "plots": plots, "columns": list(dict.fromkeys(r.metric for r in protocol.acceptance)),

@@ -109,6 +109,7 @@ def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
     return {
         "document": {**document_header(DOCUMENT_ID, TITLE, approvals=APPROVALS,
                                        source=f"risk/ (policy {policy.id}), latest test run",
+                                       records=("risk",),
                                        date=date or dt.date.today()),
                      "policy": policy.id},  # the Markdown title block names the policy
         "policy": {"id": policy.id, "title": policy.title, "basis": policy.basis,

@@ -72,7 +72,7 @@ def write_soup_list(out_dir: Path, soup: SoupFile | None = None,
     sha256 = hashlib.sha256(soup.doc.text.encode("utf-8")).hexdigest()
     context = {
         "document": document_header(
-            DOCUMENT_ID, TITLE, approvals=APPROVALS, date=today,
+            DOCUMENT_ID, TITLE, approvals=APPROVALS, date=today, records=(soup.doc.name,),
             source=f"{soup.doc.name} (SHA-256 {sha256}) and the installed distributions' "
                    "metadata"),
         "source_file": soup.doc.name, "source_sha256": sha256,
