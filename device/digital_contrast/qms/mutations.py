@@ -18,6 +18,7 @@ REQUIREMENTS = "qms/requirements/software_requirements.yaml"
 CLAUSES = "qms/clause_map.yaml"
 RISK_001 = "risk/risks/RISK-001.yaml"
 RISK_002 = "risk/risks/RISK-002.yaml"
+SDP = "docs/qms/software-development-plan.md"
 # SI-PHANTOM may use SI-SYSTEM and SI-IMAGING only; SI-STORE is out of its reach.
 PHANTOM_MODULE = "device/digital_contrast/phantom/noise.py"
 FORBIDDEN_MODULE = "digital_contrast.store.tables"
@@ -164,6 +165,14 @@ MUTATIONS: list[Mutation] = [
              r"clause 5\.1\.2: docs/qms/software-development-plan\.md: no `holds`",
              seed=lambda ws: ws.sub(CLAUSES, r'(clause: "5\.1\.2", .*?), holds: \[[^]]*\]',
                                     r"\1")),
+    Mutation("process-document-without-history", "a process document's revision history "
+             "removed", r'docs/qms/software-development-plan\.md: has no "Revision history" '
+             "section",
+             seed=lambda ws: ws.sub(SDP, r"^## Revision history$", "## Revisions")),
+    Mutation("process-document-history-empty", "every entry of a process document's revision "
+             "history deleted", r'docs/qms/software-development-plan\.md:\d+: its "Revision '
+             'history" section has no entry',
+             seed=lambda ws: ws.sub(SDP, r"(^\| \d+\.\d+ \| \d{4}-\d{2}-\d{2} \|.*\n)+", "")),
     # Risk file
     Mutation("risk-control-undefined", "a risk names a control that does not exist",
              r"RC-999 is not defined in risk/controls\.yaml",
