@@ -15,6 +15,7 @@ import base64
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -201,6 +202,33 @@ def _api(tree: ast.Module) -> list[Api]:
             and not n.name.startswith("_")]
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What one module's source says: the same text always reads the same."""
+
+    docstring: str | None = None
+    api: tuple[Api, ...] = ()
+    exports: tuple[str, ...] = ()
+    found: tuple[tuple[str, int, bool, bool], ...] = ()  # (module, line, lazy, type-checking)
+    parse_error: str | None = None
+
+
+@lru_cache(maxsize=4096)
+def _read(path: Path, stamp: tuple[int, int], module: str, is_package: bool,
+          known: frozenset[str]) -> _Reading:
+    """Parse and visit one module; cached on its file's (mtime, size), since `qms check` and
+    `qms mutate` read the same unchanged sources again and again."""
+    del stamp  # part of the cache key only
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        return _Reading(parse_error=str(exc))
+    visitor = _ImportVisitor(module, is_package, set(known))
+    visitor.visit(tree)
+    return _Reading(ast.get_docstring(tree), tuple(_api(tree)), tuple(_exports(tree)),
+                    tuple(visitor.found))
+
+
 def read_detailed_design(records: Records, repo: Path = REPO_ROOT) -> DetailedDesign:
     """Items -> units -> public API and imports, from the source tree under `repo`."""
     package_dir = repo / "device" / PACKAGE
@@ -209,26 +237,20 @@ def read_detailed_design(records: Records, repo: Path = REPO_ROOT) -> DetailedDe
         for pattern in item.sources:
             for path in source_files(pattern, repo):
                 owners.setdefault(path.resolve(), item.id)  # several owners: check_items says
+    paths = {_module_name(path, package_dir): path
+             for path in sorted(package_dir.rglob("*.py"))}
+    item_of = {module: owners.get(path.resolve()) for module, path in paths.items()}
+    known = frozenset(paths)
     units: dict[str, Unit] = {}
-    trees: dict[str, tuple[ast.Module, bool]] = {}
-    for path in sorted(package_dir.rglob("*.py")):
-        module = _module_name(path, package_dir)
-        unit = units[module] = Unit(module, str(path.relative_to(repo)),
-                                    owners.get(path.resolve()), None)
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        except (SyntaxError, UnicodeDecodeError) as exc:
-            unit.parse_error = str(exc)
-            continue
-        trees[module] = (tree, path.name == "__init__.py")
-        unit.docstring = ast.get_docstring(tree)
-        unit.api, unit.exports = _api(tree), _exports(tree)
-    for module, (tree, is_package) in trees.items():
-        visitor = _ImportVisitor(module, is_package, set(units))
-        visitor.visit(tree)
-        units[module].imports = [Import(name, units[name].item if name in units else None,
-                                        line, lazy, typing)
-                                 for name, line, lazy, typing in visitor.found]
+    for module, path in paths.items():
+        stat = path.stat()
+        reading = _read(path, (stat.st_mtime_ns, stat.st_size), module,
+                        path.name == "__init__.py", known)
+        imports = [Import(name, item_of.get(name), line, lazy, typing)
+                   for name, line, lazy, typing in reading.found]
+        units[module] = Unit(module, str(path.relative_to(repo)), item_of[module],
+                             reading.docstring, list(reading.api), list(reading.exports),
+                             imports, reading.parse_error)
     items = [ItemDesign(i.id, i.name, i.package, i.safety_class, list(i.interfaces),
                         list(i.may_use), [u for u in units.values() if u.item == i.id])
              for i in records.items.values()]

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from digital_contrast.config import REPO_ROOT
-from digital_contrast.yaml_lines import Loc, YamlLines
+from digital_contrast.yaml_lines import SAFE_LOADER, Loc, YamlLines
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -57,7 +57,7 @@ class YamlDocument:
         except OSError as exc:
             return None, [Problem(name, None, f"cannot be read ({exc.strerror or exc})")]
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=SAFE_LOADER)  # a safe loader (libyaml where present)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             return None, [Problem(name, mark.line + 1 if mark else None,
