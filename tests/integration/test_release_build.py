@@ -18,6 +18,7 @@ from digital_contrast.errors import DigitalContrastError
 from digital_contrast.model.validation_record import Criterion, ValidationRecord
 from digital_contrast.qms.anomalies import load_anomalies
 from digital_contrast.qms.check import CheckResult, check_clauses
+from digital_contrast.qms.junit_report import read_junit
 from digital_contrast.qms.yaml_records import Problem
 from digital_contrast.release import record
 from digital_contrast.release.record import build_release
@@ -113,6 +114,18 @@ def test_the_real_gap_check_refuses_a_partial_run(small_junit: Path, tmp_path: P
     assert "is verified by test but no test names it" in detail
 
 
+@pytest.mark.req("SRS-QMS-015", "SRS-REL-003")
+def test_a_test_run_of_other_sources_is_refused(clean: None, small_junit: Path,
+                                                tmp_path: Path) -> None:
+    tree = read_junit(small_junit).tree
+    assert tree is not None
+    other = tmp_path / "junit.xml"
+    other.write_text(small_junit.read_text().replace(tree, "0" * 40))  # before a change
+    detail = _refused(tmp_path / "releases", other, "RELEASE_TEST_RUN_STALE")
+    assert f"the junit report ran on tree 000000000000, but the working tree is " \
+           f"{tree[:12]}" in detail
+
+
 @pytest.mark.req("SRS-REL-006")
 def test_a_failed_build_leaves_no_folder(clean: None, small_junit: Path, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,6 +160,7 @@ def test_a_release_record_is_complete_hashed_and_never_overwritten(
     assert wheel["file"].endswith(".whl") and (folder / wheel["file"]).is_file()
     assert wheel["sha256"] == manifest["files"][wheel["file"]]
     assert manifest["junit"]["sha256"] == hashlib.sha256(small_junit.read_bytes()).hexdigest()
+    assert manifest["junit"]["tree"] == read_junit(small_junit).tree
     filed = [a.id for a in load_anomalies(REPO_ROOT / "qms" / "anomalies.yaml")[0]]
     assert manifest["known_anomalies"] == filed and "ANOM-001" in filed
     assert [c["clause"] for c in manifest["clauses_outside_repository"]] == ["4.1"]
