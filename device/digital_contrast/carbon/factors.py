@@ -1,12 +1,21 @@
 """Avoided-footprint factor sets: what one contrast-enhanced CT made unnecessary would have cost.
 
-A factor set is one versioned YAML file (`factors/contrast-ct-2026.1.yaml` by default; a site may
-configure its own life-cycle figures). Each factor states its value or the annual total it is
-derived from, its unit, what it covers, its source and a plausible range. Per-scan values derived
-from annual totals are computed here (annual total / annual contrast CTs, with an explicit unit
-conversion), never typed twice. Iodine per scan is the contrast protocol's volume x concentration,
-not a share of an annual pollution figure; annual iodine figures are evaluated against world
-iodine production and refused with the reason kept for the audit trail.
+A factor set is one versioned YAML file. Two formats are read:
+
+- a *differential* set (`kind: differential`; the packaged default
+  `factors/contrast-differential-2026.1.yaml`, loaded by `carbon.differential`): the difference
+  between a contrast-enhanced CT and the non-contrast CT it replaces, component by component,
+  each with low / central / high values and a DOI source; the totals are computed, never typed;
+- a *point* set (the format of 0.1.0, still accepted for a site's own file; the packaged
+  `factors/product-brief-2026.1.yaml` keeps the product brief's figures in it): each factor states
+  its value or the annual total it is derived from, its unit, what it covers, its source and a
+  plausible range. Per-scan values derived from annual totals are computed here (annual total /
+  annual contrast CTs, with an explicit unit conversion), never typed twice.
+
+Iodine per scan is the contrast protocol's volume x concentration, not a share of an annual
+pollution figure; annual iodine figures are evaluated against world iodine production and refused
+with the reason kept for the audit trail. Text that is a placeholder (TBD, TODO, "to be
+confirmed"...) is refused anywhere in a set.
 
 No double counting: `co2e_kg` already includes the contrast scan's extra energy, so `energy_kwh`
 is a quantity of its own and is never converted to CO2e and added to it.
@@ -16,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -33,8 +44,23 @@ from digital_contrast.errors import DigitalContrastError
 from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.yaml_lines import YamlLines
 
-DEFAULT_FACTOR_FILE = Path(__file__).with_name("factors") / "contrast-ct-2026.1.yaml"
+FACTOR_DIR = Path(__file__).with_name("factors")
+DEFAULT_FACTOR_SET = "contrast-differential-2026.1"
+PRODUCT_BRIEF_SET = "product-brief-2026.1"
+DEFAULT_FACTOR_FILE = FACTOR_DIR / f"{DEFAULT_FACTOR_SET}.yaml"
+PRODUCT_BRIEF_FILE = FACTOR_DIR / f"{PRODUCT_BRIEF_SET}.yaml"
 CODE = "CARBON_FACTORS_INVALID"
+# Words that mark a figure or its source as not yet filled in; refused wherever they appear.
+PLACEHOLDER = re.compile(r"\b(TBD|TBC|TODO|FIXME|XXX|placeholder|lorem ipsum)\b"
+                         r"|to be (confirmed|determined|defined|added|checked)", re.IGNORECASE)
+Kind = Literal["differential", "average-ct", "point"]
+KIND_LABELS: dict[str, str] = {
+    "differential": "difference between a contrast-enhanced CT and the non-contrast CT it "
+                    "replaces",
+    "average-ct": "footprint of an average CT scan of any kind, NOT the extra footprint of "
+                  "contrast (not a differential)",
+    "point": "point figures without a range (a site's set in the 0.1.0 format)",
+}
 
 # Accepted contrast protocols; 10-300 mL x 100-400 mgI/mL = 1-120 g iodine.
 VOLUME_ML_RANGE = (10.0, 300.0)
@@ -112,9 +138,90 @@ class Factor:
     covers: str
     source: str
     derivation: str
-    plausible_min: float
-    plausible_max: float
-    plausible_basis: str
+    plausible_min: float | None
+    plausible_max: float | None
+    plausible_basis: str | None
+    low: float | None = None  # the range, where the set gives one (differential sets)
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class Range:
+    """A low / central / high estimate; sums of ranges add bound by bound."""
+
+    low: float
+    central: float
+    high: float
+
+    @classmethod
+    def point(cls, value: float) -> Range:
+        return cls(value, value, value)
+
+    def scaled(self, k: float) -> Range:
+        return Range(self.low * k, self.central * k, self.high * k)
+
+    def __add__(self, other: Range) -> Range:
+        if not isinstance(other, Range):
+            return NotImplemented
+        return Range(self.low + other.low, self.central + other.central,
+                     self.high + other.high)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+ZERO_RANGE = Range(0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class GridIntensity:
+    """The electricity grid a set's scanner energy is converted with (the site's, as for the
+    compute)."""
+
+    country_iso_code: str
+    kg_co2e_per_kwh: float
+    source: str
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where a component's figures come from, and whether they were checked against it."""
+
+    citation: str
+    doi: str
+    locator: str  # the table or figure, or "table not verified"
+    verified: bool
+
+    @property
+    def text(self) -> str:
+        checked = ("verified against the source" if self.verified
+                   else "not verified against the source")
+        return f"{self.citation} doi:{self.doi}, {self.locator}; {checked}."
+
+
+@dataclass(frozen=True)
+class Component:
+    """One contributor to a differential set: its CO2e range and the quantities it carries."""
+
+    key: str
+    category: str
+    covers: str
+    co2e_kg: Range
+    energy_kwh: Range | None
+    plastics_g: Range | None
+    steel_g: Range | None
+    derivation: str
+    source: SourceRef
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "category": self.category, "covers": self.covers,
+                "co2e_kg": self.co2e_kg.to_dict(),
+                **{name: None if value is None else value.to_dict()
+                   for name, value in (("energy_kwh", self.energy_kwh),
+                                       ("plastics_g", self.plastics_g),
+                                       ("steel_g", self.steel_g))},
+                "derivation": self.derivation, "source": {**asdict(self.source),
+                                                          "text": self.source.text}}
 
 
 @dataclass(frozen=True)
@@ -140,8 +247,8 @@ class FactorSet:
     description: str
     source_file: str  # file name, not a server path
     sha256: str  # of the file's bytes: an edited file under an unchanged version is detectable
-    annual_contrast_ct: float
-    co2e_kg: float
+    annual_contrast_ct: float | None  # point sets only: the count their annual totals share
+    co2e_kg: float  # the central value: what each job's record stores
     packaging_g: float
     needle_steel_g: float
     tubing_plastic_g: float
@@ -151,16 +258,41 @@ class FactorSet:
     protocol_origin: Literal["factor set default", "site protocol"]
     factors: tuple[Factor, ...]
     rejected: tuple[RejectedFigure, ...]
+    kind: Kind = "point"
+    co2e_kg_range: Range | None = None  # None: a point figure (low = central = high)
+    energy_kwh_range: Range | None = None
+    components: tuple[Component, ...] = ()
+    grid: GridIntensity | None = None  # what the scanner energy was converted with
 
     @property
     def plastics_g(self) -> float:
         return self.packaging_g + self.tubing_plastic_g
 
+    @property
+    def co2e_range(self) -> Range:
+        return self.co2e_kg_range or Range.point(self.co2e_kg)
+
+    @property
+    def energy_range(self) -> Range:
+        return self.energy_kwh_range or Range.point(self.energy_kwh)
+
+    @property
+    def not_verified(self) -> tuple[str, ...]:
+        """The components whose figures were not checked against their source."""
+        return tuple(c.key for c in self.components if not c.source.verified)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "version": self.version, "title": self.title,
+            "kind": self.kind, "kind_label": KIND_LABELS[self.kind],
             "description": self.description, "source_file": self.source_file,
             "sha256": self.sha256, "annual_contrast_ct": self.annual_contrast_ct,
+            "range": {"co2e_kg": self.co2e_range.to_dict(),
+                      "energy_kwh": self.energy_range.to_dict(),
+                      "computed": self.co2e_kg_range is not None},
+            "components": [c.to_dict() for c in self.components],
+            "not_verified": list(self.not_verified),
+            "scanner_energy_grid": None if self.grid is None else asdict(self.grid),
             "per_scan": {"co2e_kg": self.co2e_kg, "packaging_g": self.packaging_g,
                          "needle_steel_g": self.needle_steel_g,
                          "tubing_plastic_g": self.tubing_plastic_g,
@@ -266,6 +398,7 @@ class _IodineSpec(_Model):
 class _FactorFile(_Model):
     id: Ident
     version: Ident
+    kind: Literal["average-ct", "point"] = "point"
     title: Text
     description: Text
     annual_contrast_ct: _Quantity
@@ -373,6 +506,23 @@ class _Loader:
                                          iodine.annual_total.source, scans, iodine)
             raise self.fail(("iodine", "annual_total"), f"refused: {refused.reason}")
 
+        protocol, origin, iodine_factor = self.protocol_iodine(iodine, protocol)
+        return FactorSet(
+            id=spec.id, version=spec.version, title=spec.title, description=spec.description,
+            source_file=self.path.name, sha256=sha256, annual_contrast_ct=scans.value,
+            co2e_kg=factors["co2e_kg"].value, packaging_g=factors["packaging_g"].value,
+            needle_steel_g=factors["needle_steel_g"].value,
+            tubing_plastic_g=factors["tubing_plastic_g"].value,
+            energy_kwh=factors["energy_kwh"].value, iodine_g=protocol.iodine_g,
+            protocol=protocol, protocol_origin=origin,
+            factors=(*factors.values(), iodine_factor), rejected=rejected, kind=spec.kind)
+
+    def protocol_iodine(self, iodine: Any, protocol: ContrastProtocol | None
+                        ) -> tuple[ContrastProtocol, Literal["factor set default",
+                                                             "site protocol"], Factor]:
+        """The protocol in force (the site's, else the file's default) and its iodine factor;
+        `iodine` is the file's iodine section (unit, covers, per_scan_from_protocol,
+        plausible)."""
         default = iodine.per_scan_from_protocol
         assert default is not None  # the schema requires one of the two
         origin: Literal["factor set default", "site protocol"] = "site protocol"
@@ -388,28 +538,49 @@ class _Loader:
         else:
             source = "The site's contrast protocol (site configuration)."
         self.check_range(("iodine",), protocol.iodine_g, iodine.unit, iodine.plausible)
-        iodine_factor = Factor(
+        return protocol, origin, Factor(
             "iodine_g", protocol.iodine_g, iodine.unit, iodine.covers, source,
             f"{_num(protocol.volume_ml)} mL x {_num(protocol.iodine_mg_per_ml)} mgI/mL / "
             f"1,000 mg/g = {_num(protocol.iodine_g)} g/scan ({origin})",
             iodine.plausible.min, iodine.plausible.max, iodine.plausible.basis)
 
-        return FactorSet(
-            id=spec.id, version=spec.version, title=spec.title, description=spec.description,
-            source_file=self.path.name, sha256=sha256, annual_contrast_ct=scans.value,
-            co2e_kg=factors["co2e_kg"].value, packaging_g=factors["packaging_g"].value,
-            needle_steel_g=factors["needle_steel_g"].value,
-            tubing_plastic_g=factors["tubing_plastic_g"].value,
-            energy_kwh=factors["energy_kwh"].value, iodine_g=protocol.iodine_g,
-            protocol=protocol, protocol_origin=origin,
-            factors=(*factors.values(), iodine_factor), rejected=rejected)
+
+def placeholders(data: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Where `data` holds text (or a key) that is a placeholder rather than a figure or source."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str) and PLACEHOLDER.search(key):
+                yield (*loc, key)
+            yield from placeholders(value, (*loc, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from placeholders(value, (*loc, i))
+    elif isinstance(data, str) and PLACEHOLDER.search(data):
+        yield loc
+
+
+def packaged_factor_sets() -> dict[str, Path]:
+    """The factor sets shipped with the package, by name (file stem: id-version)."""
+    return {path.stem: path for path in sorted(FACTOR_DIR.glob("*.yaml"))}
+
+
+def packaged_factor_file(name: str) -> Path:
+    """The packaged set called `name` (e.g. 'product-brief-2026.1'); FactorError otherwise."""
+    sets = packaged_factor_sets()
+    if name not in sets:
+        raise FactorError(CODE, f"no packaged factor set {name!r}; packaged: "
+                                f"{', '.join(sets)}")
+    return sets[name]
 
 
 def load_factor_set(path: Path | None = None,
-                    protocol: ContrastProtocol | None = None) -> FactorSet:
+                    protocol: ContrastProtocol | None = None,
+                    grid: GridIntensity | None = None) -> FactorSet:
     """The factor set in `path` (None: the packaged default), iodine from `protocol` (None: the
-    file's default protocol). Raises FactorError (CARBON_FACTORS_INVALID) naming the file and
-    the factor when the file is missing, unreadable, malformed, unsourced or implausible."""
+    file's default protocol), the scanner energy of a differential set converted with `grid`
+    (None: the grid of DEFAULT_COUNTRY in CodeCarbon's energy mix). Raises FactorError
+    (CARBON_FACTORS_INVALID) naming the file and the factor when the file is missing,
+    unreadable, malformed, unsourced, a placeholder or implausible."""
     path = Path(path) if path is not None else DEFAULT_FACTOR_FILE
     try:
         raw = path.read_bytes()
@@ -426,4 +597,29 @@ def load_factor_set(path: Path | None = None,
                                 f"{getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, dict):
         raise FactorError(CODE, f"{path}: a factor set is a YAML mapping")
-    return loader.load(data, hashlib.sha256(raw).hexdigest(), protocol)
+    for loc in placeholders(data):
+        raise loader.fail(loc, "a placeholder is not a figure or a source; give the real "
+                               "value and where it comes from")
+    sha256 = hashlib.sha256(raw).hexdigest()
+    if data.get("kind") == "differential":
+        # Imported here: the differential loader builds on this module's types.
+        from digital_contrast.carbon.differential import load_differential
+
+        return load_differential(loader, data, sha256, protocol, grid or default_grid())
+    return loader.load(data, sha256, protocol)
+
+
+def grid_for(country_iso_code: str) -> GridIntensity:
+    """The country's grid as the compute's emissions use it (CodeCarbon's bundled energy mix);
+    ValueError for a country the mix does not have."""
+    from digital_contrast.carbon.measure import grid_intensity  # pulls no codecarbon import
+
+    kg, source = grid_intensity(country_iso_code)
+    return GridIntensity(country_iso_code.upper(), kg, source)
+
+
+def default_grid() -> GridIntensity:
+    """The grid of DEFAULT_COUNTRY (the settings' default)."""
+    from digital_contrast.carbon.measure import DEFAULT_COUNTRY
+
+    return grid_for(DEFAULT_COUNTRY)
