@@ -28,15 +28,15 @@ from digital_contrast.carbon.factors import (
     FactorError,
     FactorSet,
     GridIntensity,
+    Ident,
     Range,
     SourceRef,
+    Text,
     _Loader,
     _Model,
     _num,
     _Plausible,
     _ProtocolSpec,
-    Ident,
-    Text,
 )
 
 # A DOI as registered (10.<registrant>/<suffix>); a URL or a bare title is refused.
