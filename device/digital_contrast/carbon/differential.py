@@ -12,31 +12,30 @@ were checked against it). The totals are computed here, never typed:
 - energy: the sum of the energy components, reported as its own quantity. Its CO2e is already
   inside the CO2e total and is never added again (no double counting);
 - plastics and steel: the sums of the masses the components carry.
+
+This module knows the schema and the arithmetic; `factors.load_factor_set` reads the file,
+reports errors with their line and assembles the `FactorSet`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, ValidationError, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from digital_contrast.carbon.factors import (
-    CODE,
+from digital_contrast.carbon.factor_types import (
     Component,
-    ContrastProtocol,
     Factor,
-    FactorError,
-    FactorSet,
     GridIntensity,
     Ident,
+    Plausible,
+    ProtocolSpec,
     Range,
     SourceRef,
+    StrictModel,
     Text,
-    _Loader,
-    _Model,
-    _num,
-    _Plausible,
-    _ProtocolSpec,
+    num,
 )
 
 # A DOI as registered (10.<registrant>/<suffix>); a URL or a bare title is refused.
@@ -46,7 +45,7 @@ Category = Literal["consumables", "packaging", "contrast_agent", "energy"]
 UNVERIFIED_LOCATOR = "table not verified"
 
 
-class _RangeSpec(_Model):
+class _RangeSpec(StrictModel):
     low: NonNegative
     central: NonNegative
     high: NonNegative
@@ -64,7 +63,7 @@ class _RangeSpec(_Model):
         return Range(self.low, self.central, self.high)
 
 
-class _SourceSpec(_Model):
+class _SourceSpec(StrictModel):
     citation: Text
     doi: Doi
     locator: Text  # the table or figure of the source the figures come from
@@ -78,7 +77,7 @@ class _SourceSpec(_Model):
         return self
 
 
-class _ComponentSpec(_Model):
+class _ComponentSpec(StrictModel):
     category: Category
     covers: Text
     co2e_kg: _RangeSpec | None = None
@@ -101,14 +100,14 @@ class _ComponentSpec(_Model):
         return self
 
 
-class _IodineSpec(_Model):
+class _IodineSpec(StrictModel):
     unit: Literal["g/scan"]
     covers: Text
-    per_scan_from_protocol: _ProtocolSpec
-    plausible: _Plausible
+    per_scan_from_protocol: ProtocolSpec
+    plausible: Plausible
 
 
-class _DifferentialFile(_Model):
+class DifferentialFile(StrictModel):
     id: Ident
     version: Ident
     kind: Literal["differential"]
@@ -116,7 +115,7 @@ class _DifferentialFile(_Model):
     description: Text
     comparison: Text  # which exam is subtracted from which
     components: Annotated[dict[Ident, _ComponentSpec], Field(min_length=1)]
-    total_plausible: _Plausible  # sanity bound on the central CO2e total
+    total_plausible: Plausible  # sanity bound on the central CO2e total
     iodine: _IodineSpec
 
 
@@ -128,7 +127,7 @@ def _sum(ranges: list[Range]) -> Range:
 
 
 def _text(r: Range, unit: str) -> str:
-    return f"{_num(r.central)} {unit} (low {_num(r.low)}, high {_num(r.high)})"
+    return f"{num(r.central)} {unit} (low {num(r.low)}, high {num(r.high)})"
 
 
 def _component(key: str, spec: _ComponentSpec, iodine_g: float, grid: GridIntensity
@@ -140,12 +139,12 @@ def _component(key: str, spec: _ComponentSpec, iodine_g: float, grid: GridIntens
     elif spec.co2e_kg_per_g_iodine is not None:
         per_g = spec.co2e_kg_per_g_iodine.range()
         co2e = per_g.scaled(iodine_g)
-        derivation += (f" Per scan: {_text(per_g, 'kg CO2e/g iodine')} x {_num(iodine_g)} g "
+        derivation += (f" Per scan: {_text(per_g, 'kg CO2e/g iodine')} x {num(iodine_g)} g "
                        f"iodine (contrast protocol) = {_text(co2e, 'kg CO2e')}.")
     else:
         assert energy is not None  # the schema requires one footprint
         co2e = energy.scaled(grid.kg_co2e_per_kwh)
-        derivation += (f" CO2e: {_text(energy, 'kWh')} x {_num(grid.kg_co2e_per_kwh)} kg "
+        derivation += (f" CO2e: {_text(energy, 'kWh')} x {num(grid.kg_co2e_per_kwh)} kg "
                        f"CO2e/kWh ({grid.country_iso_code} grid, as for the compute) = "
                        f"{_text(co2e, 'kg CO2e')}.")
     source = SourceRef(spec.source.citation, spec.source.doi, spec.source.locator,
@@ -158,31 +157,28 @@ def _component(key: str, spec: _ComponentSpec, iodine_g: float, grid: GridIntens
 
 def _total_factor(key: str, unit: str, covers: str, total: Range,
                   parts: list[tuple[str, Range]], note: str = "") -> Factor:
-    terms = " + ".join(f"{name} {_num(r.central)}" for name, r in parts) or "none"
+    terms = " + ".join(f"{name} {num(r.central)}" for name, r in parts) or "none"
     return Factor(key, total.central, unit, covers,
                   "Computed from the components of this set (each with its own source).",
-                  f"sum of the components: {terms} = {_num(total.central)} {unit}; low "
-                  f"{_num(total.low)}, high {_num(total.high)}{note}",
+                  f"sum of the components: {terms} = {num(total.central)} {unit}; low "
+                  f"{num(total.low)}, high {num(total.high)}{note}",
                   None, None, None, total.low, total.high)
 
 
-def load_differential(loader: _Loader, data: dict[str, Any], sha256: str,
-                      protocol: ContrastProtocol | None, grid: GridIntensity) -> FactorSet:
-    """The differential set in `data` (read by `loader`, which names the file and lines in
-    errors), its totals computed from the components. FactorError (CARBON_FACTORS_INVALID)
-    when a component has no DOI source, an unordered range or an implausible total."""
-    try:
-        spec = _DifferentialFile.model_validate(data)
-    except ValidationError as exc:
-        problems = [loader.at(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
-        raise FactorError(CODE, f"{loader.path}: {'; '.join(problems)}") from None
-    protocol, origin, iodine_factor = loader.protocol_iodine(spec.iodine, protocol)
-    components = tuple(_component(key, c, protocol.iodine_g, grid)
-                       for key, c in spec.components.items())
+@dataclass(frozen=True)
+class Totals:
+    """A differential set evaluated for one protocol and grid."""
 
+    components: tuple[Component, ...]
+    co2e_kg: Range
+    energy_kwh: Range
+    factors: dict[str, Factor]  # the totals as per-scan factors, in the point format's order
+
+
+def evaluate(spec: DifferentialFile, iodine_g: float, grid: GridIntensity) -> Totals:
+    """The components for `iodine_g` of iodine per scan and the `grid`, and their totals."""
+    components = tuple(_component(key, c, iodine_g, grid) for key, c in spec.components.items())
     co2e = _sum([c.co2e_kg for c in components])
-    loader.check_range(("components",), co2e.central, "kg CO2e/scan (central total)",
-                       spec.total_plausible)
     energy_parts = [(c.key, c.energy_kwh) for c in components if c.energy_kwh is not None]
     packaging = [(c.key, c.plastics_g) for c in components
                  if c.plastics_g is not None and c.category == "packaging"]
@@ -190,7 +186,7 @@ def load_differential(loader: _Loader, data: dict[str, Any], sha256: str,
               if c.plastics_g is not None and c.category != "packaging"]
     steel = [(c.key, c.steel_g) for c in components if c.steel_g is not None]
     energy = _sum([r for _, r in energy_parts])
-    totals = {
+    return Totals(components, co2e, energy, {
         "co2e_kg": _total_factor(
             "co2e_kg", "kg CO2e/scan", "what contrast adds to a CT: every component's CO2e",
             co2e, [(c.key, c.co2e_kg) for c in components]),
@@ -205,14 +201,4 @@ def load_differential(loader: _Loader, data: dict[str, Any], sha256: str,
             "energy_kwh", "kWh/scan", "the scanner's extra electricity for the contrast "
             "phase", energy, energy_parts,
             "; its CO2e is inside co2e_kg and is never added again"),
-    }
-    return FactorSet(
-        id=spec.id, version=spec.version, title=spec.title,
-        description=f"{spec.description} Comparison: {spec.comparison}",
-        source_file=loader.path.name, sha256=sha256, annual_contrast_ct=None,
-        co2e_kg=co2e.central, packaging_g=totals["packaging_g"].value,
-        needle_steel_g=totals["needle_steel_g"].value,
-        tubing_plastic_g=totals["tubing_plastic_g"].value, energy_kwh=energy.central,
-        iodine_g=protocol.iodine_g, protocol=protocol, protocol_origin=origin,
-        factors=(*totals.values(), iodine_factor), rejected=(), kind="differential",
-        co2e_kg_range=co2e, energy_kwh_range=energy, components=components, grid=grid)
+    })

@@ -3,9 +3,10 @@
 A factor set is one versioned YAML file. Two formats are read:
 
 - a *differential* set (`kind: differential`; the packaged default
-  `factors/contrast-differential-2026.1.yaml`, loaded by `carbon.differential`): the difference
-  between a contrast-enhanced CT and the non-contrast CT it replaces, component by component,
-  each with low / central / high values and a DOI source; the totals are computed, never typed;
+  `factors/contrast-differential-2026.1.yaml`; its schema and arithmetic: `carbon.differential`):
+  the difference between a contrast-enhanced CT and the non-contrast CT it replaces, component
+  by component, each with low / central / high values and a DOI source; the totals are
+  computed, never typed;
 - a *point* set (the format of 0.1.0, still accepted for a site's own file; the packaged
   `factors/product-brief-2026.1.yaml` keeps the product brief's figures in it): each factor states
   its value or the annual total it is derived from, its unit, what it covers, its source and a
@@ -29,19 +30,30 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    ConfigDict,
     Field,
-    StringConstraints,
     ValidationError,
     model_validator,
 )
 
+from digital_contrast.carbon.differential import DifferentialFile, evaluate
+from digital_contrast.carbon.factor_types import (
+    Component,
+    Factor,
+    GridIntensity,
+    Ident,
+    Plausible,
+    Positive,
+    ProtocolSpec,
+    Range,
+    StrictModel,
+    Text,
+    num,
+)
 from digital_contrast.errors import DigitalContrastError
-from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.yaml_lines import YamlLines
 
 FACTOR_DIR = Path(__file__).with_name("factors")
@@ -129,102 +141,6 @@ class ContrastProtocol:
 
 
 @dataclass(frozen=True)
-class Factor:
-    """One per-scan factor as shown on the dashboard and in API responses."""
-
-    key: str
-    value: float
-    unit: str
-    covers: str
-    source: str
-    derivation: str
-    plausible_min: float | None
-    plausible_max: float | None
-    plausible_basis: str | None
-    low: float | None = None  # the range, where the set gives one (differential sets)
-    high: float | None = None
-
-
-@dataclass(frozen=True)
-class Range:
-    """A low / central / high estimate; sums of ranges add bound by bound."""
-
-    low: float
-    central: float
-    high: float
-
-    @classmethod
-    def point(cls, value: float) -> Range:
-        return cls(value, value, value)
-
-    def scaled(self, k: float) -> Range:
-        return Range(self.low * k, self.central * k, self.high * k)
-
-    def __add__(self, other: Range) -> Range:
-        if not isinstance(other, Range):
-            return NotImplemented
-        return Range(self.low + other.low, self.central + other.central,
-                     self.high + other.high)
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
-ZERO_RANGE = Range(0.0, 0.0, 0.0)
-
-
-@dataclass(frozen=True)
-class GridIntensity:
-    """The electricity grid a set's scanner energy is converted with (the site's, as for the
-    compute)."""
-
-    country_iso_code: str
-    kg_co2e_per_kwh: float
-    source: str
-
-
-@dataclass(frozen=True)
-class SourceRef:
-    """Where a component's figures come from, and whether they were checked against it."""
-
-    citation: str
-    doi: str
-    locator: str  # the table or figure, or "table not verified"
-    verified: bool
-
-    @property
-    def text(self) -> str:
-        checked = ("verified against the source" if self.verified
-                   else "not verified against the source")
-        return f"{self.citation} doi:{self.doi}, {self.locator}; {checked}."
-
-
-@dataclass(frozen=True)
-class Component:
-    """One contributor to a differential set: its CO2e range and the quantities it carries."""
-
-    key: str
-    category: str
-    covers: str
-    co2e_kg: Range
-    energy_kwh: Range | None
-    plastics_g: Range | None
-    steel_g: Range | None
-    derivation: str
-    source: SourceRef
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "category": self.category, "covers": self.covers,
-                "co2e_kg": self.co2e_kg.to_dict(),
-                **{name: None if value is None else value.to_dict()
-                   for name, value in (("energy_kwh", self.energy_kwh),
-                                       ("plastics_g", self.plastics_g),
-                                       ("steel_g", self.steel_g))},
-                "derivation": self.derivation, "source": {**asdict(self.source),
-                                                          "text": self.source.text}}
-
-
-@dataclass(frozen=True)
 class RejectedFigure:
     """A figure that was considered and refused, with the evaluation that refused it."""
 
@@ -306,45 +222,24 @@ class FactorSet:
 
 # --- file schema (strict: a quoted number or an unquoted version is a type error) ---------------
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-
-
-class _Model(FrozenSchema):
-    model_config = ConfigDict(strict=True)  # merged into FrozenSchema's
-
-
-class _Quantity(_Model):
+class _Quantity(StrictModel):
     value: Positive
     unit: Text
     source: Text
 
 
-class _AnnualTotal(_Model):
+class _AnnualTotal(StrictModel):
     value: Positive
     unit: Text
 
 
-class _Plausible(_Model):
-    min: Positive
-    max: Positive
-    basis: Text
-
-    @model_validator(mode="after")
-    def _ordered(self) -> _Plausible:
-        if self.min >= self.max:
-            raise ValueError(f"min {self.min} is not below max {self.max}")
-        return self
-
-
-class _FactorSpec(_Model):
+class _FactorSpec(StrictModel):
     value: Positive | None = None
     annual_total: _AnnualTotal | None = None
     unit: Text
     covers: Text
     source: Text
-    plausible: _Plausible
+    plausible: Plausible
 
     @model_validator(mode="after")
     def _one_value(self) -> _FactorSpec:
@@ -353,7 +248,7 @@ class _FactorSpec(_Model):
         return self
 
 
-class _Factors(_Model):
+class _Factors(StrictModel):
     co2e_kg: _FactorSpec
     packaging_g: _FactorSpec
     needle_steel_g: _FactorSpec
@@ -361,29 +256,19 @@ class _Factors(_Model):
     energy_kwh: _FactorSpec
 
 
-class _Sourced(_Model):
-    value: Positive
-    source: Text
-
-
-class _ProtocolSpec(_Model):
-    volume_ml: _Sourced
-    concentration_mg_per_ml: _Sourced
-
-
-class _RejectedSpec(_Model):
+class _RejectedSpec(StrictModel):
     name: Text
     annual_total: _AnnualTotal
     source: Text
 
 
-class _IodineSpec(_Model):
+class _IodineSpec(StrictModel):
     unit: Text
     covers: Text
-    per_scan_from_protocol: _ProtocolSpec | None = None
+    per_scan_from_protocol: ProtocolSpec | None = None
     # Accepted by the schema only so that it is refused by evaluation, with the reason.
     annual_total: _Quantity | None = None
-    plausible: _Plausible
+    plausible: Plausible
     world_production: _Quantity
     rejected_figures: list[_RejectedSpec] = Field(default_factory=list)
 
@@ -395,7 +280,7 @@ class _IodineSpec(_Model):
         return self
 
 
-class _FactorFile(_Model):
+class _FactorFile(StrictModel):
     id: Ident
     version: Ident
     kind: Literal["average-ct", "point"] = "point"
@@ -407,10 +292,6 @@ class _FactorFile(_Model):
 
 
 # --- loading ---------------------------------------------------------------------------------
-
-
-def _num(x: float) -> str:
-    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.6g}"
 
 
 class _Loader:
@@ -427,10 +308,10 @@ class _Loader:
         return FactorError(CODE, f"{self.path}: {self.at(loc, message)}")
 
     def check_range(self, loc: tuple[str, ...], value: float, unit: str,
-                    plausible: _Plausible) -> None:
+                    plausible: Plausible) -> None:
         if not plausible.min <= value <= plausible.max:
-            raise self.fail(loc, f"{_num(value)} {unit} is outside the plausible "
-                                 f"{_num(plausible.min)}-{_num(plausible.max)} {unit} "
+            raise self.fail(loc, f"{num(value)} {unit} is outside the plausible "
+                                 f"{num(plausible.min)}-{num(plausible.max)} {unit} "
                                  f"({plausible.basis})")
 
     def factor(self, key: str, spec: _FactorSpec, scans: _Quantity) -> Factor:
@@ -440,7 +321,7 @@ class _Loader:
                                             f"got {spec.unit!r}")
         if spec.annual_total is None:
             assert spec.value is not None  # the schema requires one of the two
-            value, derivation = spec.value, f"stated per scan: {_num(spec.value)} {spec.unit}"
+            value, derivation = spec.value, f"stated per scan: {num(spec.value)} {spec.unit}"
             source = spec.source
         else:
             total = spec.annual_total
@@ -449,9 +330,9 @@ class _Loader:
             except ValueError as exc:
                 raise self.fail((*loc, "annual_total", "unit"), str(exc)) from None
             factor, per = CONVERSIONS[(total.unit, spec.unit)]
-            scale = "" if factor == 1 else f" x {_num(factor)} {per}"
-            derivation = (f"{_num(total.value)} {total.unit}{scale} / {_num(scans.value)} "
-                          f"scans/year = {_num(value)} {spec.unit}")
+            scale = "" if factor == 1 else f" x {num(factor)} {per}"
+            derivation = (f"{num(total.value)} {total.unit}{scale} / {num(scans.value)} "
+                          f"scans/year = {num(value)} {spec.unit}")
             source = f"{spec.source} Annual contrast CTs: {scans.source}"
         self.check_range(loc, value, spec.unit, spec.plausible)
         return Factor(key, value, spec.unit, spec.covers, source, derivation,
@@ -465,15 +346,15 @@ class _Loader:
         per_scan = annual_to_per_scan(total.value, total.unit, "g/scan", scans.value)
         total_t = total.value * _MASS_PER_YEAR_IN_T[total.unit]
         world = iodine.world_production
-        reasons = [f"{_num(total.value)} {total.unit} / {_num(scans.value)} scans/year = "
-                   f"{_num(per_scan)} g iodine per scan"]
+        reasons = [f"{num(total.value)} {total.unit} / {num(scans.value)} scans/year = "
+                   f"{num(per_scan)} g iodine per scan"]
         if total_t > world.value:
-            reasons.append(f"{_num(total_t)} t/year exceeds world iodine production "
-                           f"({_num(world.value)} t/year, iodine.world_production), so it "
+            reasons.append(f"{num(total_t)} t/year exceeds world iodine production "
+                           f"({num(world.value)} t/year, iodine.world_production), so it "
                            f"cannot all be iodine from contrast CT")
         if not iodine.plausible.min <= per_scan <= iodine.plausible.max:
-            reasons.append(f"{_num(per_scan)} g/scan is outside the plausible "
-                           f"{_num(iodine.plausible.min)}-{_num(iodine.plausible.max)} g/scan")
+            reasons.append(f"{num(per_scan)} g/scan is outside the plausible "
+                           f"{num(iodine.plausible.min)}-{num(iodine.plausible.max)} g/scan")
         reasons.append("iodine per scan comes from the contrast protocol "
                        "(volume x concentration), not a share of an annual figure")
         return RejectedFigure(name, total.value, total.unit, per_scan, "g/scan", source,
@@ -517,6 +398,32 @@ class _Loader:
             protocol=protocol, protocol_origin=origin,
             factors=(*factors.values(), iodine_factor), rejected=rejected, kind=spec.kind)
 
+    def load_differential(self, data: Any, sha256: str, protocol: ContrastProtocol | None,
+                          grid: GridIntensity) -> FactorSet:
+        """A differential set, its totals computed from the components for the protocol in
+        force and the site's grid (`carbon.differential`)."""
+        try:
+            spec = DifferentialFile.model_validate(data)
+        except ValidationError as exc:
+            problems = [self.at(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
+            raise FactorError(CODE, f"{self.path}: {'; '.join(problems)}") from None
+        protocol, origin, iodine_factor = self.protocol_iodine(spec.iodine, protocol)
+        totals = evaluate(spec, protocol.iodine_g, grid)
+        self.check_range(("components",), totals.co2e_kg.central,
+                         "kg CO2e/scan (central total)", spec.total_plausible)
+        per_scan = {key: f.value for key, f in totals.factors.items()}
+        return FactorSet(
+            id=spec.id, version=spec.version, title=spec.title,
+            description=f"{spec.description} Comparison: {spec.comparison}",
+            source_file=self.path.name, sha256=sha256, annual_contrast_ct=None,
+            co2e_kg=per_scan["co2e_kg"], packaging_g=per_scan["packaging_g"],
+            needle_steel_g=per_scan["needle_steel_g"],
+            tubing_plastic_g=per_scan["tubing_plastic_g"], energy_kwh=per_scan["energy_kwh"],
+            iodine_g=protocol.iodine_g, protocol=protocol, protocol_origin=origin,
+            factors=(*totals.factors.values(), iodine_factor), rejected=(),
+            kind="differential", co2e_kg_range=totals.co2e_kg,
+            energy_kwh_range=totals.energy_kwh, components=totals.components, grid=grid)
+
     def protocol_iodine(self, iodine: Any, protocol: ContrastProtocol | None
                         ) -> tuple[ContrastProtocol, Literal["factor set default",
                                                              "site protocol"], Factor]:
@@ -540,8 +447,8 @@ class _Loader:
         self.check_range(("iodine",), protocol.iodine_g, iodine.unit, iodine.plausible)
         return protocol, origin, Factor(
             "iodine_g", protocol.iodine_g, iodine.unit, iodine.covers, source,
-            f"{_num(protocol.volume_ml)} mL x {_num(protocol.iodine_mg_per_ml)} mgI/mL / "
-            f"1,000 mg/g = {_num(protocol.iodine_g)} g/scan ({origin})",
+            f"{num(protocol.volume_ml)} mL x {num(protocol.iodine_mg_per_ml)} mgI/mL / "
+            f"1,000 mg/g = {num(protocol.iodine_g)} g/scan ({origin})",
             iodine.plausible.min, iodine.plausible.max, iodine.plausible.basis)
 
 
@@ -602,10 +509,7 @@ def load_factor_set(path: Path | None = None,
                                "value and where it comes from")
     sha256 = hashlib.sha256(raw).hexdigest()
     if data.get("kind") == "differential":
-        # Imported here: the differential loader builds on this module's types.
-        from digital_contrast.carbon.differential import load_differential
-
-        return load_differential(loader, data, sha256, protocol, grid or default_grid())
+        return loader.load_differential(data, sha256, protocol, grid or default_grid())
     return loader.load(data, sha256, protocol)
 
 
