@@ -77,6 +77,7 @@ def _energy_mix_countries() -> frozenset[str]:
     return frozenset(_energy_mix())
 
 
+@functools.cache  # read on every summary request; the bundled mix does not change in a process
 def grid_intensity(country_iso_code: str) -> tuple[float, str]:
     """The country's grid carbon intensity in kg CO2e/kWh, as the tracker uses it (the same
     bundled energy mix), and where it comes from."""
