@@ -120,7 +120,7 @@ class DifferentialFile(StrictModel):
 
 
 def _sum(ranges: list[Range]) -> Range:
-    total = Range(0.0, 0.0, 0.0)
+    total = Range(0.0, 0.0, 0.0)  # an empty sum: a set without masses carries none
     for r in ranges:
         total = total + r
     return total

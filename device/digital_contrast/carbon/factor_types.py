@@ -54,9 +54,6 @@ class Range:
         return asdict(self)
 
 
-ZERO_RANGE = Range(0.0, 0.0, 0.0)
-
-
 @dataclass(frozen=True)
 class GridIntensity:
     """The electricity grid a set's scanner energy is converted with (the site's, as for the
