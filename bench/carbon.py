@@ -97,8 +97,10 @@ def job_overhead(repeats: int, threads: int, bundle: Path | None) -> None:
           f"({energy.status}: {energy.method}; grid {energy.grid_intensity_kg_per_kwh:.3f} "
           f"kg/kWh {energy.country_iso_code}; CPU {energy.cpu_energy_kwh * 1000:.3f} Wh, RAM "
           f"{energy.ram_energy_kwh * 1000:.3f} Wh)")
-    print(f"potential avoided per scan {factors.co2e_kg} kg CO2e ({factors.id}@"
-          f"{factors.version}) / emitted {kg * 1000:.3f} g = {factors.co2e_kg / kg:,.0f}x")
+    r = factors.co2e_range
+    print(f"potential avoided per scan {r.central:.3f} kg CO2e (range {r.low:.3f}-{r.high:.3f}; "
+          f"{factors.id}@{factors.version}, {factors.kind}) / emitted {kg * 1000:.3f} g = "
+          f"{r.central / kg:,.0f}x (low {r.low / kg:,.0f}x)")
 
 
 SEED_SQL = """

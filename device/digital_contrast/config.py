@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     carbon_force_ram_power_w: float | None = Field(
         None, gt=0, le=10_000, description="RAM power in watts; CodeCarbon's own figure is a "
         "fixed guess that can outweigh the CPU on small hosts.")
+    carbon_factor_set: str | None = Field(
+        None, min_length=1, max_length=64, description="A packaged avoided-footprint factor "
+        "set by name: contrast-differential-2026.1 (the default: what contrast adds to a CT) "
+        "or product-brief-2026.1 (the product brief's average-CT figure, not a differential). "
+        "Not together with DC_CARBON_FACTORS_FILE.")
     carbon_factors_file: Path | None = Field(
         None, description="The site's own avoided-footprint factor set (YAML, as "
         "digital_contrast/carbon/factors/); default: the packaged set.")

@@ -74,7 +74,7 @@ def test_dashboard_in_a_browser(service, browser: Browser) -> None:
                             headers={"X-API-Key": key}).json()
         tiles = page.eval_on_selector_all(
             "li.tile", "tiles => tiles.map(t => [t.dataset.path, t.dataset.value])")
-        assert len(tiles) == 9
+        assert len(tiles) == 11
         for path, value in tiles:
             assert json.loads(value) == resolve(summary, path), path
         assert summary["counts"]["jobs"] == 5

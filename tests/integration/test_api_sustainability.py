@@ -12,7 +12,7 @@ import pytest
 from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 
-from digital_contrast.carbon.factors import DEFAULT_FACTOR_FILE
+from digital_contrast.carbon.factors import DEFAULT_FACTOR_FILE, grid_for
 from digital_contrast.carbon.meter import MeterConfig, ScanMeter
 from digital_contrast.cli import app as cli
 from digital_contrast.config import get_settings
@@ -22,6 +22,11 @@ from tests.support.service import make_settings, running_service, upload
 
 ROUTES = ("/v1/sustainability/summary", "/v1/sustainability/timeseries",
           "/v1/sustainability/export.csv")
+
+
+# The default differential's central kg CO2e per scan, by hand: injector set 0.6 + its packaging
+# 0.1 + agent 0.043 kg/g x 35 g iodine + bottle 0.15 + 0.3 kWh x the site's grid (France here).
+CENTRAL = 0.6 + 0.1 + 0.043 * 35 + 0.15 + 0.3 * grid_for("FRA").kg_co2e_per_kwh
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +86,8 @@ def test_every_finished_job_has_its_emission_record(service, finished_jobs) -> N
         assert record.contrast_scan_avoided is None
     assert (done.avoided_kg_co2e, done.avoided_iodine_g, done.avoided_plastics_g) == (
         factors.co2e_kg, factors.iodine_g, factors.plastics_g)
-    assert done.avoided_kg_co2e == 9.2 and done.avoided_iodine_g == pytest.approx(35.0)
+    assert done.avoided_kg_co2e == pytest.approx(CENTRAL)
+    assert done.avoided_iodine_g == pytest.approx(35.0)
     assert (refused.avoided_kg_co2e, refused.avoided_iodine_g, refused.avoided_plastics_g,
             refused.avoided_steel_g, refused.avoided_energy_kwh) == (0, 0, 0, 0, 0)
     job = service.client.get(f"/v1/jobs/{finished_jobs['succeeded']}",
@@ -116,12 +122,57 @@ def test_outcome_confirms_the_avoided_footprint(service, finished_jobs) -> None:
     reported = report(done, {"contrast_scan_avoided": True})
     assert reported.status_code == 200
     body = reported.json()
-    assert body["confirmed_avoided"]["kg_co2e"] == 9.2
+    assert body["confirmed_avoided"]["kg_co2e"] == pytest.approx(CENTRAL)
     assert body["factor_set"] == f"{service.state.factors.id}@{service.state.factors.version}"
     assert _records(service)[done].contrast_scan_avoided is True
     with service.state.sessions() as db:
         audited = db.query(AuditEvent).filter_by(action="job.outcome", object_id=done).all()
     assert [a.detail for a in audited] == [{"contrast_scan_avoided": True}]
+
+
+@pytest.mark.req("SRS-CARB-036", "SRS-CARB-021")
+def test_the_summary_gives_the_range_the_set_and_the_compute_grid(service,
+                                                                  finished_jobs) -> None:
+    service.client.post(f"/v1/jobs/{finished_jobs['succeeded']}/outcome",
+                        json={"contrast_scan_avoided": True}, headers=service.headers())
+    records = _records(service)
+    summary = _get(service, ROUTES[0]).json()
+    factors = service.state.factors
+    # /v1 stays compatible: every 0.1.0 field is still there.
+    assert {"site", "from", "to", "use_case", "model_version", "counts", "compute", "avoided",
+            "net_kg_co2e", "factor_sets", "factor_set_in_force", "evidence"} <= set(summary)
+    assert {"id", "version", "title", "description", "source_file", "sha256",
+            "annual_contrast_ct", "per_scan", "protocol", "factors", "rejected"} <= set(
+        summary["factor_set_in_force"])
+    in_range = summary["avoided_range"]
+    assert in_range["factor_set"] == "contrast-differential@2026.1"
+    assert in_range["kind"] == "differential" and "non-contrast" in in_range["kind_label"]
+    per_scan = in_range["per_scan_kg_co2e"]
+    assert per_scan == pytest.approx(factors.co2e_range.to_dict())
+    assert per_scan["low"] < per_scan["central"] < per_scan["high"]
+    assert per_scan["central"] == pytest.approx(CENTRAL)
+    assert in_range["per_scan_energy_kwh"] == pytest.approx(
+        {"low": 0.1, "central": 0.3, "high": 0.8})
+    assert in_range["not_verified"] == list(factors.not_verified) != []
+    # Every record was made with the set in force: the totals carry its proportions.
+    potential = in_range["potential_kg_co2e"]
+    assert potential["central"] == pytest.approx(summary["avoided"]["potential"]["kg_co2e"])
+    assert potential["low"] == pytest.approx(potential["central"] * per_scan["low"]
+                                             / per_scan["central"])
+    assert in_range["confirmed_kg_co2e"]["high"] == pytest.approx(
+        CENTRAL * per_scan["high"] / per_scan["central"])
+    settings = summary["compute_settings"]
+    assert (settings["country_iso_code"], settings["pue"]) == ("FRA", 1.3)
+    measured = [r for r in records.values() if r.emissions_kg_co2e is not None]
+    assert {r.grid_intensity_kg_per_kwh for r in measured} == {
+        settings["grid_intensity_kg_co2e_per_kwh"]}
+    assert "CodeCarbon" in settings["grid_source"]
+    assert summary["compute"]["emissions_kg_co2e_per_scan"] == pytest.approx(
+        sum(r.emissions_kg_co2e for r in measured) / len(measured))
+    in_force = summary["factor_set_in_force"]
+    assert in_force["kind"] == "differential" and in_force["range"]["computed"] is True
+    assert in_force["scanner_energy_grid"]["country_iso_code"] == "FRA"
+    assert all(c["source"]["doi"].startswith("10.") for c in in_force["components"])
 
 
 @pytest.mark.req("SRS-CARB-021", "SRS-CARB-022", "SRS-CARB-023")
@@ -134,8 +185,8 @@ def test_summary_timeseries_and_csv_agree_with_the_records(service, finished_job
     assert summary["counts"]["jobs"] == 2 and summary["counts"]["rejected"] == 1
     assert summary["counts"]["outcome_contrast_avoided"] == 1
     assert summary["compute"]["emissions_kg_co2e"] == pytest.approx(emitted)
-    assert summary["avoided"]["confirmed"]["kg_co2e"] == pytest.approx(9.2)
-    assert summary["net_kg_co2e"]["confirmed"] == pytest.approx(9.2 - emitted)
+    assert summary["avoided"]["confirmed"]["kg_co2e"] == pytest.approx(CENTRAL)
+    assert summary["net_kg_co2e"]["confirmed"] == pytest.approx(CENTRAL - emitted)
     assert "phantom" in summary["evidence"] and "not clinically validated" in summary["evidence"]
     assert summary["factor_set_in_force"]["id"] == service.state.factors.id
 
@@ -150,7 +201,7 @@ def test_summary_timeseries_and_csv_agree_with_the_records(service, finished_job
     assert done["ghg_scope"] == "Scope 2 (location-based electricity)"
     assert done["contrast_scan_avoided"] == "yes"
     assert float(done["net_confirmed_kg_co2e"]) == pytest.approx(
-        9.2 - records[finished_jobs["succeeded"]].emissions_kg_co2e)
+        CENTRAL - records[finished_jobs["succeeded"]].emissions_kg_co2e)
     patient = pydicom.dcmread(next(iter(Path(service.settings.data_dir, "instances").rglob(
         "*.dcm"))), stop_before_pixels=True)
     assert str(patient.PatientID) not in export.text
@@ -213,7 +264,8 @@ def test_a_failing_tracker_never_fails_the_job(service, phantom_series, tmp_path
     record = _records(service)[job_id]
     assert record.energy_status.value == "unavailable" and "tracker" in record.energy_reason
     assert (record.energy_kwh, record.emissions_kg_co2e) == (None, None)
-    assert record.avoided_kg_co2e == 9.2  # the scan it spared does not depend on the tracker
+    # The scan it spared does not depend on the tracker.
+    assert record.avoided_kg_co2e == pytest.approx(CENTRAL)
     net = _get(service, ROUTES[0]).json()
     assert net["counts"]["energy_unavailable"] == 1
 
@@ -223,13 +275,15 @@ def test_carbon_settings_are_checked_at_startup(tmp_path: Path, monkeypatch,
                                                 empty_registry_db: Path) -> None:
     site_factors = tmp_path / "site-lca.yaml"
     site_factors.write_text(
-        DEFAULT_FACTOR_FILE.read_text().replace("id: contrast-ct", "id: site-lca"))
+        DEFAULT_FACTOR_FILE.read_text().replace("id: contrast-differential", "id: site-lca"))
     monkeypatch.setenv("DC_DATA_DIR", str(tmp_path / "data"))
     shutil.copy(empty_registry_db, tmp_path / "mlflow.db")
     for env, named in (({"DC_CARBON_COUNTRY": "XXX"}, "DC_CARBON_COUNTRY"),
                        ({"DC_CARBON_PUE": "0.5"}, "DC_CARBON_PUE"),
                        ({"DC_CARBON_FACTORS_FILE": str(tmp_path / "missing.yaml")},
                         "DC_CARBON_FACTORS_FILE"),
+                       ({"DC_CARBON_FACTOR_SET": "contrast-ct-2026.1"},
+                        "DC_CARBON_FACTOR_SET: no packaged factor set"),
                        ({"DC_CONTRAST_VOLUME_ML": "5000"}, "DC_CONTRAST_VOLUME_ML")):
         for name, value in env.items():
             monkeypatch.setenv(name, value)

@@ -31,7 +31,8 @@ TILE = re.compile(r'<li class="tile" data-path="([^"]+)" data-value="([^"]+)"')
 def seed_footprints(sessions, site: str) -> None:
     """Five finished jobs of `site` over 2-9 Nov 2026 (two model versions, two use cases, one
     job without energy, one outcome confirmed) and one job of another site. Literal figures:
-    0.5 kg CO2e/kWh grid, 9.2 kg CO2e and 35 g iodine avoided per succeeded job."""
+    0.5 kg CO2e/kWh grid, 9.2 kg CO2e and 35 g iodine avoided per succeeded job, under the
+    factor set contrast-ct 2026.1 (0.1.0's default, not the set in force)."""
     def add(job_id: str, state: JobState, day: int, energy: float | None, *,
             job_site: str = site, use_case: str = "aaa-cta", version: str = "1.0.0") -> None:
         at = datetime(2026, 11, day, 12, tzinfo=UTC)
@@ -247,6 +248,8 @@ def test_the_tiles_equal_the_summary_api(service, query: dict[str, str]) -> None
                                  headers=service.headers(Role.SUSTAINABILITY)).json()
     tiles = dict(TILE.findall(page.text))
     assert set(tiles) == {"counts.jobs", "compute.energy_kwh", "compute.emissions_kg_co2e",
+                          "compute.emissions_kg_co2e_per_scan",
+                          "avoided_range.per_scan_kg_co2e.central",
                           "avoided.potential.kg_co2e", "avoided.confirmed.kg_co2e",
                           "net_kg_co2e.potential", "net_kg_co2e.confirmed",
                           "avoided.potential.iodine_g", "avoided.confirmed.iodine_g"}
@@ -278,7 +281,8 @@ def test_the_unfiltered_page_shows_the_hand_computed_figures_and_the_factor_set(
     assert factors["sha256"] in page
     for factor in factors["factors"]:
         assert f"<code>{factor['key']}</code>" in page
-    assert "Figures considered and rejected" in page
+    # The differential default rejects no figure; a point set's rejected figures are listed.
+    assert ("Figures considered and rejected" in page) == bool(factors["rejected"])
     assert "not clinically validated" in page and "potential unless confirmed" in page
     data = json.loads(re.search(r'<script type="application/json" id="dashboard-data">'
                                 r"(.*?)</script>", page, re.S).group(1))
@@ -286,6 +290,38 @@ def test_the_unfiltered_page_shows_the_hand_computed_figures_and_the_factor_set(
     assert [r["model_version"] for r in data["by_model_version"]] == ["1.0.0", "1.1.0"]
     assert [r["use_case"] for r in data["by_use_case"]] == ["aaa-cta", "abdomen-pv"]
     assert sum(b["jobs"] for b in data["energy_histogram"]) == 4
+
+
+@pytest.mark.req("SRS-CARB-037", "SRS-CARB-036")
+def test_the_page_shows_the_range_the_set_and_the_compute_co2e_per_scan(service) -> None:
+    cookie = login(service, service.keys[Role.SUSTAINABILITY])
+    page = service.client.get(PAGE, headers=with_cookie(cookie)).text
+    summary = service.client.get("/v1/sustainability/summary",
+                                 headers=service.headers(Role.SUSTAINABILITY)).json()
+    tiles = {path: json.loads(value) for path, value in TILE.findall(page)}
+    per_scan = summary["avoided_range"]["per_scan_kg_co2e"]
+    assert tiles["avoided_range.per_scan_kg_co2e.central"] == per_scan["central"]
+    low, central, high = per_scan["low"], per_scan["central"], per_scan["high"]
+    assert f"{low:.2f} \u2013 {central:.2f} \u2013 {high:.2f} <small>kg CO2e" in page
+    # Our own processing: 0.036 kWh x 0.5 kg/kWh over the 4 jobs whose energy is known.
+    assert tiles["compute.emissions_kg_co2e_per_scan"] == pytest.approx(0.018 / 4)
+    assert ">4.500 <small>g CO2e" in page
+    grid = summary["compute_settings"]
+    assert (grid["country_iso_code"], grid["pue"]) == ("GBR", 1.0)
+    assert (f"kWh x {grid['grid_intensity_kg_co2e_per_kwh']:.3f} kg CO2e/kWh (GBR grid), "
+            "PUE 1") in page
+    assert 'id="compute-settings"' in page and grid["grid_source"] in page
+    assert "contrast-differential@2026.1" in page
+    assert "non-contrast CT it replaces" in page  # what the set measures
+    in_force = summary["factor_set_in_force"]
+    for component in in_force["components"]:
+        assert f"<code>{component['key']}</code>" in page
+        assert f"doi:{component['source']['doi']}" in page
+    assert 'id="not-verified"' in page
+    assert page.count("not verified against the source") >= len(in_force["components"])
+    # The records were made with 0.1.0's set: their totals' range is not claimed.
+    assert summary["avoided_range"]["potential_kg_co2e"] is None
+    assert "contrast-ct@2026.1" in summary["avoided_range"]["note"]
 
 
 @pytest.mark.req("SRS-CARB-030")

@@ -8,24 +8,27 @@ from digital_contrast.carbon.accounting import (
     net_kg_co2e,
     potential_avoided,
 )
-from digital_contrast.carbon.factors import FactorSet, load_factor_set
+from digital_contrast.carbon.factors import FactorSet, GridIntensity, load_factor_set
+
+GRID = GridIntensity("TST", 0.5, "a round test grid")
 
 
 @pytest.fixture(scope="module")
 def factors() -> FactorSet:
-    return load_factor_set()
+    return load_factor_set(grid=GRID)
 
 
-@pytest.mark.req("SRS-CARB-013")
+@pytest.mark.req("SRS-CARB-013", "SRS-CARB-033")
 def test_a_succeeded_job_carries_one_contrast_ct(factors: FactorSet) -> None:
     potential = potential_avoided("succeeded", factors)
-    # 9.2 kg CO2e as stated; the 0.8333 kWh is already inside it and not added again.
-    assert potential.kg_co2e == 9.2
+    # The central differential: 0.6 + 0.1 + 0.043 x 35 g iodine + 0.15 + 0.3 kWh x 0.5 kg/kWh;
+    # the 0.3 kWh is already inside it and not added again.
+    assert potential.kg_co2e == pytest.approx(2.505) == factors.co2e_range.central
     assert potential.iodine_g == pytest.approx(35.0)
-    assert potential.plastics_g == pytest.approx(733.333333, rel=1e-6)
-    assert potential.steel_g == pytest.approx(5.0)
-    assert potential.energy_kwh == pytest.approx(0.833333, rel=1e-6)
-    assert potential.to_dict() == {"kg_co2e": 9.2, "iodine_g": potential.iodine_g,
+    assert potential.plastics_g == pytest.approx(210.0)  # 150 + 40 + 20 g
+    assert potential.steel_g == pytest.approx(1.0)
+    assert potential.energy_kwh == pytest.approx(0.3)
+    assert potential.to_dict() == {"kg_co2e": potential.kg_co2e, "iodine_g": potential.iodine_g,
                                    "plastics_g": potential.plastics_g,
                                    "steel_g": potential.steel_g,
                                    "energy_kwh": potential.energy_kwh}
@@ -61,6 +64,6 @@ def test_footprints_add_and_scale(factors: FactorSet) -> None:
     one = potential_avoided("succeeded", factors)
     total = sum([one, one, AvoidedFootprint.ZERO, one], AvoidedFootprint.ZERO)
     assert total == one.scaled(3)
-    assert total.kg_co2e == pytest.approx(27.6)
+    assert total.kg_co2e == pytest.approx(7.515)
     assert total.iodine_g == pytest.approx(105.0)
-    assert total.plastics_g == pytest.approx(2200.0)
+    assert total.plastics_g == pytest.approx(630.0)

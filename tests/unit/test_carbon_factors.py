@@ -1,4 +1,5 @@
-"""Avoided-footprint factor sets: derivation from the cited figures, validation, iodine."""
+"""Point factor sets (the 0.1.0 format; the packaged product-brief set): derivation from the
+cited figures, validation, iodine. The differential default: test_carbon_differential.py."""
 
 import json
 import math
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from digital_contrast.carbon.factors import (
-    DEFAULT_FACTOR_FILE,
+    PRODUCT_BRIEF_FILE,
     ContrastProtocol,
     FactorError,
     FactorSet,
@@ -22,7 +23,7 @@ Data = dict[str, Any]
 
 
 def _default() -> Data:
-    return yaml.safe_load(DEFAULT_FACTOR_FILE.read_text(encoding="utf-8"))
+    return yaml.safe_load(PRODUCT_BRIEF_FILE.read_text(encoding="utf-8"))
 
 
 def _write(tmp_path: Path, data: Data, name: str = "site-factors.yaml") -> Path:
@@ -33,14 +34,16 @@ def _write(tmp_path: Path, data: Data, name: str = "site-factors.yaml") -> Path:
 
 @pytest.fixture(scope="module")
 def default_set() -> FactorSet:
-    return load_factor_set()
+    """The product brief's set: the point format's reference file (no longer the default)."""
+    return load_factor_set(PRODUCT_BRIEF_FILE)
 
 
 @pytest.mark.req("SRS-CARB-010")
 def test_default_set_derives_per_scan_values_from_the_cited_totals(
         default_set: FactorSet) -> None:
-    assert (default_set.id, default_set.version) == ("contrast-ct", "2026.1")
-    assert default_set.source_file == "contrast-ct-2026.1.yaml"
+    assert (default_set.id, default_set.version) == ("product-brief", "2026.1")
+    assert default_set.source_file == "product-brief-2026.1.yaml"
+    assert default_set.kind == "average-ct"
     assert default_set.annual_contrast_ct == 180_000_000
     assert default_set.co2e_kg == 9.2  # stated per scan, used as is
     # 42,000 t/year x 1e6 g/t / 180e6 scans/year
@@ -86,8 +89,10 @@ def test_every_factor_is_described_with_unit_source_and_derivation(
         "42,000 t/year x 1,000,000 g/t / 180,000,000 scans/year = 233.333 g/scan")
     assert by_key["energy_kwh"].derivation == (
         "150,000,000 kWh/year / 180,000,000 scans/year = 0.833333 kWh/scan")
-    # Product figures whose primary reference is unknown say so; no invented citation.
-    assert "primary literature reference to be confirmed" in by_key["co2e_kg"].source
+    # The 9.2 kg is McAlister et al.'s average CT; the brief's own figures say they are unsourced.
+    assert "doi:10.1016/j.lanwpc.2022.100459" in by_key["co2e_kg"].source
+    assert "table not verified" in by_key["co2e_kg"].source
+    assert "the brief gives no primary reference" in by_key["needle_steel_g"].source
     assert "180 million" in by_key["needle_steel_g"].source  # the annual count is cited too
     assert "no double counting" in default_set.description
     data = json.loads(json.dumps(default_set.to_dict()))
@@ -252,7 +257,7 @@ def test_broken_yaml_is_refused(tmp_path: Path, text: str) -> None:
 def test_iodine_from_a_site_protocol(tmp_path: Path) -> None:
     protocol = ContrastProtocol(volume_ml=80, iodine_mg_per_ml=300)
     assert protocol.iodine_g == pytest.approx(24.0)
-    factors = load_factor_set(protocol=protocol)
+    factors = load_factor_set(PRODUCT_BRIEF_FILE, protocol=protocol)
     assert factors.iodine_g == pytest.approx(24.0)
     assert factors.protocol == protocol and factors.protocol_origin == "site protocol"
     iodine = factors.factors[-1]

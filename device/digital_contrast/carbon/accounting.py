@@ -1,7 +1,9 @@
 """Per-job avoided footprint: potential, confirmed and net (pure functions, no database).
 
-- potential: a succeeded job could have replaced one contrast CT, so it carries the factor set's
-  per-scan footprint; a rejected or failed job produced no usable series and avoids nothing.
+- potential: a succeeded job could have spared the contrast part of one CT, so it carries the
+  factor set's per-scan footprint (the central value; the set's low / central / high range is
+  shown beside the totals); a rejected or failed job produced no usable series and avoids
+  nothing.
 - confirmed: only when the site reports that no contrast scan followed; unknown until then.
 - net: avoided kg CO2e minus the job's own measured compute emissions. When either is unknown
   the net is unknown (None): a net we cannot compute is never claimed.

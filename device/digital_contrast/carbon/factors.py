@@ -1,12 +1,22 @@
 """Avoided-footprint factor sets: what one contrast-enhanced CT made unnecessary would have cost.
 
-A factor set is one versioned YAML file (`factors/contrast-ct-2026.1.yaml` by default; a site may
-configure its own life-cycle figures). Each factor states its value or the annual total it is
-derived from, its unit, what it covers, its source and a plausible range. Per-scan values derived
-from annual totals are computed here (annual total / annual contrast CTs, with an explicit unit
-conversion), never typed twice. Iodine per scan is the contrast protocol's volume x concentration,
-not a share of an annual pollution figure; annual iodine figures are evaluated against world
-iodine production and refused with the reason kept for the audit trail.
+A factor set is one versioned YAML file. Two formats are read:
+
+- a *differential* set (`kind: differential`; the packaged default
+  `factors/contrast-differential-2026.1.yaml`; its schema and arithmetic: `carbon.differential`):
+  the difference between a contrast-enhanced CT and the non-contrast CT it replaces, component
+  by component, each with low / central / high values and a DOI source; the totals are
+  computed, never typed;
+- a *point* set (the format of 0.1.0, still accepted for a site's own file; the packaged
+  `factors/product-brief-2026.1.yaml` keeps the product brief's figures in it): each factor states
+  its value or the annual total it is derived from, its unit, what it covers, its source and a
+  plausible range. Per-scan values derived from annual totals are computed here (annual total /
+  annual contrast CTs, with an explicit unit conversion), never typed twice.
+
+Iodine per scan is the contrast protocol's volume x concentration, not a share of an annual
+pollution figure; annual iodine figures are evaluated against world iodine production and refused
+with the reason kept for the audit trail. Text that is a placeholder (TBD, TODO, "to be
+confirmed"...) is refused anywhere in a set.
 
 No double counting: `co2e_kg` already includes the contrast scan's extra energy, so `energy_kwh`
 is a quantity of its own and is never converted to CO2e and added to it.
@@ -16,25 +26,53 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    ConfigDict,
     Field,
-    StringConstraints,
     ValidationError,
     model_validator,
 )
 
+from digital_contrast.carbon.differential import DifferentialFile, evaluate
+from digital_contrast.carbon.factor_types import (
+    Component,
+    Factor,
+    GridIntensity,
+    Ident,
+    Plausible,
+    Positive,
+    ProtocolSpec,
+    Range,
+    StrictModel,
+    Text,
+    num,
+)
 from digital_contrast.errors import DigitalContrastError
-from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.yaml_lines import YamlLines
 
-DEFAULT_FACTOR_FILE = Path(__file__).with_name("factors") / "contrast-ct-2026.1.yaml"
+FACTOR_DIR = Path(__file__).with_name("factors")
+DEFAULT_FACTOR_SET = "contrast-differential-2026.1"
+PRODUCT_BRIEF_SET = "product-brief-2026.1"
+DEFAULT_FACTOR_FILE = FACTOR_DIR / f"{DEFAULT_FACTOR_SET}.yaml"
+PRODUCT_BRIEF_FILE = FACTOR_DIR / f"{PRODUCT_BRIEF_SET}.yaml"
 CODE = "CARBON_FACTORS_INVALID"
+# Words that mark a figure or its source as not yet filled in; refused wherever they appear.
+PLACEHOLDER = re.compile(r"\b(TBD|TBC|TODO|FIXME|XXX|placeholder|lorem ipsum)\b"
+                         r"|to be (confirmed|determined|defined|added|checked)", re.IGNORECASE)
+Kind = Literal["differential", "average-ct", "point"]
+KIND_LABELS: dict[str, str] = {
+    "differential": "difference between a contrast-enhanced CT and the non-contrast CT it "
+                    "replaces",
+    "average-ct": "footprint of an average CT scan of any kind, NOT the extra footprint of "
+                  "contrast (not a differential)",
+    "point": "point figures without a range (a site's set in the 0.1.0 format)",
+}
 
 # Accepted contrast protocols; 10-300 mL x 100-400 mgI/mL = 1-120 g iodine.
 VOLUME_ML_RANGE = (10.0, 300.0)
@@ -103,21 +141,6 @@ class ContrastProtocol:
 
 
 @dataclass(frozen=True)
-class Factor:
-    """One per-scan factor as shown on the dashboard and in API responses."""
-
-    key: str
-    value: float
-    unit: str
-    covers: str
-    source: str
-    derivation: str
-    plausible_min: float
-    plausible_max: float
-    plausible_basis: str
-
-
-@dataclass(frozen=True)
 class RejectedFigure:
     """A figure that was considered and refused, with the evaluation that refused it."""
 
@@ -140,8 +163,8 @@ class FactorSet:
     description: str
     source_file: str  # file name, not a server path
     sha256: str  # of the file's bytes: an edited file under an unchanged version is detectable
-    annual_contrast_ct: float
-    co2e_kg: float
+    annual_contrast_ct: float | None  # point sets only: the count their annual totals share
+    co2e_kg: float  # the central value: what each job's record stores
     packaging_g: float
     needle_steel_g: float
     tubing_plastic_g: float
@@ -151,16 +174,41 @@ class FactorSet:
     protocol_origin: Literal["factor set default", "site protocol"]
     factors: tuple[Factor, ...]
     rejected: tuple[RejectedFigure, ...]
+    kind: Kind = "point"
+    co2e_kg_range: Range | None = None  # None: a point figure (low = central = high)
+    energy_kwh_range: Range | None = None
+    components: tuple[Component, ...] = ()
+    grid: GridIntensity | None = None  # what the scanner energy was converted with
 
     @property
     def plastics_g(self) -> float:
         return self.packaging_g + self.tubing_plastic_g
 
+    @property
+    def co2e_range(self) -> Range:
+        return self.co2e_kg_range or Range.point(self.co2e_kg)
+
+    @property
+    def energy_range(self) -> Range:
+        return self.energy_kwh_range or Range.point(self.energy_kwh)
+
+    @property
+    def not_verified(self) -> tuple[str, ...]:
+        """The components whose figures were not checked against their source."""
+        return tuple(c.key for c in self.components if not c.source.verified)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "version": self.version, "title": self.title,
+            "kind": self.kind, "kind_label": KIND_LABELS[self.kind],
             "description": self.description, "source_file": self.source_file,
             "sha256": self.sha256, "annual_contrast_ct": self.annual_contrast_ct,
+            "range": {"co2e_kg": self.co2e_range.to_dict(),
+                      "energy_kwh": self.energy_range.to_dict(),
+                      "computed": self.co2e_kg_range is not None},
+            "components": [c.to_dict() for c in self.components],
+            "not_verified": list(self.not_verified),
+            "scanner_energy_grid": None if self.grid is None else asdict(self.grid),
             "per_scan": {"co2e_kg": self.co2e_kg, "packaging_g": self.packaging_g,
                          "needle_steel_g": self.needle_steel_g,
                          "tubing_plastic_g": self.tubing_plastic_g,
@@ -174,45 +222,24 @@ class FactorSet:
 
 # --- file schema (strict: a quoted number or an unquoted version is a type error) ---------------
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-
-
-class _Model(FrozenSchema):
-    model_config = ConfigDict(strict=True)  # merged into FrozenSchema's
-
-
-class _Quantity(_Model):
+class _Quantity(StrictModel):
     value: Positive
     unit: Text
     source: Text
 
 
-class _AnnualTotal(_Model):
+class _AnnualTotal(StrictModel):
     value: Positive
     unit: Text
 
 
-class _Plausible(_Model):
-    min: Positive
-    max: Positive
-    basis: Text
-
-    @model_validator(mode="after")
-    def _ordered(self) -> _Plausible:
-        if self.min >= self.max:
-            raise ValueError(f"min {self.min} is not below max {self.max}")
-        return self
-
-
-class _FactorSpec(_Model):
+class _FactorSpec(StrictModel):
     value: Positive | None = None
     annual_total: _AnnualTotal | None = None
     unit: Text
     covers: Text
     source: Text
-    plausible: _Plausible
+    plausible: Plausible
 
     @model_validator(mode="after")
     def _one_value(self) -> _FactorSpec:
@@ -221,7 +248,7 @@ class _FactorSpec(_Model):
         return self
 
 
-class _Factors(_Model):
+class _Factors(StrictModel):
     co2e_kg: _FactorSpec
     packaging_g: _FactorSpec
     needle_steel_g: _FactorSpec
@@ -229,29 +256,19 @@ class _Factors(_Model):
     energy_kwh: _FactorSpec
 
 
-class _Sourced(_Model):
-    value: Positive
-    source: Text
-
-
-class _ProtocolSpec(_Model):
-    volume_ml: _Sourced
-    concentration_mg_per_ml: _Sourced
-
-
-class _RejectedSpec(_Model):
+class _RejectedSpec(StrictModel):
     name: Text
     annual_total: _AnnualTotal
     source: Text
 
 
-class _IodineSpec(_Model):
+class _IodineSpec(StrictModel):
     unit: Text
     covers: Text
-    per_scan_from_protocol: _ProtocolSpec | None = None
+    per_scan_from_protocol: ProtocolSpec | None = None
     # Accepted by the schema only so that it is refused by evaluation, with the reason.
     annual_total: _Quantity | None = None
-    plausible: _Plausible
+    plausible: Plausible
     world_production: _Quantity
     rejected_figures: list[_RejectedSpec] = Field(default_factory=list)
 
@@ -263,9 +280,10 @@ class _IodineSpec(_Model):
         return self
 
 
-class _FactorFile(_Model):
+class _FactorFile(StrictModel):
     id: Ident
     version: Ident
+    kind: Literal["average-ct", "point"] = "point"
     title: Text
     description: Text
     annual_contrast_ct: _Quantity
@@ -274,10 +292,6 @@ class _FactorFile(_Model):
 
 
 # --- loading ---------------------------------------------------------------------------------
-
-
-def _num(x: float) -> str:
-    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.6g}"
 
 
 class _Loader:
@@ -294,10 +308,10 @@ class _Loader:
         return FactorError(CODE, f"{self.path}: {self.at(loc, message)}")
 
     def check_range(self, loc: tuple[str, ...], value: float, unit: str,
-                    plausible: _Plausible) -> None:
+                    plausible: Plausible) -> None:
         if not plausible.min <= value <= plausible.max:
-            raise self.fail(loc, f"{_num(value)} {unit} is outside the plausible "
-                                 f"{_num(plausible.min)}-{_num(plausible.max)} {unit} "
+            raise self.fail(loc, f"{num(value)} {unit} is outside the plausible "
+                                 f"{num(plausible.min)}-{num(plausible.max)} {unit} "
                                  f"({plausible.basis})")
 
     def factor(self, key: str, spec: _FactorSpec, scans: _Quantity) -> Factor:
@@ -307,7 +321,7 @@ class _Loader:
                                             f"got {spec.unit!r}")
         if spec.annual_total is None:
             assert spec.value is not None  # the schema requires one of the two
-            value, derivation = spec.value, f"stated per scan: {_num(spec.value)} {spec.unit}"
+            value, derivation = spec.value, f"stated per scan: {num(spec.value)} {spec.unit}"
             source = spec.source
         else:
             total = spec.annual_total
@@ -316,9 +330,9 @@ class _Loader:
             except ValueError as exc:
                 raise self.fail((*loc, "annual_total", "unit"), str(exc)) from None
             factor, per = CONVERSIONS[(total.unit, spec.unit)]
-            scale = "" if factor == 1 else f" x {_num(factor)} {per}"
-            derivation = (f"{_num(total.value)} {total.unit}{scale} / {_num(scans.value)} "
-                          f"scans/year = {_num(value)} {spec.unit}")
+            scale = "" if factor == 1 else f" x {num(factor)} {per}"
+            derivation = (f"{num(total.value)} {total.unit}{scale} / {num(scans.value)} "
+                          f"scans/year = {num(value)} {spec.unit}")
             source = f"{spec.source} Annual contrast CTs: {scans.source}"
         self.check_range(loc, value, spec.unit, spec.plausible)
         return Factor(key, value, spec.unit, spec.covers, source, derivation,
@@ -332,15 +346,15 @@ class _Loader:
         per_scan = annual_to_per_scan(total.value, total.unit, "g/scan", scans.value)
         total_t = total.value * _MASS_PER_YEAR_IN_T[total.unit]
         world = iodine.world_production
-        reasons = [f"{_num(total.value)} {total.unit} / {_num(scans.value)} scans/year = "
-                   f"{_num(per_scan)} g iodine per scan"]
+        reasons = [f"{num(total.value)} {total.unit} / {num(scans.value)} scans/year = "
+                   f"{num(per_scan)} g iodine per scan"]
         if total_t > world.value:
-            reasons.append(f"{_num(total_t)} t/year exceeds world iodine production "
-                           f"({_num(world.value)} t/year, iodine.world_production), so it "
+            reasons.append(f"{num(total_t)} t/year exceeds world iodine production "
+                           f"({num(world.value)} t/year, iodine.world_production), so it "
                            f"cannot all be iodine from contrast CT")
         if not iodine.plausible.min <= per_scan <= iodine.plausible.max:
-            reasons.append(f"{_num(per_scan)} g/scan is outside the plausible "
-                           f"{_num(iodine.plausible.min)}-{_num(iodine.plausible.max)} g/scan")
+            reasons.append(f"{num(per_scan)} g/scan is outside the plausible "
+                           f"{num(iodine.plausible.min)}-{num(iodine.plausible.max)} g/scan")
         reasons.append("iodine per scan comes from the contrast protocol "
                        "(volume x concentration), not a share of an annual figure")
         return RejectedFigure(name, total.value, total.unit, per_scan, "g/scan", source,
@@ -373,6 +387,49 @@ class _Loader:
                                          iodine.annual_total.source, scans, iodine)
             raise self.fail(("iodine", "annual_total"), f"refused: {refused.reason}")
 
+        protocol, origin, iodine_factor = self.protocol_iodine(iodine, protocol)
+        return FactorSet(
+            id=spec.id, version=spec.version, title=spec.title, description=spec.description,
+            source_file=self.path.name, sha256=sha256, annual_contrast_ct=scans.value,
+            co2e_kg=factors["co2e_kg"].value, packaging_g=factors["packaging_g"].value,
+            needle_steel_g=factors["needle_steel_g"].value,
+            tubing_plastic_g=factors["tubing_plastic_g"].value,
+            energy_kwh=factors["energy_kwh"].value, iodine_g=protocol.iodine_g,
+            protocol=protocol, protocol_origin=origin,
+            factors=(*factors.values(), iodine_factor), rejected=rejected, kind=spec.kind)
+
+    def load_differential(self, data: Any, sha256: str, protocol: ContrastProtocol | None,
+                          grid: GridIntensity) -> FactorSet:
+        """A differential set, its totals computed from the components for the protocol in
+        force and the site's grid (`carbon.differential`)."""
+        try:
+            spec = DifferentialFile.model_validate(data)
+        except ValidationError as exc:
+            problems = [self.at(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
+            raise FactorError(CODE, f"{self.path}: {'; '.join(problems)}") from None
+        protocol, origin, iodine_factor = self.protocol_iodine(spec.iodine, protocol)
+        totals = evaluate(spec, protocol.iodine_g, grid)
+        self.check_range(("components",), totals.co2e_kg.central,
+                         "kg CO2e/scan (central total)", spec.total_plausible)
+        per_scan = {key: f.value for key, f in totals.factors.items()}
+        return FactorSet(
+            id=spec.id, version=spec.version, title=spec.title,
+            description=f"{spec.description} Comparison: {spec.comparison}",
+            source_file=self.path.name, sha256=sha256, annual_contrast_ct=None,
+            co2e_kg=per_scan["co2e_kg"], packaging_g=per_scan["packaging_g"],
+            needle_steel_g=per_scan["needle_steel_g"],
+            tubing_plastic_g=per_scan["tubing_plastic_g"], energy_kwh=per_scan["energy_kwh"],
+            iodine_g=protocol.iodine_g, protocol=protocol, protocol_origin=origin,
+            factors=(*totals.factors.values(), iodine_factor), rejected=(),
+            kind="differential", co2e_kg_range=totals.co2e_kg,
+            energy_kwh_range=totals.energy_kwh, components=totals.components, grid=grid)
+
+    def protocol_iodine(self, iodine: Any, protocol: ContrastProtocol | None
+                        ) -> tuple[ContrastProtocol, Literal["factor set default",
+                                                             "site protocol"], Factor]:
+        """The protocol in force (the site's, else the file's default) and its iodine factor;
+        `iodine` is the file's iodine section (unit, covers, per_scan_from_protocol,
+        plausible)."""
         default = iodine.per_scan_from_protocol
         assert default is not None  # the schema requires one of the two
         origin: Literal["factor set default", "site protocol"] = "site protocol"
@@ -388,28 +445,49 @@ class _Loader:
         else:
             source = "The site's contrast protocol (site configuration)."
         self.check_range(("iodine",), protocol.iodine_g, iodine.unit, iodine.plausible)
-        iodine_factor = Factor(
+        return protocol, origin, Factor(
             "iodine_g", protocol.iodine_g, iodine.unit, iodine.covers, source,
-            f"{_num(protocol.volume_ml)} mL x {_num(protocol.iodine_mg_per_ml)} mgI/mL / "
-            f"1,000 mg/g = {_num(protocol.iodine_g)} g/scan ({origin})",
+            f"{num(protocol.volume_ml)} mL x {num(protocol.iodine_mg_per_ml)} mgI/mL / "
+            f"1,000 mg/g = {num(protocol.iodine_g)} g/scan ({origin})",
             iodine.plausible.min, iodine.plausible.max, iodine.plausible.basis)
 
-        return FactorSet(
-            id=spec.id, version=spec.version, title=spec.title, description=spec.description,
-            source_file=self.path.name, sha256=sha256, annual_contrast_ct=scans.value,
-            co2e_kg=factors["co2e_kg"].value, packaging_g=factors["packaging_g"].value,
-            needle_steel_g=factors["needle_steel_g"].value,
-            tubing_plastic_g=factors["tubing_plastic_g"].value,
-            energy_kwh=factors["energy_kwh"].value, iodine_g=protocol.iodine_g,
-            protocol=protocol, protocol_origin=origin,
-            factors=(*factors.values(), iodine_factor), rejected=rejected)
+
+def placeholders(data: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Where `data` holds text (or a key) that is a placeholder rather than a figure or source."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str) and PLACEHOLDER.search(key):
+                yield (*loc, key)
+            yield from placeholders(value, (*loc, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from placeholders(value, (*loc, i))
+    elif isinstance(data, str) and PLACEHOLDER.search(data):
+        yield loc
+
+
+def packaged_factor_sets() -> dict[str, Path]:
+    """The factor sets shipped with the package, by name (file stem: id-version)."""
+    return {path.stem: path for path in sorted(FACTOR_DIR.glob("*.yaml"))}
+
+
+def packaged_factor_file(name: str) -> Path:
+    """The packaged set called `name` (e.g. 'product-brief-2026.1'); FactorError otherwise."""
+    sets = packaged_factor_sets()
+    if name not in sets:
+        raise FactorError(CODE, f"no packaged factor set {name!r}; packaged: "
+                                f"{', '.join(sets)}")
+    return sets[name]
 
 
 def load_factor_set(path: Path | None = None,
-                    protocol: ContrastProtocol | None = None) -> FactorSet:
+                    protocol: ContrastProtocol | None = None,
+                    grid: GridIntensity | None = None) -> FactorSet:
     """The factor set in `path` (None: the packaged default), iodine from `protocol` (None: the
-    file's default protocol). Raises FactorError (CARBON_FACTORS_INVALID) naming the file and
-    the factor when the file is missing, unreadable, malformed, unsourced or implausible."""
+    file's default protocol), the scanner energy of a differential set converted with `grid`
+    (None: the grid of DEFAULT_COUNTRY in CodeCarbon's energy mix). Raises FactorError
+    (CARBON_FACTORS_INVALID) naming the file and the factor when the file is missing,
+    unreadable, malformed, unsourced, a placeholder or implausible."""
     path = Path(path) if path is not None else DEFAULT_FACTOR_FILE
     try:
         raw = path.read_bytes()
@@ -426,4 +504,26 @@ def load_factor_set(path: Path | None = None,
                                 f"{getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, dict):
         raise FactorError(CODE, f"{path}: a factor set is a YAML mapping")
-    return loader.load(data, hashlib.sha256(raw).hexdigest(), protocol)
+    for loc in placeholders(data):
+        raise loader.fail(loc, "a placeholder is not a figure or a source; give the real "
+                               "value and where it comes from")
+    sha256 = hashlib.sha256(raw).hexdigest()
+    if data.get("kind") == "differential":
+        return loader.load_differential(data, sha256, protocol, grid or default_grid())
+    return loader.load(data, sha256, protocol)
+
+
+def grid_for(country_iso_code: str) -> GridIntensity:
+    """The country's grid as the compute's emissions use it (CodeCarbon's bundled energy mix);
+    ValueError for a country the mix does not have."""
+    from digital_contrast.carbon.measure import grid_intensity  # pulls no codecarbon import
+
+    kg, source = grid_intensity(country_iso_code)
+    return GridIntensity(country_iso_code.upper(), kg, source)
+
+
+def default_grid() -> GridIntensity:
+    """The grid of DEFAULT_COUNTRY (the settings' default)."""
+    from digital_contrast.carbon.measure import DEFAULT_COUNTRY
+
+    return grid_for(DEFAULT_COUNTRY)

@@ -9,6 +9,7 @@ estimate from CPU load times the CPU's TDP (and RAM size for memory); `method` s
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -61,14 +62,32 @@ class EnergyMeasurement:
 
 
 @functools.cache
-def _energy_mix_countries() -> frozenset[str]:
-    """The countries of CodeCarbon's global energy mix, read from the file its `DataSource`
-    reads, without importing codecarbon (whose import pulls pandas: half a second on every
-    operator command that opens the service state)."""
+def _energy_mix() -> dict[str, dict[str, Any]]:
+    """CodeCarbon's global energy mix by country, read from the file its `DataSource` reads,
+    without importing codecarbon (whose import pulls pandas: half a second on every operator
+    command that opens the service state)."""
     spec = importlib.util.find_spec("codecarbon")
     assert spec is not None and spec.origin is not None
     path = Path(spec.origin).parent / ENERGY_MIX_FILE
-    return frozenset(json.loads(path.read_text(encoding="utf-8")))
+    mix: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    return mix
+
+
+def _energy_mix_countries() -> frozenset[str]:
+    return frozenset(_energy_mix())
+
+
+@functools.cache  # read on every summary request; the bundled mix does not change in a process
+def grid_intensity(country_iso_code: str) -> tuple[float, str]:
+    """The country's grid carbon intensity in kg CO2e/kWh, as the tracker uses it (the same
+    bundled energy mix), and where it comes from."""
+    code = check_country(country_iso_code)
+    entry = _energy_mix()[code]
+    kg = float(entry["carbon_intensity"]) / 1000.0
+    return kg, (f"CodeCarbon {importlib.metadata.version('codecarbon')} bundled global energy "
+                f"mix: {entry.get('country_name', code)}, {entry.get('year', 'year not stated')}, "
+                f"{float(entry['carbon_intensity']):g} g CO2e/kWh (annual average, "
+                f"location-based)")
 
 
 def check_country(country_iso_code: str) -> str:

@@ -122,10 +122,16 @@ def logout(request: Request, state: Service) -> Response:
 class Tile:
     label: str
     path: str  # where the same figure is in the summary JSON, e.g. "compute.energy_kwh"
-    value: float | int
+    value: float | int | None  # None: not known (no job with measured energy)
     text: str
     unit: str
     note: str
+
+
+def _spread(total: dict[str, float] | None) -> str:
+    """A total's low - high range, where it is known (every record made with the set in
+    force)."""
+    return "" if total is None else f"; range {total['low']:.3f} \u2013 {total['high']:.3f}"
 
 
 def _tiles(s: dict[str, Any]) -> list[Tile]:
@@ -134,6 +140,8 @@ def _tiles(s: dict[str, Any]) -> list[Tile]:
     unmeasured = counts["energy_unavailable"]
     left_out = f"; {unmeasured} job(s) without energy left out" if unmeasured else ""
     mean = compute["energy_kwh_mean_per_scan"]
+    per_scan, grid = s["avoided_range"]["per_scan_kg_co2e"], s["compute_settings"]
+    compute_per_scan = compute["emissions_kg_co2e_per_scan"]
     return [
         Tile("Scans", "counts.jobs", counts["jobs"], f"{counts['jobs']:,}", "jobs",
              f"{counts['succeeded']} succeeded, {counts['rejected']} rejected, "
@@ -144,11 +152,22 @@ def _tiles(s: dict[str, Any]) -> list[Tile]:
         Tile("Emitted", "compute.emissions_kg_co2e", compute["emissions_kg_co2e"],
              f"{compute['emissions_kg_co2e']:.3f}", "kg CO2e",
              "Scope 2, location-based electricity"),
+        Tile("Compute CO2e per scan", "compute.emissions_kg_co2e_per_scan", compute_per_scan,
+             "n/a" if compute_per_scan is None else f"{compute_per_scan * 1000:.3f}",
+             "g CO2e", f"our processing: kWh x {grid['grid_intensity_kg_co2e_per_kwh']:.3f} "
+             f"kg CO2e/kWh ({grid['country_iso_code']} grid), PUE {grid['pue']:g}"),
+        Tile("Avoided per scan", "avoided_range.per_scan_kg_co2e.central", per_scan["central"],
+             f"{per_scan['low']:.2f} \u2013 {per_scan['central']:.2f} \u2013 "
+             f"{per_scan['high']:.2f}", "kg CO2e",
+             f"low \u2013 central \u2013 high, {s['avoided_range']['factor_set']}: "
+             f"{s['avoided_range']['kind_label']}"),
         Tile("Potential avoided", "avoided.potential.kg_co2e", pot["kg_co2e"],
-             f"{pot['kg_co2e']:.3f}", "kg CO2e", "every succeeded job"),
+             f"{pot['kg_co2e']:.3f}", "kg CO2e",
+             "every succeeded job" + _spread(s["avoided_range"]["potential_kg_co2e"])),
         Tile("Confirmed avoided", "avoided.confirmed.kg_co2e", conf["kg_co2e"],
              f"{conf['kg_co2e']:.3f}", "kg CO2e",
-             f"{counts['outcome_contrast_avoided']} job(s) confirmed by the site"),
+             f"{counts['outcome_contrast_avoided']} job(s) confirmed by the site"
+             + _spread(s["avoided_range"]["confirmed_kg_co2e"])),
         Tile("Net, potential", "net_kg_co2e.potential", net["potential"],
              f"{net['potential']:+.3f}", "kg CO2e", f"avoided minus emitted{left_out}"),
         Tile("Net, confirmed", "net_kg_co2e.confirmed", net["confirmed"],

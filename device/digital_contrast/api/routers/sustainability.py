@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from digital_contrast.api.deps import Caller, DbSession, Service
 from digital_contrast.carbon.accounting import AvoidedFootprint, confirmed_avoided, net_kg_co2e
+from digital_contrast.carbon.factors import KIND_LABELS, FactorSet, grid_for
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.store import EmissionRecord
 from digital_contrast.store.footprints import (
@@ -31,8 +32,9 @@ EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo
 EVIDENCE = (
     "Compute energy is measured per job with CodeCarbon (offline; the method column says whether "
     "it was read from RAPL/NVML counters or estimated from CPU load x TDP). Avoided figures are "
-    "the marginal footprint of a contrast CT from the cited factor set: potential for every "
-    "succeeded job, confirmed only where the site reported that no contrast scan followed. The "
+    "what a contrast-enhanced CT adds to the non-contrast CT it replaces, from the factor set "
+    "in force, with its low-central-high range: potential for every succeeded job, confirmed "
+    "only where the site reported that no contrast scan followed. The "
     "reference model is trained and validated on a procedural digital phantom only and is not "
     "clinically validated.")
 
@@ -72,20 +74,65 @@ def scope(caller: Caller,
 Scope = Annotated[FootprintFilter, Depends(scope)]
 
 
+def compute_settings(meter_config: Any) -> dict[str, Any]:
+    """The grid, country and PUE the compute's emissions are computed with (the settings in
+    force; each record keeps its own in the CSV)."""
+    grid = grid_for(meter_config.country_iso_code)
+    return {"country_iso_code": grid.country_iso_code,
+            "grid_intensity_kg_co2e_per_kwh": grid.kg_co2e_per_kwh,
+            "grid_source": grid.source, "pue": meter_config.pue}
+
+
+def avoided_range(body: dict[str, Any], factors: FactorSet) -> dict[str, Any]:
+    """The avoided kg CO2e as low / central / high: per scan from the set in force, and for
+    the totals when every record in range was made with that set (records store the central
+    value only, so their totals take the per-scan range's proportions)."""
+    per_scan = factors.co2e_range
+    in_force = (factors.id, factors.version)
+    others = sorted({f"{s['id']}@{s['version']}" for s in body["factor_sets"]
+                     if (s["id"], s["version"]) != in_force})
+    totals: dict[str, Any] = {}
+    for kind in ("potential", "confirmed"):
+        central = body["avoided"][kind]["kg_co2e"]
+        totals[f"{kind}_kg_co2e"] = None if others or per_scan.central <= 0 else {
+            "low": central * per_scan.low / per_scan.central, "central": central,
+            "high": central * per_scan.high / per_scan.central}
+    note = (f"records in this range were made with {', '.join(others)}: the range of their "
+            f"totals is not stored, so only the per-scan range of the set in force is given"
+            if others else "totals take the per-scan range of the set in force")
+    return {"factor_set": f"{factors.id}@{factors.version}", "kind": factors.kind,
+            "kind_label": KIND_LABELS[factors.kind],
+            "per_scan_kg_co2e": per_scan.to_dict(),
+            "per_scan_energy_kwh": factors.energy_range.to_dict(),
+            "range_from_components": factors.co2e_kg_range is not None,
+            "not_verified": list(factors.not_verified), **totals, "note": note}
+
+
 def summary_view(db: Session, state: Any, filters: FootprintFilter) -> dict[str, Any]:
     """The summary body (also rendered by the dashboard, so both always agree)."""
+    body = summary(db, filters)
+    counts, compute = body["counts"], body["compute"]
+    known = counts["energy_measured"] + counts["energy_estimated"]
+    # The compute's own CO2e per scan: each job's measured energy x the grid intensity of its
+    # day (PUE included), over the jobs whose energy is known.
+    compute["emissions_kg_co2e_per_scan"] = (compute["emissions_kg_co2e"] / known if known
+                                             else None)
     return {"site": filters.site, "from": filters.start, "to": filters.end,
             "use_case": filters.use_case, "model_version": filters.model_version,
-            **summary(db, filters), "factor_set_in_force": state.factors.to_dict(),
-            "evidence": EVIDENCE}
+            **body, "avoided_range": avoided_range(body, state.factors),
+            "compute_settings": compute_settings(state.meter.config),
+            "factor_set_in_force": state.factors.to_dict(), "evidence": EVIDENCE}
 
 
 @router.get("/summary", summary="Energy, emissions and avoided footprint of the site's jobs")
 def sustainability_summary(filters: Scope, state: Service, db: DbSession) -> dict[str, Any]:
     """Counts (jobs by state, by energy status, by reported outcome); compute energy (total,
-    mean and nearest-rank p95 per scan) and kg CO2e emitted; potential and confirmed avoided
-    footprint (kg CO2e, iodine g, plastics g, steel g, kWh); net kg CO2e (avoided minus emitted,
-    leaving out jobs whose energy is unavailable). 422 RANGE_INVALID when from is after to."""
+    mean and nearest-rank p95 per scan), kg CO2e emitted and per scan; potential and confirmed
+    avoided footprint (kg CO2e, iodine g, plastics g, steel g, kWh) and its low / central /
+    high range (`avoided_range`); net kg CO2e (avoided minus emitted, leaving out jobs whose
+    energy is unavailable); the grid intensity, country and PUE of the compute
+    (`compute_settings`) and the factor set in force. 422 RANGE_INVALID when from is after
+    to."""
     return summary_view(db, state, filters)
 
 
