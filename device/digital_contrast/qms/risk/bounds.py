@@ -82,7 +82,7 @@ class ControlBound:
             c.describe() for c in self.counts)
 
 
-def tests_count(control: Control, test_outcomes: dict[str, str],
+def count_from_tests(control: Control, test_outcomes: dict[str, str],
                 requirement_tests: dict[str, list[str]],
                 accepted: frozenset[str]) -> Count:
     """n: the distinct verifying tests that ran; x: those that failed, a test that documents a
@@ -224,7 +224,7 @@ def control_bound(control: Control, test_outcomes: dict[str, str],
     for n, ev in enumerate(control.evidence):
         try:
             if isinstance(ev, TestsEvidence):
-                counts.append(tests_count(control, test_outcomes, requirement_tests, accepted))
+                counts.append(count_from_tests(control, test_outcomes, requirement_tests, accepted))
             elif isinstance(ev, ValidationEvidence):
                 counts.append(validation_count(ev, root))
             else:

@@ -162,9 +162,13 @@ class TestsEvidence(FrozenSchema):
     kind: Literal["tests"]
 
 
+# A metric or stratum name of a validation protocol.
+ProtocolName = Annotated[str, StringConstraints(pattern=r"^[\w.-]+$")]
+
+
 class CriterionRef(FrozenSchema):
-    metric: Text
-    stratum: Text = "primary"
+    metric: ProtocolName
+    stratum: ProtocolName = "primary"
 
     def describe(self) -> str:
         return f"{self.metric} ({self.stratum})"
