@@ -12,32 +12,33 @@ import pytest
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.qms.risk import RiskFile, load_risk_file, risk_blockers
 from digital_contrast.qms.risk.bounds import (
-    EvidenceError,
     clopper_pearson_upper,
     control_bound,
-    per_case_failures,
     count_from_tests,
+    per_case_failures,
 )
 from digital_contrast.qms.risk.report import render_risk_report, write_risk_report
 from digital_contrast.qms.risk.residual import compute_bounds, compute_residual, model_evidence
 from digital_contrast.qms.risk.schema import Control
+from tests.support.risk_file import GENEROUS, copy_risk_file
+from tests.support.risk_file import all_acceptable as _all_acceptable
+from tests.support.risk_file import at as _at
+from tests.support.risk_file import check as _check
+from tests.support.risk_file import edit as _edit
+from tests.support.risk_file import line as _line
+from tests.support.risk_file import load as _load
+from tests.support.risk_file import passing_run as _passing_run
 from tests.support.signing import site_signer
-from tests.unit.test_risk_file import (
-    GENEROUS,
-    _all_acceptable,
-    _at,
-    _check,
-    _edit,
-    _line,
-    _load,
-    _passing_run,
-    copy,  # noqa: F401 - the fixture
-)
 
 RECORD = "validation/reports/models/aaa-cta/2.1.0/validation_record.json"
 
 
-# --- Clopper-Pearson -------------------------------------------------------------------------------
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    return copy_risk_file(tmp_path)
+
+
+# --- Clopper-Pearson ------------------------------------------------------------------------
 
 @pytest.mark.req("SRS-RISK-007")
 def test_clopper_pearson_upper_bounds() -> None:
@@ -104,7 +105,8 @@ def test_bands_have_numeric_edges() -> None:
 @pytest.mark.req("SRS-RISK-008")
 def test_bands_with_a_gap_or_not_covering_zero_to_one(copy: Path) -> None:
     policy = copy / "risk" / "policy.yaml"
-    _edit(policy, "    lower: 1.0e-4\n    upper: 1.0e-3\n", "    lower: 2.0e-4\n    upper: 1.0e-3\n")
+    _edit(policy, "    lower: 1.0e-4\n    upper: 1.0e-3\n",
+          "    lower: 2.0e-4\n    upper: 1.0e-3\n")
     _edit(policy, "    lower: 1.0e-2\n    upper: 1.0\n", "    lower: 1.0e-2\n    upper: 0.5\n")
     found = _check(copy, _load(copy))
     _at(found, policy, _line(policy, "lower: 2.0e-4"),
