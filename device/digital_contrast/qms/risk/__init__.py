@@ -14,9 +14,10 @@ from digital_contrast.qms.risk.residual import overall_residual_risk
 def risk_blockers(risk_file: RiskFile, test_outcomes: dict[str, str],
                   requirement_tests: dict[str, list[str]], *,
                   accepted: frozenset[str] = frozenset()) -> list[str]:
-    """What prevents the overall residual risk from being acceptable (empty when it is)."""
+    """The residual risks that bar a clinical claim (computed unacceptable, or ALARP without a
+    demonstrated benefit); unverified controls are `qms check` problems, not listed here."""
     return list(overall_residual_risk(risk_file, test_outcomes, requirement_tests,
-                                      accepted=accepted)["open_items"])
+                                      accepted=accepted)["blockers"])
 
 
 __all__ = ["RISK_DIR", "RiskFile", "check_risk_file", "load_risk_file", "overall_residual_risk",

@@ -63,7 +63,8 @@ def compute_residual(rf: RiskFile, risk: Risk, bounds: dict[str, ControlBound]) 
     known = {cid: bounds[cid].bound for cid in risk.controls if cid in bounds}
     best_id = min(known, key=lambda c: known[c]) if known else None
     factor = known[best_id] if best_id else 1.0
-    method = f"best single control {best_id}" if best_id else "no control: no credit"
+    method = (f"best single control {best_id}" if factor < 1.0
+              else "no control with evidence: no credit")
     argued = risk.independence.controls if risk.independence else []
     if argued and all(cid in known for cid in argued):
         product = math.prod(known[cid] for cid in argued)
@@ -156,11 +157,13 @@ def overall_residual_risk(rf: RiskFile, test_outcomes: dict[str, str],
                           bounds: dict[str, ControlBound] | None = None) -> dict[str, Any]:
     """The overall residual risk conclusion (ISO 14971 clause 8) computed from the records:
     `acceptable`, `conclusion` ("acceptable" / "not acceptable"), `statement`, `open_items`
-    (everything that prevents it), `benefit` (what the validation records demonstrate)."""
+    (everything that prevents it), `blockers` (the residual risks among them), `benefit` (what
+    the validation records demonstrate), `residuals` and `levels` per risk."""
     bounds = bounds or compute_bounds(rf, test_outcomes, requirement_tests, accepted)
     residuals = {rid: compute_residual(rf, r, bounds) for rid, r in rf.risks.items()}
     models = model_evidence(rf.root)
-    open_items = release_blockers(rf, residuals, models)
+    blockers = release_blockers(rf, residuals, models)
+    open_items = list(blockers)
     for risk in rf.risks.values():
         if not risk.controls:
             open_items.append(f"{risk.id} ({risk.title}): no risk control")
@@ -199,6 +202,7 @@ def overall_residual_risk(rf: RiskFile, test_outcomes: dict[str, str],
                 "risks in the instructions for use.")
     return {"acceptable": not open_items,
             "conclusion": "acceptable" if not open_items else "not acceptable",
-            "statement": text, "open_items": open_items, "justified": justified,
+            "statement": text, "open_items": open_items, "blockers": blockers,
+            "justified": justified,
             "benefit": models.describe(), "residuals": residuals,
             "levels": {rid: LEVEL_LABELS.get(r.level, r.level) for rid, r in residuals.items()}}
