@@ -197,12 +197,14 @@ def test_validation_evidence_is_read_from_the_signed_record() -> None:
     rf, _ = load_risk_file()
     assert rf is not None
     bound = control_bound(rf.controls["RC-013"], {}, {}, REPO_ROOT)
-    (count,) = bound.counts
+    tests, count = bound.counts
     # 2.1.0 labels 15 % of iso-ilt and 35 % of iso-ilt-high-noise sacs LOW CONFIDENCE (signed
     # values): 17 + 13 of 2 x 20 cases fail.
     assert (count.kind, count.trials, count.failures) == ("validation", 40, 30)
     assert count.source == f"aaa-cta 2.1.0 ({RECORD})"
-    assert round(bound.bound, 3) == 0.858
+    assert round(count.bound, 3) == 0.858
+    # No test in this (empty) run: no trial, so the tests evidence alone gives no credit.
+    assert (tests.kind, tests.trials, tests.bound, bound.bound) == ("tests", 0, 1.0, 1.0)
 
 
 def _signed_fixture(root: Path, criteria: list[dict], *, sign: bool = True) -> str:
