@@ -239,6 +239,7 @@ def test_per_case_failures_from_signed_values(tmp_path: Path) -> None:
     assert per_case_failures(worst_bad, 20)[0] == 20
     assert per_case_failures(every, 20) == (5, "")
     assert per_case_failures(_criterion("x", "a", "mean", "<=", 0, 0.1), 20) == (2, "")
+    assert per_case_failures(_criterion("x", "a", "mean", ">=", 1, None), 20)[0] == 20
 
     def bound(*refs: tuple[str, str]) -> object:
         control = _control(evidence=[{"kind": "validation", "record": record, "criteria": [

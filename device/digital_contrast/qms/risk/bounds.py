@@ -149,6 +149,8 @@ def read_signed_validation(path: Path, root: Path) -> SignedValidation:
 
 
 def _criterion_passed(c: dict[str, Any]) -> bool:
+    """As `model.validation_record.Criterion.passed` (SI-QMS reads the file, not the model
+    item): never trusted from the file, an unmeasured value never passes."""
     value, threshold = c.get("value"), c.get("threshold")
     if value is None or threshold is None or math.isnan(value):
         return False
@@ -169,7 +171,9 @@ def per_case_failures(c: dict[str, Any], cases: int) -> tuple[int, str]:
         if _criterion_passed(c):
             return 0, ""
         return cases, "worst case failed; the record keeps no count, so every case is counted"
-    if statistic == "mean" and value is not None and (op, threshold) in ((">=", 1), ("<=", 0)):
+    if statistic == "mean" and (op, threshold) in ((">=", 1), ("<=", 0)):
+        if value is None or math.isnan(value):
+            return cases, "not measured, so every case is counted"
         share = 1.0 - value if op == ">=" else value
         return round(share * cases), ""
     raise EvidenceError(f"{statistic} {c.get('metric')} ({c.get('stratum')}) is not required "
