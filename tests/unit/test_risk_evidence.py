@@ -112,6 +112,10 @@ def test_bands_with_a_gap_or_not_covering_zero_to_one(copy: Path) -> None:
     _at(found, policy, _line(policy, "lower: 2.0e-4"),
         "probability band P3 [0.0002, 0.001) does not follow P2, which ends at 0.0001")
     _at(found, policy, _line(policy, "upper: 0.5"), "probability band P5 ends at 0.5, not 1")
+    # RISK-006 computes 1.2e-4 here: in the gap left between P2 and P3.
+    risk = copy / "risk" / "risks" / "RISK-006.yaml"
+    _at(found, risk, _line(risk, "residual:"),
+        "RISK-006: the computed residual probability 0.00012 is in no probability band")
 
 
 @pytest.mark.req("SRS-RISK-008")

@@ -110,6 +110,11 @@ def _check_claim(rf: RiskFile, risk: Risk, bounds: dict[str, ControlBound]) -> l
     """The residual probability in the record is a claim; a claim better than the evidence
     supports is an inconsistency of the file."""
     residual = compute_residual(rf, risk, bounds)
+    if residual.computed == UNDEFINED:
+        return [rf.risk_problem(risk.id, ("residual", "probability"),
+                                f"{risk.id}: the computed residual probability "
+                                f"{residual.probability:.2g} is in no probability band of the "
+                                "policy")]
     if not residual.claim_below_evidence:
         return []
     return [rf.risk_problem(risk.id, ("residual", "probability"),
