@@ -26,7 +26,7 @@ def _estimate(rf: RiskFile, estimate: Estimate) -> dict[str, str]:
             "level": level, "label": LEVEL_LABELS.get(level, level)}
 
 
-def _computed(rf: RiskFile, res: Residual) -> dict[str, Any]:
+def _computed(res: Residual) -> dict[str, Any]:
     return {"probability": f"{res.probability:.2g}", "band": res.computed,
             "claim": res.claim, "effective": res.effective, "level": res.level,
             "label": LEVEL_LABELS.get(res.level, res.level), "edge": f"{res.edge:g}",
@@ -57,9 +57,12 @@ def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
               "threats": [t.value for t in r.threats], "controls": r.controls,
               "initial": _estimate(rf, r.initial),
               # The residual shown is the worse of the claim and the computed band.
-              "residual": _estimate(rf, Estimate(severity=r.residual.severity,
-                                                 probability=residuals[r.id].effective)),
-              "computed": _computed(rf, residuals[r.id]),
+              "residual": {"severity": r.residual.severity,
+                           "probability": residuals[r.id].effective,
+                           "level": residuals[r.id].level,
+                           "label": LEVEL_LABELS.get(residuals[r.id].level,
+                                                     residuals[r.id].level)},
+              "computed": _computed(residuals[r.id]),
               "independence": r.independence.model_dump() if r.independence else None,
               "bounds": [bounds[cid].describe() for cid in r.controls if cid in bounds],
               "benefit_risk": r.benefit_risk, "notes": r.notes}
