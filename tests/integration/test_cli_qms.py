@@ -16,7 +16,7 @@ def _cli(*args: str):
     return result
 
 
-@pytest.mark.req("SRS-QMS-006", "SRS-QMS-008")
+@pytest.mark.req("SRS-QMS-006", "SRS-QMS-008", "SRS-RISK-005")
 def test_check_lists_every_gap_and_exits_non_zero(small_junit: Path) -> None:
     result = _cli("qms", "check", "--junit", str(small_junit))
     assert result.exit_code == 1, result.output
@@ -27,6 +27,13 @@ def test_check_lists_every_gap_and_exits_non_zero(small_junit: Path) -> None:
     assert "clause 4.1 (Quality management system) is satisfied outside this repository" in \
         result.output and "not established yet" in result.output
     assert "requirements" in result.output.splitlines()[0]  # the counts come first
+    # Residual risks computed unacceptable are listed apart, as release blockers...
+    assert "release blockers (" in result.output and "the overall residual risk is NOT " \
+        "acceptable" in result.output
+    assert "  blocker: RISK-001 (Hallucinated or misshapen lumen in the synthetic image): " \
+        "residual S5/" in result.output
+    # ...while a claim the evidence of this small run cannot support is a gap.
+    assert "RISK-001 claims P2 but its evidence supports" in result.output
 
 
 @pytest.mark.req("SRS-QMS-006")

@@ -16,70 +16,27 @@ from digital_contrast.qms.risk import (
     RiskFile,
     check_risk_file,
     load_risk_file,
+    risk_blockers,
     write_risk_report,
 )
 from digital_contrast.qms.risk.evidence import matching_tests
 from digital_contrast.qms.risk.report import render_risk_report
-from digital_contrast.qms.yaml_records import Problem
 from tests.support.documents import assert_controlled_document
+from tests.support.risk_file import GENEROUS, copy_risk_file, passing_run
+from tests.support.risk_file import all_acceptable as _all_acceptable
+from tests.support.risk_file import at as _at
+from tests.support.risk_file import check as _check
+from tests.support.risk_file import edit as _edit
+from tests.support.risk_file import line as _line
+from tests.support.risk_file import load as _load
+from tests.support.risk_file import node as _node
 
-Run = tuple[dict[str, str], dict[str, list[str]]]
-
-
-def _node(rid: str) -> str:
-    return f"tests/unit/test_fake.py::test_{rid.lower().replace('-', '_')}"
-
-
-def _passing_run(rf: RiskFile) -> Run:
-    """A run in which every implementing requirement and every named test has passed."""
-    outcomes: dict[str, str] = {}
-    requirement_tests: dict[str, list[str]] = {}
-    for control in rf.controls.values():
-        for rid in control.implemented_by:
-            outcomes[_node(rid)] = "passed"
-            requirement_tests[rid] = [_node(rid)]
-        for ref in control.verified_by:
-            outcomes[ref if "::" in ref else f"{ref}::test_case[1]"] = "passed"
-    return outcomes, requirement_tests
+_passing_run = passing_run
 
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
-    """A private copy of the shipped risk file and of the records it is checked against."""
-    shutil.copytree(RISK_DIR, tmp_path / "risk")
-    shutil.copytree(QMS_DIR, tmp_path / "qms")
-    return tmp_path
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} not once in {path.name}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
-
-
-def _line(path: Path, needle: str) -> int:
-    return next(n for n, line in enumerate(path.read_text("utf-8").splitlines(), 1)
-                if needle in line)
-
-
-def _load(root: Path) -> RiskFile:
-    rf, problems = load_risk_file(root / "risk")
-    assert rf is not None and problems == []
-    return rf
-
-
-def _check(root: Path, rf: RiskFile, run: Run | None = None) -> list[Problem]:
-    outcomes, requirement_tests = run or _passing_run(rf)
-    records, problems = load_records(root / "qms")
-    assert problems == []
-    return check_risk_file(rf, records, outcomes, requirement_tests)
-
-
-def _at(problems: list[Problem], path: Path, line: int, text: str) -> Problem:
-    found = [p for p in problems if p.file.endswith(path.name) and p.line == line
-             and text in p.message]
-    assert found, f"no problem at {path.name}:{line} about {text!r} in {problems}"
-    return found[0]
+    return copy_risk_file(tmp_path)
 
 
 # --- The shipped risk file ----------------------------------------------------------------------
@@ -104,7 +61,7 @@ def test_the_shipped_risk_file_loads_without_problems() -> None:
 def test_the_shipped_risk_file_has_no_gap_when_every_test_passed() -> None:
     rf, _ = load_risk_file()
     assert rf is not None
-    outcomes, requirement_tests = _passing_run(rf)
+    outcomes, requirement_tests = _passing_run(rf, GENEROUS)
     assert check_risk_file(rf, load_records(QMS_DIR)[0], outcomes, requirement_tests) == []
 
 
@@ -133,8 +90,8 @@ def test_levels_are_computed_from_the_matrix() -> None:
                 ("S4", "P2"): "alarp", ("S5", "P1"): "alarp", ("S5", "P2"): "unacceptable",
                 ("S9", "P1"): "undefined"}
     assert {pair: rf.level(*pair) for pair in expected} == expected
-    one, thirteen = rf.risks["RISK-001"], rf.risks["RISK-013"]
-    assert (one.initial_level, one.residual_level) == ("unacceptable", "alarp")
+    one, thirteen = rf.risks["RISK-001"], rf.risks["RISK-013"]  # levels of the claims
+    assert (one.initial_level, one.residual_level) == ("unacceptable", "unacceptable")
     assert (thirteen.initial_level, thirteen.residual_level) == ("alarp", "acceptable")
     for path in [*RISK_DIR.rglob("*.yaml")]:
         assert not re.search(r"^\s*level:", path.read_text("utf-8"), re.M), path
@@ -143,8 +100,8 @@ def test_levels_are_computed_from_the_matrix() -> None:
 @pytest.mark.req("SRS-RISK-001", "SRS-RISK-002")
 def test_a_typed_level_is_refused_at_its_line(copy: Path) -> None:
     path = copy / "risk" / "risks" / "RISK-003.yaml"
-    _edit(path, "residual: {severity: S4, probability: P1}",
-          "residual: {severity: S4, probability: P1, level: acceptable}")
+    _edit(path, "residual: {severity: S4, probability: P3}",
+          "residual: {severity: S4, probability: P3, level: unacceptable}")
     _, problems = load_risk_file(copy / "risk")
     _at(problems, path, _line(path, "residual:"), "residual.level: Extra inputs")
 
@@ -332,26 +289,39 @@ def test_a_named_test_that_is_not_in_the_run(copy: Path) -> None:
 
 # --- Residual risk -------------------------------------------------------------------------------
 
+def _blockers(root: Path, rf: RiskFile) -> list[str]:
+    return risk_blockers(rf, *_passing_run(rf, GENEROUS))
+
+
 @pytest.mark.req("SRS-RISK-005")
 def test_an_unacceptable_or_worse_residual_risk(copy: Path) -> None:
     risk = copy / "risk" / "risks" / "RISK-019.yaml"
-    _edit(risk, "residual: {severity: S5, probability: P1}",
+    _edit(risk, "residual: {severity: S5, probability: P3}",
           "residual: {severity: S5, probability: P4}")
     rf = _load(copy)
     found = _check(copy, rf)
-    line = _line(risk, "residual:")
-    _at(found, risk, line, "residual risk S5/P4 is unacceptable")
-    _at(found, risk, line, "residual probability P4 is worse than the initial P3")
+    _at(found, risk, _line(risk, "residual:"),
+        "residual probability P4 is worse than the initial P3")
+    # Unacceptable is not an inconsistency of the file: a release blocker, listed apart.
+    assert not any("unacceptable" in p.message for p in found)
+    assert any(b.startswith("RISK-019 (Use in an excluded clinical condition): residual S5/P4 "
+                            "is unacceptable") for b in _blockers(copy, rf))
 
 
 @pytest.mark.req("SRS-RISK-005")
-def test_alarp_without_a_benefit_risk_analysis(copy: Path) -> None:
-    risk = copy / "risk" / "risks" / "RISK-002.yaml"
-    text = risk.read_text("utf-8")
-    risk.write_text(text[:text.index("benefit_risk:")], encoding="utf-8")
+def test_alarp_without_a_benefit_risk_analysis_or_without_a_demonstrated_benefit(
+        copy: Path) -> None:
     rf = _load(copy)
-    found = _check(copy, rf)
-    _at(found, risk, _line(risk, "residual:"), "is ALARP: a benefit_risk analysis is required")
+    assert "RISK-011 (Tampered records or images): residual S4/P2 is ALARP without a " \
+        "benefit-risk analysis" in _blockers(copy, rf)
+    assert not any("ALARP" in p.message for p in _check(copy, rf))
+    risk = copy / "risk" / "risks" / "RISK-011.yaml"
+    risk.write_text(risk.read_text("utf-8") + "benefit_risk: Benefit as for RISK-001.\n",
+                    encoding="utf-8")
+    # Phantom-only records demonstrate no clinical benefit: the analysis cannot justify it.
+    assert "RISK-011 (Tampered records or images): residual S4/P2 is ALARP and its " \
+        "benefit-risk analysis rests on a clinical benefit no validated model demonstrates" \
+        in _blockers(copy, _load(copy))
 
 
 # --- The report -----------------------------------------------------------------------------------
@@ -360,7 +330,7 @@ def test_alarp_without_a_benefit_risk_analysis(copy: Path) -> None:
 def test_the_report_has_title_block_tables_and_statement(tmp_path: Path) -> None:
     rf, _ = load_risk_file()
     assert rf is not None
-    outcomes, requirement_tests = _passing_run(rf)
+    outcomes, requirement_tests = _passing_run(rf, GENEROUS)
     paths = write_risk_report(tmp_path, rf, outcomes, requirement_tests,
                               date=dt.date(2026, 12, 1))
     assert [p.name for p in paths] == ["risk_management_report.md",
@@ -374,40 +344,55 @@ def test_the_report_has_title_block_tables_and_statement(tmp_path: Path) -> None
     for role in ("Risk manager", "Quality", "Clinical"):
         assert f"| {role} | | | |" in md and f"<td>{role}</td>" in html
     assert "| S5 | ALARP | unacceptable | unacceptable | unacceptable | unacceptable |" in md
+    assert "| P2 | remote | 1 in 1 000 000 to 1 in 10 000 uses (1e-6 to < 1e-4) | " \
+        "[1e-06, 0.0001) |" in md
     row = next(line for line in md.splitlines() if line.startswith("| RISK-001 "))
-    assert "S5/P4 unacceptable" in row and "S5/P1 ALARP" in row and "RC-013" in row
+    assert "S5/P4 unacceptable" in row and "| P2 |" in row and "S5/P2 unacceptable" in row
+    assert "RC-013" in row and "product over the independent RC-001, RC-010, RC-012" in row
     control = next(line for line in md.splitlines() if line.startswith("| RC-014 "))
     assert "information-for-safety" in control and "SRS-DER-001" in control
-    assert control.endswith("| passed |")
+    assert control.endswith("| 1 | passed |")  # verified, but no credit: bound 1
+    assert "- RC-014: no credit: The tests show" in md
     assert "### RISK-008: Tampered, corrupted or unvalidated model used" in md
-    assert "The overall residual risk is acceptable" in md
-    assert "known residual anomaly" not in md  # every test passed: nothing excused
+    assert "The overall residual risk is NOT acceptable" in md
+    assert "phantom-only evidence supports no clinical benefit claim" in md
+    assert "The overall residual risk is NOT acceptable" in html
+    assert '<td class="unacceptable">S5/P2 unacceptable</td>' in html
+    # Self-contained: no external stylesheet, script, image or font.
+    assert not re.search(r"""(src|href)=["'](https?:)?//|<link|<script|@import""", html)
+
+
+@pytest.mark.req("SRS-RISK-006")
+def test_an_acceptable_file_and_a_control_excused_by_a_known_anomaly(copy: Path) -> None:
+    _all_acceptable(copy)
+    rf = _load(copy)
+    outcomes, requirement_tests = _passing_run(rf, GENEROUS)
+    overall = render_risk_report(rf, outcomes, requirement_tests)["overall"]
+    assert overall["acceptable"] and overall["open_items"] == []
+    assert "The overall residual risk is acceptable" in overall["statement"]
+    assert "known residual anomaly" not in overall["statement"]  # nothing excused
     # A control verified only because an anomaly excuses its skipped test says so.
     skipped = next(iter(requirement_tests["SRS-EXP-005"]))
     outcomes = outcomes | {skipped: "skipped"}
     data = render_risk_report(rf, outcomes, requirement_tests, accepted=frozenset({skipped}))
     assert "RC-013 with a test that documents a known residual anomaly" in \
         data["overall"]["statement"]
-    assert "The overall residual risk is acceptable" in html
-    assert '<td class="alarp">S5/P1 ALARP</td>' in html
-    # Self-contained: no external stylesheet, script, image or font.
-    assert not re.search(r"""(src|href)=["'](https?:)?//|<link|<script|@import""", html)
 
 
 @pytest.mark.req("SRS-RISK-006")
 def test_an_unacceptable_residual_risk_changes_the_statement(copy: Path) -> None:
+    _all_acceptable(copy)
     risk = copy / "risk" / "risks" / "RISK-005.yaml"
-    _edit(risk, "residual: {severity: S4, probability: P1}",
+    _edit(risk, "residual: {severity: S1, probability: P4}",
           "residual: {severity: S4, probability: P3}")
     rf = _load(copy)
-    outcomes, requirement_tests = _passing_run(rf)
+    outcomes, requirement_tests = _passing_run(rf, GENEROUS)
     overall = render_risk_report(rf, outcomes, requirement_tests)["overall"]
-    assert not overall["acceptable"]
-    assert "NOT acceptable" in overall["statement"]
-    assert overall["open_items"] == [
-        "RISK-005 (Synthetic image mistaken for an acquired contrast CT): residual risk S4/P3 "
-        "is unacceptable"]
+    assert not overall["acceptable"] and overall["conclusion"] == "not acceptable"
+    assert overall["statement"].startswith("The overall residual risk is NOT acceptable: "
+                                           "RISK-005 computed unacceptable from the evidence.")
+    assert len(overall["open_items"]) == 1 and overall["open_items"][0].startswith(
+        "RISK-005 (Synthetic image mistaken for an acquired contrast CT): residual S4/P3 is "
+        "unacceptable")
     md = write_risk_report(copy / "out", rf, outcomes, requirement_tests)[0].read_text("utf-8")
     assert "NOT acceptable" in md and "- RISK-005 (Synthetic image mistaken" in md
-
-

@@ -30,7 +30,9 @@ def _test_run(junit: Path | None):  # -> TestRun
 @app.command("check")
 @user_errors
 def qms_check(ctx: typer.Context, junit: JunitOption = None) -> None:
-    """Every gap in the technical file, with file and line; exit 1 when there is any."""
+    """Every gap in the technical file, with file and line; exit 1 when there is any. Release
+    blockers (residual risks computed unacceptable or unjustified) are listed apart: they do
+    not fail the check, and every release record states them."""
     from digital_contrast.qms.check import run_checks
 
     result = run_checks(_test_run(junit), commands=command_names(ctx.find_root().command))
@@ -40,6 +42,12 @@ def qms_check(ctx: typer.Context, junit: JunitOption = None) -> None:
         console.print(f"clause {clause.clause} ({clause.title}) is satisfied outside this "
                       f"repository by {clause.outside_repository.holder}; status: "
                       f"{clause.outside_repository.status}", highlight=False, soft_wrap=True)
+    if result.blockers:
+        console.print(f"release blockers ({len(result.blockers)}): the overall residual risk is "
+                      "NOT acceptable; a release record states it (research use, no clinical "
+                      "claim)", highlight=False, soft_wrap=True)
+        for blocker in result.blockers:
+            console.print(f"  blocker: {blocker}", highlight=False, soft_wrap=True)
     for problem in result.problems:
         console.print(str(problem), highlight=False, soft_wrap=True)
     if result.problems:

@@ -6,11 +6,14 @@ list) against the repository and the latest junit report, and returns the proble
 file and line. No problem found means: every record is valid, every reference resolves, every
 requirement verified by test has a test that passed, every risk control is implemented and
 verified (or left open only by tests that document a known residual anomaly of
-qms/anomalies.yaml, whose references and tests are checked too), residual risks are acceptable
-or justified, the SOUP list matches the installed
+qms/anomalies.yaml, whose references and tests are checked too), no residual probability is
+claimed below what its controls' evidence supports, the SOUP list matches the installed
 runtime closure, every source module belongs to a software item, has a docstring and imports
 only the items its item may use (qms/design.py), every process document of docs/qms/ keeps a
 revision history (qms/revisions.py), and every applicable clause is satisfied.
+Residual risks computed unacceptable, or ALARP without a demonstrated benefit, are release
+blockers: listed apart (`CheckResult.blockers`), they do not fail the check, and every release
+record states the overall residual risk conclusion they lead to.
 """
 
 from __future__ import annotations
@@ -321,13 +324,15 @@ class CheckResult:
     problems: list[Problem]
     counts: dict[str, int]
     outside: list[Clause] = field(default_factory=list)  # clauses met outside the repository
+    # Residual risks that bar a clinical claim (qms.risk.residual.release_blockers).
+    blockers: list[str] = field(default_factory=list)
 
 
 def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
                closure: dict[str, Any] | None = None) -> CheckResult:
     """Every check; `closure` overrides the installed runtime closure (tests)."""
     from digital_contrast.qms.anomalies import accepted_tests, check_anomalies, load_anomalies
-    from digital_contrast.qms.risk import check_risk_file, load_risk_file
+    from digital_contrast.qms.risk import check_risk_file, load_risk_file, risk_blockers
     from digital_contrast.qms.soup import check_soup, load_soup, runtime_closure
 
     qms_dir = repo / "qms"
@@ -355,11 +360,15 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
                                     requirements=set(records.requirements),
                                     items=set(records.items),
                                     risks=set(risk_file.risks) if risk_file else set())
+    blockers: list[str] = []
     if risk_file is not None:
         # A control left open only by tests that document a known anomaly is not a gap: the
         # anomaly's evaluation (5.8.3) stands for it. Every other non-pass is still reported.
+        accepted = frozenset(accepted_tests(anomalies, run))
         problems += check_risk_file(risk_file, records, run.outcomes, run.requirement_tests(),
-                                    accepted=frozenset(accepted_tests(anomalies, run)))
+                                    accepted=accepted)
+        blockers = risk_blockers(risk_file, run.outcomes, run.requirement_tests(),
+                                 accepted=accepted)
     soup, found = load_soup(qms_dir / "soup.yaml")
     problems += found
     if soup is not None:
@@ -372,7 +381,7 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
               "risk controls": len(risk_file.controls) if risk_file else 0,
               "known anomalies": len(anomalies)}
     return CheckResult(sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.message)),
-                       counts, outside)
+                       counts, outside, blockers)
 
 
 __all__ = ["CheckResult", "Problem", "display_path", "run_checks"]

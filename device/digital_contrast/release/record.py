@@ -5,7 +5,9 @@ and any gap `qms check` finds, writing nothing. Otherwise it builds the wheel an
 generated documents (trace matrix, risk management report, SOUP list and SBOM, detailed design),
 a test report from the junit run, the known residual anomalies, the validation records of the
 models, the current `validate` run of every protocol (refused when one has none) and the release
-notes into a scratch folder, then the manifest with the SHA-256 of every
+notes, which open with the overall residual risk conclusion (also in the manifest: a build whose
+residual risk is not acceptable is for research use and supports no clinical claim), into a
+scratch folder, then the manifest with the SHA-256 of every
 file, and renames the folder into place: a release record is complete or absent, never partial.
 """
 
@@ -183,11 +185,36 @@ def anomalies_report(anomalies: list[ResidualAnomaly]) -> str:
     return "\n".join(lines if anomalies else [*lines, "None."]) + "\n"
 
 
+def overall_residual_risk(repo: Path, run: TestRun,
+                          anomalies: list[ResidualAnomaly]) -> dict[str, Any]:
+    """The risk file's overall residual risk conclusion for the release record: `conclusion`
+    ("acceptable" / "not acceptable"), `statement`, `reasons`, `benefit`."""
+    from digital_contrast.qms.anomalies import accepted_tests
+    from digital_contrast.qms.risk import load_risk_file
+    from digital_contrast.qms.risk import overall_residual_risk as overall
+
+    risk_file, _ = load_risk_file(repo / "risk")
+    assert risk_file is not None  # run_checks passed
+    found = overall(risk_file, run.outcomes, run.requirement_tests(),
+                    accepted=frozenset(accepted_tests(anomalies, run)))
+    return {"conclusion": found["conclusion"], "statement": found["statement"],
+            "reasons": found["open_items"], "benefit": found["benefit"]}
+
+
 def release_notes(version: str, counts: dict[str, int], anomalies: list[ResidualAnomaly],
                   soup_findings: list[str], models: list[dict[str, Any]],
-                  validations: list[CompletedRun], outside: list[Clause]) -> str:
+                  validations: list[CompletedRun], outside: list[Clause],
+                  residual: dict[str, Any]) -> str:
     lines = [f"# {PRODUCT_NAME} {version} - release notes", "",
-             f"Package version {__version__}. {EVIDENCE}", "", "## Contents", ""]
+             f"Package version {__version__}. {EVIDENCE}", "",
+             "## Overall residual risk", "",
+             f"Overall residual risk: **{residual['conclusion']}** (ISO 14971 clause 8, computed "
+             "from risk/ and this release's test run; risk/risk_management_report.md).", ""]
+    if residual["conclusion"] != "acceptable":
+        lines += ["This build is for research use only: it supports no clinical claim.", ""]
+    lines += [residual["statement"], ""]
+    lines += [f"- {reason}" for reason in residual["reasons"]]
+    lines += ["", "## Contents", ""]
     lines += [f"- {n} {what}" for what, n in counts.items()]
     lines += ["", "## Known residual anomalies", ""]
     lines += [f"- {a.id}: {a.title} (affects {', '.join(a.affected)}; risks "
@@ -284,8 +311,10 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
             shutil.copytree(repo / VALIDATION_DIR, staging / VALIDATION_DIR)
         for validation in validations:
             shutil.copytree(validation.folder, staging / VALIDATION_RUNS / validation.run_id)
+        residual = overall_residual_risk(repo, run, anomalies)
         (staging / NOTES).write_text(release_notes(version, result.counts, anomalies,
-                                                   findings, models, validations, result.outside))
+                                                   findings, models, validations, result.outside,
+                                                   residual))
         files = {str(p.relative_to(staging)): sha256_file(p)
                  for p in sorted(staging.rglob("*")) if p.is_file()}
         manifest = {
@@ -311,6 +340,8 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
                 {"clause": c.clause, "title": c.title} | c.outside_repository.model_dump()
                 for c in result.outside if c.outside_repository],
             "evidence_statement": EVIDENCE,
+            "overall_residual_risk": residual["conclusion"],
+            "overall_residual_risk_reasons": residual["reasons"],
             "files": files,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

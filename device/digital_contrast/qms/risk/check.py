@@ -1,10 +1,16 @@
-"""Gap checks of the risk file against the requirement records and the latest test run."""
+"""Gap checks of the risk file against the requirement records, the latest test run and the
+evidence of its controls: inconsistencies are problems (they fail `qms check`); a residual risk
+honestly computed unacceptable is a release blocker (`qms.risk.residual.release_blockers`)."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from digital_contrast.qms.requirements import Records, SoftwareRequirement
+from digital_contrast.qms.risk.bounds import ControlBound
 from digital_contrast.qms.risk.evidence import control_evidence
 from digital_contrast.qms.risk.load import RiskFile
+from digital_contrast.qms.risk.residual import compute_bounds, compute_residual
 from digital_contrast.qms.risk.schema import UNDEFINED, Control, Estimate, Level, Risk
 from digital_contrast.qms.yaml_records import Problem, duplicates
 
@@ -29,6 +35,18 @@ def _check_policy(rf: RiskFile) -> list[Problem]:
         problems += [doc.problem(("acceptability", sid, pid),
                                  f"matrix column {pid} is not on the probability scale")
                      for pid in row if pid not in probabilities]
+    bands = policy.probability
+    if bands and bands[0].lower != 0.0:
+        problems.append(doc.problem(("probability", 0, "lower"), f"probability band "
+                                    f"{bands[0].id} starts at {bands[0].lower:g}, not 0"))
+    if bands and bands[-1].upper != 1.0:
+        problems.append(doc.problem(("probability", len(bands) - 1, "upper"), f"probability "
+                                    f"band {bands[-1].id} ends at {bands[-1].upper:g}, not 1"))
+    for n, (lesser, band) in enumerate(pairwise(bands), 1):
+        if band.lower != lesser.upper or band.lower >= band.upper:
+            problems.append(doc.problem(("probability", n, "lower"), f"probability band "
+                                        f"{band.id} [{band.lower:g}, {band.upper:g}) does not "
+                                        f"follow {lesser.id}, which ends at {lesser.upper:g}"))
     # Scales are listed from least to worst: a worse severity or a higher probability never
     # makes a risk more acceptable.
     rank = {Level.ACCEPTABLE: 0, Level.ALARP: 1, Level.UNACCEPTABLE: 2}
@@ -79,20 +97,32 @@ def _check_risk(rf: RiskFile, risk: Risk) -> list[Problem]:
             problems.append(rf.risk_problem(risk.id, ("residual", key),
                                             f"residual {key} {after} is worse than the "
                                             f"initial {before}"))
-    level = risk.residual_level
-    if level == Level.UNACCEPTABLE:
-        problems.append(rf.risk_problem(risk.id, ("residual",),
-                                        f"residual risk {residual.severity}/"
-                                        f"{residual.probability} is unacceptable"))
-    elif level == Level.ALARP and not risk.benefit_risk:
-        problems.append(rf.risk_problem(risk.id, ("residual",),
-                                        f"residual risk {residual.severity}/"
-                                        f"{residual.probability} is ALARP: a benefit_risk "
-                                        "analysis is required"))
+    if risk.independence is not None:
+        problems += [rf.risk_problem(risk.id, ("independence", "controls", n),
+                                     f"{risk.id}: the independence argument names {cid}, which "
+                                     "is not one of its controls")
+                     for n, cid in enumerate(risk.independence.controls)
+                     if cid not in risk.controls]
     return problems
 
 
-def _check_control(rf: RiskFile, control: Control, used: set[str],
+def _check_claim(rf: RiskFile, risk: Risk, bounds: dict[str, ControlBound]) -> list[Problem]:
+    """The residual probability in the record is a claim; a claim better than the evidence
+    supports is an inconsistency of the file."""
+    residual = compute_residual(rf, risk, bounds)
+    if residual.computed == UNDEFINED:
+        return [rf.risk_problem(risk.id, ("residual", "probability"),
+                                f"{risk.id}: the computed residual probability "
+                                f"{residual.probability:.2g} is in no probability band of the "
+                                "policy")]
+    if not residual.claim_below_evidence:
+        return []
+    return [rf.risk_problem(risk.id, ("residual", "probability"),
+                            f"{risk.id} claims {residual.claim} but its evidence supports "
+                            f"{residual.computed} at best ({residual.describe()})")]
+
+
+def _check_control(rf: RiskFile, control: Control, bound: ControlBound, used: set[str],
                    requirements: dict[str, SoftwareRequirement],
                    test_outcomes: dict[str, str], requirement_tests: dict[str, list[str]],
                    accepted: frozenset[str]) -> list[Problem]:
@@ -111,6 +141,7 @@ def _check_control(rf: RiskFile, control: Control, used: set[str],
             problems.append(rf.control_problem(cid, ("implemented_by", n),
                                                f"{rid} implements {cid} but is not marked "
                                                "risk_control: true"))
+    problems += [rf.control_problem(cid, loc, message) for loc, message in bound.problems]
     evidence = control_evidence(control, test_outcomes, requirement_tests, accepted)
     if not evidence.tests:
         where = ("verified_by",) if control.verified_by else ("id",)
@@ -147,18 +178,22 @@ def check_risk_file(risk_file: RiskFile, records: Records, test_outcomes: dict[s
     `test_outcomes` maps pytest node ids to passed / failed / skipped / not run and
     `requirement_tests` requirement ids to the node ids that verify them (see
     `qms.junit_report.TestRun`).
-    Requirements flagged `risk_control: true` must implement a control.
+    Requirements flagged `risk_control: true` must implement a control. A residual probability
+    claimed below what the controls' evidence supports, and evidence that cannot be read, are
+    problems; a residual risk computed unacceptable is not (see `release_blockers`).
     `accepted`: node ids of skipped tests that document an open known anomaly; a control whose
     only non-passing tests are these is verified (every other outcome is still reported).
     """
     rf = risk_file
     problems = _check_policy(rf)
+    bounds = compute_bounds(rf, test_outcomes, requirement_tests, accepted)
     for risk in rf.risks.values():
         problems += _check_risk(rf, risk)
+        problems += _check_claim(rf, risk, bounds)
     used = {cid for risk in rf.risks.values() for cid in risk.controls}
     for control in rf.controls.values():
-        problems += _check_control(rf, control, used, records.requirements, test_outcomes,
-                                   requirement_tests, accepted)
+        problems += _check_control(rf, control, bounds[control.id], used, records.requirements,
+                                   test_outcomes, requirement_tests, accepted)
     implemented = {rid for c in rf.controls.values() for rid in c.implemented_by}
     problems += [records.requirement_problem(rid, ("id",), f"{rid} is a risk control "
                                              "(risk_control: true) but implements no control "

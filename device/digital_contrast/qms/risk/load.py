@@ -23,6 +23,8 @@ class RiskFile:
     risk_docs: dict[str, YamlDocument]
     controls_doc: YamlDocument | None
     control_rows: dict[str, int] = field(default_factory=dict)  # id -> index in `controls:`
+    # The repository the evidence paths (validation records, field data) are relative to.
+    root: Path = REPO_ROOT
 
     def level(self, severity: str, probability: str) -> str:
         return self.policy.level(severity, probability)
@@ -93,4 +95,5 @@ def load_risk_file(risk_dir: Path = RISK_DIR) -> tuple[RiskFile | None, list[Pro
         return None, problems
     for risk in risks.values():
         risk._policy = policy  # private attributes stay settable on a frozen model
-    return RiskFile(policy, risks, controls, policy_doc, risk_docs, controls_doc, rows), problems
+    return RiskFile(policy, risks, controls, policy_doc, risk_docs, controls_doc, rows,
+                    risk_dir.parent), problems

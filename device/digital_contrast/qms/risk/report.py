@@ -1,5 +1,6 @@
-"""The risk management report (DC-RMR): risk table, controls and their verification, and the
-overall residual risk conclusion, as Markdown, HTML and PDF."""
+"""The risk management report (DC-RMR): risk table with claimed and computed residual
+probabilities, controls with their verification and the evidence bounding their failure, and
+the overall residual risk conclusion, as Markdown, HTML and PDF."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 from digital_contrast.qms.documents import document_header, render, write_pdf
 from digital_contrast.qms.risk.evidence import ControlVerification, control_evidence
 from digital_contrast.qms.risk.load import RiskFile
-from digital_contrast.qms.risk.schema import LEVEL_LABELS, UNDEFINED, Estimate, Level
+from digital_contrast.qms.risk.residual import Residual, compute_bounds, overall_residual_risk
+from digital_contrast.qms.risk.schema import LEVEL_LABELS, Estimate, Level
 
 REPORT_NAME = "risk_management_report"
 DOCUMENT_ID, TITLE = "DC-RMR", "Risk management report"
@@ -24,47 +26,12 @@ def _estimate(rf: RiskFile, estimate: Estimate) -> dict[str, str]:
             "level": level, "label": LEVEL_LABELS.get(level, level)}
 
 
-def overall_statement(rf: RiskFile, statuses: dict[str, ControlVerification],
-                      via_anomalies: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The overall residual risk conclusion (ISO 14971 clause 8), computed from the records;
-    `via_anomalies`: controls verified with a test excused by a documented known anomaly."""
-    open_items: list[str] = []
-    for risk in rf.risks.values():
-        level, r = risk.residual_level, risk.residual
-        if level == Level.UNACCEPTABLE:
-            open_items.append(f"{risk.id} ({risk.title}): residual risk {r.severity}/"
-                              f"{r.probability} is unacceptable")
-        elif level == Level.ALARP and not risk.benefit_risk:
-            open_items.append(f"{risk.id} ({risk.title}): residual risk is ALARP without a "
-                              "benefit-risk analysis")
-        elif level == UNDEFINED:
-            open_items.append(f"{risk.id} ({risk.title}): residual risk is not on the matrix")
-        if not risk.controls:
-            open_items.append(f"{risk.id} ({risk.title}): no risk control")
-        missing = [cid for cid in risk.controls if cid not in rf.controls]
-        if missing:
-            open_items.append(f"{risk.id}: controls not defined: {', '.join(missing)}")
-    for cid, status in statuses.items():
-        if status != ControlVerification.PASSED:
-            open_items.append(f"{cid} ({rf.controls[cid].title}): {status.value}")
-    justified = [r.id for r in rf.risks.values() if r.residual_level == Level.ALARP
-                 and r.benefit_risk]
-    if open_items:
-        text = ("The overall residual risk is NOT acceptable in this state: the following "
-                f"{len(open_items)} item(s) must be resolved before release.")
-    else:
-        text = (f"All {len(rf.risks)} residual risks are acceptable"
-                + (f" or, at ALARP, justified by a benefit-risk analysis ({', '.join(justified)})"
-                   if justified else "")
-                + f", and all {len(rf.controls)} risk controls are verified by passing tests"
-                + (f" ({', '.join(via_anomalies)} with a test that documents a known residual "
-                   "anomaly, evaluated in qms/anomalies.yaml)" if via_anomalies else "")
-                + ". "
-                "The overall residual risk is acceptable (ISO 14971:2019 clause 8), subject to "
-                "the conclusions of the benefit-risk analyses and disclosure of the residual "
-                "risks in the instructions for use.")
-    return {"acceptable": not open_items, "statement": text, "open_items": open_items,
-            "justified": justified}
+def _computed(res: Residual) -> dict[str, Any]:
+    return {"probability": f"{res.probability:.2g}", "band": res.computed,
+            "claim": res.claim, "effective": res.effective, "level": res.level,
+            "label": LEVEL_LABELS.get(res.level, res.level), "edge": f"{res.edge:g}",
+            "factor": f"{res.factor:.3g}", "method": res.method,
+            "claim_below_evidence": res.claim_below_evidence}
 
 
 def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
@@ -75,6 +42,10 @@ def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
     rf = risk_file
     evidence = {cid: control_evidence(c, test_outcomes, requirement_tests, accepted)
                 for cid, c in sorted(rf.controls.items())}
+    bounds = compute_bounds(rf, test_outcomes, requirement_tests, accepted)
+    overall = overall_residual_risk(rf, test_outcomes, requirement_tests, accepted=accepted,
+                                    bounds=bounds)
+    residuals: dict[str, Residual] = overall.pop("residuals")
     statuses = {cid: e.status for cid, e in evidence.items()}
     used_by: dict[str, list[str]] = defaultdict(list)
     for risk in rf.risks.values():
@@ -84,7 +55,16 @@ def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
               "sequence_of_events": r.sequence_of_events,
               "hazardous_situation": r.hazardous_situation, "harm": r.harm,
               "threats": [t.value for t in r.threats], "controls": r.controls,
-              "initial": _estimate(rf, r.initial), "residual": _estimate(rf, r.residual),
+              "initial": _estimate(rf, r.initial),
+              # The residual shown is the worse of the claim and the computed band.
+              "residual": {"severity": r.residual.severity,
+                           "probability": residuals[r.id].effective,
+                           "level": residuals[r.id].level,
+                           "label": LEVEL_LABELS.get(residuals[r.id].level,
+                                                     residuals[r.id].level)},
+              "computed": _computed(residuals[r.id]),
+              "independence": r.independence.model_dump() if r.independence else None,
+              "bounds": [bounds[cid].describe() for cid in r.controls if cid in bounds],
               "benefit_risk": r.benefit_risk, "notes": r.notes}
              for _, r in sorted(rf.risks.items())]
     controls = []
@@ -95,7 +75,9 @@ def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
                          "verified_by": c.verified_by, "risks": used_by.get(cid, []),
                          "tests": len(tests),
                          "passed": sum(o == "passed" for o in tests.values()),
-                         "status": e.status.value})
+                         "status": e.status.value, "bound": f"{bounds[cid].bound:.3g}",
+                         "evidence": [c.describe() for c in bounds[cid].counts]
+                         or [f"no credit: {c.no_credit}"]})
     policy = rf.policy
     severities = [s.id for s in policy.severity]
     matrix = [{"severity": s, "cells": [{"probability": p.id, "level": policy.level(s, p.id),
@@ -105,7 +87,7 @@ def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
     count = defaultdict(int)
     for r in risks:
         count[("initial", r["initial"]["level"])] += 1
-        count[("residual", r["residual"]["level"])] += 1
+        count[("residual", r["computed"]["level"])] += 1
     return {
         "document": {**document_header(DOCUMENT_ID, TITLE, approvals=APPROVALS,
                                        source=f"risk/ (policy {policy.id}), latest test run",
@@ -119,12 +101,14 @@ def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
                    "severity": [s.model_dump() for s in policy.severity],
                    "probability": [p.model_dump() for p in policy.probability],
                    "matrix": matrix, "residual": policy.residual_risk_policy,
+                   "evidence": policy.evidence_policy,
                    "benefit_risk": policy.benefit_risk_policy,
                    "overall": policy.overall_residual_risk_policy},
         "risks": risks,
         "threats": [r for r in risks if r["threats"]],
         "controls": controls,
         "benefit_risk": [r for r in risks if r["benefit_risk"]],
+        "p1_claims": [r for r in risks if r["residual"]["probability"] == policy.probability[0].id],
         "summary": {
             "risks": len(risks), "controls": len(controls),
             "levels": [{"level": LEVEL_LABELS[lv], "initial": count[("initial", lv)],
@@ -133,9 +117,7 @@ def render_risk_report(risk_file: RiskFile, test_outcomes: dict[str, str],
             "failed": sum(s == ControlVerification.FAILED for s in statuses.values()),
             "not_verified": sum(s == ControlVerification.NOT_VERIFIED for s in statuses.values()),
             "tests": len(test_outcomes)},
-        "overall": overall_statement(rf, statuses, tuple(
-            cid for cid, e in evidence.items()
-            if any(n in accepted and o != "passed" for n, o in e.tests.items()))),
+        "overall": overall,
     }
 
 

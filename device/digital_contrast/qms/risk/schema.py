@@ -4,8 +4,10 @@ risk controls.
 `risk/policy.yaml` holds the severity and probability scales and the acceptability matrix,
 `risk/risks/RISK-NNN.yaml` one risk each (hazard -> sequence of events -> hazardous situation
 -> harm, initial and residual severity/probability, controls), `risk/controls.yaml` the risk
-control measures (RC-NNN) with the requirements that implement them and the tests that verify
-them. Levels are computed from the matrix, never read from a record.
+control measures (RC-NNN) with the requirements that implement them, the tests that verify
+them and the evidence of their effectiveness. Levels are computed from the matrix, never read
+from a record; a residual probability in a risk record is a claim, checked against the
+probability computed from the controls' evidence (`qms.risk.residual`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, StringConstraints
+from pydantic import Field, PrivateAttr, StringConstraints, model_validator
 
 from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.qms.requirements import RequirementId, Text
@@ -63,10 +65,14 @@ class SeverityLevel(FrozenSchema):
 
 
 class ProbabilityLevel(FrozenSchema):
+    """A probability band [lower, upper) per use; the last band includes its upper edge."""
+
     id: ProbabilityId
     name: Text
     frequency: Text
     definition: Text
+    lower: float = Field(ge=0.0, le=1.0)
+    upper: float = Field(gt=0.0, le=1.0)
 
 
 class Policy(FrozenSchema):
@@ -81,11 +87,32 @@ class Policy(FrozenSchema):
     probability: list[ProbabilityLevel] = Field(min_length=1)
     acceptability: dict[SeverityId, dict[ProbabilityId, Level]]
     residual_risk_policy: Text
+    # How a control's failure bound and a risk's residual probability are computed, and why.
+    evidence_policy: Text
     benefit_risk_policy: Text
     overall_residual_risk_policy: Text
 
     def level(self, severity: str, probability: str) -> str:
         return self.acceptability.get(severity, {}).get(probability, UNDEFINED)
+
+    def band(self, probability: float) -> str:
+        """The id of the band holding `probability` (the last band's upper edge included)."""
+        for level in self.probability:
+            if level.lower <= probability < level.upper:
+                return level.id
+        last = self.probability[-1]
+        return last.id if probability == last.upper else UNDEFINED
+
+    def upper_edge(self, probability_id: str) -> float | None:
+        return next((p.upper for p in self.probability if p.id == probability_id), None)
+
+
+class Independence(FrozenSchema):
+    """Why some of a risk's controls fail independently: only then is the product of their
+    failure bounds a bound on all of them failing together."""
+
+    controls: list[ControlId] = Field(min_length=2)
+    argument: Text
 
 
 class Estimate(FrozenSchema):
@@ -105,6 +132,9 @@ class Risk(FrozenSchema):
     initial: Estimate
     # Empty or absent is a gap the check reports at its line, not a schema error.
     controls: list[ControlId] = Field(default_factory=list)
+    independence: Independence | None = None
+    # The residual probability is a claim: `qms check` reports it when it is lower than the
+    # probability the controls' evidence supports.
     residual: Estimate
     benefit_risk: Text | None = None
     notes: Text | None = None
@@ -125,6 +155,60 @@ class Risk(FrozenSchema):
         return self._level(self.residual)
 
 
+class TestsEvidence(FrozenSchema):
+    """The control's verifying test cases in the test run: n that ran, x that failed."""
+
+    __test__ = False  # a record, not a test class
+    kind: Literal["tests"]
+
+
+# A metric or stratum name of a validation protocol.
+ProtocolName = Annotated[str, StringConstraints(pattern=r"^[\w.-]+$")]
+
+
+class CriterionRef(FrozenSchema):
+    metric: ProtocolName
+    stratum: ProtocolName = "primary"
+
+    def describe(self) -> str:
+        return f"{self.metric} ({self.stratum})"
+
+
+class ValidationEvidence(FrozenSchema):
+    """Named per-case criteria of a signed validation record: n cases, x failing cases."""
+
+    kind: Literal["validation"]
+    record: Annotated[str, StringConstraints(pattern=r"^validation/\S+\.json$")]
+    criteria: list[CriterionRef] = Field(min_length=1)
+
+
+class FieldEvidence(FrozenSchema):
+    """A field-data record (post-market surveillance) with its counts of uses and failures."""
+
+    kind: Literal["field"]
+    record: Annotated[str, StringConstraints(pattern=r"^risk/field/\S+\.yaml$")]
+
+
+Evidence = Annotated[TestsEvidence | ValidationEvidence | FieldEvidence,
+                     Field(discriminator="kind")]
+
+
+class FieldRecord(FrozenSchema):
+    """risk/field/*.yaml: what the field showed for one control over one period."""
+
+    control: ControlId
+    source: Text
+    period: Text
+    uses: int = Field(ge=1)
+    failures: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _counts(self) -> FieldRecord:
+        if self.failures > self.uses:
+            raise ValueError(f"failures ({self.failures}) exceed uses ({self.uses})")
+        return self
+
+
 class Control(FrozenSchema):
     id: ControlId
     title: Text
@@ -132,3 +216,14 @@ class Control(FrozenSchema):
     description: Text
     implemented_by: list[RequirementId] = Field(default_factory=list)
     verified_by: list[TestRef] = Field(default_factory=list)
+    # Evidence of effectiveness, or the reason there is none (then the control gets no credit:
+    # its failure bound is 1).
+    evidence: list[Evidence] = Field(default_factory=list)
+    no_credit: Text | None = None
+
+    @model_validator(mode="after")
+    def _evidence_or_reason(self) -> Control:
+        if bool(self.evidence) == bool(self.no_credit):
+            raise ValueError("give either evidence (tests, validation, field) or no_credit "
+                             "(why there is no quantitative evidence of effectiveness)")
+        return self
