@@ -47,8 +47,11 @@ def copy_risk_file(tmp_path: Path) -> Path:
 
 
 def copy_validation_records(root: Path) -> None:
-    """The signed validation records the controls cite, with the protocols they pin."""
+    """The signed validation records the controls cite, with the protocols they pin and the
+    release keys that signed them."""
     shutil.copytree(REPO_ROOT / "validation" / "protocols", root / "validation" / "protocols")
+    shutil.copytree(REPO_ROOT / "releases" / "keys", root / "releases" / "keys",
+                    dirs_exist_ok=True)
     for record in REPO_ROOT.glob("validation/reports/models/*/*/validation_record.json"):
         target = root / record.relative_to(REPO_ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)

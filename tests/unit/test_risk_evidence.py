@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from digital_contrast.config import REPO_ROOT
+from digital_contrast.keys.signing import Signer
 from digital_contrast.qms.risk import RiskFile, load_risk_file, risk_blockers
 from digital_contrast.qms.risk.bounds import (
     clopper_pearson_upper,
@@ -28,7 +29,7 @@ from tests.support.risk_file import edit as _edit
 from tests.support.risk_file import line as _line
 from tests.support.risk_file import load as _load
 from tests.support.risk_file import passing_run as _passing_run
-from tests.support.signing import site_signer
+from tests.support.signing import site_signer, untrusted_signer
 
 RECORD = "validation/reports/models/aaa-cta/2.1.0/validation_record.json"
 
@@ -211,7 +212,12 @@ def test_validation_evidence_is_read_from_the_signed_record() -> None:
     assert (tests.kind, tests.trials, tests.bound, bound.bound) == ("tests", 0, 1.0, 1.0)
 
 
-def _signed_fixture(root: Path, criteria: list[dict], *, sign: bool = True) -> str:
+def _signed_fixture(root: Path, criteria: list[dict], *, sign: bool = True,
+                    signer: Signer | None = None) -> str:
+    """A signed record of model m 9.0.0; the site's key is the repository's release key."""
+    keys = root / "releases" / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    (keys / "release-site.pub").write_text(site_signer().public_line)
     protocol = root / "validation" / "protocols" / "p.yaml"
     protocol.parent.mkdir(parents=True, exist_ok=True)
     protocol.write_text("id: p\ndataset: {cases_per_stratum: 20}\n", encoding="utf-8")
@@ -221,8 +227,8 @@ def _signed_fixture(root: Path, criteria: list[dict], *, sign: bool = True) -> s
                "criteria": criteria}
     path = root / "validation" / "reports" / "models" / "m" / "9.0.0" / "validation_record.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(site_signer().sign_document("validation-record", payload) if sign
-                     else json.dumps(payload).encode())
+    path.write_bytes((signer or site_signer()).sign_document("validation-record", payload)
+                     if sign else json.dumps(payload).encode())
     return str(path.relative_to(root))
 
 
@@ -273,8 +279,13 @@ def test_unsigned_records_and_changed_protocols_give_no_credit(tmp_path: Path) -
                                   "criteria": [{"metric": "s", "stratum": "a"}]}])
     found = control_bound(control, {}, {}, tmp_path)
     assert found.bound == 1.0
-    assert found.problems[0][1] == (f"RC-900: evidence not usable: {record} is not a signed "
-                                    "validation record")
+    assert found.problems[0][1].startswith(f"RC-900: evidence not usable: {record} is not "
+                                           "accepted as a signed validation record "
+                                           "(RECORD_UNSIGNED)")
+    _signed_fixture(tmp_path, [_criterion("s", "a", "worst", "<=", 1, 0.0)],
+                    signer=untrusted_signer())
+    untrusted = control_bound(control, {}, {}, tmp_path)
+    assert untrusted.bound == 1.0 and "(SIGNER_UNTRUSTED)" in untrusted.problems[0][1]
     _signed_fixture(tmp_path, [_criterion("s", "a", "worst", "<=", 1, 0.0)])
     assert control_bound(control, {}, {}, tmp_path).problems == ()
     (tmp_path / "validation" / "protocols" / "p.yaml").write_text(

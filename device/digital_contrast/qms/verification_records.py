@@ -20,14 +20,9 @@ from pydantic import Field, StringConstraints, ValidationError
 
 from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.keys.errors import KeysError
-from digital_contrast.keys.signing import (
-    Signer,
-    TrustedKeys,
-    key_id,
-    parse_public_key,
-    release_key_files,
-)
+from digital_contrast.keys.signing import Signer
 from digital_contrast.qms.requirements import Records, RequirementId, Text
+from digital_contrast.qms.trust import repository_keys
 from digital_contrast.qms.yaml_records import Problem
 
 PURPOSE = "verification-record"
@@ -57,15 +52,6 @@ def record_path(repo: Path, requirement: str) -> Path:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def repository_keys(repo: Path) -> TrustedKeys:
-    """The keys the technical file trusts: the release keys committed under releases/keys/."""
-    keys = {}
-    for path in release_key_files(repo / "releases"):
-        public = parse_public_key(path.read_text("utf-8"), f"release key {path.name}")
-        keys[key_id(public)] = (public, f"release key {path.name}")
-    return TrustedKeys(keys)
 
 
 def write_record(repo: Path, signer: Signer, *, requirement: str, method: str,

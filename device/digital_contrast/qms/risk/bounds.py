@@ -5,7 +5,6 @@ signed validation record, field data). Every problem names the evidence's line."
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 from scipy.stats import beta
 
+from digital_contrast.keys.errors import KeysError
 from digital_contrast.qms.risk.evidence import control_evidence
 from digital_contrast.qms.risk.schema import (
     Control,
@@ -24,9 +24,10 @@ from digital_contrast.qms.risk.schema import (
     TestsEvidence,
     ValidationEvidence,
 )
+from digital_contrast.qms.trust import repository_keys
 
 CONFIDENCE = 0.95
-SIGNED_FORMAT = "digital-contrast-signed/1"  # keys.signing.FORMAT, as a file reads
+VALIDATION_PURPOSE = "validation-record"  # as `validate` signs it (model.validation_record)
 
 
 def clopper_pearson_upper(failures: int, trials: int, confidence: float = CONFIDENCE) -> float:
@@ -112,18 +113,20 @@ class EvidenceError(ValueError):
 
 
 def read_signed_validation(path: Path, root: Path) -> SignedValidation:
-    """The record's payload, read (not verified: the model gate verifies signatures at every
-    load; here the record is evidence, pinned by its path in the repository) with the stratum
-    size from its protocol, which must still have the hash the record names."""
+    """The record's payload, its signature verified against the release keys committed in the
+    repository (qms/trust.py), with the stratum size from its protocol, which must still have
+    the hash the record names."""
     try:
-        document = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
+        raw_record = path.read_bytes()
+    except OSError as exc:
         raise EvidenceError(f"{_rel(path, root)} cannot be read ({type(exc).__name__})") \
             from None
-    if not (isinstance(document, dict) and document.get("format") == SIGNED_FORMAT
-            and document.get("purpose") == "validation-record" and document.get("signature")):
-        raise EvidenceError(f"{_rel(path, root)} is not a signed validation record")
-    payload = document.get("payload") or {}
+    try:
+        payload, _ = repository_keys(root).open_document(raw_record, VALIDATION_PURPOSE,
+                                                         _rel(path, root))
+    except KeysError as exc:
+        raise EvidenceError(f"{_rel(path, root)} is not accepted as a signed validation record "
+                            f"({exc.code}): {exc.detail}") from None
     try:
         criteria = {(c["metric"], c["stratum"]): c for c in payload["criteria"]}
         protocol = root / payload["protocol"]

@@ -3,14 +3,12 @@ checked against it, and the overall residual risk conclusion (ISO 14971 7.3, 8).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from digital_contrast.qms.risk.bounds import (
-    SIGNED_FORMAT,
     ControlBound,
     EvidenceError,
     control_bound,
@@ -114,13 +112,9 @@ def model_evidence(root: Path) -> ModelEvidence:
         try:
             record = read_signed_validation(path, root)
         except EvidenceError:
-            # An unreadable record is evidence of nothing; qms check reports those a control
-            # names, and the model gate refuses them at load.
-            try:
-                signed = json.loads(path.read_text("utf-8")).get("format") == SIGNED_FORMAT
-            except (OSError, ValueError, AttributeError):
-                signed = False
-            models.append(f"{path.parent.name} ({'unreadable' if signed else 'unsigned'})")
+            # An unreadable, unsigned or untrusted record is evidence of nothing; qms check
+            # reports those a control names, and the model gate refuses them at load.
+            models.append(f"{path.parent.name} (not accepted as evidence)")
             continue
         models.append(record.model)
         statements.append(record.evidence)
