@@ -19,6 +19,8 @@ CLAUSES = "qms/clause_map.yaml"
 RISK_001 = "risk/risks/RISK-001.yaml"
 RISK_002 = "risk/risks/RISK-002.yaml"
 SDP = "docs/qms/software-development-plan.md"
+POLICY = "risk/policy.yaml"
+CONTROLS = "risk/controls.yaml"
 # SI-PHANTOM may use SI-SYSTEM and SI-IMAGING only; SI-STORE is out of its reach.
 PHANTOM_MODULE = "device/digital_contrast/phantom/noise.py"
 FORBIDDEN_MODULE = "digital_contrast.store.tables"
@@ -78,6 +80,14 @@ def _record_signed_by_an_unknown_key(ws: Workspace) -> None:
                  examined=[ws.path("device/digital_contrast/qms/requirements.py")],
                  result="pass", findings="Seeded record, signed by a key nobody trusts.",
                  today=dt.date(2026, 12, 7))
+
+
+def _field_data_of_another_control(ws: Workspace) -> None:
+    ws.write("risk/field/RC-006.yaml", "control: RC-005\nsource: vigilance\nperiod: year 2027\n"
+                                       "uses: 10\nfailures: 1\n")
+    ws.sub(CONTROLS, r"(implemented_by: \[SRS-CONF-007\]\n    verified_by: \[\]\n    evidence:\n"
+                     r"      - kind: tests\n)", r"\1      - kind: field\n        record: "
+                     "risk/field/RC-006.yaml\n")
 
 
 MUTATIONS: list[Mutation] = [
@@ -184,6 +194,49 @@ MUTATIONS: list[Mutation] = [
              "marked as a risk control", r"SRS-CONF-001 implements RC-001 but is not marked",
              seed=lambda ws: ws.sub(REQUIREMENTS, r"(  - id: SRS-CONF-001\n(?:    .*\n|      .*\n)"
                                     r"*?    risk_control:) true", r"\1 false")),
+    Mutation("risk-controls-cut-residual-unchanged", "a risk's controls cut to one with its "
+             "residual claim unchanged", r"RISK-001 claims P\d but its evidence supports P\d "
+             "at best",
+             seed=lambda ws: ws.sub(RISK_001, r"^controls: \[RC-001, .*\]$", "controls: [RC-012]")),
+    Mutation("residual-claim-typed-lower", "a residual probability typed lower than its "
+             "evidence supports", r"RISK-004 claims P1 but its evidence supports P\d at best",
+             seed=lambda ws: ws.sub("risk/risks/RISK-004.yaml", r"^residual: \{severity: (S\d), "
+                                    r"probability: P\d\}", r"residual: {severity: \1, "
+                                    "probability: P1}")),
+    Mutation("independence-over-a-foreign-control", "an independence argument naming a "
+             "control the risk does not have", r"RISK-001: the independence argument names "
+             r"RC-030, which is not one of its controls",
+             seed=lambda ws: ws.sub(RISK_001, r"^  controls: \[RC-001, RC-010, RC-012\]$",
+                                    "  controls: [RC-001, RC-010, RC-030]")),
+    Mutation("probability-bands-gap", "a gap between two probability bands of the policy",
+             r"probability band P3 .* does not follow P2, which ends at",
+             seed=lambda ws: ws.sub(POLICY, r"^    lower: 1\.0e-4$", "    lower: 2.0e-4")),
+    Mutation("probability-bands-short", "the probability bands not reaching 1",
+             r"probability band P5 ends at 0\.5, not 1",
+             seed=lambda ws: ws.sub(POLICY, r"^    upper: 1\.0$", "    upper: 0.5")),
+    Mutation("evidence-unknown-criterion", "a control's validation evidence names a criterion "
+             "its record does not have", r"RC-013: evidence not usable: .*has no criterion "
+             r"low_confidence \(nowhere\)",
+             seed=lambda ws: ws.sub(CONTROLS, r"\{metric: low_confidence, stratum: iso-ilt\}",
+                                    "{metric: low_confidence, stratum: nowhere}")),
+    Mutation("evidence-median-criterion", "a median criterion taken as a per-case failure rate",
+             r"RC-013: evidence not usable: median lumen_dice \(primary\) is not required of "
+             "every case",
+             seed=lambda ws: ws.sub(CONTROLS, r"\{metric: low_confidence, stratum: iso-ilt\}",
+                                    "{metric: lumen_dice, stratum: primary}")),
+    Mutation("evidence-record-missing", "a control's validation evidence pointing at a record "
+             "that does not exist", r"RC-013: evidence not usable: .*aaa-cta/9\.9\.9/"
+             r"validation_record\.json cannot be read",
+             seed=lambda ws: ws.sub(CONTROLS, r"aaa-cta/2\.1\.0/validation_record\.json",
+                                    "aaa-cta/9.9.9/validation_record.json")),
+    Mutation("control-without-evidence", "a control with neither evidence nor a reason for no "
+             "credit", r"give either evidence \(tests, validation, field\) or no_credit",
+             seed=lambda ws: ws.sub(CONTROLS, r"(implemented_by: \[SRS-CONF-007\]\n    "
+                                    r"verified_by: \[\]\n)    evidence:\n      - kind: tests\n",
+                                    r"\1")),
+    Mutation("field-record-of-another-control", "field data of one control credited to "
+             "another", r"RC-006: evidence not usable: risk/field/RC-006\.yaml is field data "
+             "of RC-005, not RC-006", seed=_field_data_of_another_control),
     Mutation("benefit-risk-placeholder", "a benefit-risk analysis left as TBD",
              r"benefit_risk holds the placeholder TBD|benefit_risk is a placeholder",
              seed=lambda ws: ws.sub(RISK_001, r"^benefit_risk: >-\n(  .*\n)+",
