@@ -10,6 +10,7 @@ not measured with the reason, never guessed.
 
 from __future__ import annotations
 
+import hashlib
 import platform as stdlib_platform
 import re
 import shutil
@@ -26,6 +27,7 @@ from digital_contrast.config import REPO_ROOT
 
 MAKEFILE = REPO_ROOT / "Makefile"
 OS_RELEASE = Path("/etc/os-release")
+DPKG_INFO = Path("/var/lib/dpkg/info")
 Kind = Literal["interpreter", "os", "deb", "server"]
 
 
@@ -76,6 +78,16 @@ def deb_packages(names: list[str]) -> dict[str, Measured]:
             found[package.split(":")[0]] = version
     return {n: Measured(n, "deb", found.get(n), "dpkg-query -W" if n in found else
                         "not measured: not installed (dpkg-query -W)") for n in names}
+
+
+def deb_manifest_hash(package: str, info_dir: Path = DPKG_INFO) -> str | None:
+    """SHA-256 of dpkg's list of the package's files with their MD5 sums, None without one."""
+    # Multi-arch libraries name their files <package>:<arch>.md5sums.
+    for path in [Path(info_dir) / f"{package}.md5sums",
+                 *sorted(Path(info_dir).glob(f"{package}:*.md5sums"))]:
+        if path.is_file():
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+    return None
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
