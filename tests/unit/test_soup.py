@@ -269,6 +269,8 @@ def test_audit_records_unavailable_when_the_service_cannot_be_reached(closure,
     assert record["status"] == "unavailable"
     assert "vulnerabilities" not in record and record["reason"].startswith("pip-audit failed")
     assert any(line.startswith("chart.js 4.6.1") for line in record["not_audited"])
+    assert any(line.startswith("cpython ") and "platform (interpreter)" in line
+               for line in record["not_audited"])
 
 
 @pytest.mark.req("SRS-SOUP-006")
@@ -288,7 +290,8 @@ def test_audit_parses_a_completed_run(closure, monkeypatch) -> None:
 
     monkeypatch.setattr(audit_module.subprocess, "run", fake_run)
     small = {name: closure[name] for name in ("fastapi", "jinja2", "torch")}
-    record = audit_vulnerabilities(small)
+    # No platform measurement: its dpkg-query would meet the fake subprocess.run.
+    record = audit_vulnerabilities(small, platform={})
     assert "--no-deps" in calls[0] and "--disable-pip" in calls[0]
     assert record["status"] == "completed" and record["audited"] == 2
     assert record["vulnerabilities"] == [{

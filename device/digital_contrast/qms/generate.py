@@ -63,7 +63,7 @@ def soup_documents(out: Path, closure: dict[str, Dist], *, audit: bool
     paths.append(write_sbom(out / "sbom.cdx.json", closure, platform=platform))
     if not audit:
         return paths, None
-    record = audit_vulnerabilities(closure)
+    record = audit_vulnerabilities(closure, platform=platform)
     paths.append(out / AUDIT_FILE)
     paths[-1].write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
     return paths, record
