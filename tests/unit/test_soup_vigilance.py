@@ -7,6 +7,8 @@ import json
 import platform as stdlib_platform
 import shutil
 import socket
+import sqlite3
+import ssl
 import struct
 import threading
 from dataclasses import replace
@@ -92,6 +94,8 @@ def test_the_platform_is_measured_on_this_machine() -> None:
     measured = measure_platform()
     assert measured["cpython"].version == stdlib_platform.python_version()
     assert measured["cpython"].kind == "interpreter"
+    assert measured["sqlite"].version == sqlite3.sqlite_version
+    assert measured["openssl"].version and measured["openssl"].version in ssl.OPENSSL_VERSION
     assert set(makefile_deb_packages()) | {"cpython", "postgresql-server", "redis-server",
                                            "rabbitmq-server"} <= set(measured)
     assert {"dicom3tools", "orthanc", "rsyslog", "chromium"} <= set(makefile_deb_packages())
@@ -184,7 +188,7 @@ def test_platform_entries_are_checked_against_the_measurement(tmp_path, closure,
         "platform component orthanc is 1.10.1+dfsg-2+deb12u1 in the SOUP list but "
         "1.12.4+dfsg-1 was measured (test measurement)": _line_of(path, "1.10.1+dfsg-2+deb12u1"),
         "platform entry made-up-runtime is not a platform component of the device "
-        "(interpreter, OS, Makefile TEST_DEB_PACKAGES, servers)":
+        "(interpreter, its OpenSSL and SQLite, OS, Makefile TEST_DEB_PACKAGES, servers)":
             _line_of(path, "name: made-up-runtime"),
         "made-up-runtime: no anomaly review record (qms/soup/reviews/made-up-runtime.yaml)":
             _line_of(path, "name: made-up-runtime"),
@@ -201,11 +205,12 @@ def test_the_shipped_platform_section_is_complete(closure, known_items) -> None:
     soup, problems = load_soup()
     assert soup is not None and problems == []
     assert {i.name for _, i in soup.platform} == set(_as_recorded()) == set(
-        makefile_deb_packages()) | {"cpython", "debian", "postgresql-server", "redis-server",
-                                   "rabbitmq-server"}
+        makefile_deb_packages()) | {"cpython", "openssl", "sqlite", "debian", "postgresql-server",
+                                   "redis-server", "rabbitmq-server"}
     assert check_soup(soup, closure, known_items, today=TODAY, platform=_as_recorded()) == []
     statuses = {i.name: i.support.status for _, i in soup.platform}
     assert statuses["cpython"] == "supported" and statuses["rabbitmq-server"] == "end-of-life"
+    assert statuses["openssl"] == "end-of-life"  # upstream 3.0 LTS ended; Debian patches it
 
 
 # --- review records (SRS-SOUP-011) ----------------------------------------------------------

@@ -61,7 +61,7 @@ class SoupItem(_Assessed):
 class PlatformItem(_Assessed):
     """A component of the runtime platform: interpreter, OS, Debian package, server."""
 
-    kind: Literal["interpreter", "os", "deb", "server"]
+    kind: Literal["interpreter", "library", "os", "deb", "server"]
     # runtime: the device runs on it; production: a server of a multi-process installation;
     # test: needed by the verification only (`make test`).
     use: list[Literal["runtime", "production", "test"]] = Field(min_length=1)

@@ -118,8 +118,8 @@ def _check_platform(soup: SoupFile, platform: dict[str, Measured]) -> list[Probl
                                         f"{name} is {item.version} in the SOUP list but "
                                         f"{measured.version} was measured ({measured.source})"))
     problems += [doc.problem(("platform", index, "name"), f"platform entry {item.name} is not a "
-                             "platform component of the device (interpreter, OS, Makefile "
-                             "TEST_DEB_PACKAGES, servers)")
+                             "platform component of the device (interpreter, its OpenSSL and "
+                             "SQLite, OS, Makefile TEST_DEB_PACKAGES, servers)")
                  for index, item in soup.platform if item.name not in platform]
     return problems
 

@@ -1,9 +1,11 @@
-"""The runtime platform as SOUP (IEC 62304 5.3.4, 8.1.2): the Python interpreter, the operating
-system, the Debian packages the Makefile installs for the tests, and the database, cache and
-broker servers of a multi-process installation, each with the version measured on this machine.
+"""The runtime platform as SOUP (IEC 62304 5.3.4, 8.1.2): the Python interpreter with the
+OpenSSL and SQLite libraries it runs with, the operating system, the Debian packages the
+Makefile installs for the tests, and the database, cache and broker servers of a multi-process
+installation, each with the version measured on this machine.
 
-A version is measured, never typed: the interpreter from itself, the OS from /etc/os-release,
-Debian packages from `dpkg-query -W`, servers by asking them on their default port at
+A version is measured, never typed: the interpreter and its libraries from the interpreter
+itself (`ssl.OPENSSL_VERSION`, `sqlite3.sqlite_version`), the OS from /etc/os-release, Debian
+packages from `dpkg-query -W`, servers by asking them on their default port at
 127.0.0.1. What cannot be measured (no dpkg, no server listening, refused login) is recorded as
 not measured with the reason, never guessed.
 """
@@ -15,6 +17,8 @@ import platform as stdlib_platform
 import re
 import shutil
 import socket
+import sqlite3
+import ssl
 import struct
 import subprocess
 import sys
@@ -28,7 +32,7 @@ from digital_contrast.config import REPO_ROOT
 MAKEFILE = REPO_ROOT / "Makefile"
 OS_RELEASE = Path("/etc/os-release")
 DPKG_INFO = Path("/var/lib/dpkg/info")
-Kind = Literal["interpreter", "os", "deb", "server"]
+Kind = Literal["interpreter", "library", "os", "deb", "server"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,17 @@ def makefile_deb_packages(makefile: Path = MAKEFILE) -> list[str]:
 def cpython() -> Measured:
     return Measured("cpython", "interpreter", stdlib_platform.python_version(),
                     f"the running interpreter ({sys.executable})")
+
+
+def runtime_libraries() -> list[Measured]:
+    """The OpenSSL (TLS of syslog, DIMSE and DICOMweb) and SQLite (the default store) that the
+    interpreter's ssl and sqlite3 modules run with, as they report themselves."""
+    openssl = re.match(r"OpenSSL (\S+)", ssl.OPENSSL_VERSION)
+    return [Measured("openssl", "library", openssl[1] if openssl else None,
+                     f"ssl.OPENSSL_VERSION of the running interpreter ({ssl.OPENSSL_VERSION})"
+                     if openssl else f"not measured: ssl.OPENSSL_VERSION is {ssl.OPENSSL_VERSION}"),
+            Measured("sqlite", "library", sqlite3.sqlite_version,
+                     "sqlite3.sqlite_version of the running interpreter")]
 
 
 def operating_system(path: Path = OS_RELEASE) -> Measured:
@@ -188,6 +203,7 @@ def server(name: str, *, host: str = "127.0.0.1", timeout_s: float = 2.0) -> Mea
 
 def measure_platform(makefile: Path = MAKEFILE, *, timeout_s: float = 2.0) -> dict[str, Measured]:
     """Every platform component of the device, by name, with its measured version."""
-    found = [cpython(), operating_system(), *deb_packages(makefile_deb_packages(makefile)).values(),
+    found = [cpython(), *runtime_libraries(), operating_system(),
+             *deb_packages(makefile_deb_packages(makefile)).values(),
              *(server(name, timeout_s=timeout_s) for name in SERVERS)]
     return {m.name: m for m in found}

@@ -157,7 +157,8 @@ def _platform_components(component: Any, soup: SoupFile | None, platform: dict[s
     items = {item.name: item for _, item in (soup.platform if soup else [])}
     debian = platform.get("debian")
     distro = f"debian-{debian.version}" if debian and debian.version else None
-    kinds = {"interpreter": component_type.PLATFORM, "os": component_type.OPERATING_SYSTEM,
+    kinds = {"interpreter": component_type.PLATFORM, "library": component_type.LIBRARY,
+             "os": component_type.OPERATING_SYSTEM,
              "deb": component_type.APPLICATION, "server": component_type.APPLICATION}
     found = {}
     for name, measured in platform.items():
