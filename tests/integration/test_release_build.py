@@ -172,6 +172,7 @@ def test_a_release_record_is_complete_hashed_and_never_overwritten(
         "4.1 Quality management system" in notes
     # The open licence finding of soup.yaml (a GPL-3.0 decoder) is not hidden by the notes.
     assert "pylibjpeg-libjpeg: licence GPL-3.0" in notes
+    assert "orthanc: licence" not in notes  # a test peer (GPL), never distributed
     assert "## Validation" in notes and "FAILED" in notes and "aaa-cta-20261102T000000Z" in notes
     # No audit without --audit: notes and manifest say what must be attached before submission.
     vigilance = manifest["soup_vigilance"]

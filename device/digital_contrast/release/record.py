@@ -279,8 +279,9 @@ def _write_documents(staging: Path, repo: Path, run: TestRun, anomalies: list[Re
     design_documents(staging / "design", records, repo)
     soup, _ = load_soup(repo / "qms" / "soup.yaml")
     rows = soup_rows(soup, closure) if soup else []
+    # Platform components used by the tests only are never distributed with the device.
     licences = {r["name"]: str(r.get("licence") or r.get("metadata_licence") or "unknown")
-                for r in rows}
+                for r in rows if r.get("use") != ["test"]}
     return ([f"{name}: licence {licence}" for name, licence in licences.items()
              if licence_needs_decision(licence)],
             soup_vigilance(audit_record, repo / "qms" / "soup" / "reviews"))
