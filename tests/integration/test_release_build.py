@@ -139,7 +139,8 @@ def test_a_failed_build_leaves_no_folder(clean: None, small_junit: Path, tmp_pat
     assert list(out.iterdir()) == []  # neither 1.0.0 nor the scratch folder
 
 
-@pytest.mark.req("SRS-REL-004", "SRS-REL-005", "SRS-REL-006", "SRS-REL-003", "SRS-RISK-012")
+@pytest.mark.req("SRS-REL-004", "SRS-REL-005", "SRS-REL-006", "SRS-REL-003", "SRS-RISK-012",
+                  "SRS-SOUP-013")
 def test_a_release_record_is_complete_hashed_and_never_overwritten(
         clean: None, small_junit: Path, tmp_path: Path) -> None:
     out = tmp_path / "releases"
@@ -186,6 +187,7 @@ def test_a_release_record_is_complete_hashed_and_never_overwritten(
         "4.1 Quality management system" in notes
     # The open licence finding of soup.yaml (a GPL-3.0 decoder) is not hidden by the notes.
     assert "pylibjpeg-libjpeg: licence GPL-3.0" in notes
+    assert "orthanc: licence" not in notes  # a test peer (GPL), never distributed
     assert "## Validation" in notes and "FAILED" in notes and "aaa-cta-20261102T000000Z" in notes
     # The overall residual risk, computed from the risk file and this run, is not hidden.
     assert manifest["overall_residual_risk"] == "not acceptable"
@@ -195,6 +197,12 @@ def test_a_release_record_is_complete_hashed_and_never_overwritten(
     assert "This build is for research use only: it supports no clinical claim." in notes
     assert "phantom-only evidence supports no clinical benefit claim" in notes
     assert notes.index("## Overall residual risk") < notes.index("## Contents")
+    # No audit without --audit: notes and manifest say what must be attached before submission.
+    vigilance = manifest["soup_vigilance"]
+    assert vigilance["vulnerability_audit"]["status"] == "not run"
+    assert vigilance["before_submission"][0] == record.AUDIT_REQUIRED
+    assert "cpython" in vigilance["anomaly_reviews_incomplete"]
+    assert f"- **Before any submission:** {record.AUDIT_REQUIRED}" in notes
     report = (folder / "test_report.md").read_text()
     assert "| passed |" in report and "| SRS-IMG-010 |" in report and "verified" in report
     anomalies = (folder / "anomalies.md").read_text()

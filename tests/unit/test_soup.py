@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import subprocess
 from datetime import date
 from pathlib import Path
@@ -28,10 +29,12 @@ from digital_contrast.qms.soup.assessments import SOUP_FILE
 from digital_contrast.qms.soup.audit import parse_audit
 from digital_contrast.qms.soup.check import same_release
 from digital_contrast.qms.soup.closure import closure_of
+from digital_contrast.qms.soup.reviews import REVIEWS_DIR, load_reviews
 from digital_contrast.qms.soup.vendored import Vendored, vendored_components
 from tests.support.documents import assert_controlled_document
 
-TODAY = date(2026, 12, 6)
+# The day the platform components were measured and reviewed (their records are dated so).
+TODAY = date(2026, 12, 7)
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +51,15 @@ def _entries() -> list[dict]:
     return yaml.safe_load(SOUP_FILE.read_text(encoding="utf-8"))["direct"]
 
 
-def _write(tmp_path: Path, entries: list[dict]) -> Path:
+def _platform_entries() -> list[dict]:
+    return yaml.safe_load(SOUP_FILE.read_text(encoding="utf-8"))["platform"]
+
+
+def _write(tmp_path: Path, entries: list[dict], platform: list[dict] | None = None) -> Path:
+    """A soup.yaml with these direct entries and the shipped platform section (or `platform`)."""
     path = tmp_path / "soup.yaml"
-    path.write_text(yaml.safe_dump({"direct": entries}, sort_keys=False, width=200),
-                    encoding="utf-8")
+    data = {"direct": entries, "platform": _platform_entries() if platform is None else platform}
+    path.write_text(yaml.safe_dump(data, sort_keys=False, width=200), encoding="utf-8")
     return path
 
 
@@ -157,14 +165,24 @@ def test_wrong_missing_and_unknown_fields_are_reported_with_their_line(tmp_path)
     assert len(problems) == 3
 
 
-@pytest.mark.req("SRS-SOUP-002")
-def test_empty_anomaly_list_needs_a_review_note(tmp_path) -> None:
-    entries = _entries()
-    del entries[0]["assessment_note"]
-    path = _write(tmp_path, entries)
-    _, problems = load_soup(path)
-    assert len(problems) == 1 and "assessment_note" in problems[0].message
-    assert problems[0].line == _line_of(path, f"name: {entries[0]['name']}")
+@pytest.mark.req("SRS-SOUP-002", "SRS-SOUP-011")
+def test_a_review_record_must_say_what_it_did_not_consult(tmp_path) -> None:
+    reviews = tmp_path / "reviews"
+    shutil.copytree(REVIEWS_DIR, reviews)
+    rich = yaml.safe_load((reviews / "rich.yaml").read_text())
+    rich["sources_not_consulted"] = []  # "incomplete", yet nothing left out: not honest
+    (reviews / "rich.yaml").write_text(yaml.safe_dump(rich, sort_keys=False))
+    numpy = yaml.safe_load((reviews / "numpy.yaml").read_text())
+    numpy["result"] = "complete"  # complete while sources were not consulted
+    (reviews / "numpy.yaml").write_text(yaml.safe_dump(numpy, sort_keys=False))
+    records, problems = load_reviews(reviews)
+    assert sorted((Path(p.file).name, p.message.split(",")[0]) for p in problems) == [
+        ("numpy.yaml", "Value error"), ("rich.yaml", "Value error")]
+    assert "incomplete review names the sources" in next(
+        p.message for p in problems if p.file.endswith("rich.yaml"))
+    assert "sources not consulted is incomplete" in next(
+        p.message for p in problems if p.file.endswith("numpy.yaml"))
+    assert "rich" not in records and "numpy" not in records
 
 
 @pytest.mark.req("SRS-SOUP-003")
@@ -172,12 +190,18 @@ def test_stale_review_and_unknown_software_item_are_reported(tmp_path, closure,
                                                              known_items) -> None:
     entries = _entries()
     rich = next(e for e in entries if e["name"] == "rich")
-    rich["anomalies_reviewed"] = date(2025, 11, 1)
     rich["software_items"] = ["SI-SYSTEM", "SI-NOWHERE"]
     path = _write(tmp_path, entries)
-    problems = {p.line: p.message for p in _check(path, closure, known_items)}
-    assert "400 days ago" in problems[_line_of(path, "anomalies_reviewed: 2025-11-01")]
-    assert problems[_line_of(path, "- SI-NOWHERE")] == "unknown software item SI-NOWHERE"
+    reviews = tmp_path / "reviews"
+    shutil.copytree(REVIEWS_DIR, reviews)
+    record = reviews / "rich.yaml"
+    record.write_text(record.read_text().replace("date: 2026-11-29", "date: 2025-11-02"))
+    problems = {(Path(p.file).name, p.line): p.message
+                for p in _check(path, closure, known_items, reviews_dir=reviews)}
+    assert problems[("rich.yaml", _line_of(record, "date: 2025-11-02"))] == (
+        "rich: anomaly review of 2025-11-02 is 400 days old (at most 365)")
+    assert problems[("soup.yaml", _line_of(path, "- SI-NOWHERE"))] == \
+        "unknown software item SI-NOWHERE"
     assert len(problems) == 2
 
 
@@ -189,11 +213,15 @@ def test_vendored_library_version_and_file_hash_are_checked(tmp_path, closure,
     vendored = vendored_components() | {  # the others as shipped: only Chart.js is off
         "chart.js": Vendored("chart.js", "4.7.0", vendored_file, "0" * 64, "MIT")}
     path = _write(tmp_path, _entries())
-    problems = _check(path, closure, known_items, vendored=vendored)
+    found = _check(path, closure, known_items, vendored=vendored)
+    problems = [p for p in found if p.file.endswith("soup.yaml")]
     version_line = _line_of(path, "version: 4.6.1")
     assert [p.line for p in problems] == [version_line, version_line]
     assert "4.6.1" in problems[0].message and "4.7.0" in problems[0].message
     assert "SHA-256" in problems[1].message
+    # The anomaly review covers 4.6.1, not the 4.7.0 shipped (SRS-SOUP-011).
+    assert [p.message for p in found if p not in problems] == [
+        "chart.js: the anomaly review is for version 4.6.1, but 4.7.0 is in use"]
 
 
 @pytest.mark.req("SRS-SOUP-005")
@@ -241,6 +269,8 @@ def test_audit_records_unavailable_when_the_service_cannot_be_reached(closure,
     assert record["status"] == "unavailable"
     assert "vulnerabilities" not in record and record["reason"].startswith("pip-audit failed")
     assert any(line.startswith("chart.js 4.6.1") for line in record["not_audited"])
+    assert any(line.startswith("cpython ") and "platform (interpreter)" in line
+               for line in record["not_audited"])
 
 
 @pytest.mark.req("SRS-SOUP-006")
@@ -260,7 +290,8 @@ def test_audit_parses_a_completed_run(closure, monkeypatch) -> None:
 
     monkeypatch.setattr(audit_module.subprocess, "run", fake_run)
     small = {name: closure[name] for name in ("fastapi", "jinja2", "torch")}
-    record = audit_vulnerabilities(small)
+    # No platform measurement: its dpkg-query would meet the fake subprocess.run.
+    record = audit_vulnerabilities(small, platform={})
     assert "--no-deps" in calls[0] and "--disable-pip" in calls[0]
     assert record["status"] == "completed" and record["audited"] == 2
     assert record["vulnerabilities"] == [{
@@ -290,7 +321,7 @@ def test_rendered_list_has_title_block_and_every_item(tmp_path, closure) -> None
     paths = write_soup_list(tmp_path, soup, closure, today=TODAY)
     assert [p.name for p in paths] == ["soup_list.md", "soup_list.html", "soup_list.pdf",
                                        "soup_list.csv"]
-    assert_controlled_document(paths[1], "DC-SOUP", "2026-12-06",
+    assert_controlled_document(paths[1], "DC-SOUP", TODAY.isoformat(),
                                ("Author", "Reviewer", "Approver (regulatory)"))
     markdown, html = (p.read_text(encoding="utf-8") for p in paths[:2])
     for text in (markdown, html):

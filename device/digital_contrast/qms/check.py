@@ -373,7 +373,7 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
     problems += found
     if soup is not None:
         problems += check_soup(soup, closure if closure is not None else runtime_closure(),
-                               set(records.items))
+                               set(records.items), reviews_dir=qms_dir / "soup" / "reviews")
     counts = {"user needs": len(records.needs), "requirements": len(records.requirements),
               "software items": len(records.items), "tests": len(run.cases),
               "tests linked": sum(bool(c.requirements) for c in run.cases.values()),

@@ -15,6 +15,7 @@ from digital_contrast.qms.risk import RiskFile, write_risk_report
 from digital_contrast.qms.soup import (
     Dist,
     audit_vulnerabilities,
+    measure_platform,
     write_sbom,
     write_soup_list,
 )
@@ -55,12 +56,14 @@ def risk_documents(out: Path, risk_file: RiskFile, run: TestRun,
 
 def soup_documents(out: Path, closure: dict[str, Dist], *, audit: bool
                    ) -> tuple[list[Path], dict[str, object] | None]:
-    """SOUP list, SBOM and, with `audit` (a network call), the vulnerability audit record."""
-    paths = write_soup_list(out, closure=closure)
-    paths.append(write_sbom(out / "sbom.cdx.json", closure))
+    """SOUP list, SBOM and, with `audit` (a network call), the vulnerability audit record; the
+    platform is measured once for both documents."""
+    platform = measure_platform()
+    paths = write_soup_list(out, closure=closure, platform=platform)
+    paths.append(write_sbom(out / "sbom.cdx.json", closure, platform=platform))
     if not audit:
         return paths, None
-    record = audit_vulnerabilities(closure)
+    record = audit_vulnerabilities(closure, platform=platform)
     paths.append(out / AUDIT_FILE)
     paths[-1].write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
     return paths, record

@@ -9,6 +9,8 @@ notes, which open with the overall residual risk conclusion (also in the manifes
 residual risk is not acceptable is for research use and supports no clinical claim), into a
 scratch folder, then the manifest with the SHA-256 of every
 file, and renames the folder into place: a release record is complete or absent, never partial.
+Notes and manifest state the vulnerability audit's status and the incomplete SOUP anomaly
+reviews, and what must be attached before any submission when either is not complete.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ VALIDATION_DIR = Path("validation") / "reports"
 EVIDENCE = ("The reference model is trained and validated on a procedural digital phantom only; "
             "it is not clinically validated and no clinical performance is claimed.")
 PROTOCOLS_DIR = Path("validation") / "protocols"
+# Never replaced by a silent "no vulnerabilities": the development machines reach the package
+# registry only, so the audit there is not run or "unavailable".
+AUDIT_REQUIRED = ("A dated vulnerability audit of every SOUP item of this record (the Python "
+                  "closure with pip-audit or an equivalent, and the vendored and platform "
+                  "components against OSV/NVD and the Debian security tracker), run on a "
+                  "networked machine, must be attached to this release record before any "
+                  "submission.")
 VALIDATION_RUNS = Path("validation") / "runs"
 
 
@@ -204,7 +213,7 @@ def overall_residual_risk(repo: Path, run: TestRun,
 def release_notes(version: str, counts: dict[str, int], anomalies: list[ResidualAnomaly],
                   soup_findings: list[str], models: list[dict[str, Any]],
                   validations: list[CompletedRun], outside: list[Clause],
-                  residual: dict[str, Any]) -> str:
+                  residual: dict[str, Any], vigilance: dict[str, Any] | None = None) -> str:
     lines = [f"# {PRODUCT_NAME} {version} - release notes", "",
              f"Package version {__version__}. {EVIDENCE}", "",
              "## Overall residual risk", "",
@@ -234,12 +243,48 @@ def release_notes(version: str, counts: dict[str, int], anomalies: list[Residual
               for c in outside if c.outside_repository] or ["None."]
     lines += ["", "## SOUP licence findings (to resolve before distribution)", ""]
     lines += [f"- {f}" for f in soup_findings] or ["None."]
+    if vigilance is not None:
+        lines += ["", "## SOUP vulnerability audit and anomaly reviews", ""]
+        audit = vigilance["vulnerability_audit"]
+        lines.append(f"- Vulnerability audit: {audit['status']}"
+                     + (f" ({audit['checked_at']})" if audit.get("checked_at") else "")
+                     + (f" - {audit['reason']}" if audit.get("reason") else ""))
+        incomplete = vigilance["anomaly_reviews_incomplete"]
+        lines.append(f"- Known-anomaly reviews incomplete: {len(incomplete)} "
+                     f"({', '.join(incomplete) or 'none'})")
+        lines += [f"- **Before any submission:** {s}" for s in vigilance["before_submission"]]
     return "\n".join(lines) + "\n"
 
 
+def soup_vigilance(audit_record: dict[str, Any] | None, reviews_dir: Path) -> dict[str, Any]:
+    """What the release record says of the vulnerability audit and the anomaly reviews, with
+    what must be attached before a submission when either is not complete."""
+    from digital_contrast.qms.soup import load_reviews
+
+    if audit_record is None:
+        audit: dict[str, Any] = {"status": "not run",
+                                 "reason": "release build without --audit (no network call)"}
+    else:
+        audit = {k: audit_record[k] for k in ("status", "checked_at", "tool", "reason")
+                 if k in audit_record}
+        if "vulnerabilities" in audit_record:
+            audit["vulnerabilities"] = len(audit_record["vulnerabilities"])
+    reviews, _ = load_reviews(reviews_dir)
+    incomplete = sorted(r.review.item for r in reviews.values()
+                        if r.review.result == "incomplete")
+    before = [] if audit["status"] == "completed" else [AUDIT_REQUIRED]
+    if incomplete:
+        before.append(f"The known-anomaly reviews of {len(incomplete)} SOUP items are "
+                      "incomplete (their records name the sources not consulted): complete "
+                      "them online and attach the updated records.")
+    return {"vulnerability_audit": audit, "anomaly_reviews_incomplete": incomplete,
+            "before_submission": before}
+
+
 def _write_documents(staging: Path, repo: Path, run: TestRun, anomalies: list[ResidualAnomaly],
-                     audit: bool) -> list[str]:
-    """The generated documents, by the `qms` writers; returns the SOUP licence findings."""
+                     audit: bool) -> tuple[list[str], dict[str, Any]]:
+    """The generated documents, by the `qms` writers; returns the SOUP licence findings and
+    the SOUP vigilance statement (audit status, incomplete anomaly reviews)."""
     from digital_contrast.qms.generate import (
         design_documents,
         risk_documents,
@@ -255,14 +300,17 @@ def _write_documents(staging: Path, repo: Path, run: TestRun, anomalies: list[Re
     trace_documents(staging / "trace", records, run, risk_file)
     risk_documents(staging / "risk", risk_file, run, anomalies)
     closure = runtime_closure()
-    soup_documents(staging / "soup", closure, audit=audit)  # the audit is a network call
+    # The audit is a network call.
+    _, audit_record = soup_documents(staging / "soup", closure, audit=audit)
     design_documents(staging / "design", records, repo)
     soup, _ = load_soup(repo / "qms" / "soup.yaml")
     rows = soup_rows(soup, closure) if soup else []
+    # Platform components used by the tests only are never distributed with the device.
     licences = {r["name"]: str(r.get("licence") or r.get("metadata_licence") or "unknown")
-                for r in rows}
-    return [f"{name}: licence {licence}" for name, licence in licences.items()
-            if licence_needs_decision(licence)]
+                for r in rows if r.get("use") != ["test"]}
+    return ([f"{name}: licence {licence}" for name, licence in licences.items()
+             if licence_needs_decision(licence)],
+            soup_vigilance(audit_record, repo / "qms" / "soup" / "reviews"))
 
 
 def licence_needs_decision(licence: str) -> bool:
@@ -303,7 +351,7 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
         staging.mkdir()
         wheel = build_wheel(repo, Path(scratch) / "wheel")
         shutil.copyfile(wheel, staging / wheel.name)
-        findings = _write_documents(staging, repo, run, anomalies, audit)
+        findings, vigilance = _write_documents(staging, repo, run, anomalies, audit)
         (staging / "test_report.md").write_text(
             render_test_report(run, sorted(records.requirements), documented_tests(anomalies)))
         (staging / "anomalies.md").write_text(anomalies_report(anomalies))
@@ -314,7 +362,7 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
         residual = overall_residual_risk(repo, run, anomalies)
         (staging / NOTES).write_text(release_notes(version, result.counts, anomalies,
                                                    findings, models, validations, result.outside,
-                                                   residual))
+                                                   residual, vigilance))
         files = {str(p.relative_to(staging)): sha256_file(p)
                  for p in sorted(staging.rglob("*")) if p.is_file()}
         manifest = {
@@ -339,6 +387,7 @@ def build_release(version: str, *, commands: set[str], out_root: Path | None = N
             "clauses_outside_repository": [
                 {"clause": c.clause, "title": c.title} | c.outside_repository.model_dump()
                 for c in result.outside if c.outside_repository],
+            "soup_vigilance": vigilance,
             "evidence_statement": EVIDENCE,
             "overall_residual_risk": residual["conclusion"],
             "overall_residual_risk_reasons": residual["reasons"],

@@ -16,18 +16,21 @@ from typing import Any
 from packaging.version import Version
 
 from digital_contrast.qms.soup.closure import Dist
+from digital_contrast.qms.soup.platform import Measured, measure_platform
 from digital_contrast.qms.soup.vendored import Vendored, vendored_components
 
 
 def audit_vulnerabilities(closure: dict[str, Dist], timeout_s: float = 20,
                           service: str = "pypi", *,
-                          vendored: dict[str, Vendored] | None = None) -> dict[str, Any]:
+                          vendored: dict[str, Vendored] | None = None,
+                          platform: dict[str, Measured] | None = None) -> dict[str, Any]:
     """pip-audit over the closure's exact versions; a record that says when it could not run.
 
     `status` is `completed` (every distribution looked up), `incomplete` (some skipped, listed
     with the reason) or `unavailable` (none looked up, or the tool failed): never a silent
     "no vulnerabilities". `timeout_s` bounds each request to the service. Vendored npm files
-    are listed under `not_audited`.
+    and the platform components (interpreter, OS, Debian packages, servers) are listed under
+    `not_audited`: pip-audit does not cover them.
     """
     try:
         tool = f"pip-audit {installed_version('pip-audit')}"
@@ -38,10 +41,14 @@ def audit_vulnerabilities(closure: dict[str, Dist], timeout_s: float = 20,
     # A local label (torch +cpu) is a build of the public release the advisories name.
     pins = {d.name: Version(d.version).public for d in closure.values() if d.version}
     vendored = vendored_components() if vendored is None else vendored
+    platform = measure_platform() if platform is None else platform
     record["not_audited"] = ([f"{d.name}: not installed" for d in closure.values()
                               if d.version is None]
                              + [f"{v.name} {v.version}: npm, outside pip-audit's scope"
-                                for v in vendored.values()])
+                                for v in vendored.values()]
+                             + [f"{m.name} {m.version or '(version not measured)'}: platform "
+                                f"({m.kind}), outside pip-audit's scope"
+                                for m in platform.values()])
     with tempfile.TemporaryDirectory() as tmp:
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))

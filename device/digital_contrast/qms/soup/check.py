@@ -1,5 +1,6 @@
 """`check_soup`: every disagreement between the assessments of qms/soup.yaml and the installed
-closure or the vendored files, at its file and line."""
+closure, the vendored files, the measured platform and the anomaly review records, at its file
+and line."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from digital_contrast.qms.soup.assessments import SoupFile, SoupItem
+from digital_contrast.qms.soup.assessments import PlatformItem, SoupFile, SoupItem
 from digital_contrast.qms.soup.closure import Dist
+from digital_contrast.qms.soup.platform import Measured, measure_platform
+from digital_contrast.qms.soup.reviews import (
+    REVIEW_MAX_AGE_DAYS,
+    REVIEWS_DIR,
+    ReviewRecord,
+    check_reviews,
+    load_reviews,
+)
 from digital_contrast.qms.soup.vendored import VENDOR_README, Vendored, vendored_components
 from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_path
 
-# Known-anomaly lists change weekly; a review older than a year is no review (8.1.2).
-REVIEW_MAX_AGE_DAYS = 365
+__all__ = ["REVIEW_MAX_AGE_DAYS", "check_soup", "same_release"]
 
 
 def same_release(recorded: str, installed: str) -> bool:
@@ -30,17 +38,30 @@ def same_release(recorded: str, installed: str) -> bool:
 
 
 def check_soup(soup: SoupFile, closure: dict[str, Dist], known_items: set[str], *,
-               vendored: dict[str, Vendored] | None = None,
-               today: date | None = None) -> list[Problem]:
-    """Every direct dependency assessed once, nothing else assessed, versions as installed."""
+               vendored: dict[str, Vendored] | None = None, today: date | None = None,
+               platform: dict[str, Measured] | None = None,
+               reviews: dict[str, ReviewRecord] | None = None,
+               reviews_dir: Path = REVIEWS_DIR) -> list[Problem]:
+    """Every direct dependency and platform component assessed once, nothing else assessed,
+    versions as installed or measured, support not lapsed, each reviewed for its version.
+
+    `platform` and `reviews` default to this machine's measurement and the records of
+    `reviews_dir` (whose schema problems are then reported too)."""
     doc, today = soup.doc, today or date.today()
     vendored = vendored_components() if vendored is None else vendored
+    platform = measure_platform() if platform is None else platform
     problems: list[Problem] = []
+    if reviews is None:
+        reviews, found = load_reviews(reviews_dir)
+        problems += found
+    in_use: list[tuple[tuple[str, int], str, str, str]] = []
     for index, item in soup.items:
         at = ("direct", index)
         key = canonicalize_name(item.name)
+        version = item.version
         if item.ecosystem == "npm":
             problems += _check_vendored(doc, at, item, vendored.get(item.name.lower()))
+            version = shipped.version if (shipped := vendored.get(item.name.lower())) else version
         elif (dist := closure.get(key)) is None or not dist.direct:
             why = (f"a transitive dependency (pulled in by {', '.join(sorted(dist.required_by))})"
                    f"; its row is generated" if dist else "not a runtime dependency")
@@ -52,14 +73,22 @@ def check_soup(soup: SoupFile, closure: dict[str, Dist], known_items: set[str], 
         elif not same_release(item.version, dist.version):
             problems.append(doc.problem((*at, "version"), f"{item.name} is {item.version} in "
                                         f"the SOUP list but {dist.version} is installed"))
+            version = dist.version
+        in_use.append((at, item.name, version, item.anomaly_source))
+    problems += _check_platform(soup, platform)
+    for at, item in soup.all_items():
         problems += [doc.problem((*at, "software_items", n), f"unknown software item {si}")
                      for n, si in enumerate(item.software_items) if si not in known_items]
-        age = (today - item.anomalies_reviewed).days
-        if age > REVIEW_MAX_AGE_DAYS or age < 0:
-            problems.append(doc.problem((*at, "anomalies_reviewed"), f"{item.name}: known "
-                                        f"anomalies reviewed {item.anomalies_reviewed}, "
-                                        + ("in the future" if age < 0 else f"{age} days ago (at "
-                                           f"most {REVIEW_MAX_AGE_DAYS})")))
+        if item.support.status == "supported" and item.support.until and \
+                item.support.until < today:
+            problems.append(doc.problem((*at, "support", "until"), f"{item.name}: support "
+                                        f"recorded as supported until {item.support.until}, "
+                                        "which has passed"))
+    for index, item in soup.platform:
+        measured = platform.get(item.name)
+        version = measured.version if measured and measured.version else item.version
+        in_use.append((("platform", index), item.name, version, item.anomaly_source))
+    problems += check_reviews(doc, in_use, reviews, today, reviews_dir)
     assessed = soup.by_name()
     missing = [d for d in closure.values() if d.direct and d.name not in assessed]
     missing_vendored = [v for v in vendored.values() if canonicalize_name(v.name) not in assessed]
@@ -68,6 +97,30 @@ def check_soup(soup: SoupFile, closure: dict[str, Dist], known_items: set[str], 
     problems += [doc.problem(("direct",), f"{v.name} {v.version} is vendored "
                              f"({display_path(v.file)}) without a SOUP assessment")
                  for v in missing_vendored]
+    return problems
+
+
+def _check_platform(soup: SoupFile, platform: dict[str, Measured]) -> list[Problem]:
+    """Each platform component assessed under `platform:`, with the measured version (only
+    compared where one was measured); an entry for anything else is reported."""
+    doc, problems = soup.doc, []
+    assessed: dict[str, tuple[int, PlatformItem]] = {i.name: (n, i) for n, i in soup.platform}
+    for name, measured in platform.items():
+        if name not in assessed:
+            problems.append(doc.problem(("platform",), f"platform component {name} "
+                                        f"{measured.version or '(version not measured)'} "
+                                        f"({measured.source}) has no SOUP assessment under "
+                                        "platform:"))
+            continue
+        index, item = assessed[name]
+        if measured.version is not None and measured.version != item.version:
+            problems.append(doc.problem(("platform", index, "version"), f"platform component "
+                                        f"{name} is {item.version} in the SOUP list but "
+                                        f"{measured.version} was measured ({measured.source})"))
+    problems += [doc.problem(("platform", index, "name"), f"platform entry {item.name} is not a "
+                             "platform component of the device (interpreter, its OpenSSL and "
+                             "SQLite, OS, Makefile TEST_DEB_PACKAGES, servers)")
+                 for index, item in soup.platform if item.name not in platform]
     return problems
 
 
