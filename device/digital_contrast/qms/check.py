@@ -334,6 +334,7 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
     from digital_contrast.qms.anomalies import accepted_tests, check_anomalies, load_anomalies
     from digital_contrast.qms.risk import check_risk_file, load_risk_file, risk_blockers
     from digital_contrast.qms.soup import check_soup, load_soup, runtime_closure
+    from digital_contrast.qms.soup.platform import measure_platform
 
     qms_dir = repo / "qms"
     records, problems = load_records(qms_dir)
@@ -373,7 +374,8 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
     problems += found
     if soup is not None:
         problems += check_soup(soup, closure if closure is not None else runtime_closure(),
-                               set(records.items), reviews_dir=qms_dir / "soup" / "reviews")
+                               set(records.items), reviews_dir=qms_dir / "soup" / "reviews",
+                               platform=measure_platform(repo / "Makefile"))
     counts = {"user needs": len(records.needs), "requirements": len(records.requirements),
               "software items": len(records.items), "tests": len(run.cases),
               "tests linked": sum(bool(c.requirements) for c in run.cases.values()),

@@ -5,6 +5,7 @@ and line."""
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date
 from pathlib import Path
 
@@ -35,6 +36,24 @@ def same_release(recorded: str, installed: str) -> bool:
     except InvalidVersion:
         return recorded == installed
     return want == have or (want.local is None and Version(have.public) == want)
+
+
+def same_series(recorded: str, measured: str) -> bool:
+    """The same release series (major.minor; the major alone where only one is recorded): a
+    platform component patched in place by its distributor (Debian security updates, a CPython
+    micro release) stays within its assessment, while its exact version goes into the SBOM."""
+    want, have = re.findall(r"\d+", recorded), re.findall(r"\d+", measured)
+    width = min(len(want), 2)
+    return bool(want) and want[:width] == have[:width]
+
+
+def _assessed_version(item: PlatformItem, measured: Measured | None) -> str:
+    """The version the assessment and its review stand for: the recorded one while the measured
+    component is within it (or only needed by the tests, which a site never runs)."""
+    if measured is None or measured.version is None or item.use == ["test"] or \
+            same_series(item.version, measured.version):
+        return item.version
+    return measured.version
 
 
 def check_soup(soup: SoupFile, closure: dict[str, Dist], known_items: set[str], *,
@@ -85,9 +104,8 @@ def check_soup(soup: SoupFile, closure: dict[str, Dist], known_items: set[str], 
                                         f"recorded as supported until {item.support.until}, "
                                         "which has passed"))
     for index, item in soup.platform:
-        measured = platform.get(item.name)
-        version = measured.version if measured and measured.version else item.version
-        in_use.append((("platform", index), item.name, version, item.anomaly_source))
+        in_use.append((("platform", index), item.name,
+                       _assessed_version(item, platform.get(item.name)), item.anomaly_source))
     problems += check_reviews(doc, in_use, reviews, today, reviews_dir)
     assessed = soup.by_name()
     missing = [d for d in closure.values() if d.direct and d.name not in assessed]
@@ -113,10 +131,11 @@ def _check_platform(soup: SoupFile, platform: dict[str, Measured]) -> list[Probl
                                         "platform:"))
             continue
         index, item = assessed[name]
-        if measured.version is not None and measured.version != item.version:
+        if _assessed_version(item, measured) != item.version:
             problems.append(doc.problem(("platform", index, "version"), f"platform component "
                                         f"{name} is {item.version} in the SOUP list but "
-                                        f"{measured.version} was measured ({measured.source})"))
+                                        f"{measured.version} was measured ({measured.source}), "
+                                        "another release series"))
     problems += [doc.problem(("platform", index, "name"), f"platform entry {item.name} is not a "
                              "platform component of the device (interpreter, its OpenSSL and "
                              "SQLite, OS, Makefile TEST_DEB_PACKAGES, servers)")
