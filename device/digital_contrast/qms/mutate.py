@@ -66,6 +66,11 @@ class Workspace:
                                 "longer applies to the records, update qms/mutations.py")
         self.write(relative, new)
 
+    def remove(self, relative: str) -> None:
+        path = self.path(relative)
+        self._save(path)
+        path.unlink()
+
     def append(self, relative: str, text: str) -> None:
         self.write(relative, self.path(relative).read_text(encoding="utf-8") + text)
 

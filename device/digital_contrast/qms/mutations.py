@@ -21,6 +21,8 @@ RISK_002 = "risk/risks/RISK-002.yaml"
 SDP = "docs/qms/software-development-plan.md"
 POLICY = "risk/policy.yaml"
 CONTROLS = "risk/controls.yaml"
+SOUP = "qms/soup.yaml"
+REVIEWS = "qms/soup/reviews"
 # SI-PHANTOM may use SI-SYSTEM and SI-IMAGING only; SI-STORE is out of its reach.
 PHANTOM_MODULE = "device/digital_contrast/phantom/noise.py"
 FORBIDDEN_MODULE = "digital_contrast.store.tables"
@@ -80,6 +82,20 @@ def _record_signed_by_an_unknown_key(ws: Workspace) -> None:
                  examined=[ws.path("device/digital_contrast/qms/requirements.py")],
                  result="pass", findings="Seeded record, signed by a key nobody trusts.",
                  today=dt.date(2026, 12, 7))
+
+
+def _review(name: str) -> str:
+    return f"{REVIEWS}/{name}.yaml"
+
+
+def _review_of_no_item(ws: Workspace) -> None:
+    text = ws.path(_review("numpy")).read_text(encoding="utf-8")
+    ws.write(_review("left-pad"), text.replace("item: numpy", "item: left-pad"))
+
+
+def _review_misnamed(ws: Workspace) -> None:
+    ws.write(_review("numpy2"), ws.path(_review("numpy")).read_text(encoding="utf-8"))
+    ws.remove(_review("numpy"))
 
 
 def _field_data_of_another_control(ws: Workspace) -> None:
@@ -252,6 +268,51 @@ MUTATIONS: list[Mutation] = [
              "definition", r"unknown use case liver-arterial",
              seed=lambda ws: ws.sub("qms/device.yaml", r"^use_cases: \[aaa-cta, abdomen-pv\]",
                                     "use_cases: [aaa-cta, abdomen-pv, liver-arterial]")),
+    Mutation("platform-component-unassessed", "a platform component the device runs on "
+             "without its SOUP assessment", r"platform component cpython \S+ \(.*\) has no "
+             "SOUP assessment under platform:",
+             seed=lambda ws: ws.sub(SOUP, r"^  - name: cpython$", "  - name: cpythn")),
+    Mutation("platform-entry-of-nothing", "a platform entry naming no component of the "
+             "platform", r"platform entry cpythn is not a platform component of the device",
+             seed=lambda ws: ws.sub(SOUP, r"^  - name: cpython$", "  - name: cpythn")),
+    Mutation("platform-series-drift", "the interpreter assessed in another release series "
+             "than the one measured", r"platform component cpython is 3\.10\.13 in the SOUP "
+             r"list but \S+ was measured .*another release series",
+             seed=lambda ws: ws.sub(SOUP, r'(  - name: cpython\n(?:    .*\n)*?    version: )"'
+                                    r'3\.11\.\d+"', r'\1"3.10.13"')),
+    Mutation("soup-review-missing", "a SOUP item's anomaly review record deleted",
+             r"typer: no anomaly review record \(qms/soup/reviews/typer\.yaml\)",
+             seed=lambda ws: ws.remove(_review("typer"))),
+    Mutation("soup-review-old", "an anomaly review more than a year old",
+             r"rich: anomaly review of 2025-11-29 is \d+ days old",
+             seed=lambda ws: ws.sub(_review("rich"), r"^date: 2026-11-29$", "date: 2025-11-29")),
+    Mutation("soup-review-future", "an anomaly review dated in the future",
+             r"rich: anomaly review dated 2099-01-01, in the future",
+             seed=lambda ws: ws.sub(_review("rich"), r"^date: 2026-11-29$", "date: 2099-01-01")),
+    Mutation("soup-review-other-version", "an anomaly review of another version than the one in "
+             "use", r"uvloop: the anomaly review is for version 0\.22\.1",
+             seed=lambda ws: ws.sub(_review("uvloop"), r"^version: 0\.23\.0$",
+                                    "version: 0.22.1")),
+    Mutation("soup-review-skips-its-source", "an item's anomaly source neither consulted nor "
+             "listed as not consulted by its review", r"rich: the anomaly source \S+ is neither "
+             "consulted nor listed as not consulted",
+             seed=lambda ws: ws.sub(SOUP, r"anomaly_source: https://github\.com/Textualize/rich/"
+                                    "issues", "anomaly_source: https://github.com/Textualize/"
+                                    "rich/discussions")),
+    Mutation("soup-review-orphan", "an anomaly review of something that is not a SOUP item",
+             r"anomaly review of left-pad, which is not a SOUP item", seed=_review_of_no_item),
+    Mutation("soup-review-misnamed", "an anomaly review record filed under another name",
+             r"review record of numpy must be named numpy\.yaml", seed=_review_misnamed),
+    Mutation("soup-review-claims-complete", "an anomaly review called complete while it lists "
+             "sources it did not consult", r"a review with sources not consulted is incomplete",
+             seed=lambda ws: ws.sub(_review("numpy"), r"^result: incomplete$",
+                                    "result: complete")),
+    Mutation("soup-support-lapsed", "a component recorded as supported past its end of "
+             "support", r"cpython: support recorded as supported until 2026-10-31, which has "
+             "passed", seed=lambda ws: ws.sub(SOUP, r"until: 2027-10-31", "until: 2026-10-31")),
+    Mutation("soup-support-without-end", "a component recorded as supported with no end date",
+             r"status supported needs .until.",
+             seed=lambda ws: ws.sub(SOUP, r"^      until: 2027-10-31\n", "")),
     Mutation("soup-version-drift", "a SOUP item upgraded in the environment but not in its "
              "assessment", r"numpy is [\d.]+ in the SOUP list but 0\.0\.1 is installed",
              closure=_soup_upgraded_behind_its_back),
