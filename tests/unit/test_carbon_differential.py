@@ -21,6 +21,8 @@ from digital_contrast.carbon.factors import (
 from digital_contrast.carbon.site import site_carbon
 from digital_contrast.config import Settings
 from digital_contrast.errors import DigitalContrastError
+from tests.support.nested import delete_at as _del
+from tests.support.nested import set_at as _set
 
 Data = dict[str, Any]
 GRID = GridIntensity("TST", 0.5, "a round test grid")
@@ -130,24 +132,6 @@ def test_the_default_set_is_the_contrast_differential_with_unverified_sources() 
     assert data["components"][0]["source"]["doi"] == "10.1148/radiol.240398"
     assert data["scanner_energy_grid"]["country_iso_code"] == "TST"
     assert data["per_scan"]["co2e_kg"] == pytest.approx(2.505)  # the 0.1.0 keys are kept
-
-
-def _set(*keys: str, value: Any) -> Callable[[Data], None]:
-    def edit(data: Data) -> None:
-        target = data
-        for k in keys[:-1]:
-            target = target[k]
-        target[keys[-1]] = value
-    return edit
-
-
-def _del(*keys: str) -> Callable[[Data], None]:
-    def edit(data: Data) -> None:
-        target = data
-        for k in keys[:-1]:
-            target = target[k]
-        del target[keys[-1]]
-    return edit
 
 
 @pytest.mark.req("SRS-CARB-034")

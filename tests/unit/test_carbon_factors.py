@@ -18,6 +18,8 @@ from digital_contrast.carbon.factors import (
     annual_to_per_scan,
     load_factor_set,
 )
+from tests.support.nested import delete_at as _del
+from tests.support.nested import set_at as _set
 
 Data = dict[str, Any]
 
@@ -149,24 +151,6 @@ def test_a_plausible_annual_iodine_share_is_refused_too(tmp_path: Path) -> None:
     assert "35 g iodine per scan" in err.value.detail
     assert "exceeds world" not in err.value.detail
     assert "comes from the contrast protocol" in err.value.detail
-
-
-def _set(*keys: str | int, value: Any) -> Callable[[Data], None]:
-    def edit(data: Data) -> None:
-        target = data
-        for k in keys[:-1]:
-            target = target[k]
-        target[keys[-1]] = value
-    return edit
-
-
-def _del(*keys: str) -> Callable[[Data], None]:
-    def edit(data: Data) -> None:
-        target = data
-        for k in keys[:-1]:
-            target = target[k]
-        del target[keys[-1]]
-    return edit
 
 
 @pytest.mark.req("SRS-CARB-011")

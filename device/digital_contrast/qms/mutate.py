@@ -138,6 +138,8 @@ def tree_copy(repo: Path) -> Iterator[Path]:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
         subprocess.run(["git", "init", "-q", str(root)], check=True, capture_output=True)
+        # An index of its own: every later tree hash re-reads only the files a seed touched.
+        subprocess.run(["git", "add", "--all"], cwd=root, check=True, capture_output=True)
         yield root
 
 

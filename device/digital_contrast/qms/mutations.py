@@ -9,6 +9,7 @@ records it mutates. Add a mutation with every new rule.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from digital_contrast.qms.junit_report import FAILED, PASSED, TestCase, TestRun
@@ -23,6 +24,7 @@ POLICY = "risk/policy.yaml"
 CONTROLS = "risk/controls.yaml"
 SOUP = "qms/soup.yaml"
 REVIEWS = "qms/soup/reviews"
+EXAMINED = "docs/regulatory.md"  # the file the seeded verification records examine
 # SI-PHANTOM may use SI-SYSTEM and SI-IMAGING only; SI-STORE is out of its reach.
 PHANTOM_MODULE = "device/digital_contrast/phantom/noise.py"
 FORBIDDEN_MODULE = "digital_contrast.store.tables"
@@ -63,25 +65,39 @@ def _soup_upgraded_behind_its_back(closure: dict[str, Any]) -> dict[str, Any]:
     return {**closure, "numpy": dataclasses.replace(dist, version="0.0.1")}
 
 
-def _record_signed_by_an_unknown_key(ws: Workspace) -> None:
-    # Imported here: signing keys are only made when this mutation runs.
-    import datetime as dt
-
+def _verification_record(ws: Workspace, requirement: str = "SRS-QMS-001", *, trusted: bool,
+                         inspected: bool = True, **changes: Any) -> None:
+    """Switch the requirement to verification by inspection (unless `inspected` is False) and
+    file a record of it signed by a fresh key, committed as a release key of the copy when
+    `trusted` (the real release key never leaves its offline folder)."""
+    # Imported here: keys are only made when a mutation that needs one runs.
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from digital_contrast.keys.signing import Signer
     from digital_contrast.qms.verification_records import write_record
 
-    ws.sub(REQUIREMENTS, r"(  - id: SRS-QMS-001\n(?:    .*\n|      .*\n)*?    verification:) test",
-           r"\1 inspection")
-    target = "qms/verification/SRS-QMS-001.json"
-    ws.write(target, "")  # registered for removal before write_record fills it
-    write_record(ws.root, Signer(Ed25519PrivateKey.generate()), requirement="SRS-QMS-001",
-                 method="inspection", performed_by="seeded: an unknown signer",
-                 procedure="Read the loader of the requirement records.",
-                 examined=[ws.path("device/digital_contrast/qms/requirements.py")],
-                 result="pass", findings="Seeded record, signed by a key nobody trusts.",
-                 today=dt.date(2026, 12, 7))
+    if inspected:
+        ws.sub(REQUIREMENTS, rf"(  - id: {requirement}\n(?:    .*\n|      .*\n)*?    "
+                             r"verification:) test", r"\1 inspection")
+    signer = Signer(Ed25519PrivateKey.generate())
+    if trusted:
+        ws.write("releases/keys/release-mutate.pub", signer.public_line)
+    ws.write(f"qms/verification/{requirement}.json", "")  # registered for removal
+    fields = {"method": "inspection", "performed_by": "seeded record",
+              "procedure": "Read the regulatory guide against the requirement.",
+              "examined": [ws.path(EXAMINED)], "result": "pass",
+              "findings": "Seeded by qms mutate."} | changes
+    write_record(ws.root, signer, requirement=requirement, today=dt.date(2026, 12, 7), **fields)
+
+
+def _stale_verification_record(ws: Workspace) -> None:
+    _verification_record(ws, trusted=True)
+    ws.append(EXAMINED, "\nA paragraph added after the inspection.\n")
+
+
+def _altered_verification_record(ws: Workspace) -> None:
+    _verification_record(ws, trusted=True)
+    ws.sub("qms/verification/SRS-QMS-001.json", r'"seeded record"', '"someone else"')
 
 
 def _review(name: str) -> str:
@@ -135,13 +151,30 @@ MUTATIONS: list[Mutation] = [
                                     r"*?    verification:) test", r"\1 inspection")),
     Mutation("inspection-record-untrusted", "an inspection record signed by a key the "
              "technical file does not trust", r"verification record refused \(SIGNER_UNTRUSTED\)",
-             seed=_record_signed_by_an_unknown_key),
+             seed=lambda ws: _verification_record(ws, trusted=False)),
+    Mutation("inspection-record-altered", "an inspection record edited after it was signed",
+             r"verification record refused \(SIGNATURE_INVALID\)",
+             seed=_altered_verification_record),
+    Mutation("inspection-record-stale", "a file examined by an inspection changed after it",
+             r"SRS-QMS-001: docs/regulatory\.md changed after its inspection .*: the record is "
+             "stale", seed=_stale_verification_record),
+    Mutation("inspection-failed", "an inspection that did not pass",
+             r"SRS-QMS-001: its inspection did not pass",
+             seed=lambda ws: _verification_record(ws, trusted=True, result="fail",
+                                                  findings="The statement is not met.")),
+    Mutation("verification-record-orphan", "a verification record for a requirement verified "
+             "by test", r"SRS-QMS-002 needs no verification record",
+             seed=lambda ws: _verification_record(ws, "SRS-QMS-002", trusted=True,
+                                                  inspected=False)),
     # The test run as evidence
     Mutation("junit-stale", "a junit report from before the last change of the sources",
              r"the junit report ran on tree \w+, but the working tree is",
              seed=lambda ws: ws.append("device/digital_contrast/qms/check.py",
                                        "\n# changed after the tests ran\n"),
              stale_report=True),
+    Mutation("junit-unbound", "a junit report that names no tree (not written by the "
+             "requirement plugin)", r"the junit report names no tree it ran on",
+             evidence=lambda run: dataclasses.replace(run, tree=None, tree_at_end=None)),
     Mutation("junit-sources-changed-during-run", "sources changed while the tests ran",
              r"the sources changed during the test run", evidence=_changed_during_run),
     # Architecture and detailed design
@@ -259,6 +292,12 @@ MUTATIONS: list[Mutation] = [
                                     "benefit_risk: TBD\n")),
     Mutation("risk-field-empty", "a risk's harm left empty", r"harm is empty",
              seed=lambda ws: ws.sub(RISK_002, r"^harm: .*$", 'harm: ""')),
+    Mutation("risk-field-not-applicable", "a risk's harm given as n/a",
+             r"harm is a placeholder \('n/a'\)",
+             seed=lambda ws: ws.sub(RISK_002, r"^harm: .*$", "harm: n/a")),
+    Mutation("guide-placeholder", "a step of a guide left as a to-do marker",
+             r"docs/operations\.md:\d+: holds the placeholder TODO",
+             seed=lambda ws: ws.append("docs/operations.md", "\nStep three: TODO.\n")),
     Mutation("anomaly-unknown-risk", "a known anomaly concerning a risk that does not exist",
              r"ANOM-001: unknown risk RISK-999",
              seed=lambda ws: ws.sub("qms/anomalies.yaml", r"risk: \[RISK-014, RISK-001\]",

@@ -46,8 +46,12 @@ class Measured:
 
 
 def makefile_deb_packages(makefile: Path = MAKEFILE) -> list[str]:
-    """TEST_DEB_PACKAGES of the Makefile (backslash continuations followed)."""
-    text = Path(makefile).read_text(encoding="utf-8").replace("\\\n", " ")
+    """TEST_DEB_PACKAGES of the Makefile (backslash continuations followed); none for a tree
+    without a Makefile (its Debian entries are then reported as naming nothing)."""
+    try:
+        text = Path(makefile).read_text(encoding="utf-8").replace("\\\n", " ")
+    except FileNotFoundError:
+        return []
     match = re.search(r"^TEST_DEB_PACKAGES\s*:?=(.*)$", text, re.MULTILINE)
     return match[1].split() if match else []
 
