@@ -3,15 +3,17 @@
 Runs the schema and cross-reference checks of each record set (requirements and user needs,
 software items and their sources, the device record, the clause map, the risk file, the SOUP
 list) against the repository and the latest junit report, and returns the problems sorted by
-file and line. No problem found means: every record is valid, every reference resolves, every
-requirement verified by test has a test that passed, every risk control is implemented and
+file and line. No problem found means: the junit report ran on exactly this working tree, every
+record is valid and free of placeholders, every reference resolves, every requirement verified
+by test has a test that passed and every other verification a signed, current record, every
+clause's evidence holds the content it is cited for, every risk control is implemented and
 verified (or left open only by tests that document a known residual anomaly of
 qms/anomalies.yaml, whose references and tests are checked too), no residual probability is
 claimed below what its controls' evidence supports, the SOUP list matches the installed
 runtime closure, every source module belongs to a software item, has a docstring and imports
-only the items its item may use (qms/design.py), every process document of docs/qms/ keeps a
-revision history (qms/revisions.py), and every applicable clause is satisfied.
-Residual risks computed unacceptable, or ALARP without a demonstrated benefit, are release
+(as read, and as seen while the tests ran) only the items its item may use (qms/design.py),
+every process document of docs/qms/ keeps a revision history (qms/revisions.py), and every
+applicable clause is satisfied. Residual risks computed unacceptable, or ALARP without a demonstrated benefit, are release
 blockers: listed apart (`CheckResult.blockers`), they do not fail the check, and every release
 record states the overall residual risk conclusion they lead to.
 """
