@@ -13,9 +13,10 @@ claimed below what its controls' evidence supports, the SOUP list matches the in
 runtime closure, every source module belongs to a software item, has a docstring and imports
 (as read, and as seen while the tests ran) only the items its item may use (qms/design.py),
 every process document of docs/qms/ keeps a revision history (qms/revisions.py), and every
-applicable clause is satisfied. Residual risks computed unacceptable, or ALARP without a demonstrated benefit, are release
-blockers: listed apart (`CheckResult.blockers`), they do not fail the check, and every release
-record states the overall residual risk conclusion they lead to.
+applicable clause is satisfied. Residual risks computed unacceptable, or ALARP without a
+demonstrated benefit, are release blockers: listed apart (`CheckResult.blockers`), they do not
+fail the check, and every release record states the overall residual risk conclusion they lead
+to.
 """
 
 from __future__ import annotations
