@@ -30,6 +30,11 @@ PHANTOM_MODULE = "device/digital_contrast/phantom/noise.py"
 FORBIDDEN_MODULE = "digital_contrast.store.tables"
 
 
+def _field(requirement: str, name: str) -> str:
+    """A regex up to `name:` of the requirement's record (the key included, as group 1)."""
+    return rf"(  - id: {requirement}\n(?:    .*\n)*?    {name}:)"
+
+
 def _untested_requirement(ws: Workspace) -> None:
     ws.append(REQUIREMENTS, "  - id: SRS-QMS-099\n    title: A requirement nobody tests\n"
                             "    statement: >-\n      Added by a change and never verified.\n"
@@ -77,8 +82,7 @@ def _verification_record(ws: Workspace, requirement: str = "SRS-QMS-001", *, tru
     from digital_contrast.qms.verification_records import write_record
 
     if inspected:
-        ws.sub(REQUIREMENTS, rf"(  - id: {requirement}\n(?:    .*\n|      .*\n)*?    "
-                             r"verification:) test", r"\1 inspection")
+        ws.sub(REQUIREMENTS, _field(requirement, "verification") + " test", r"\1 inspection")
     signer = Signer(Ed25519PrivateKey.generate())
     if trusted:
         ws.write("releases/keys/release-mutate.pub", signer.public_line)
@@ -126,12 +130,12 @@ MUTATIONS: list[Mutation] = [
     # Requirements and their verification
     Mutation("requirement-unknown-parent", "a requirement traced to a user need that does not "
              "exist", r"unknown user need UN-999",
-             seed=lambda ws: ws.sub(REQUIREMENTS, r"(  - id: SRS-QMS-001\n(?:    .*\n|      .*\n)"
-                                    r"*?    parents: )\[UN-006\]", r"\1[UN-999]")),
+             seed=lambda ws: ws.sub(REQUIREMENTS, _field("SRS-QMS-001", "parents") +
+                                    r" \[UN-006\]", r"\1 [UN-999]")),
     Mutation("requirement-unknown-item", "a requirement allocated to a software item that does "
              "not exist", r"unknown software item SI-NOWHERE",
-             seed=lambda ws: ws.sub(REQUIREMENTS, r"(  - id: SRS-QMS-001\n(?:    .*\n|      .*\n)"
-                                    r"*?    software_items: )\[SI-QMS\]", r"\1[SI-NOWHERE]")),
+             seed=lambda ws: ws.sub(REQUIREMENTS, _field("SRS-QMS-001", "software_items") +
+                                    r" \[SI-QMS\]", r"\1 [SI-NOWHERE]")),
     Mutation("requirement-untested", "a new requirement verified by test that no test names",
              r"SRS-QMS-099 is verified by test but no test names it",
              seed=_untested_requirement),
@@ -147,8 +151,8 @@ MUTATIONS: list[Mutation] = [
     Mutation("inspection-without-record", "a requirement switched to verification by "
              "inspection with no record of the inspection",
              r"SRS-QMS-001 is verified by inspection but has no signed verification record",
-             seed=lambda ws: ws.sub(REQUIREMENTS, r"(  - id: SRS-QMS-001\n(?:    .*\n|      .*\n)"
-                                    r"*?    verification:) test", r"\1 inspection")),
+             seed=lambda ws: ws.sub(REQUIREMENTS, _field("SRS-QMS-001", "verification") +
+                                    " test", r"\1 inspection")),
     Mutation("inspection-record-untrusted", "an inspection record signed by a key the "
              "technical file does not trust", r"verification record refused \(SIGNER_UNTRUSTED\)",
              seed=lambda ws: _verification_record(ws, trusted=False)),
@@ -241,8 +245,8 @@ MUTATIONS: list[Mutation] = [
              seed=lambda ws: ws.sub(RISK_002, r"^controls: \[.*\]$", "controls: []")),
     Mutation("control-requirement-not-marked", "a requirement implementing a control no longer "
              "marked as a risk control", r"SRS-CONF-001 implements RC-001 but is not marked",
-             seed=lambda ws: ws.sub(REQUIREMENTS, r"(  - id: SRS-CONF-001\n(?:    .*\n|      .*\n)"
-                                    r"*?    risk_control:) true", r"\1 false")),
+             seed=lambda ws: ws.sub(REQUIREMENTS, _field("SRS-CONF-001", "risk_control") +
+                                    " true", r"\1 false")),
     Mutation("risk-controls-cut-residual-unchanged", "a risk's controls cut to one with its "
              "residual claim unchanged", r"RISK-001 claims P\d but its evidence supports P\d "
              "at best",
