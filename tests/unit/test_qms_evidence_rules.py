@@ -89,9 +89,10 @@ def test_the_plugin_binds_a_real_run_and_records_its_imports(small_junit: Path) 
 
 @pytest.mark.req("SRS-QMS-016")
 def test_the_import_audit_sees_names_computed_at_run_time() -> None:
-    audit = ImportAudit()
+    outer, audit = ImportAudit(), ImportAudit()  # as under the test run's own audit
     module_globals = {"__name__": "digital_contrast.phantom.fake",
                       "__package__": "digital_contrast.phantom"}
+    outer.install()
     audit.install()
     try:
         exec("import importlib\n"  # code standing for a module of the package
@@ -102,7 +103,11 @@ def test_the_import_audit_sees_names_computed_at_run_time() -> None:
              "import json\n", module_globals)
     finally:
         audit.uninstall()
+        outer.uninstall()
     ours = {edge for edge in audit.edges if edge[0] == "digital_contrast.phantom.fake"}
+    # Each audit names the module that imported, never the audit wrapped inside it.
+    assert ("digital_contrast.phantom.fake", "digital_contrast.store.tables") in outer.edges
+    assert not {e for e in outer.edges | audit.edges if e[0].endswith("import_audit")}
     assert ours == {("digital_contrast.phantom.fake", "digital_contrast.store.tables"),
                     ("digital_contrast.phantom.fake", "digital_contrast.phantom.noise"),
                     ("digital_contrast.phantom.fake", "digital_contrast.config")}

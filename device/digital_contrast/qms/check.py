@@ -191,11 +191,8 @@ class Device(FrozenSchema):
 def check_device(path: Path, records: Records) -> list[Problem]:
     from digital_contrast.usecases import use_cases
 
-    doc, problems = YamlDocument.load(path)
-    if doc is None:
-        return problems
-    device, problems = doc.validate((), doc.data, Device)
-    if device is None:
+    doc, device, problems = YamlDocument.load_as(path, Device)
+    if doc is None or device is None:
         return problems
     known = set(use_cases())
     problems += [doc.problem(("use_cases", i), f"unknown use case {u}")
@@ -277,11 +274,8 @@ def check_clauses(path: Path, commands: set[str], repo: Path = REPO_ROOT
                   ) -> tuple[list[Problem], list[Clause]]:
     """The problems of the clause map, and the applicable clauses satisfied by evidence outside
     this repository (listed by `qms check` and in release records; empty when unreadable)."""
-    doc, problems = YamlDocument.load(path)
-    if doc is None:
-        return problems, []
-    clause_map, problems = doc.validate((), doc.data, ClauseMap)
-    if clause_map is None:
+    doc, clause_map, problems = YamlDocument.load_as(path, ClauseMap)
+    if doc is None or clause_map is None:
         return problems, []
     listed = [c.clause for c in clause_map.clauses]
     problems += duplicates(doc, "clauses", listed, "clause")

@@ -64,6 +64,17 @@ class YamlDocument:
                                   f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]
         return cls(Path(path), text, data), []
 
+    @classmethod
+    def load_as(cls, path: Path, model: type[T]
+                ) -> tuple[YamlDocument | None, T | None, list[Problem]]:
+        """A one-record file: the document, its content as `model` (None when either cannot be
+        had), and every problem at its line."""
+        doc, problems = cls.load(path)
+        if doc is None:
+            return None, None, problems
+        record, problems = doc.validate((), doc.data, model)
+        return doc, record, problems
+
     @property
     def name(self) -> str:
         return display_path(self.path)

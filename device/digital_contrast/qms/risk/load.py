@@ -73,13 +73,9 @@ def load_risk_file(risk_dir: Path = RISK_DIR) -> tuple[RiskFile | None, list[Pro
         problems.append(Problem(display_path(risk_dir / "risks"), None,
                                 "no risk records (risks/RISK-NNN.yaml)"))
     for path in paths:
-        doc, found = YamlDocument.load(path)
+        doc, risk, found = YamlDocument.load_as(path, Risk)
         problems += found
-        if doc is None:
-            continue
-        risk, found = doc.validate((), doc.data, Risk)
-        problems += found
-        if risk is None:
+        if doc is None or risk is None:
             continue
         if path.stem != risk.id:
             problems.append(doc.problem(("id",), f"{risk.id} is in {path.name}; a risk's file "

@@ -85,13 +85,9 @@ def load_reviews(folder: Path = REVIEWS_DIR) -> tuple[dict[str, ReviewRecord], l
     records: dict[str, ReviewRecord] = {}
     problems: list[Problem] = []
     for path in sorted(Path(folder).glob("*.yaml")):
-        doc, found = YamlDocument.load(path)
+        doc, review, found = YamlDocument.load_as(path, Review)
         problems += found
-        if doc is None:
-            continue
-        review, found = doc.validate((), doc.data, Review)
-        problems += found
-        if review is None:
+        if doc is None or review is None:
             continue
         if path.name != review_path(review.item, folder).name:
             problems.append(doc.problem(("item",), f"review record of {review.item} must be "
