@@ -81,8 +81,8 @@ def _mean_lumen_spread(cascade, case, ncct: np.ndarray) -> float:
     prediction = predict_working(Volume(ncct, case.affine), cascade,
                                  case.parameters.scanner.kvp)
     uncertainty = estimate_uncertainty(prediction, cascade)
-    assert uncertainty.lumen.any()
-    return float(uncertainty.sd_hu[uncertainty.lumen].mean())
+    assert uncertainty.region.any()
+    return float(uncertainty.sd_hu[uncertainty.region].mean())
 
 
 def _in_distribution(seed: int, **overrides: float):

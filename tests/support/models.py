@@ -35,7 +35,8 @@ def tiny_lumen_stage() -> LumenStageConfig:
 
 
 def tiny_bundle(folder: Path, use_case: UseCase, *, seed: int = 0,
-                model_version: str = "0.0.1") -> Bundle:
+                model_version: str = "0.0.1", second_stage: bool = True) -> Bundle:
+    """`second_stage=False`: a bundle of the first stage alone."""
     config, lumen = tiny_network(use_case), tiny_lumen_stage()
     torch.manual_seed(seed)
     network, lumen_network = build_network(config), build_lumen_network(lumen)
@@ -48,8 +49,9 @@ def tiny_bundle(folder: Path, use_case: UseCase, *, seed: int = 0,
     lumen_state = lumen_network.state_dict()
     lumen_state["output_block.conv.conv.bias"] = torch.tensor([0.0, 3.0, 0.0])
     return write_bundle(folder, use_case=use_case, model_version=model_version,
-                        network=config, state_dict=state, lumen_stage=lumen,
-                        lumen_state_dict=lumen_state,
+                        network=config, state_dict=state,
+                        lumen_stage=lumen if second_stage else None,
+                        lumen_state_dict=lumen_state if second_stage else None,
                         provenance={"note": "untrained test bundle"})
 
 

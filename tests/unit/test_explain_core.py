@@ -84,10 +84,10 @@ def test_confidence_is_low_above_the_limit_or_without_calibration() -> None:
     sd = np.where(lumen, 30.0, 0.0).astype(np.float32)
     sd[1, 1, 1] = 5.0  # 1 of 8 lumen voxels is confident
     grid = CropGrid((0.0, 0.0, 0.0), (2.0, 1.5, 1.5), (4, 4, 4))
-    uncertainty = UncertaintyMap(sd_hu=sd, lumen=lumen, grid=grid, settings=TTASettings())
-    assert uncertainty.lumen_fraction_above(20.0) == pytest.approx(7 / 8)
-    assert UncertaintyMap(sd, np.zeros_like(lumen), grid, TTASettings()
-                          ).lumen_fraction_above(20.0) == 1.0  # no lumen: no confidence
+    uncertainty = UncertaintyMap(sd_hu=sd, region=lumen, settings=TTASettings(), grid=grid)
+    assert uncertainty.fraction_above(20.0) == pytest.approx(7 / 8)
+    assert UncertaintyMap(sd, np.zeros_like(lumen), TTASettings(), grid=grid
+                          ).fraction_above(20.0) == 1.0  # no lumen: no confidence
     calibrated = Confidence(uncertainty, 20.0, 7 / 8, limit=0.9, seconds=1.0)
     assert not calibrated.low_confidence and calibrated.warning is None
     over = Confidence(uncertainty, 20.0, 7 / 8, limit=0.25, seconds=1.0)
@@ -171,7 +171,7 @@ def test_a_sac_the_network_hesitates_over_is_scored_whichever_way_it_was_rendere
 
     monkeypatch.setattr(cascade.lumen_network, "forward", forward)
     hesitant = estimate_uncertainty(prediction, cascade)
-    assert hesitant.lumen[1:-1, 30:66, 30:66].all()  # the sac, not only the rendered tube
+    assert hesitant.region[1:-1, 30:66, 30:66].all()  # the sac, not only the rendered tube
     contrast = prediction.lumen.lumen_enhancement_hu
     assert np.median(hesitant.sd_hu[:, 30:38, 30:38]) > 0.4 * contrast  # sqrt(0.21) = 0.46
 

@@ -1,7 +1,8 @@
 """Calibrating the uncertainty threshold against real error on held-out phantom cases.
 
 For each case the true enhancement is known. On the scored region (synthesized or possible
-lumen, stage 2's crop) we pair each voxel's TTA spread with its absolute enhancement error,
+lumen on stage 2's crop; for a bundle of stage 1 alone, enhanced tissue on its working grid) we
+pair each voxel's TTA spread with its absolute enhancement error,
 then choose the spread threshold at which the per-case fraction of the region above it best
 matches the per-case fraction whose error exceeds `error_hu`: the confidence score then
 estimates the share of that region that is wrong by more than that, which is what a reader
@@ -14,6 +15,7 @@ import numpy as np
 from scipy import stats
 
 from digital_contrast.explain.uncertainty import estimate_uncertainty
+from digital_contrast.imaging.resampling import to_working_spacing
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.cascade import Cascade
 from digital_contrast.inference.synthesize import predict_working
@@ -34,9 +36,15 @@ def case_pairs(seed: int, cascade: Cascade, settings: TTASettings,
     prediction = predict_working(volume, cascade, case.parameters.scanner.kvp)
     uncertainty = estimate_uncertainty(prediction, cascade, settings)
     clean = noiseless_images(case.parameters, case.labels)
-    truth = to_crop(clean[target_phase] - clean["ncct"], case.affine, prediction.lumen.grid)
-    error = np.abs(prediction.lumen.enhancement() - truth)
-    return uncertainty.sd_hu[uncertainty.lumen], error[uncertainty.lumen]
+    enhancement = clean[target_phase] - clean["ncct"]
+    if prediction.lumen is None:  # stage 1 alone: its working grid
+        truth = to_working_spacing(enhancement, case.affine, cascade.network_config.spacing_mm)
+        error = np.abs(prediction.enhancement.as_tensor()[0].numpy()
+                       - truth.as_tensor()[0].numpy())
+    else:
+        truth = to_crop(enhancement, case.affine, prediction.lumen.grid)
+        error = np.abs(prediction.lumen.enhancement() - truth)
+    return uncertainty.sd_hu[uncertainty.region], error[uncertainty.region]
 
 
 def choose_threshold(pairs: Sequence[tuple[np.ndarray, np.ndarray]], error_hu: float

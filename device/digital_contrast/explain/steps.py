@@ -45,22 +45,24 @@ class Confidence:
 
     @property
     def warning(self) -> str | None:
+        region = self.uncertainty.region_name
         if self.uncertain_fraction is None:
             return ("LOW_CONFIDENCE: this model has no uncertainty calibration, so the "
-                    "confidence of the synthetic lumen is unknown")
+                    f"confidence of the {region} is unknown")
         if self.uncertain_fraction > self.limit:
-            return (f"LOW_CONFIDENCE: {self.uncertain_fraction:.0%} of the synthesized or "
-                    f"possible lumen is uncertain (limit {self.limit:.0%}); read the "
-                    "uncertainty map")
+            return (f"LOW_CONFIDENCE: {self.uncertain_fraction:.0%} of the {region} is "
+                    f"uncertain (limit {self.limit:.0%}); read the uncertainty map")
         return None
 
     def to_dict(self) -> dict[str, object]:
         return {"method": "test-time augmentation", "samples": self.uncertainty.settings.samples,
                 "calibrated": self.threshold_hu is not None, "threshold_hu": self.threshold_hu,
+                # /v1 names: the fraction and count are of the scored region, whatever it is.
                 "uncertain_lumen_fraction": (None if self.uncertain_fraction is None
                                              else round(self.uncertain_fraction, 4)),
                 "limit": self.limit, "low_confidence": self.low_confidence,
-                "lumen_voxels": int(self.uncertainty.lumen.sum()),
+                "lumen_voxels": int(self.uncertainty.region.sum()),
+                "scored_region": self.uncertainty.region_name,
                 "seconds": round(self.seconds, 3)}
 
 
@@ -77,7 +79,7 @@ def assess_confidence(result: SynthesisResult, model: LockedModel) -> Confidence
     uncertainty = estimate_uncertainty(result.working, model.cascade,
                                        calibration.tta if calibration else TTASettings())
     threshold = calibration.threshold_hu if calibration else None
-    fraction = None if threshold is None else uncertainty.lumen_fraction_above(threshold)
+    fraction = None if threshold is None else uncertainty.fraction_above(threshold)
     return Confidence(uncertainty=uncertainty, threshold_hu=threshold,
                       uncertain_fraction=fraction,
                       limit=model.use_case.explain.max_uncertain_lumen_fraction,

@@ -1,5 +1,6 @@
 """Voxel-wise uncertainty of the synthesized lumen from test-time augmentation (TTA) of the
-cascade's second stage, the one that decides lumen from thrombus.
+cascade's second stage, the one that decides lumen from thrombus; for a bundle of the first
+stage alone, of the synthesized enhancement from TTA of that stage.
 
 Each sample perturbs the crop the way scans differ (a shift by whole voxels, a small HU gain,
 an offset that moves the image against its blood reference, extra noise), runs stage 2 and
@@ -14,6 +15,11 @@ lumen probability of at least POSSIBLE_LUMEN (a sac the network cannot call lume
 is uncertain whichever way it was rendered), less its edge (one crop voxel, where any
 rendering is partial volume). No flips: the crop is patient-aligned and the anatomy is
 lateralised.
+
+Without a second stage the same perturbations are applied to stage 1's working-grid input and
+the whole volume is run again per sample; the spread is the standard deviation between samples
+(a regression has no call of its own to doubt), scored over the enhanced tissue: voxels the
+unperturbed sample enhances by at least ENHANCED_TISSUE_HU, less their edge.
 """
 
 from dataclasses import dataclass
@@ -23,35 +29,46 @@ import torch
 from scipy import ndimage
 
 from digital_contrast.config import get_settings
+from digital_contrast.imaging.resampling import resample
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.cascade import Cascade
 from digital_contrast.inference.lumen_step import keep_connected, lumen_probabilities
-from digital_contrast.inference.synthesize import WorkingPrediction
+from digital_contrast.inference.synthesize import WorkingPrediction, run_network
 from digital_contrast.model.crop_grid import CropGrid, from_crop, native_box
 from digital_contrast.model.determinism import deterministic
 from digital_contrast.model.explain_evidence import TTASettings
 from digital_contrast.model.lumen_stage import LUMEN
 
 POSSIBLE_LUMEN = 0.2  # mean lumen probability from which a voxel is scored
+ENHANCED_TISSUE_HU = 10.0  # stage 1 alone: enhancement from which a voxel is scored
+LUMEN_REGION = "synthesized or possible lumen"
+TISSUE_REGION = "enhanced tissue"
 
 
 @dataclass(frozen=True, eq=False)
 class UncertaintyMap:
-    """Spread on stage 2's crop grid and the lumen it was scored over."""
+    """Spread on stage 2's crop grid (`grid`) or, for a bundle of stage 1 alone, on its working
+    grid (`working_affine`), and the region it was scored over."""
 
-    sd_hu: np.ndarray  # (z, y, x) crop grid, HU at the source tube voltage
-    lumen: np.ndarray  # bool, the scored region: synthesized or possible lumen, interior
-    grid: CropGrid
+    sd_hu: np.ndarray  # (z, y, x), HU at the source tube voltage
+    region: np.ndarray  # bool, the scored region's interior
     settings: TTASettings
+    region_name: str = LUMEN_REGION
+    grid: CropGrid | None = None
+    working_affine: np.ndarray | None = None
 
-    def lumen_fraction_above(self, threshold_hu: float) -> float:
-        """Fraction of the synthesized lumen whose spread exceeds `threshold_hu`; 1.0 when
-        there is no lumen at all (nothing to be confident about)."""
-        count = int(self.lumen.sum())
-        return float((self.sd_hu[self.lumen] > threshold_hu).sum() / count) if count else 1.0
+    def fraction_above(self, threshold_hu: float) -> float:
+        """Fraction of the scored region whose spread exceeds `threshold_hu`; 1.0 when the
+        region is empty (nothing to be confident about)."""
+        count = int(self.region.sum())
+        return float((self.sd_hu[self.region] > threshold_hu).sum() / count) if count else 1.0
 
     def to_native(self, volume: Volume) -> np.ndarray:
         """The map on the volume's own grid (float32 HU, zero outside the crop)."""
+        if self.grid is None:
+            native = resample(torch.from_numpy(self.sd_hu), self.working_affine, volume.affine,
+                              volume.shape)
+            return np.maximum(native, 0.0, out=native)
         native = np.zeros(volume.shape, dtype=np.float32)
         box = native_box(self.grid, volume.affine, volume.shape)
         if box is not None:
@@ -76,6 +93,8 @@ def estimate_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
     settings = settings or TTASettings()
     lumen = prediction.lumen
     config = cascade.lumen_config
+    if lumen is None or cascade.lumen_network is None or config is None:
+        return _first_stage_uncertainty(prediction, cascade, settings)
     crop = torch.from_numpy(lumen.image)
     generator = torch.Generator().manual_seed(settings.seed)
     mean = np.zeros(crop.shape, dtype=np.float64)
@@ -101,8 +120,35 @@ def estimate_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
     count = len(draws)
     between = np.maximum(square / count - (mean / count) ** 2, 0.0)
     sd = np.sqrt(between + within / count).astype(np.float32)
-    return UncertaintyMap(sd_hu=sd, lumen=scored_region(lumen.lumen, possible / count),
-                          grid=lumen.grid, settings=settings)
+    return UncertaintyMap(sd_hu=sd, region=scored_region(lumen.lumen, possible / count),
+                          settings=settings, grid=lumen.grid)
+
+
+def _first_stage_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
+                             settings: TTASettings) -> UncertaintyMap:
+    image = prediction.image.as_tensor()[None]  # (1, 1, k, j, i) HU
+    generator = torch.Generator().manual_seed(settings.seed)
+    mean = np.zeros(image.shape[2:], dtype=np.float64)
+    square = np.zeros(image.shape[2:], dtype=np.float64)
+    first = None
+    draws = _perturbations(settings)
+    with deterministic(settings.seed, get_settings().inference_threads), torch.inference_mode():
+        for n, (shift, gain, offset) in enumerate(draws):
+            noisy = image * gain + offset
+            if n:
+                noisy = noisy + torch.randn(image.shape, generator=generator) * settings.noise_sd_hu
+            shifted = torch.roll(noisy, shifts=shift, dims=(2, 3, 4))
+            output = run_network(cascade.network, shifted, cascade.network_config)
+            enhancement = np.roll(output[0, 0].numpy() * prediction.hu_per_unit,
+                                  tuple(-s for s in shift), axis=(0, 1, 2))
+            first = enhancement if first is None else first
+            mean += enhancement
+            square += enhancement.astype(np.float64) ** 2
+    count = len(draws)
+    sd = np.sqrt(np.maximum(square / count - (mean / count) ** 2, 0.0)).astype(np.float32)
+    region = ndimage.binary_erosion(first >= ENHANCED_TISSUE_HU)
+    return UncertaintyMap(sd_hu=sd, region=region, settings=settings, region_name=TISSUE_REGION,
+                          working_affine=np.asarray(prediction.image.affine, dtype=np.float64))
 
 
 def scored_region(lumen: np.ndarray, possible: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""The two networks of a bundle, built for inference: stage 1 (whole-volume enhancement) and
-stage 2 (lumen and thrombus on a crop around the aorta), weights frozen, in eval mode, laid out
-channels-last."""
+"""The networks of a bundle, built for inference: stage 1 (whole-volume enhancement) and, when
+the bundle has one, stage 2 (lumen and thrombus on a crop around the aorta), weights frozen, in
+eval mode, laid out channels-last."""
 
 from dataclasses import dataclass
 
@@ -16,16 +16,17 @@ from digital_contrast.model.network_config import NetworkConfig
 class Cascade:
     network: torch.nn.Module  # stage 1
     network_config: NetworkConfig
-    lumen_network: torch.nn.Module  # stage 2
-    lumen_config: LumenStageConfig
+    lumen_network: torch.nn.Module | None  # stage 2; None: the bundle has stage 1 alone
+    lumen_config: LumenStageConfig | None
 
     @classmethod
     def of(cls, bundle: Bundle) -> "Cascade":
-        """Both stages with the bundle's weights (strict: every tensor must match)."""
+        """The bundle's stages with its weights (strict: every tensor must match)."""
         network = _frozen(build_network(bundle.manifest.network), bundle.state_dict())
-        lumen = _frozen(build_lumen_network(bundle.manifest.lumen_stage),
-                        bundle.lumen_state_dict())
-        return cls(network, bundle.manifest.network, lumen, bundle.manifest.lumen_stage)
+        stage2 = bundle.manifest.lumen_stage
+        lumen = None if stage2 is None else _frozen(build_lumen_network(stage2),
+                                                    bundle.lumen_state_dict())
+        return cls(network, bundle.manifest.network, lumen, stage2)
 
 
 def _frozen(network: torch.nn.Module, state: dict) -> torch.nn.Module:

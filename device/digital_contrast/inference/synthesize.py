@@ -2,11 +2,12 @@
 
 Conformity first (an input outside the envelope never reaches the network), then the cascade:
 stage 1 on the working spacing (sliding-window inference with fixed overlap and blending)
-localises the aorta and renders the whole volume; stage 2 segments lumen and thrombus on a
-crop around the aorta and renders the lumen (`lumen_step`); the two are composed on the scan's
-grid, the enhancement clamped at >= 0 (iodine only adds attenuation), added to the NCCT and
-clamped to the HU scale. Deterministic algorithms and a fixed thread count make the output
-bit-identical for the same input and bundle on the same platform; its hash is recorded.
+renders the whole volume (and localises the aorta); where the bundle has a second stage, it
+segments lumen and thrombus on a crop around the aorta and renders the lumen (`lumen_step`),
+and the two are composed. The enhancement is resampled to the scan's grid, clamped at >= 0
+(iodine only adds attenuation), added to the NCCT and clamped to the HU scale. Deterministic
+algorithms and a fixed thread count make the output bit-identical for the same input and bundle
+on the same platform; its hash is recorded.
 """
 
 import hashlib
@@ -57,12 +58,12 @@ SW_BATCH_SIZE = 4
 class WorkingPrediction:
     """The cascade's view: the NCCT on stage 1's working grid and its predicted enhancement
     there (HU at the source tube voltage, not yet clamped), both (1, k, j, i) with the grid's
-    affine; and stage 2's prediction on its crop."""
+    affine; and stage 2's prediction on its crop (None for a bundle of stage 1 alone)."""
 
     image: MetaTensor
     enhancement: MetaTensor
     hu_per_unit: float  # network output unit -> HU at the source kVp
-    lumen: LumenPrediction
+    lumen: LumenPrediction | None
 
 
 @dataclass(frozen=True)
@@ -189,10 +190,12 @@ def predict_working(volume: Volume, cascade: Cascade,
         working = to_working_spacing(volume.array, volume.affine, config.spacing_mm)
         output = run_network(cascade.network, working.as_tensor()[None], config)
         enhancement = MetaTensor(output[0] * hu_per_unit, affine=working.affine)
-        lumen = predict_lumen(cascade.lumen_network, cascade.lumen_config, volume.array,
-                              volume.affine, working.as_tensor()[0].numpy(),
-                              enhancement.as_tensor()[0].numpy(),
-                              working.affine.numpy(), kvp)
+        lumen = None
+        if cascade.lumen_network is not None and cascade.lumen_config is not None:
+            lumen = predict_lumen(cascade.lumen_network, cascade.lumen_config, volume.array,
+                                  volume.affine, working.as_tensor()[0].numpy(),
+                                  enhancement.as_tensor()[0].numpy(),
+                                  working.affine.numpy(), kvp)
     return WorkingPrediction(image=working, enhancement=enhancement, hu_per_unit=hu_per_unit,
                              lumen=lumen)
 
@@ -221,7 +224,7 @@ def native_gate(volume: Volume, config: NetworkConfig, threads: int | None = Non
 
 def to_native_enhancement(prediction: WorkingPrediction, volume: Volume,
                           config: NetworkConfig, gate: NativeGate | None = None) -> np.ndarray:
-    """Enhancement in HU on the volume's own grid: stage 1's with stage 2's composed in,
+    """Enhancement in HU on the volume's own grid: stage 1's with stage 2's (if any) composed in,
     clamped at >= 0 and, when the bundle has a tissue gate, zero where the NCCT is not blood or
     soft tissue; resampled and composed on the gate's box only. `gate`: `native_gate` of
     this volume and config, when already computed."""
@@ -233,7 +236,9 @@ def to_native_enhancement(prediction: WorkingPrediction, volume: Volume,
     # Fixed threads: the resampling's matrix products may round by them.
     with deterministic(0, get_settings().inference_threads), torch.inference_mode():
         inside = to_native_grid(prediction.enhancement, affine, box_shape(gate.box))
-        inside = np.maximum(compose(inside, prediction.lumen, affine), 0.0, out=inside)
+        if prediction.lumen is not None:
+            inside = compose(inside, prediction.lumen, affine)
+        inside = np.maximum(inside, 0.0, out=inside)
     if gate.weights is not None:
         inside *= gate.weights
     native[gate.box] = inside

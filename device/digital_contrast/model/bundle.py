@@ -1,10 +1,12 @@
 """The model bundle: everything that decides a synthetic image, hashed as one.
 
 A bundle is a folder holding the cascade: `weights.pt`, the first stage (whole-volume
-enhancement network), and `lumen_weights.pt`, the second stage (lumen and thrombus on a crop
-around the aorta), each a torch state dict of tensors only, loaded with `weights_only=True` so
-no pickled code runs; and `bundle.json` (format version, use case, both stages' configurations
-with their preprocessing, the intended-use envelope, provenance). The SHA-256 of the bundle
+enhancement network), and, for a use case whose training config asks for it, `lumen_weights.pt`,
+the second stage (lumen and thrombus on a crop around the aorta), each a torch state dict of
+tensors only, loaded with `weights_only=True` so no pickled code runs; and `bundle.json`
+(format version, use case, the stages' configurations with their preprocessing, the
+intended-use envelope, provenance). A manifest without a second stage names a bundle of the
+first stage alone, and then no `lumen_weights.pt` may be present. The SHA-256 of the bundle
 covers every file's name and bytes; a bundle whose hash differs from the one registered is not
 run. Bundles of an earlier format (a single network) are refused: BUNDLE_FORMAT_UNSUPPORTED.
 """
@@ -27,7 +29,8 @@ BUNDLE_FORMAT = "digital-contrast-bundle/2"
 WEIGHTS = "weights.pt"
 LUMEN_WEIGHTS = "lumen_weights.pt"
 MANIFEST = "bundle.json"
-FILES = (MANIFEST, WEIGHTS, LUMEN_WEIGHTS)
+FILES = (MANIFEST, WEIGHTS, LUMEN_WEIGHTS)  # a two-stage bundle's files, in hashing order
+FIRST_STAGE_FILES = (MANIFEST, WEIGHTS)
 
 
 class BundleError(DigitalContrastError):
@@ -41,7 +44,7 @@ class BundleManifest(FrozenSchema):
     model_name: str
     model_version: str
     network: NetworkConfig  # stage 1
-    lumen_stage: LumenStageConfig  # stage 2
+    lumen_stage: LumenStageConfig | None  # stage 2; None: the first stage alone
     envelope: Envelope
     evidence: str
     provenance: dict[str, Any] = Field(default_factory=dict)  # training run, data manifest hash
@@ -57,9 +60,20 @@ class Bundle:
         """Stage 1's weights."""
         return _load_weights(self.folder / WEIGHTS)
 
+    @property
+    def files(self) -> tuple[str, ...]:
+        return bundle_files(self.manifest.lumen_stage is not None)
+
     def lumen_state_dict(self) -> dict:
-        """Stage 2's weights."""
+        """Stage 2's weights (ValueError for a bundle of the first stage alone)."""
+        if self.manifest.lumen_stage is None:
+            raise ValueError(f"bundle {self.folder.name} has no second stage")
         return _load_weights(self.folder / LUMEN_WEIGHTS)
+
+
+def bundle_files(two_stage: bool) -> tuple[str, ...]:
+    """The files of a bundle with or without the second stage, in hashing order."""
+    return FILES if two_stage else FIRST_STAGE_FILES
 
 
 def _load_weights(path: Path) -> dict:
@@ -84,12 +98,16 @@ def bundle_sha256(folder: Path, files: tuple[str, ...] = FILES) -> str:
 
 
 def write_bundle(folder: Path, *, use_case: UseCase, model_version: str,
-                 network: NetworkConfig, state_dict: dict, lumen_stage: LumenStageConfig,
-                 lumen_state_dict: dict, provenance: dict[str, Any] | None = None) -> Bundle:
-    """Write a bundle for `use_case`; its preprocessing must be the use case's."""
+                 network: NetworkConfig, state_dict: dict, lumen_stage: LumenStageConfig | None,
+                 lumen_state_dict: dict | None, provenance: dict[str, Any] | None = None
+                 ) -> Bundle:
+    """Write a bundle for `use_case`; its preprocessing must be the use case's. Without
+    `lumen_stage` (and its weights) the bundle is the first stage alone."""
     from digital_contrast.model.network import state_dict_bytes
 
     check_preprocessing(use_case, network)
+    if (lumen_stage is None) != (lumen_state_dict is None):
+        raise ValueError("the second stage needs both its configuration and its weights")
     manifest = BundleManifest(use_case=use_case.id, model_name=use_case.model_name,
                               model_version=model_version, network=network,
                               lumen_stage=lumen_stage, envelope=use_case.envelope,
@@ -97,7 +115,8 @@ def write_bundle(folder: Path, *, use_case: UseCase, model_version: str,
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / WEIGHTS).write_bytes(state_dict_bytes(state_dict))
-    (folder / LUMEN_WEIGHTS).write_bytes(state_dict_bytes(lumen_state_dict))
+    if lumen_state_dict is not None:
+        (folder / LUMEN_WEIGHTS).write_bytes(state_dict_bytes(lumen_state_dict))
     (folder / MANIFEST).write_text(json.dumps(manifest.model_dump(mode="json"), indent=2,
                                               sort_keys=True) + "\n", encoding="utf-8")
     return read_bundle(folder)
@@ -106,17 +125,21 @@ def write_bundle(folder: Path, *, use_case: UseCase, model_version: str,
 def read_bundle(folder: Path) -> Bundle:
     folder = Path(folder)
     _require_format(folder / MANIFEST)
-    missing = [name for name in FILES if not (folder / name).is_file()]
-    extra = sorted(p.name for p in folder.iterdir() if p.name not in FILES) \
+    try:
+        manifest = BundleManifest.model_validate_json((folder / MANIFEST).read_text("utf-8"))
+    except OSError:
+        manifest = None  # reported below as a missing file
+    except (ValidationError, ValueError) as exc:
+        raise BundleError("BUNDLE_INVALID", f"bundle manifest is not valid: {exc}") from None
+    files = bundle_files(manifest is None or manifest.lumen_stage is not None)
+    missing = [name for name in files if not (folder / name).is_file()]
+    extra = sorted(p.name for p in folder.iterdir() if p.name not in files) \
         if folder.is_dir() else []
     if missing or extra:
         raise BundleError("BUNDLE_INVALID", f"bundle {folder.name}: missing {missing or 'none'}"
                                             f", unexpected {extra or 'none'}")
-    try:
-        manifest = BundleManifest.model_validate_json((folder / MANIFEST).read_text("utf-8"))
-    except (ValidationError, ValueError) as exc:
-        raise BundleError("BUNDLE_INVALID", f"bundle manifest is not valid: {exc}") from None
-    return Bundle(folder=folder, manifest=manifest, sha256=bundle_sha256(folder))
+    assert manifest is not None  # its file is present, so it was read
+    return Bundle(folder=folder, manifest=manifest, sha256=bundle_sha256(folder, files))
 
 
 @dataclass(frozen=True)
@@ -135,6 +158,8 @@ def filed_bundle(folder: Path) -> FiledBundle:
     try:
         manifest = json.loads((Path(folder) / MANIFEST).read_text("utf-8"))
         files = FORMAT_FILES[manifest["format"]]
+        if manifest.get("lumen_stage", True) is None:
+            files = FIRST_STAGE_FILES
         return FiledBundle(manifest["format"], manifest["use_case"], manifest["model_version"],
                            bundle_sha256(Path(folder), files))
     except (OSError, ValueError, KeyError, TypeError):
@@ -152,7 +177,7 @@ def _require_format(manifest: Path) -> None:
     if isinstance(found, str) and found != BUNDLE_FORMAT:
         raise BundleError("BUNDLE_FORMAT_UNSUPPORTED",
                           f"bundle format {found!r} is not run by this version, which needs "
-                          f"{BUNDLE_FORMAT!r} (a two-stage cascade); train or fetch a bundle "
+                          f"{BUNDLE_FORMAT!r} (a cascade); train or fetch a bundle "
                           "of the current format (docs/operations.md, 'Models and the "
                           "registry')")
 

@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from digital_contrast.config import REPO_ROOT, get_settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.keys.signing import trusted_keys
-from digital_contrast.model.bundle import FILES, LUMEN_WEIGHTS, WEIGHTS, Bundle, read_bundle
+from digital_contrast.model.bundle import MANIFEST, Bundle, read_bundle
 from digital_contrast.model.gate import require_gate
 from digital_contrast.model.lumen_stage import build_lumen_network
 from digital_contrast.model.network import build_network, parameter_count
@@ -50,7 +50,7 @@ class ModelRelease:
 def render_model_card(bundle: Bundle, record: ValidationRecord,
                       report: dict[str, Any] | None) -> str:
     use_case = load_use_case(bundle.manifest.use_case)
-    network = bundle.manifest.network
+    network, lumen = bundle.manifest.network, bundle.manifest.lumen_stage
     environment = Environment(loader=PackageLoader("digital_contrast.release"),
                               undefined=StrictUndefined, keep_trailing_newline=True,
                               autoescape=False)  # Markdown, not HTML
@@ -58,9 +58,9 @@ def render_model_card(bundle: Bundle, record: ValidationRecord,
         bundle=bundle, manifest=bundle.manifest, network=network, record=record,
         use_case=use_case, report=report, provenance=bundle.manifest.provenance,
         parameters=parameter_count(build_network(network)),
-        lumen_parameters=parameter_count(build_lumen_network(bundle.manifest.lumen_stage)),
+        lumen_parameters=0 if lumen is None else parameter_count(build_lumen_network(lumen)),
         weights_mb=sum((bundle.folder / name).stat().st_size
-                       for name in (WEIGHTS, LUMEN_WEIGHTS)) / 1e6)
+                       for name in bundle.files if name != MANIFEST) / 1e6)
 
 
 def _checked(bundle_dir: Path, record_path: Path, report_path: Path | None
@@ -90,7 +90,7 @@ def _assemble(root: Path, bundle: Bundle, signed: SignedRecord,
     with tempfile.TemporaryDirectory(dir=root, prefix=".incomplete-") as scratch:
         staging = Path(scratch) / "release"
         (staging / BUNDLE_DIR).mkdir(parents=True)
-        for name in FILES:
+        for name in bundle.files:
             shutil.copyfile(bundle.folder / name, staging / BUNDLE_DIR / name)
         (staging / RECORD).write_bytes(signed.raw)  # the signed bytes, never re-serialised
         if report is not None:
