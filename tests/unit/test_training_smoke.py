@@ -28,8 +28,12 @@ from digital_contrast.model.network import (
 )
 from digital_contrast.model.network_config import NetworkConfig, output_scale_hu
 from digital_contrast.model.training import (
+    CHECKPOINT_FILE,
+    ENERGY_LOG,
+    RUN_FILE,
     TrainingConfig,
     TrainingResult,
+    TrainingResumeError,
     reference_config,
     smoke_config,
     train,
@@ -195,3 +199,45 @@ def test_training_run_is_recorded_in_mlflow(runs: dict[str, Any], tmp_path: Path
     # Artifacts live beside the database, not in ./mlruns of whatever the cwd was.
     assert not (runs["root"] / "mlruns").exists()
     assert (runs["root"] / "mlartifacts").is_dir()
+
+
+class _Interrupted(Exception):
+    """Stands for the kill of a background training after its first epoch."""
+
+
+@pytest.mark.req("SRS-MOD-013")
+def test_an_interrupted_training_resumes_to_the_same_weights(runs: dict[str, Any]) -> None:
+    config, folder = runs["config"], runs["root"] / "resumed"
+
+    def stop_in_second_epoch(epoch: int, step: int, loss: float) -> None:
+        if epoch == 1:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        train(config, runs["uri"], progress=stop_in_second_epoch, output_dir=folder)
+    assert (folder / CHECKPOINT_FILE).exists() and not (folder / "weights.pt").exists()
+    resumed = train(config, runs["uri"], output_dir=folder)
+    through: TrainingResult = runs["first"]
+    assert resumed.weights_sha256 == through.weights_sha256
+    assert resumed.step_losses == through.step_losses and len(resumed.history) == EPOCHS
+    client = MlflowClient(tracking_uri=runs["uri"])
+    run = client.get_run(resumed.run_id)
+    assert run.info.status == "FINISHED"
+    assert json.loads((folder / RUN_FILE).read_text())["run_id"] == resumed.run_id
+    # One epoch's metrics per epoch across both invocations, and both invocations' energy.
+    assert [m.step for m in client.get_metric_history(resumed.run_id, "train_loss")] == [0, 1]
+    parts = [json.loads(line) for line in (folder / ENERGY_LOG).read_text().splitlines()]
+    assert len(parts) == 2
+    assert resumed.energy.energy_kwh == pytest.approx(sum(p["energy_kwh"] for p in parts))
+    assert resumed.energy.duration_s == pytest.approx(sum(p["duration_s"] for p in parts))
+
+
+@pytest.mark.req("SRS-MOD-013")
+def test_a_folder_of_another_configuration_is_not_resumed(runs: dict[str, Any]) -> None:
+    folder = runs["root"] / "first"  # finished training of runs["config"]
+    other = runs["config"].model_copy(update={"learning_rate": 1e-2})
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(TrainingResumeError) as info:
+        train(other, runs["uri"], output_dir=folder)
+    assert info.value.code == "TRAINING_RESUME_MISMATCH" and "learning_rate" in str(info.value)
+    assert sorted(p.name for p in folder.iterdir()) == before

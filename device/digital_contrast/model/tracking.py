@@ -107,6 +107,14 @@ class TrainingRun:
         tracked.log_params(flat)
         return tracked
 
+    @classmethod
+    def resume(cls, tracking_uri: str | None, run_id: str) -> TrainingRun:
+        """An earlier run, open again (a training resumed from its checkpoint)."""
+        uri = resolve_tracking_uri(tracking_uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.update_run(run_id, status="RUNNING")
+        return cls(client, run_id)
+
     def log_params(self, params: Mapping[str, str]) -> None:
         items = [Param(k, v) for k, v in sorted(params.items())]
         for i in range(0, len(items), _BATCH):

@@ -1,8 +1,13 @@
 """Deterministic, vessel-weighted training of the enhancement network on phantom cases.
 
-Each call of `train` is one MLflow run (see `tracking`) whose energy is measured (CodeCarbon).
+Each training is one MLflow run (see `tracking`) whose energy is measured (CodeCarbon).
 Same configuration + same platform => same weights, bit for bit: seeded MONAI/torch RNGs, a
 seeded data loader in the main process, deterministic algorithms and a fixed thread count.
+After each epoch the output folder gets a checkpoint (weights, optimiser, schedule, history,
+random state); `train` given a folder that holds one resumes the same MLflow run after the last
+finished epoch (the finished epochs' patches drawn again and dropped), and the weights are those
+of a run that went through (runs take an hour or more on two CPU cores). The energy of every
+invocation is appended to the folder's energy log and summed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pydantic import Field, model_validator
 
 from digital_contrast.carbon.measure import DEFAULT_COUNTRY, EnergyMeasurement, measure_energy
 from digital_contrast.config import get_settings
+from digital_contrast.errors import DigitalContrastError
 from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.phantom.labels import Label
 
@@ -47,6 +53,14 @@ from .tracking import DEFAULT_EXPERIMENT, TrainingRun
 ProgressCallback = Callable[[int, int, float], None]
 WEIGHTS_FILE = "weights.pt"
 NETWORK_FILE = "network_config.json"
+CONFIG_FILE = "training_config.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+RUN_FILE = "run.json"  # the MLflow run a resumed training continues
+ENERGY_LOG = "energy.jsonl"  # one line per invocation
+
+
+class TrainingResumeError(DigitalContrastError):
+    """TRAINING_RESUME_MISMATCH: the folder holds a checkpoint of another configuration."""
 
 
 class TrainingConfig(FrozenSchema):
@@ -207,7 +221,7 @@ class _Fit:
 
 def _fit(config: TrainingConfig, manifest: Mapping[str, Any], device: torch.device,
          progress: ProgressCallback | None,
-         on_epoch: Callable[[dict[str, float], int], None]) -> _Fit:
+         on_epoch: Callable[[dict[str, float], int], None], checkpoint: Path) -> _Fit:
     weights = {"target_phase": config.target_phase, "lumen_weight": config.lumen_loss_weight,
                "thrombus_weight": config.thrombus_loss_weight,
                "vessel_weight": config.vessel_sampling_weight}
@@ -216,12 +230,6 @@ def _fit(config: TrainingConfig, manifest: Mapping[str, Any], device: torch.devi
         config.network, config.patch_size, config.patches_per_volume, **weights), workers)
     val_data = phantom_dataset(manifest["validation"], validation_transforms(
         config.network, config.patch_size, **weights), workers)
-    # Main-process loading with a seeded generator: MONAI reseeds the random crops from it.
-    loader = DataLoader(train_data, batch_size=config.volumes_per_batch, shuffle=True,
-                        num_workers=0,
-                        generator=torch.Generator().manual_seed(config.seed))
-    batches = _batches(loader)
-
     # Channels-last 3D weights: about twice as fast on CPU (oneDNN), same results.
     model = build_network(config.network).to(device, memory_format=torch.channels_last_3d)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
@@ -232,7 +240,25 @@ def _fit(config: TrainingConfig, manifest: Mapping[str, Any], device: torch.devi
     scale = config.network.output_scale_hu
     history: list[dict[str, float]] = []
     step_losses: list[float] = []
-    for epoch in range(config.epochs):
+    # Main-process loading with a seeded generator: MONAI reseeds the random crops from it.
+    loader = DataLoader(train_data, batch_size=config.volumes_per_batch, shuffle=True,
+                        num_workers=0,
+                        generator=torch.Generator().manual_seed(config.seed))
+    batches = _batches(loader)
+    first_epoch = 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        history, step_losses = state["history"], state["step_losses"]
+        first_epoch = len(history)
+        # The finished epochs' patches drawn again and dropped (cropping cached volumes costs
+        # little beside a training step), so the rest is drawn as in a run that went through.
+        for _ in range(first_epoch * config.steps_per_epoch):
+            next(batches)
+        torch.set_rng_state(state["torch"])
+    for epoch in range(first_epoch, config.epochs):
         model.train()
         losses: list[float] = []
         l1_hu: list[float] = []
@@ -258,12 +284,49 @@ def _fit(config: TrainingConfig, manifest: Mapping[str, Any], device: torch.devi
         history.append(metrics)
         step_losses += losses
         on_epoch(metrics, epoch)
+        _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "schedule": schedule.state_dict(), "torch": torch.get_rng_state(),
+                           "history": history, "step_losses": step_losses})
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return _Fit(state, history, step_losses)
 
 
 def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _save(path: Path, value: Any) -> None:
+    """Replaced whole or not at all: an interrupted save leaves the previous checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(value, tmp)
+    tmp.replace(path)
+
+
+def _resumable_run(out: Path, config: TrainingConfig) -> str | None:
+    """The MLflow run id of an earlier invocation in `out`, None for a fresh folder;
+    TRAINING_RESUME_MISMATCH when the folder trained another configuration."""
+    if not (out / RUN_FILE).exists():
+        return None
+    found = json.loads((out / CONFIG_FILE).read_text("utf-8"))
+    if found != config.to_dict():
+        differs = sorted(k for k in set(found) | set(config.to_dict())
+                         if found.get(k) != config.to_dict().get(k))
+        raise TrainingResumeError("TRAINING_RESUME_MISMATCH",
+                                  f"{out} holds a training of another configuration (differs "
+                                  f"in {', '.join(differs)}); use a new output folder")
+    run_id: str = json.loads((out / RUN_FILE).read_text("utf-8"))["run_id"]
+    return run_id
+
+
+def total_energy(out: Path) -> EnergyMeasurement:
+    """Every invocation's measurement in `out` (ENERGY_LOG) summed; how it was measured is the
+    last invocation's, and it counts as measured only if every invocation was."""
+    parts = [json.loads(line) for line in (out / ENERGY_LOG).read_text().splitlines() if line]
+    total = EnergyMeasurement(**parts[-1])
+    for name in total.metrics():
+        setattr(total, name, sum(part[name] for part in parts))
+    total.measured = all(part["measured"] for part in parts)
+    return total
 
 
 def train(config: TrainingConfig, tracking_uri: str | None = None,
@@ -273,35 +336,50 @@ def train(config: TrainingConfig, tracking_uri: str | None = None,
     """Train, tracked as one MLflow run; weights land in `output_dir` and in the run.
 
     `tracking_uri` defaults to the settings' MLflow URI, `output_dir` to
-    `<data_dir>/training/<run id>`.
+    `<data_dir>/training/<run id>`. An `output_dir` holding an interrupted training of the same
+    configuration resumes it (its MLflow run, after its last finished epoch).
     """
     started = time.perf_counter()
     device = resolve_device(config.device)
     manifest = data_manifest(config.seeds, config.validation_seeds, config.phantom_size,
                              config.target_phase)
     digest = manifest_sha256(manifest)
-    run_name = f"train-{config.target_phase}-{digest[:8]}"
-    with TrainingRun.start(tracking_uri, config.to_dict(), digest, experiment_name,
-                           run_name=run_name, artifact_location=artifact_location,
-                           tags={"device": device.type}) as run:
+    earlier = _resumable_run(Path(output_dir), config) if output_dir else None
+    if earlier is None:
+        run = TrainingRun.start(tracking_uri, config.to_dict(), digest, experiment_name,
+                                run_name=f"train-{config.target_phase}-{digest[:8]}",
+                                artifact_location=artifact_location,
+                                tags={"device": device.type})
+    else:
+        run = TrainingRun.resume(tracking_uri, earlier)
+    with run:
         out = Path(output_dir) if output_dir else get_settings().data_dir / "training" / run.run_id
         out.mkdir(parents=True, exist_ok=True)
-        with (measure_energy(f"training {run.run_id}", country_iso_code) as energy,
-              deterministic(config.seed, config.num_threads)):
-            fit = _fit(config, manifest, device, progress,
-                       lambda metrics, epoch: run.log_metrics(metrics, step=epoch))
+        _write_json(out / CONFIG_FILE, config.to_dict())
+        _write_json(out / RUN_FILE, {"run_id": run.run_id})
+        measured: EnergyMeasurement | None = None
+        try:
+            with (measure_energy(f"training {run.run_id}", country_iso_code) as measured,
+                  deterministic(config.seed, config.num_threads)):
+                fit = _fit(config, manifest, device, progress,
+                           lambda metrics, epoch: run.log_metrics(metrics, step=epoch),
+                           out / CHECKPOINT_FILE)
+        finally:  # after the measurement closed; an interrupted invocation's energy counts too
+            if measured is not None:
+                with (out / ENERGY_LOG).open("a", encoding="utf-8") as log:
+                    log.write(json.dumps(measured.to_dict()) + "\n")
+        energy = total_energy(out)
         run.log_energy(energy)
 
         weights = state_dict_bytes(fit.state_dict)
         weights_sha256 = hashlib.sha256(weights).hexdigest()
         (out / WEIGHTS_FILE).write_bytes(weights)
         _write_json(out / NETWORK_FILE, config.network.to_dict())
-        _write_json(out / "training_config.json", config.to_dict())
         # Exactly the hashed bytes: sha256 of the file == manifest_sha256.
         (out / "data_manifest.json").write_text(ascii_json(manifest), encoding="ascii")
         for name in (WEIGHTS_FILE, NETWORK_FILE):
             run.log_artifact(out / name, "model")
-        run.log_artifact(out / "training_config.json")
+        run.log_artifact(out / CONFIG_FILE)
         run.log_artifact(out / "data_manifest.json")
         run.set_tags({"weights_sha256": weights_sha256})
         return TrainingResult(
