@@ -252,7 +252,7 @@ class AbdomenPVExtension(PhantomExtension):
             matrix = SMALL_MATRIX if extent / SMALL_MATRIX <= 0.98 else LARGE_SMALL_MATRIX
             preferred = _u(r, 0.78, 0.92)
             # 3-5 mm reconstructions keep a small case at a few million voxels.
-            thickness = float(r.choice([3.0, 4.0, 5.0], p=[0.2, 0.3, 0.5]))
+            thickness = float(r.choice([3.0, 4.0, 5.0], p=[0.1, 0.3, 0.6]))
         else:
             matrix = CLINICAL_MATRIX
             preferred = _u(r, 0.7, 0.85)
@@ -528,7 +528,8 @@ class _Geometry:
         # The hilum at the lower half of the spleen: the splenic vein rises only gently.
         sz = o.spleen_inferior_z_mm + 0.4 * o.spleen_length_mm
         half = o.spleen_thickness_mm / 2
-        hilum = (sx - 0.8 * (half + 8.0), sy - 0.6 * (half + 8.0), sz)
+        gap = 0.55 * half + r_sv + 1.0  # the concave visceral surface, where the vessels enter
+        hilum = (sx - 0.8 * gap, sy - 0.6 * gap, sz)
         s1 = (ax, min(ay - ar - r_sv - 6.0, lrv_front - r_sv - 2.0), z_c + 4.0)
         s2 = (0.5 * (s1[0] + hilum[0]), min(s1[1], hilum[1]) - 4.0,
               0.5 * (s1[2] + hilum[2]))
@@ -620,19 +621,20 @@ class _Geometry:
         self._lung(cv, z)
         if self.nodules is not None:
             self._nodular_surface(cv, z)
-        if self.gallbladder is not None:
-            gx, gy, gz, gl, gw = self.gallbladder
-            dz = z - gz
-            if abs(dz) < gl:
-                s = math.sqrt(1.0 - (dz / gl) ** 2)
-                cv.paint(*cv.ellipse(gx, gy, gw * s, 0.85 * gw * s), L.GALLBLADDER,
-                         _allow(L.LIVER, L.FAT_VISCERAL, *_BOWEL))
         for kind, x, y, lz, d in e.lesions:
             r, dz = d / 2, abs(z - lz)
             # Every lesion shows in at least its nearest slice (half its radius or more).
             if dz < max(r, self.dz / 2 + 1e-6):
                 r_cut = max(math.sqrt(max(r * r - dz * dz, 0.0)), 0.5 * r)
                 cv.paint(*cv.ellipse(x, y, r_cut, r_cut), LESION_TYPES[kind], _LIVER_ONLY)
+        if self.gallbladder is not None:
+            gx, gy, gz, gl, gw = self.gallbladder
+            dz = z - gz
+            if abs(dz) < gl:
+                s = math.sqrt(1.0 - (dz / gl) ** 2)
+                # Lesions are painted first and keep their outline (never covered).
+                cv.paint(*cv.ellipse(gx, gy, gw * s, 0.85 * gw * s), L.GALLBLADDER,
+                         _allow(L.LIVER, L.FAT_VISCERAL, *_BOWEL))
         self._tubes(cv, z, self.pancreas, L.PANCREAS, _PANCREAS_BED)
         self._duodenum(cv, z)
         for segments, label in ((self.splenic, L.SPLENIC_VEIN),
