@@ -34,7 +34,7 @@ from ..parameters import (
     rng_stream,
     rows_of,
 )
-from . import PhantomExtension
+from .base import PhantomExtension
 
 L = Label
 USE_CASE = "abdomen-pv"
