@@ -457,7 +457,9 @@ _ABOVE_DIAPHRAGM = _allow(L.FAT_VISCERAL, L.LIVER, L.SPLEEN, *_BOWEL)
 # that the IVC keeps its outline where the hepatic veins join it.
 _VEIN_BED = _allow(L.FAT_VISCERAL, L.LIVER, L.SPLEEN, L.PANCREAS, L.LIVER_CYST,
                    L.LIVER_METASTASIS, L.GALLBLADDER, L.MUSCLE, *_BOWEL, L.PORTAL_VEIN,
-                   L.SPLENIC_VEIN, L.SUPERIOR_MESENTERIC_VEIN, L.HEPATIC_VEIN)
+                   L.SPLENIC_VEIN, L.SUPERIOR_MESENTERIC_VEIN)
+# Portal and hepatic branches interdigitate in the liver but never merge: where they would
+# cross, the portal branch (painted first) keeps its voxels.
 _PANCREAS_BED = _allow(L.FAT_VISCERAL, *_BOWEL)
 _DUODENUM_BED = _allow(L.FAT_VISCERAL, L.BOWEL_FLUID, L.BOWEL_AIR)
 
@@ -511,13 +513,13 @@ class _Geometry:
         llx, lly, lla, _ = self._left_lobe(z_left)
         left2 = (llx + 0.15 * lla, lly, z_left)
         left3 = (llx + 0.55 * lla, lly - 5.0, z_left)
-        ra_z, rp_z = z_p - 12.0, z_p + 18.0
+        ra_z, rp_z = z_p - 12.0, z_p + 8.0
         ra_l, rp_l = self._right_lobe(ra_z), self._right_lobe(rp_z)
         self.portal: list[Segment] = [
             _seg(c, mid, r_pv), _seg(mid, porta, r_pv),
             _seg(porta, right, 0.7 * r_pv),
             _seg(right, (ra_l[0] - 0.5 * ra_l[2], ra_l[1] - 0.4 * ra_l[3], ra_z), r_branch),
-            _seg(right, (rp_l[0] - 0.5 * rp_l[2], rp_l[1] + 0.45 * rp_l[3], rp_z), r_branch),
+            _seg(right, (rp_l[0] - 0.5 * rp_l[2], rp_l[1] + 0.55 * rp_l[3], rp_z), r_branch),
             _seg(porta, left1, 0.6 * r_pv), _seg(left1, left2, r_branch),
             _seg(left2, left3, 3.0),
         ]
@@ -554,10 +556,14 @@ class _Geometry:
         # The left vein ends in the left lobe well under the (lower) left hemidiaphragm.
         z_left_hv = min(z_h - 18.0, e.liver_dome_z_mm - e.left_dome_drop_mm - 35.0)
         l1 = self._left_lobe(z_left_hv)
+        # The right vein first runs laterally in front of the IVC, then back into the right
+        # lobe, so that it never crosses the IVC on its way.
+        right0 = (hx - p.veins.ivc_width_mm / 2 - r_hv - 4.0, hub[1], z_h - 3.0)
         self.hepatic: list[Segment] = [
-            _seg(hub, (r1[0] - 0.1 * r1[2], r1[1] + 0.1 * r1[3], z1), r_hv),  # right
+            _seg(hub, right0, r_hv),  # right
+            _seg(right0, (r1[0] - 0.1 * r1[2], r1[1] + 0.1 * r1[3], z1), r_hv),
             _seg((r1[0] - 0.1 * r1[2], r1[1] + 0.1 * r1[3], z1),
-                 (r2[0] - 0.6 * r2[2], r2[1] + 0.25 * r2[3], z2), max(0.65 * r_hv, 3.0)),
+                 (r2[0] - 0.65 * r2[2], r2[1], z2), max(0.65 * r_hv, 3.0)),
             _seg(hub, (hub[0] - 8.0, hub[1] - 22.0, z_h - 10.0), r_hv),  # middle
             _seg((hub[0] - 8.0, hub[1] - 22.0, z_h - 10.0),
                  (r2[0] + 0.4 * r2[2], r2[1] - 0.6 * r2[3], z2 - 5.0), max(0.65 * r_hv, 3.0)),
