@@ -210,10 +210,12 @@ def test_enhancement_follows_tube_voltage() -> None:
     for kvp in (80.0, 100.0, 120.0, 140.0):
         v = phase_values(sample_parameters(12, "small", PV, kvp=kvp))
         gains[kvp] = {label: v["portal_venous"][label] - v["ncct"][label]
-                      for label in (L.PORTAL_VEIN, L.LIVER, L.PANCREAS, L.KIDNEY_CORTEX)}
+                      for label in (L.PORTAL_VEIN, L.LIVER, L.PANCREAS, L.KIDNEY_CORTEX,
+                                    L.SPLEEN, L.AORTA_LUMEN, L.RENAL_VEIN, L.MUSCLE,
+                                    L.BOWEL_WALL, L.IVC)}
         # Unenhanced tissue does not depend on the enhancement scaling.
         assert v["ncct"][L.PORTAL_VEIN] == sample_parameters(12).intensities.blood_hu
-    for label in gains[120.0]:
+    for label in gains[120.0]:  # the base tissues of the case follow the voltage too
         assert gains[80.0][label] == pytest.approx(gains[120.0][label] * 1.5 ** 1.3, rel=1e-9)
         assert gains[80.0][label] > gains[100.0][label] > gains[120.0][label] > gains[140.0][
             label]

@@ -401,7 +401,22 @@ class AbdomenPVExtension(PhantomExtension):
 
         liver = e.liver_ncct_hu
         metastasis = liver + e.metastasis_minus_liver_hu
+        # The base tissues' sampled values are taken as stated at 120 kVp and scaled too, so
+        # that every enhancement of an abdomen-pv case follows the tube voltage (the arterial
+        # lumen's value already does, sampling.arterial_lumen_hu).
+        artery_pv = h.portal_venous_aorta_hu - blood
+        wall = h.aortic_wall_hu
         return {
+            L.MUSCLE: tissue(h.muscle_hu, h.muscle_arterial_delta_hu, h.muscle_portal_delta_hu),
+            L.AORTA_LUMEN: (blood, h.arterial_lumen_hu, blood + artery_pv * k),
+            L.ILIAC_ARTERY_LUMEN: (blood, h.arterial_lumen_hu, blood + artery_pv * k),
+            L.RENAL_ARTERY: (blood, h.arterial_lumen_hu, blood + artery_pv * k),
+            L.AORTIC_WALL: tissue(wall, h.aortic_wall_arterial_delta_hu,
+                                  h.aortic_wall_portal_delta_hu),
+            L.RENAL_VEIN: tissue(blood, h.renal_vein_arterial_hu - blood,
+                                 h.renal_vein_portal_hu - blood),
+            L.ILIAC_VEIN: tissue(blood, h.iliac_vein_arterial_hu - blood,
+                                 h.iliac_vein_portal_hu - blood),
             L.LIVER: tissue(liver, e.liver_arterial_enhancement_hu, e.liver_enhancement_hu),
             L.SPLEEN: tissue(h.spleen_hu, h.spleen_arterial_hu - h.spleen_hu,
                              e.spleen_enhancement_hu),
