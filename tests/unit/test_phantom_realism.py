@@ -16,7 +16,12 @@ from digital_contrast.phantom.intensities import (
     phase_values,
     texture_amplitudes,
 )
-from digital_contrast.phantom.labels import AORTA_OUTER_LABELS, DESCRIPTIONS, Label
+from digital_contrast.phantom.labels import (
+    AORTA_OUTER_LABELS,
+    DESCRIPTIONS,
+    N_BASE_LABELS,
+    Label,
+)
 from digital_contrast.phantom.noise import lag1_autocorrelation
 from digital_contrast.phantom.parameters import (
     FIELDS,
@@ -71,7 +76,10 @@ def test_every_tissue_is_present(cases: dict) -> None:
     for name, (case, _, _) in cases.items():
         present = set(np.unique(case.labels).tolist())
         # The small field of view is a targeted reconstruction inside the body outline.
-        expected = set(Label) - {L.AIR, L.FAT_SUBCUTANEOUS}
+        # Labels from N_BASE_LABELS on belong to extensions: never painted in these cases.
+        assert max(present) < N_BASE_LABELS
+        expected = {label for label in Label if label < N_BASE_LABELS} - {
+            L.AIR, L.FAT_SUBCUTANEOUS}
         if name == "none":
             expected.discard(L.THROMBUS)
             assert L.THROMBUS not in present
@@ -325,7 +333,10 @@ def test_parameters_round_trip_through_json() -> None:
     p = sample_parameters(11, "small")
     d = json.loads(json.dumps(p.to_dict()))
     assert PhantomParameters.from_dict(d) == p
-    assert set(d) == {f.name for f in fields(PhantomParameters)} == {"seed", "size", *GROUPS}
+    # An ordinary case has no extension: the optional field is left out of its record.
+    assert p.extension is None and "extension" not in d
+    assert set(d) == {f.name for f in fields(PhantomParameters)} - {"extension"} == {
+        "seed", "size", *GROUPS}
     assert all(set(d[group]) == {f.name for f in fields(cls)} for group, cls in GROUPS.items())
     with pytest.raises(ValueError, match="unknown"):
         PhantomParameters.from_dict({**d, "colour": 1})

@@ -344,12 +344,22 @@ class Anatomy:
         canvas = _Canvas(xs, ys)
         warp_x = SmoothField(self.p, "shape/x", WARP_GRID_MM, WARP_SIGMA, zs, ys, xs)
         warp_y = SmoothField(self.p, "shape/y", WARP_GRID_MM, WARP_SIGMA, zs, ys, xs)
+        ext, state = None, None
+        if self.p.extension is not None:  # a use case's structures, after the base anatomy
+            from .extensions import get_extension
+
+            ext = get_extension(self.p.extension.USE_CASE)
+            state = ext.prepare(self)
         for k, z in enumerate(zs):
             canvas.lab[...] = base
             canvas.set_warp(WARP_MM * warp_x.chunk(k, k + 1)[0],
                             WARP_MM * warp_y.chunk(k, k + 1)[0])
             self._paint_slice(canvas, float(z))
+            if ext is not None:
+                ext.paint(self, state, canvas, float(z))
             labels[k] = canvas.lab
+        if ext is not None:
+            ext.finish(self, state, labels)
         return labels
 
     def _body_base(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -398,23 +408,37 @@ class Anatomy:
             sub[lumen & ~gas] = L.BOWEL_FLUID
             sub[gas] = L.BOWEL_AIR
 
-    def _liver(self, cv: _Canvas, z: float) -> None:
+    def liver_right_lobe(self, z: float) -> tuple[float, float, float, float, float] | None:
+        """Right lobe's ellipse at z: centre x, y, semi-axes, angle (rad); None below it."""
         o = self.p.organs
         h = z - o.liver_inferior_z_mm
         if h <= 0:
-            return
+            return None
         s = math.sqrt(min(h / 90.0, 1.0)) * o.liver_size
         ax, ay = 0.42 * self.a_cav * s, 0.78 * self.b_cav * s
         # The inferior tip of the right lobe is anterolateral; the lobe fills the flank higher up.
         x = self.cx - self.a_cav + ax + 4.0
         y = self.cy + o.liver_offset_y_mm - (1.0 - min(h / 90.0, 1.0)) * 0.35 * self.b_cav
-        cv.paint(*cv.ellipse(x, y, ax, ay, math.radians(-10)), L.LIVER, _ORGAN_BED)
-        if h > 60.0:  # left lobe crosses the midline anteriorly, higher up
-            s2 = math.sqrt(min((h - 60.0) / 60.0, 1.0)) * o.liver_size
-            cv.paint(*cv.ellipse(self.cx + 0.05 * self.a_cav,
-                                 self.cy - self.b_cav + 0.32 * self.b_cav * s2 + 6.0,
-                                 0.55 * self.a_cav * s2, 0.3 * self.b_cav * s2), L.LIVER,
-                     _ORGAN_BED)
+        return x, y, ax, ay, math.radians(-10)
+
+    def liver_left_lobe(self, z: float) -> tuple[float, float, float, float] | None:
+        """Left lobe's ellipse at z (centre x, y, semi-axes); None where there is none."""
+        o = self.p.organs
+        h = z - o.liver_inferior_z_mm
+        if not h > 60.0:  # left lobe crosses the midline anteriorly, higher up
+            return None
+        s2 = math.sqrt(min((h - 60.0) / 60.0, 1.0)) * o.liver_size
+        return (self.cx + 0.05 * self.a_cav, self.cy - self.b_cav + 0.32 * self.b_cav * s2 + 6.0,
+                0.55 * self.a_cav * s2, 0.3 * self.b_cav * s2)
+
+    def _liver(self, cv: _Canvas, z: float) -> None:
+        right = self.liver_right_lobe(z)
+        if right is None:
+            return
+        cv.paint(*cv.ellipse(*right), L.LIVER, _ORGAN_BED)
+        left = self.liver_left_lobe(z)
+        if left is not None:
+            cv.paint(*cv.ellipse(*left), L.LIVER, _ORGAN_BED)
 
     def _spleen(self, cv: _Canvas, z: float) -> None:
         o = self.p.organs

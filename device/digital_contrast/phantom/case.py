@@ -63,6 +63,8 @@ def render_case(parameters: PhantomParameters) -> PhantomCase:
         spacing=(grid.slice_spacing_mm, grid.pixel_spacing_mm, grid.pixel_spacing_mm))
 
 
-def generate_case(seed: int, size: str = "small", **overrides: Any) -> PhantomCase:
-    """Sample the parameters of `seed` (with overrides) and render the case."""
-    return render_case(sample_parameters(seed, size, **overrides))
+def generate_case(seed: int, size: str = "small", extension: str | None = None,
+                  **overrides: Any) -> PhantomCase:
+    """Sample the parameters of `seed` (with overrides) and render the case; `extension`
+    names a use case's phantom extension (e.g. "abdomen-pv"), None for the base phantom."""
+    return render_case(sample_parameters(seed, size, extension, **overrides))

@@ -31,6 +31,7 @@ from digital_contrast.imaging.uids import uid_from
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.phantom import OutputFormat
 from digital_contrast.phantom.case import PhantomCase, generate_case
+from digital_contrast.phantom.extensions import BASE_USE_CASE, get_extension
 
 PHANTOM_NOTICE = "Procedural digital phantom - not patient data"
 _EPOCH = datetime(2026, 1, 5, 9, 0, 0)
@@ -56,8 +57,30 @@ _STYLES = {
 }
 
 
-def case_id(seed: int) -> str:
-    return f"PH{seed:06d}"
+def case_id(seed: int, use_case: str | None = None) -> str:
+    """PH<seed> for a base case; an extension's prefix (e.g. PV<seed> for abdomen-pv)."""
+    if use_case is None:
+        return f"PH{seed:06d}"
+    return f"{get_extension(use_case).case_prefix}{seed:06d}"
+
+
+def _case_id(case: PhantomCase) -> str:
+    return case_id(case.parameters.seed, case.parameters.use_case)
+
+
+def _uid_parts(case: PhantomCase) -> tuple[str, ...]:
+    """Seed and size name a base case's UIDs (as always); an extension's case adds its use case,
+    so that its study never shares a UID with the base case of the same seed."""
+    p = case.parameters
+    return (str(p.seed), p.size) if p.use_case is None else (str(p.seed), p.size, p.use_case)
+
+
+def _style(case: PhantomCase, phase: Phase) -> _SeriesStyle:
+    style = _STYLES[phase]
+    if case.parameters.use_case is None:
+        return style
+    description, delay = get_extension(case.parameters.use_case).series_descriptions[phase.value]
+    return _SeriesStyle(style.number, description, delay)
 
 
 def _study_header(case: PhantomCase) -> Dataset:
@@ -66,19 +89,20 @@ def _study_header(case: PhantomCase) -> Dataset:
     date, time = dicom_date_time(acquired)
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.PatientName = f"PHANTOM^{case_id(p.seed)}"
-    ds.PatientID = case_id(p.seed)
+    ds.PatientName = f"PHANTOM^{_case_id(case)}"
+    ds.PatientID = _case_id(case)
     ds.PatientBirthDate = ""
     ds.PatientSex = "O"
     ds.PatientAge = "070Y"
-    ds.StudyInstanceUID = uid_from("phantom-study", str(p.seed), p.size)
+    ds.StudyInstanceUID = uid_from("phantom-study", *_uid_parts(case))
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = ds.AcquisitionDate = date
     ds.StudyTime = time
     ds.ReferringPhysicianName = ""
-    ds.StudyID = case_id(p.seed)
+    ds.StudyID = _case_id(case)
     ds.AccessionNumber = f"A{p.seed:08d}"
-    ds.StudyDescription = "CT ABDOMEN AORTA"
-    ds.FrameOfReferenceUID = uid_from("phantom-for", str(p.seed), p.size)
+    ds.StudyDescription = ("CT ABDOMEN AORTA" if p.use_case is None
+                           else get_extension(p.use_case).study_description)
+    ds.FrameOfReferenceUID = uid_from("phantom-for", *_uid_parts(case))
     ds.PositionReferenceIndicator = ""
     ds.Modality = "CT"
     ds.BodyPartExamined = "ABDOMEN"
@@ -113,8 +137,8 @@ def _contrast_bolus(ds: Dataset, delay_s: int) -> None:
 def write_phase_dicom(case: PhantomCase, phase: Phase, folder: Path) -> str:
     """Write one phase as a CT series under `folder`; returns its SeriesInstanceUID."""
     p = case.parameters
-    style = _STYLES[phase]
-    series_uid = uid_from("phantom-series", str(p.seed), p.size, phase.value)
+    style = _style(case, phase)
+    series_uid = uid_from("phantom-series", *_uid_parts(case), phase.value)
     shared = _study_header(case)
     shared.SeriesInstanceUID = series_uid
     shared.SeriesNumber = style.number
@@ -154,7 +178,7 @@ def _sha256_of_tree(path: Path) -> str:
 
 def write_case(case: PhantomCase, out_dir: Path, fmt: OutputFormat) -> dict:
     """Write every phase and the label map of a case; return its manifest entry."""
-    folder = Path(out_dir) / case_id(case.parameters.seed)
+    folder = Path(out_dir) / _case_id(case)
     folder.mkdir(parents=True, exist_ok=True)
     series: dict[str, dict] = {}
     for phase in Phase:
@@ -171,8 +195,9 @@ def write_case(case: PhantomCase, out_dir: Path, fmt: OutputFormat) -> dict:
     labels = write_nifti(Volume(case.labels.astype(np.float32), case.affine),
                          folder / "labels.nii.gz", dtype=np.uint8)
     return {
-        "case_id": case_id(case.parameters.seed),
+        "case_id": _case_id(case),
         "seed": case.parameters.seed,
+        "use_case": case.parameters.use_case or BASE_USE_CASE,
         "shape": list(case.labels.shape),
         "spacing_mm": list(case.spacing),
         "parameters": case.parameters.to_dict(),
@@ -184,23 +209,27 @@ def write_case(case: PhantomCase, out_dir: Path, fmt: OutputFormat) -> dict:
 
 def generate_study(n: int, out_dir: Path, *, seed: int = 0, size: str = "small",
                    fmt: OutputFormat = OutputFormat.DICOM,
-                   progress: Callable[[int, str], None] | None = None) -> dict:
-    """Generate cases with seeds seed .. seed+n-1 under `out_dir` and write manifest.json."""
+                   progress: Callable[[int, str], None] | None = None,
+                   use_case: str = BASE_USE_CASE) -> dict:
+    """Generate cases with seeds seed .. seed+n-1 under `out_dir` and write manifest.json;
+    `use_case` other than the base one generates that use case's extended cases."""
+    extension = None if use_case == BASE_USE_CASE else get_extension(use_case).use_case
     if n < 1:
         raise ValueError("n must be at least 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cases = []
     for index in range(n):
-        case = generate_case(seed + index, size)
+        case = generate_case(seed + index, size, extension)
         cases.append(write_case(case, out_dir, fmt))
         if progress:
-            progress(index + 1, case_id(seed + index))
+            progress(index + 1, _case_id(case))
     manifest = {
         "generator": "digital-contrast phantom generate",
         "software_version": __version__,
         "notice": PHANTOM_NOTICE,
         "size": size,
+        "use_case": use_case,
         "format": fmt.value,
         "cases": cases,
     }

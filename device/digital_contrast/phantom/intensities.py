@@ -72,7 +72,11 @@ def phase_values(p: PhantomParameters) -> dict[str, np.ndarray]:
         L.RENAL_VEIN: (blood, h.renal_vein_arterial_hu, h.renal_vein_portal_hu),
         L.ILIAC_VEIN: (blood, h.iliac_vein_arterial_hu, h.iliac_vein_portal_hu),
     }
-    assert len(table) == N_LABELS
+    if p.extension is not None:  # the use case's own labels, and base labels it changes
+        from .extensions import get_extension
+
+        table.update(get_extension(p.extension.USE_CASE).phase_values(p))
+    # Labels outside the table are never painted in this case: they keep 0.
     out = {}
     for i, phase in enumerate(PHASES):
         lut = np.zeros(N_LABELS)
@@ -86,14 +90,21 @@ def texture_amplitudes(p: PhantomParameters) -> dict[str, tuple[np.ndarray, np.n
     """Per phase and label: SD (HU) of the shared tissue texture and of the arterial spleen
     mottle. A region's mean departs from its tissue value by about these amounts."""
     values = phase_values(p)
+    textures, blood = dict(_TEXTURE_HU), list(BLOOD_LABELS)
+    if p.extension is not None:
+        from .extensions import get_extension
+
+        ext = get_extension(p.extension.USE_CASE)
+        textures.update(ext.texture(p))
+        blood += ext.blood_labels
     base = np.zeros(N_LABELS)
-    for label, sd in _TEXTURE_HU.items():
+    for label, sd in textures.items():
         base[label] = sd
     out = {}
     for phase in PHASES:
         gain = np.abs(values[phase] - values["ncct"])
         # Flowing blood is well mixed: opacified lumen stays homogeneous.
-        gain[[L.BOWEL_AIR, L.AIR, *BLOOD_LABELS]] = 0.0
+        gain[[L.BOWEL_AIR, L.AIR, *blood]] = 0.0
         mottle = np.zeros(N_LABELS)
         if phase == "arterial":
             mottle[L.SPLEEN] = _SPLEEN_ARTERIAL_MOTTLE * gain[L.SPLEEN]

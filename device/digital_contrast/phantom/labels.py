@@ -30,9 +30,22 @@ class Label(IntEnum):
     IVC = 21
     RENAL_VEIN = 22
     ILIAC_VEIN = 23
+    # Appended for phantom extensions (abdomen-pv); never painted in ordinary (aaa-cta) cases,
+    # so the values above and every recorded case keep their meaning.
+    PORTAL_VEIN = 24
+    SPLENIC_VEIN = 25
+    SUPERIOR_MESENTERIC_VEIN = 26
+    HEPATIC_VEIN = 27
+    PANCREAS = 28
+    LIVER_CYST = 29
+    LIVER_METASTASIS = 30
+    GALLBLADDER = 31
+    LUNG = 32
+    IVC_INFRARENAL = 33
 
 
 N_LABELS = len(Label)
+N_BASE_LABELS = 24  # the labels of the base (aaa-cta) phantom: AIR .. ILIAC_VEIN
 
 DESCRIPTIONS: dict[Label, str] = {
     Label.AIR: "air outside the body (gas inside bowel is BOWEL_AIR)",
@@ -60,6 +73,22 @@ DESCRIPTIONS: dict[Label, str] = {
     Label.IVC: "inferior vena cava (flattened oval right of the aorta)",
     Label.RENAL_VEIN: "renal vein lumen; the left passes anterior to the aorta",
     Label.ILIAC_VEIN: "common iliac vein lumen, below the caval confluence",
+    Label.PORTAL_VEIN: "main portal vein from the splenic-mesenteric confluence to the porta"
+                       " hepatis, and its intrahepatic branches (abdomen-pv)",
+    Label.SPLENIC_VEIN: "splenic vein along the back of the pancreas to the splenic hilum"
+                        " (abdomen-pv)",
+    Label.SUPERIOR_MESENTERIC_VEIN: "superior mesenteric vein, right of the midline, up to the"
+                                    " confluence (abdomen-pv)",
+    Label.HEPATIC_VEIN: "right, middle and left hepatic veins draining into the IVC below the"
+                        " diaphragm (abdomen-pv)",
+    Label.PANCREAS: "pancreas: head by the duodenum, neck, body over the aorta, tail towards"
+                    " the splenic hilum (abdomen-pv)",
+    Label.LIVER_CYST: "simple liver cyst: water density, no enhancement (abdomen-pv)",
+    Label.LIVER_METASTASIS: "hypovascular metastasis-like liver lesion (abdomen-pv)",
+    Label.GALLBLADDER: "gallbladder lumen, bile (abdomen-pv)",
+    Label.LUNG: "lung base above the diaphragm (abdomen-pv)",
+    Label.IVC_INFRARENAL: "inferior vena cava below the renal veins, where it is labelled"
+                          " apart from the suprarenal IVC (abdomen-pv)",
 }
 
 # Outer extent of the aorta as a radiologist measures its diameter (outer wall to outer wall).
@@ -69,3 +98,7 @@ ARTERIAL_LUMEN_LABELS: tuple[Label, ...] = (
     Label.AORTA_LUMEN, Label.ILIAC_ARTERY_LUMEN, Label.RENAL_ARTERY)
 VENOUS_LABELS: tuple[Label, ...] = (Label.IVC, Label.RENAL_VEIN, Label.ILIAC_VEIN)
 BLOOD_LABELS: tuple[Label, ...] = ARTERIAL_LUMEN_LABELS + VENOUS_LABELS
+# The portal venous system (one connected tree in an abdomen-pv case) and the liver lesions.
+PORTAL_SYSTEM_LABELS: tuple[Label, ...] = (
+    Label.PORTAL_VEIN, Label.SPLENIC_VEIN, Label.SUPERIOR_MESENTERIC_VEIN)
+LESION_LABELS: tuple[Label, ...] = (Label.LIVER_CYST, Label.LIVER_METASTASIS)

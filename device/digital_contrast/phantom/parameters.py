@@ -412,6 +412,20 @@ class IntensityParameters(_Group):
                              "(normal from 35 HU)")
 
 
+@dataclass(frozen=True)
+class ExtensionGroup(_Group):
+    """Base of the parameter group of a phantom extension (one use case's anatomy and values,
+    `digital_contrast.phantom.extensions`). Absent from ordinary cases, so that their
+    parameters, and every record computed from them, stay as they were."""
+
+    GROUP: ClassVar[str] = "extension"
+    USE_CASE: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The use case first, then the fields: enough to find the record again."""
+        return {"use_case": self.USE_CASE, **super().to_dict()}
+
+
 # Group name -> record, in the order of PhantomParameters.
 GROUPS: dict[str, type[_Group]] = {cls.GROUP: cls for cls in (
     ScannerParameters, AcquisitionParameters, BodyParameters, SpineParameters, AortaParameters,
@@ -434,6 +448,9 @@ class PhantomParameters:
     organs: OrganParameters = field()
     bowel: BowelParameters = field()
     intensities: IntensityParameters = field()
+    # A use case's extension (e.g. abdomen-pv); None for ordinary cases, which then serialise
+    # exactly as before extensions existed.
+    extension: ExtensionGroup | None = None
 
     def __post_init__(self) -> None:
         for name in ("seed", "size"):
@@ -443,21 +460,41 @@ class PhantomParameters:
             if not isinstance(getattr(self, name), cls):
                 raise ValueError(f"{name} must be a {cls.__name__}, got "
                                  f"{type(getattr(self, name)).__name__}")
+        if self.extension is not None and not isinstance(self.extension, ExtensionGroup):
+            raise ValueError(f"extension must be an ExtensionGroup, got "
+                             f"{type(self.extension).__name__}")
+
+    @property
+    def use_case(self) -> str | None:
+        """The extension's use case id, None for an ordinary case."""
+        return None if self.extension is None else self.extension.USE_CASE
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types: {'seed', 'size', group: {field: value}} (tuples become lists)."""
-        return {"seed": self.seed, "size": self.size,
-                **{name: getattr(self, name).to_dict() for name in GROUPS}}
+        """Plain JSON types: {'seed', 'size', group: {field: value}} (tuples become lists), and
+        'extension': {'use_case', field: value} only when the case has one."""
+        out = {"seed": self.seed, "size": self.size,
+               **{name: getattr(self, name).to_dict() for name in GROUPS}}
+        if self.extension is not None:
+            out["extension"] = self.extension.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PhantomParameters:
         """The inverse of `to_dict`; unknown or missing keys are named per group."""
-        _keys_match("phantom parameters", d, {"seed", "size", *GROUPS})
-        for name in GROUPS:
+        optional = {"extension"} & set(d)
+        _keys_match("phantom parameters", d, {"seed", "size", *GROUPS, *optional})
+        for name in (*GROUPS, *optional):
             if not isinstance(d[name], dict):
                 raise ValueError(f"phantom parameters: {name} must be a mapping of its fields")
+        extension = None
+        if optional:
+            from .extensions import get_extension  # the registry imports this module
+
+            values = dict(d["extension"])
+            extension = get_extension(values.pop("use_case", "")).parameters.from_dict(values)
         return cls(seed=d["seed"], size=d["size"],
-                   **{name: group.from_dict(d[name]) for name, group in GROUPS.items()})
+                   **{name: group.from_dict(d[name]) for name, group in GROUPS.items()},
+                   extension=extension)
 
     @classmethod
     def from_fields(cls, values: dict[str, Any]) -> PhantomParameters:
@@ -475,5 +512,5 @@ FIELDS: dict[str, tuple[str, Field[Any]]] = {
     f.name: (name, f) for name, group in GROUPS.items() for f in fields(group)}
 if len(FIELDS) != sum(len(fields(g)) for g in GROUPS.values()):
     raise TypeError("phantom parameter field names must be unique across groups")
-if list(_TOP_FIELDS)[2:] != list(GROUPS):
+if list(_TOP_FIELDS)[2:-1] != list(GROUPS):
     raise TypeError("PhantomParameters must list every group of GROUPS, in order")

@@ -9,6 +9,7 @@ moving, adding or removing one changes every later value of its stream, and so t
 from __future__ import annotations
 
 import math
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -46,9 +47,11 @@ class _Picker:
         return value
 
 
-def sample_parameters(seed: int, size: str = "small", **overrides: Any) -> PhantomParameters:
+def sample_parameters(seed: int, size: str = "small", extension: str | None = None,
+                      **overrides: Any) -> PhantomParameters:
     """The case of `seed` at `size`; overrides, by field name, replace sampled values
-    (validated)."""
+    (validated). With `extension` (a use case id such as "abdomen-pv") the case also carries
+    that extension: the same base draws, its own acquisition and its own parameter group."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
@@ -57,6 +60,17 @@ def sample_parameters(seed: int, size: str = "small", **overrides: Any) -> Phant
     for reserved in ("seed", "size"):
         if reserved in overrides:
             raise ValueError(f"{reserved} is an argument of sample_parameters, not an override")
+    ext = None
+    ext_overrides: dict[str, Any] = {}
+    if extension is not None:
+        from .extensions import get_extension  # lazy: extensions import this module's helpers
+
+        ext = get_extension(extension)
+        own = {f.name for f in fields(ext.parameters)}
+        ext_overrides = {k: v for k, v in overrides.items() if k in own}
+        # The extension's own choices of base fields, drawn from its streams; callers win.
+        overrides = {**ext.base_overrides(seed),
+                     **{k: v for k, v in overrides.items() if k not in own}}
     unknown = sorted(set(overrides) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown phantom parameter(s): {', '.join(unknown)}")
@@ -73,8 +87,12 @@ def sample_parameters(seed: int, size: str = "small", **overrides: Any) -> Phant
     _sample_organs(rng_stream(seed, "organs"), pick)
     _sample_bowel(rng_stream(seed, "bowel"), pick)
     _sample_hu(rng_stream(seed, "attenuation"), pick)
-    _sample_acquisition(rng_stream(seed, f"acquisition/{size}"), pick, size)
-    return PhantomParameters.from_fields(pick.values)
+    if ext is None:
+        _sample_acquisition(rng_stream(seed, f"acquisition/{size}"), pick, size)
+        return PhantomParameters.from_fields(pick.values)
+    ext.sample_acquisition(seed, size, pick.values, pick, ext_overrides)
+    base = PhantomParameters.from_fields(pick.values)
+    return replace(base, extension=ext.sample(seed, base, ext_overrides))
 
 
 def _u(r: np.random.Generator, lo: float, hi: float) -> float:
