@@ -19,31 +19,29 @@ BundleArgument = Annotated[Path, typer.Argument(help="Bundle folder (weights.pt,
 @user_errors
 def model_train(
     use_case: Annotated[str, typer.Option("--use-case", help="Use case id.")] = "aaa-cta",
-    preset: Annotated[str, typer.Option("--config", help="reference | smoke")] = "reference",
+    preset: Annotated[str, typer.Option("--config", help="A preset of the use case's training "
+                                        "config (training/<use case>/training.yaml): "
+                                        "reference | smoke")] = "reference",
     model_version: Annotated[str, typer.Option(help="Version written into the bundle.")
                              ] = "0.1.0",
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the preset.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Training folder; the same command again resumes an interrupted training there "
+             "[default: DATA_DIR/training/<run id>].")] = None,
 ) -> None:
-    """Train both stages of a model on phantom cases (the first as one MLflow run) and write
-    their bundle. The second stage resumes from its checkpoint when run again."""
+    """Train the stages the use case's training config names (the first as one MLflow run) and
+    write their bundle. Each stage resumes from its checkpoint when run again with --out."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from digital_contrast.model.lumen_training import measured_energy_kwh, train_measured
     from digital_contrast.model.training import train
-    from digital_contrast.model.use_case_training import (
-        LumenStageRun,
-        lumen_config,
-        use_case_config,
-        write_trained_bundle,
-    )
+    from digital_contrast.model.training_plan import training_plan
+    from digital_contrast.model.use_case_training import LumenStageRun, write_trained_bundle
     from digital_contrast.usecases import load_use_case
 
     case = load_use_case(use_case)
-    try:
-        config = use_case_config(case, preset, epochs)
-        second = lumen_config(preset)
-    except ValueError as exc:
-        raise typer.BadParameter(f"--config: {exc}") from None
+    plan = training_plan(case, preset, epochs)
+    config = plan.first_stage
     settings = get_settings()
     columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
@@ -51,14 +49,17 @@ def model_train(
         task = progress.add_task("train", total=config.epochs * config.steps_per_epoch,
                                  epoch=0, loss=float("nan"))
         result = train(config, progress=lambda epoch, step, loss: progress.update(
-            task, advance=1, epoch=epoch + 1, loss=loss),
+            task, advance=1, epoch=epoch + 1, loss=loss), output_dir=out,
             country_iso_code=settings.carbon_country.upper())
-    folder = settings.data_dir / "training" / result.run_id / "lumen-stage"
-    train_measured(second, folder, settings.data_dir / "cache" / "lumen-crops",
-                   log=lambda line: console.print(line, highlight=False),
-                   country_iso_code=settings.carbon_country.upper())
-    bundle = write_trained_bundle(result, LumenStageRun(folder, measured_energy_kwh(folder)),
-                                  case, model_version, settings.data_dir / "bundles")
+    lumen = None
+    if plan.second_stage is not None:
+        folder = (out or settings.data_dir / "training" / result.run_id) / "lumen-stage"
+        train_measured(plan.second_stage, folder, settings.data_dir / "cache" / "lumen-crops",
+                       log=lambda line: console.print(line, highlight=False),
+                       country_iso_code=settings.carbon_country.upper())
+        lumen = LumenStageRun(folder, measured_energy_kwh(folder))
+    bundle = write_trained_bundle(result, lumen, case, model_version,
+                                  settings.data_dir / "bundles")
     console.print(f"MLflow run {result.run_id}; energy {result.energy.energy_kwh:.4f} kWh "
                   f"({result.energy.method}); last epoch {result.metrics}")
     console.print(f"Bundle {bundle.folder} (sha256 {bundle.sha256}). It is not validated: run "

@@ -55,18 +55,24 @@ def ascii_json(value: Any) -> str:
 
 
 def data_manifest(training_seeds: Sequence[int], validation_seeds: Sequence[int] = (),
-                  size: str = "small", target_phase: str = "arterial") -> dict[str, Any]:
-    """Everything that defines the training data: generator, target and each case's parameters."""
+                  size: str = "small", target_phase: str = "arterial",
+                  extension: str | None = None) -> dict[str, Any]:
+    """Everything that defines the training data: generator, target and each case's parameters
+    (`extension`: the use case's phantom extension, None for the base phantom)."""
     if set(training_seeds) & set(validation_seeds):
         raise ValueError("a seed cannot be both a training and a validation case")
 
     def cases(seeds: Sequence[int]) -> list[dict[str, Any]]:
-        return [{"seed": int(s), "parameters": sample_parameters(int(s), size).to_dict()}
+        return [{"seed": int(s),
+                 "parameters": sample_parameters(int(s), size, extension).to_dict()}
                 for s in seeds]
 
-    return {"generator": GENERATOR, "size": size, "input": "ncct",
-            "target_phase": target_phase, "target": TARGET_DEFINITION,
-            "training": cases(training_seeds), "validation": cases(validation_seeds)}
+    manifest = {"generator": GENERATOR, "size": size, "input": "ncct",
+                "target_phase": target_phase, "target": TARGET_DEFINITION,
+                "training": cases(training_seeds), "validation": cases(validation_seeds)}
+    if extension is not None:  # a base manifest keeps its bytes, and so its hash
+        manifest["extension"] = extension
+    return manifest
 
 
 def manifest_sha256(manifest: Mapping[str, Any]) -> str:
@@ -103,27 +109,34 @@ class PhantomPaird(MapTransform):
 class WeightMapsd(MapTransform):
     """From the labels: the loss weight map and the patch-sampling weight map.
 
-    loss_weight = 1 + lumen_weight [arterial lumen] + thrombus_weight [thrombus]: the plain
-    L1 everywhere plus the extra lumen/thrombus term. Thrombus looks like blood in the NCCT
-    but must stay unenhanced, so errors there are what the weight makes expensive.
-    sample_weight = 1 outside and `vessel_weight` inside vessels: patch centres are drawn in
-    proportion to it.
+    loss_weight = 1 + lumen_weight [arterial lumen] + thrombus_weight [thrombus] + the extra
+    weight of each label a use case emphasises: the plain L1 everywhere plus the extra terms.
+    Thrombus looks like blood in the NCCT but must stay unenhanced, so errors there are what
+    the weight makes expensive; a use case adds what it is read for (e.g. thin veins, lesions).
+    sample_weight = 1 outside and `vessel_weight` inside vessels and the use case's sampled
+    labels: patch centres are drawn in proportion to it.
     """
 
-    def __init__(self, lumen_weight: float, thrombus_weight: float,
-                 vessel_weight: float) -> None:
+    def __init__(self, lumen_weight: float, thrombus_weight: float, vessel_weight: float,
+                 extra_loss: Mapping[int, float] | None = None,
+                 sampled: Sequence[int] = ()) -> None:
         super().__init__(keys=[LABELS])
         self.lumen_weight, self.thrombus_weight = lumen_weight, thrombus_weight
         self.vessel_weight = vessel_weight
+        self.extra_loss = dict(extra_loss or {})
+        self.sampled = [*(int(v) for v in VESSEL_LABELS), *sampled]
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         labels = torch.as_tensor(data[LABELS]).round().to(torch.int64)
         lumen = torch.isin(labels, torch.tensor([int(v) for v in LUMEN_LABELS]))
-        vessel = torch.isin(labels, torch.tensor([int(v) for v in VESSEL_LABELS]))
+        vessel = torch.isin(labels, torch.tensor(self.sampled))
         thrombus = labels == int(Label.THROMBUS)
         out = dict(data)
-        out[LOSS_WEIGHT] = (1.0 + self.lumen_weight * lumen.float()
-                            + self.thrombus_weight * thrombus.float())
+        weight = (1.0 + self.lumen_weight * lumen.float()
+                  + self.thrombus_weight * thrombus.float())
+        for label, extra in self.extra_loss.items():
+            weight = weight + extra * (labels == label).float()
+        out[LOSS_WEIGHT] = weight
         out[SAMPLE_WEIGHT] = 1.0 + (self.vessel_weight - 1.0) * vessel.float()
         return out
 
@@ -144,8 +157,9 @@ class ScaleHUd(MapTransform):
 
 
 def volume_transforms(network: NetworkConfig, min_size: Sequence[int], target_phase: str,
-                      lumen_weight: float, thrombus_weight: float,
-                      vessel_weight: float) -> list[Any]:
+                      lumen_weight: float, thrombus_weight: float, vessel_weight: float,
+                      extra_loss: Mapping[int, float] | None = None,
+                      sampled: Sequence[int] = ()) -> list[Any]:
     """Deterministic part: render, resample to the working grid, pad, weight maps, scale."""
     return [
         PhantomPaird(network.spacing_mm, target_phase),
@@ -155,19 +169,21 @@ def volume_transforms(network: NetworkConfig, min_size: Sequence[int], target_ph
         # A volume smaller than a patch: air around the image, nothing around the rest.
         SpatialPadd(keys=[IMAGE], spatial_size=list(min_size), value=AIR_HU),
         SpatialPadd(keys=[TARGET, LABELS], spatial_size=list(min_size), value=0.0),
-        WeightMapsd(lumen_weight, thrombus_weight, vessel_weight),
+        WeightMapsd(lumen_weight, thrombus_weight, vessel_weight, extra_loss, sampled),
         ScaleHUd(network),
     ]
 
 
 def training_transforms(network: NetworkConfig, patch_size: Sequence[int],
                         patches_per_volume: int, target_phase: str, lumen_weight: float,
-                        thrombus_weight: float, vessel_weight: float) -> Compose:
+                        thrombus_weight: float, vessel_weight: float,
+                        extra_loss: Mapping[int, float] | None = None,
+                        sampled: Sequence[int] = ()) -> Compose:
     """Cached volume transforms, then vessel-weighted random patches as plain tensors."""
     keys = [IMAGE, TARGET, LOSS_WEIGHT]
     return Compose([
         *volume_transforms(network, patch_size, target_phase, lumen_weight, thrombus_weight,
-                           vessel_weight),
+                           vessel_weight, extra_loss, sampled),
         DeleteItemsd(keys=[LABELS, PARAMETERS, KVP]),  # not needed for patches: smaller cache
         RandWeightedCropd(keys=keys, w_key=SAMPLE_WEIGHT, spatial_size=list(patch_size),
                           num_samples=patches_per_volume),
@@ -177,13 +193,14 @@ def training_transforms(network: NetworkConfig, patch_size: Sequence[int],
 
 
 def validation_transforms(network: NetworkConfig, min_size: Sequence[int], target_phase: str,
-                          lumen_weight: float, thrombus_weight: float,
-                          vessel_weight: float) -> Compose:
+                          lumen_weight: float, thrombus_weight: float, vessel_weight: float,
+                          extra_loss: Mapping[int, float] | None = None,
+                          sampled: Sequence[int] = ()) -> Compose:
     """Whole volumes on the working grid, with labels and loss weights for per-region errors."""
     keys = [IMAGE, TARGET, LABELS, LOSS_WEIGHT]
     return Compose([
         *volume_transforms(network, min_size, target_phase, lumen_weight, thrombus_weight,
-                           vessel_weight),
+                           vessel_weight, extra_loss, sampled),
         SelectItemsd(keys=keys),
         EnsureTyped(keys=keys, data_type="tensor", track_meta=False),
     ])

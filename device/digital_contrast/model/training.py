@@ -82,6 +82,11 @@ class TrainingConfig(FrozenSchema):
     lumen_loss_weight: float = Field(10.0, ge=0.0)  # extra L1 weight in the arterial lumen
     thrombus_loss_weight: float = Field(10.0, ge=0.0)  # extra L1 weight in thrombus
     vessel_sampling_weight: float = Field(50.0, ge=1.0)  # patch-centre odds, vessel vs not
+    # A use case's phantom extension (e.g. abdomen-pv), the labels it adds to the loss (label
+    # name: extra L1 weight) and those patch centres favour as they favour vessels.
+    phantom_extension: str | None = None
+    extra_loss_labels: dict[str, float] = Field(default_factory=dict)
+    sampled_labels: tuple[str, ...] = ()
     validation_overlap: float = Field(0.25, ge=0.0, lt=1.0)
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -97,7 +102,21 @@ class TrainingConfig(FrozenSchema):
             raise ValueError("a seed cannot be both a training and a validation case")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("training seeds must be distinct")
+        unknown = sorted((set(self.extra_loss_labels) | set(self.sampled_labels))
+                         - set(Label.__members__))
+        if unknown:
+            raise ValueError(f"unknown phantom labels: {', '.join(unknown)}")
+        if any(w < 0 for w in self.extra_loss_labels.values()):
+            raise ValueError("extra loss weights must be >= 0")
         return self
+
+    def label_weights(self) -> dict[str, Any]:
+        """The label weighting of `data`'s transforms, as keyword arguments."""
+        return {"lumen_weight": self.lumen_loss_weight,
+                "thrombus_weight": self.thrombus_loss_weight,
+                "vessel_weight": self.vessel_sampling_weight,
+                "extra_loss": {int(Label[n]): w for n, w in self.extra_loss_labels.items()},
+                "sampled": tuple(int(Label[n]) for n in self.sampled_labels)}
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
@@ -186,12 +205,14 @@ def evaluate(model: torch.nn.Module, volumes: Sequence[Mapping[str, torch.Tensor
     """Mean absolute enhancement error (HU) on whole held-out volumes, as inference will see it.
 
     The prediction is clamped at >= 0 like inference does. Regions: the body (not air), the
-    arterial lumen and the thrombus (there, any enhancement is an error). With a kVp-normalised
+    arterial lumen, the thrombus (there, any enhancement is an error) and each label the
+    configuration gives an extra loss weight. With a kVp-normalised
     output, the errors are in HU at the reference tube voltage.
     """
     model.eval()
     scale = config.network.output_scale_hu
-    sums: dict[str, float] = {"body": 0.0, "lumen": 0.0, "thrombus": 0.0}
+    emphasised = {name.lower(): int(Label[name]) for name in config.extra_loss_labels}
+    sums: dict[str, float] = dict.fromkeys(["body", "lumen", "thrombus", *emphasised], 0.0)
     counts: dict[str, int] = dict.fromkeys(sums, 0)
     lumen_values = torch.tensor([int(v) for v in LUMEN_LABELS])
     for volume in volumes:
@@ -204,7 +225,8 @@ def evaluate(model: torch.nn.Module, volumes: Sequence[Mapping[str, torch.Tensor
         error = ((prediction[0].cpu() * scale).clamp(min=0.0) - volume[TARGET] * scale).abs()
         labels = volume[LABELS].round().to(torch.int64)
         masks = {"body": labels != int(Label.AIR), "lumen": torch.isin(labels, lumen_values),
-                 "thrombus": labels == int(Label.THROMBUS)}
+                 "thrombus": labels == int(Label.THROMBUS),
+                 **{name: labels == value for name, value in emphasised.items()}}
         for region, mask in masks.items():
             sums[region] += float(error[mask].sum())
             counts[region] += int(mask.sum())
@@ -222,9 +244,7 @@ class _Fit:
 def _fit(config: TrainingConfig, manifest: Mapping[str, Any], device: torch.device,
          progress: ProgressCallback | None,
          on_epoch: Callable[[dict[str, float], int], None], checkpoint: Path) -> _Fit:
-    weights = {"target_phase": config.target_phase, "lumen_weight": config.lumen_loss_weight,
-               "thrombus_weight": config.thrombus_loss_weight,
-               "vessel_weight": config.vessel_sampling_weight}
+    weights = {"target_phase": config.target_phase, **config.label_weights()}
     workers = min(config.num_threads, len(config.seeds))
     train_data = phantom_dataset(manifest["training"], training_transforms(
         config.network, config.patch_size, config.patches_per_volume, **weights), workers)
@@ -342,7 +362,7 @@ def train(config: TrainingConfig, tracking_uri: str | None = None,
     started = time.perf_counter()
     device = resolve_device(config.device)
     manifest = data_manifest(config.seeds, config.validation_seeds, config.phantom_size,
-                             config.target_phase)
+                             config.target_phase, config.phantom_extension)
     digest = manifest_sha256(manifest)
     earlier = _resumable_run(Path(output_dir), config) if output_dir else None
     if earlier is None:

@@ -1,34 +1,17 @@
-"""Training for a use case: both stages of the cascade from named presets, the first made to
-carry the use case's preprocessing and target phase, written as one unvalidated bundle with its
-provenance."""
+"""Training for a use case: the stages its training config names (`training_plan`), written as
+one unvalidated bundle with its provenance."""
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from digital_contrast.model.bundle import MANIFEST, WEIGHTS, Bundle, write_bundle
 from digital_contrast.model.lumen_stage import LumenStageConfig
-from digital_contrast.model.lumen_training import (
-    LumenTrainingConfig,
-    reference_lumen_config,
-    smoke_lumen_config,
-)
 from digital_contrast.model.network import load_state_dict_bytes
 from digital_contrast.model.network_config import NetworkConfig
-from digital_contrast.model.training import (
-    TrainingConfig,
-    TrainingResult,
-    reference_config,
-    smoke_config,
-)
+from digital_contrast.model.training import TrainingResult
 from digital_contrast.usecases import UseCase
-
-PRESETS: dict[str, Callable[..., TrainingConfig]] = {"reference": reference_config,
-                                                     "smoke": smoke_config}
-LUMEN_PRESETS: dict[str, Callable[..., LumenTrainingConfig]] = {
-    "reference": reference_lumen_config, "smoke": smoke_lumen_config}
 
 
 @dataclass(frozen=True)
@@ -47,38 +30,23 @@ class LumenStageRun:
         return load_state_dict_bytes((self.folder / "weights.pt").read_bytes())
 
 
-def use_case_config(use_case: UseCase, preset: str, epochs: int | None = None
-                    ) -> TrainingConfig:
-    """The first stage's preset for `use_case` (ValueError for an unknown preset)."""
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)}")
-    make = PRESETS[preset]
-    # The bundle must carry the use case's preprocessing, whatever the preset's grid.
-    network = make().network.with_preprocessing(use_case.preprocessing)
-    return make(network=network, target_phase=use_case.target_phase.value,
-                **({"epochs": epochs} if epochs else {}))
-
-
-def lumen_config(preset: str) -> LumenTrainingConfig:
-    """The second stage's preset (ValueError for an unknown preset)."""
-    if preset not in LUMEN_PRESETS:
-        raise ValueError(f"preset must be one of {sorted(LUMEN_PRESETS)}")
-    return LUMEN_PRESETS[preset]()
-
-
-def write_trained_bundle(result: TrainingResult, lumen: LumenStageRun, use_case: UseCase,
-                         model_version: str, bundles_dir: Path) -> Bundle:
-    """`<bundles_dir>/<use case>/<run id>/`: both stages as a bundle, not yet validated."""
+def write_trained_bundle(result: TrainingResult, lumen: LumenStageRun | None,
+                         use_case: UseCase, model_version: str, bundles_dir: Path) -> Bundle:
+    """`<bundles_dir>/<use case>/<run id>/`: the trained stages as a bundle, not yet
+    validated (`lumen` None: the first stage alone)."""
+    provenance = {"training_run_id": result.run_id,
+                  "data_manifest_sha256": result.manifest_sha256,
+                  "weights_sha256": result.weights_sha256,
+                  "energy_kwh": result.energy.energy_kwh,
+                  "duration_s": round(result.duration_s, 1)}
+    if lumen is not None:
+        provenance["lumen_stage_energy_kwh"] = lumen.energy_kwh
     return write_bundle(bundles_dir / use_case.id / result.run_id, use_case=use_case,
                         model_version=model_version, network=result.network,
-                        state_dict=result.state_dict, lumen_stage=lumen.config,
-                        lumen_state_dict=lumen.state_dict(),
-                        provenance={"training_run_id": result.run_id,
-                                    "data_manifest_sha256": result.manifest_sha256,
-                                    "weights_sha256": result.weights_sha256,
-                                    "energy_kwh": result.energy.energy_kwh,
-                                    "duration_s": round(result.duration_s, 1),
-                                    "lumen_stage_energy_kwh": lumen.energy_kwh})
+                        state_dict=result.state_dict,
+                        lumen_stage=None if lumen is None else lumen.config,
+                        lumen_state_dict=None if lumen is None else lumen.state_dict(),
+                        provenance=provenance)
 
 
 def assemble_bundle(first_stage: Path, lumen: LumenStageRun, use_case: UseCase,
