@@ -13,6 +13,7 @@ from digital_contrast.jobs.auto_run import auto_submit
 from digital_contrast.phantom.export import Phase
 from digital_contrast.store import Instance, Job, JobState, Series
 from digital_contrast.store.jobs import job_events
+from digital_contrast.usecases import load_use_case
 from tests.support.service import make_settings, running_service, upload, zip_of
 
 
@@ -35,7 +36,7 @@ def _submit(service, series_uid: str, **extra: object):
                                headers=service.headers())
 
 
-@pytest.mark.req("SRS-API-005", "SRS-JOB-001", "SRS-JOB-003", "SRS-EXP-020")
+@pytest.mark.req("SRS-API-005", "SRS-JOB-001", "SRS-JOB-003", "SRS-EXP-020", "SRS-UC-003")
 def test_job_runs_and_its_result_is_complete(service, ncct_uid: str, phantom_series) -> None:
     submitted = _submit(service, ncct_uid)
     assert submitted.status_code == 202 and submitted.json()["state"] == "queued"
@@ -66,6 +67,14 @@ def test_job_runs_and_its_result_is_complete(service, ncct_uid: str, phantom_ser
         job["timings_s"]
     assert json.loads(archive.read("result.json"))["model"]["bundle_sha256"] == \
         job["model"]["bundle_sha256"]
+    # The use case's notice: in the job, the result record, every image and every map.
+    notice = load_use_case("aaa-cta").notice
+    assert notice and job["notice"] == notice
+    assert json.loads(archive.read("result.json"))["notice"] == notice
+    assert first.ImageComments.endswith(notice)
+    maps = [n for n in archive.namelist() if n.startswith("maps/") and n.endswith(".dcm")]
+    assert maps and all(pydicom.dcmread(io.BytesIO(archive.read(n))).ImageComments.endswith(
+        notice) for n in maps)
     with service.state.sessions() as db:
         states = [e.to_state for e in job_events(db, job_id)]
         produced = db.query(Series).filter_by(series_instance_uid=job["output_series_uid"]).one()

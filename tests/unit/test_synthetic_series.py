@@ -16,7 +16,9 @@ from digital_contrast.imaging.synthetic import (
     series_description,
     write_synthetic_series,
 )
+from digital_contrast.imaging.synthetic.sop import WARNING
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.usecases import load_use_case
 from tests.support.ct_series import ct_slices
 
 MODEL = SynthesizingModel("aaa-cta", "1.2.0", "ab" * 32)
@@ -187,3 +189,15 @@ def test_model_identity_is_validated() -> None:
         SynthesizingModel("aaa-cta", "1.0", "not-a-hash")
     with pytest.raises(ValueError):
         SynthesizingModel(" ", "1.0", "ab" * 32)
+
+
+@pytest.mark.req("SRS-UC-003")
+def test_the_use_case_notice_follows_the_warning_in_every_image(source_volume: Volume) -> None:
+    notice = load_use_case("abdomen-pv").notice
+    assert notice is not None and "LESION DETECTION OR CHARACTERISATION" in notice
+    model = SynthesizingModel("abdomen-pv", "1.0.0", "ab" * 32, notice)
+    assert source_volume.source is not None
+    enhanced = source_volume.with_array(source_volume.array + 100.0)
+    for ds in build_synthetic_series(enhanced, source_volume.source, model, created=WHEN):
+        assert ds.ImageComments == f"{WARNING} {notice}"
+    assert all(ds.ImageComments == WARNING for ds in _synthetic(source_volume))  # no notice

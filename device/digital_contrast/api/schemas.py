@@ -107,6 +107,8 @@ class JobView(BaseModel):
     error: JobError | None
     energy: dict[str, Any] | None = Field(None, description="Energy of the job when measured")
     evidence: str = Field(description="What the model's evidence is (the use case's statement)")
+    notice: str | None = Field(None, description="What the result must not be used for (the "
+                               "use case's notice, also in every image and map)")
     confidence: dict[str, Any] | None = Field(
         None, description="Uncertainty of the synthesized lumen (test-time augmentation) against "
         "the model's calibration; low_confidence true means the series says LOW CONFIDENCE")
@@ -135,6 +137,7 @@ class JobView(BaseModel):
             error=JobError(code=job.error_code, detail=job.error_detail)
             if job.error_code else None, energy=result.get("energy"),
             evidence=f"{NO_CONTRAST} {load_use_case(job.use_case).evidence}",
+            notice=load_use_case(job.use_case).notice,
             confidence=result.get("confidence"),
             maps=[MapView.of(job.id, entry) for entry in result.get("maps", [])],
             explain=result.get("explain"),

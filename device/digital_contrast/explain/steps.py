@@ -67,7 +67,8 @@ class Confidence:
 
 
 def synthesizing_model(result: SynthesisResult) -> SynthesizingModel:
-    return SynthesizingModel(result.model_name, result.model_version, result.bundle_sha256)
+    return SynthesizingModel(result.model_name, result.model_version, result.bundle_sha256,
+                             result.notice)
 
 
 def assess_confidence(result: SynthesisResult, model: LockedModel) -> Confidence:

@@ -80,6 +80,7 @@ class SynthesisResult:
     timings_s: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     evidence: str = ""
+    notice: str | None = None  # the use case's: what the output must not be used for
     platform: dict[str, str] = field(default_factory=dict)
     # The network's working-grid view, kept for the uncertainty step (not part of the record).
     working: WorkingPrediction | None = field(default=None, repr=False)
@@ -92,7 +93,7 @@ class SynthesisResult:
 
     def to_dict(self) -> dict:
         return {
-            "use_case": self.use_case, "evidence": self.evidence,
+            "use_case": self.use_case, "evidence": self.evidence, "notice": self.notice,
             "model": {"name": self.model_name, "version": self.model_version,
                       "registry_version": self.registry_version,
                       "bundle_sha256": self.bundle_sha256},
@@ -158,7 +159,8 @@ def synthesize(volume: Volume, use_case: str | UseCase, model: LockedModel | Non
         registry_version=model.registered.version, bundle_sha256=model.bundle_sha256,
         input_sha256=input_sha256.result(), output_sha256=volume_sha256(synthetic),
         verdict=verdict, timings_s={k: round(v, 3) for k, v in timings.items()},
-        warnings=warnings, evidence=case.evidence, platform=platform_info(), working=working)
+        warnings=warnings, evidence=case.evidence, notice=case.notice, platform=platform_info(),
+        working=working)
 
 
 def source_kvp(volume: Volume) -> float | None:

@@ -96,4 +96,7 @@ class UseCase(FrozenSchema):
     preprocessing: Preprocessing
     envelope: Envelope
     evidence: Text  # what the model's evidence is, stated on every result
+    # What the output must not be used for, stated in every output: each synthetic image, each
+    # map, the result record and the job in the API.
+    notice: Text | None = None
     explain: ExplainPolicy = ExplainPolicy()

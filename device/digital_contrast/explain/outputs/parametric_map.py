@@ -74,10 +74,12 @@ def map_series_description(model: SynthesizingModel, spec: MapSpec, *extra: str)
     return series_description(model, flags=["MAP", spec.kind.upper(), *extra])
 
 
-def map_comments(spec: MapSpec) -> str:
-    """ImageComments (LT): the synthetic-image warning, what the map is, and the evidence."""
-    return (f"{WARNING} {MAP_WARNING} {spec.title} map: {spec.description.rstrip('.')}. "
-            f"Values in {spec.unit_meaning}. {EVIDENCE}.")
+def map_comments(spec: MapSpec, model: SynthesizingModel) -> str:
+    """ImageComments (LT): the synthetic-image warning, what the map is, the evidence and the
+    use case's notice."""
+    comments = (f"{WARNING} {MAP_WARNING} {spec.title} map: {spec.description.rstrip('.')}. "
+                f"Values in {spec.unit_meaning}. {EVIDENCE}.")
+    return f"{comments} {model.notice}" if model.notice else comments
 
 
 def our_equipment(model: SynthesizingModel, spec: MapSpec,
@@ -214,7 +216,7 @@ def _label(pm: Dataset, source: SourceSeries, spec: MapSpec, model: Synthesizing
         f"{model.label} from a non-contrast CT. No contrast agent was administered. The values "
         f"are {spec.description.rstrip('.')} in {spec.unit_meaning}, not CT image "
         f"intensities. {EVIDENCE}.")[:1024]
-    pm.ImageComments = map_comments(spec)
+    pm.ImageComments = map_comments(spec, model)
     # highdicom names a fresh random Dimension Organization UID; derive it like every UID here.
     organization = uid_from("map-dimension-organization", pm.SOPInstanceUID)
     for item in (*pm.DimensionOrganizationSequence, *pm.DimensionIndexSequence):

@@ -108,7 +108,7 @@ def _label(sc: Dataset, source: SourceSeries, spec: MapSpec, model: Synthesizing
         f"{view.capitalize()} rendering of the non-contrast CT, the synthetic contrast-enhanced "
         f"CT computed by AI model {model.label} and the {spec.title} map. No contrast agent "
         f"was administered. {EVIDENCE}.")[:1024]
-    sc.ImageComments = map_comments(spec)
+    sc.ImageComments = map_comments(spec, model)
     sc.LossyImageCompression = "01" if source.lossy else "00"  # the pixels' history carries on
     sc.SourceImageSequence = [source_image_item(s.sop_class_uid, s.sop_instance_uid)
                               for s in source.slices]

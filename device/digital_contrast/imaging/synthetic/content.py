@@ -25,6 +25,7 @@ class SynthesizingModel:
     name: str
     version: str
     bundle_sha256: str
+    notice: str | None = None  # the use case's: what the output must not be used for
 
     def __post_init__(self) -> None:
         if not self.name.strip() or not self.version.strip():

@@ -47,6 +47,11 @@ _COPIED = (
 )
 
 
+def image_comments(model: SynthesizingModel) -> str:
+    """ImageComments (LT): the synthetic-image warning, then the use case's notice."""
+    return f"{WARNING} {model.notice}" if model.notice else WARNING
+
+
 def series_description(model: SynthesizingModel, flags: Sequence[str] = ()) -> str:
     """`SYNTH CONTRAST (AI)` + flags (never cut) + model label (cut to fit 64 characters)."""
     head = " ".join([DESCRIPTION_PREFIX, *flags])
@@ -127,7 +132,7 @@ def _series_attributes(source: SourceSeries, model: SynthesizingModel, flags: Se
     ds.DerivationDescription = (
         f"Synthetic contrast enhancement computed by AI model {model.label} from a non-contrast "
         "CT. No contrast agent was administered.")
-    ds.ImageComments = WARNING
+    ds.ImageComments = image_comments(model)
     ds.BurnedInAnnotation = "NO"
     ds.AcquisitionNumber = None
     if source.lossy:
