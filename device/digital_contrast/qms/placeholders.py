@@ -18,7 +18,7 @@ from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_pat
 # The records of the technical file (YAML) and the guides (Markdown), from the repository root.
 RECORDS = ("qms/**/*.yaml", "risk/**/*.yaml", "validation/protocols/*.yaml",
            "device/digital_contrast/usecases/definitions/*.yaml",
-           "device/digital_contrast/carbon/factors/*.yaml")
+           "device/digital_contrast/carbon/factors/*.yaml", "training/*/training.yaml")
 GUIDES = ("README.md", "docs/**/*.md")
 
 # Upper-case markers as words anywhere; the spelled-out forms only as a whole value.
