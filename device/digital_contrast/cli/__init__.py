@@ -21,6 +21,7 @@ from digital_contrast.cli import (
     service,
     signing,
     synthesis,
+    usecase,
 )
 from digital_contrast.cli.command_names import command_names as names_of
 from digital_contrast.cli.output import console, fail
@@ -58,7 +59,7 @@ app.command("worker")(service.worker)
 app.command("dimse")(service.dimse)
 app.command("purge")(service.purge_command)
 for group in (phantom, model, release, keys, senders, destinations, deliveries, signing, audit,
-              batch, qms):
+              batch, qms, usecase):
     app.add_typer(group.app, name=group.NAME)
 
 
