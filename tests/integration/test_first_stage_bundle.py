@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from digital_contrast.explain.calibration import calibrate, case_pairs
 from digital_contrast.explain.steps import assess_confidence
 from digital_contrast.explain.uncertainty import (
     ENHANCED_TISSUE_HU,
@@ -18,6 +19,7 @@ from digital_contrast.explain.uncertainty import (
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference import LockedModel, synthesize
+from digital_contrast.inference.cascade import Cascade
 from digital_contrast.model.bundle import (
     FIRST_STAGE_FILES,
     LUMEN_WEIGHTS,
@@ -127,3 +129,18 @@ def test_first_stage_confidence_scores_the_enhanced_tissue(model: LockedModel,
     assert confidence["scored_region"] == TISSUE_REGION
     assert confidence["uncertain_lumen_fraction"] is None  # the record carries no calibration
     assert confidence["low_confidence"] is True
+
+
+@pytest.mark.req("SRS-INF-016")
+def test_a_first_stage_bundle_is_calibrated_on_its_use_case_phantom(tmp_path: Path) -> None:
+    pv = load_use_case("abdomen-pv")
+    bundle = tiny_bundle(tmp_path / "pv", pv, seed=1, second_stage=False)
+    calibration = calibrate(Cascade.of(bundle), (8000,), settings=TTASettings(samples=2),
+                            target_phase=pv.target_phase.value,
+                            error_hu=pv.explain.calibration_error_hu, extension=pv.id)
+    assert calibration.error_hu == 20.0 and len(calibration.cases) == 1
+    assert calibration.dataset.endswith("abdomen-pv extension")
+    # The pairs are of the abdomen-pv case of the seed: the enhanced tissue of its working grid.
+    spread, error = case_pairs(8000, Cascade.of(bundle), TTASettings(samples=2),
+                               "portal_venous", "abdomen-pv")
+    assert spread.shape == error.shape and spread.size > 10_000

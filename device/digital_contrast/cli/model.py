@@ -99,11 +99,19 @@ def model_calibrate(
                                       "--explain-from`.")],
 ) -> None:
     """Calibrate the uncertainty threshold and run the attribution sanity checks on held-out
-    phantom cases; `validate --explain-from` carries the evidence into the signed record."""
+    phantom cases of the bundle's use case (its phantom extension, where it has one); `validate
+    --explain-from` carries the evidence into the signed record."""
     from digital_contrast.explain.evidence import calibrate_bundle
+    from digital_contrast.model.bundle import read_bundle
+    from digital_contrast.phantom.extensions import extensions
+    from digital_contrast.usecases import load_use_case
 
+    case = load_use_case(read_bundle(bundle).manifest.use_case)
     evidence = calibrate_bundle(bundle, out,
-                                progress=lambda line: console.print(line, highlight=False))
+                                progress=lambda line: console.print(line, highlight=False),
+                                target_phase=case.target_phase.value,
+                                error_hu=case.explain.calibration_error_hu,
+                                extension=case.id if case.id in extensions() else None)
     u = evidence.uncertainty
     console.print(f"Uncertainty threshold {u.threshold_hu} HU (voxel AUC {u.voxel_auc}, "
                   f"Spearman across cases {u.spearman_cases}); written to {out}.")

@@ -28,10 +28,12 @@ CANDIDATES = 200  # thresholds tried: quantiles of the pooled spread
 
 
 def case_pairs(seed: int, cascade: Cascade, settings: TTASettings,
-               target_phase: str = "arterial") -> tuple[np.ndarray, np.ndarray]:
-    """(spread, absolute error) in HU for each synthesized-lumen voxel of one phantom case,
-    on stage 2's crop."""
-    case = generate_case(seed, "small")
+               target_phase: str = "arterial", extension: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(spread, absolute error) in HU for each voxel of the scored region of one phantom case
+    (of the use case's phantom `extension`, None for the base phantom): synthesized lumen on
+    stage 2's crop, or enhanced tissue on stage 1's working grid for a bundle without stage 2."""
+    case = generate_case(seed, "small", extension)
     volume = Volume(case.ncct, case.affine)
     prediction = predict_working(volume, cascade, case.parameters.scanner.kvp)
     uncertainty = estimate_uncertainty(prediction, cascade, settings)
@@ -79,12 +81,12 @@ def voxel_auc(pairs: Sequence[tuple[np.ndarray, np.ndarray]], error_hu: float) -
 
 def calibrate(cascade: Cascade, seeds: Sequence[int], *,
               settings: TTASettings | None = None, error_hu: float = DEFAULT_ERROR_HU,
-              target_phase: str = "arterial",
+              target_phase: str = "arterial", extension: str | None = None,
               progress: Callable[[int], None] | None = None) -> UncertaintyCalibration:
     settings = settings or TTASettings()
     pairs = []
     for seed in seeds:
-        pairs.append(case_pairs(seed, cascade, settings, target_phase))
+        pairs.append(case_pairs(seed, cascade, settings, target_phase, extension))
         if progress is not None:
             progress(seed)
     threshold, cases, cost = choose_threshold(pairs, error_hu)
@@ -92,7 +94,8 @@ def calibrate(cascade: Cascade, seeds: Sequence[int], *,
     spearman = stats.spearmanr(uncertain, wrong).statistic if len(cases) > 2 else float("nan")
     return UncertaintyCalibration(
         tta=settings, error_hu=error_hu, threshold_hu=round(threshold, 3),
-        dataset=f"phantom seeds {min(seeds)}-{max(seeds)} (held out), small size",
+        dataset=f"phantom seeds {min(seeds)}-{max(seeds)} (held out), small size"
+                + (f", {extension} extension" if extension else ""),
         cases=cases, mean_abs_fraction_error=round(cost, 4),
         spearman_cases=round(float(spearman), 4), voxel_auc=round(voxel_auc(pairs, error_hu), 4))
 

@@ -80,8 +80,11 @@ class Preprocessing(FrozenSchema):
 class ExplainPolicy(FrozenSchema):
     """How explanation judges a result of this use case."""
 
-    # Above this share of uncertain synthesized lumen, a result is labelled LOW CONFIDENCE.
+    # Above this share of uncertain scored region (the synthesized lumen; for a model of the
+    # first stage alone the enhanced tissue), a result is labelled LOW CONFIDENCE.
     max_uncertain_lumen_fraction: float = Field(0.25, gt=0, le=1)
+    # The calibration's error that matters: a scored voxel off by more than this reads wrong.
+    calibration_error_hu: float = Field(50.0, gt=0)
 
 
 class UseCase(FrozenSchema):
