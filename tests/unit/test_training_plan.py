@@ -50,7 +50,6 @@ presets:
       learning_rate: 0.01
       extra_loss_labels: {IVC: 2.0}
       sampled_labels: [IVC]
-    second_stage: null
 """)
     plan = training_plan(AAA, "small", root=root)
     assert plan.first_stage.seeds == (10, 11, 12) and plan.first_stage.validation_seeds == (1000,)

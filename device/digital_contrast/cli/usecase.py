@@ -23,7 +23,7 @@ def usecase_new(
 ) -> None:
     """Write the definition, protocol, training config and risk review of a new use case, its
     section of the instructions for use and its id in the device record, every statement to be
-    written marked TBD (qms check refuses them until written); then print the checklist."""
+    written marked as a gap that qms check refuses until written; then print the checklist."""
     from digital_contrast.qms.use_case_scaffold import CHECKLIST, scaffold_use_case
 
     done = scaffold_use_case(REPO_ROOT, use_case, title, phase, base)

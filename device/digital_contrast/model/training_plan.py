@@ -1,6 +1,6 @@
 """A use case's training config, `training/<use case>/training.yaml`: for each named preset the
-first stage's training configuration and the second stage's, or none for a use case trained as
-the first stage alone.
+first stage's training configuration and the second stage's; a preset without `second_stage`
+trains the first stage alone.
 
 Each stage is a code preset (`base`) with the file's overrides; seeds may be written as
 `{start, count}`. The first stage always gets the use case's preprocessing and target phase,
