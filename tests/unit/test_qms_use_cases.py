@@ -1,5 +1,5 @@
-"""`qms check`: every use case has its protocol, a model card, a risk review and its section in
-the instructions for use."""
+"""`qms check`: every use case has its protocol, a risk review and its section in the
+instructions for use."""
 
 import shutil
 from pathlib import Path
@@ -15,7 +15,7 @@ RISKS = {f"RISK-{n:03d}" for n in range(1, 22)}
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """The use cases' records as the repository holds them, each with a model card."""
+    """The use cases' records as the repository holds them."""
     for relative in (IFU, RISK_REVIEWS):
         source = REPO_ROOT / relative
         if source.is_dir():
@@ -27,9 +27,6 @@ def repo(tmp_path: Path) -> Path:
         protocol = tmp_path / use_case.validation_protocol
         protocol.parent.mkdir(parents=True, exist_ok=True)
         protocol.write_text(f"id: {use_case.id}\nuse_case: {use_case.id}\n")
-        card = tmp_path / "validation" / "reports" / "models" / use_case.id / "1.0.0"
-        card.mkdir(parents=True)
-        (card / "MODEL_CARD.md").write_text("# Model card\n")
     return tmp_path
 
 
@@ -50,19 +47,6 @@ def test_a_missing_protocol_or_one_for_another_use_case_is_reported(repo: Path) 
     messages = _messages(repo)
     assert any("use case abdomen-pv has no validation protocol" in m for m in messages)
     assert any("aaa-cta.yaml) is for use case abdomen-pv" in m for m in messages)
-
-
-@pytest.mark.req("SRS-QMS-034")
-def test_a_use_case_without_a_model_card_is_reported(repo: Path) -> None:
-    shutil.rmtree(repo / "validation" / "reports" / "models" / "abdomen-pv")
-    assert [m for m in _messages(repo) if "model card" in m] == [
-        "device/digital_contrast/usecases/definitions/abdomen-pv.yaml: use case abdomen-pv has "
-        "no model card (no filed or released model: validation/reports/models/ or "
-        "releases/models/)"]
-    released = repo / "releases" / "models" / "abdomen-pv" / "1.0.0"
-    released.mkdir(parents=True)
-    (released / "MODEL_CARD.md").write_text("# Model card\n")
-    assert _messages(repo) == []
 
 
 @pytest.mark.req("SRS-QMS-034")

@@ -1,5 +1,5 @@
-"""Every use case is complete: a validation protocol for it, a model card of a filed or released
-model, a risk review (`risk/usecases/<id>.yaml`) and its section in the instructions for use.
+"""Every use case is complete: a validation protocol for it, a risk review
+(`risk/usecases/<id>.yaml`) and its section in the instructions for use.
 
 A use case is configuration, so nothing stops a definition file from reaching the catalogue
 alone; this rule is what keeps the technical file whole when one is added.
@@ -20,8 +20,6 @@ from digital_contrast.usecases.catalog import DEFINITIONS
 
 RISK_REVIEWS = Path("risk") / "usecases"
 IFU = Path("docs") / "instructions-for-use.md"
-MODEL_CARDS = ("releases/models/{id}/*/MODEL_CARD.md",
-               "validation/reports/models/{id}/*/MODEL_CARD.md")
 
 
 class RiskReview(FrozenSchema):
@@ -97,7 +95,7 @@ def _ifu_problems(use_case: UseCase, sections: dict[str, str]) -> list[str]:
 
 
 def check_use_cases(repo: Path, risks: set[str]) -> list[Problem]:
-    """Protocol, model card, risk review and instructions for use of every use case."""
+    """Protocol, risk review and instructions for use of every use case."""
     ifu = repo / IFU
     sections = ifu_sections(ifu.read_text("utf-8")) if ifu.is_file() else {}
     catalogue = use_cases()
@@ -105,9 +103,6 @@ def check_use_cases(repo: Path, risks: set[str]) -> list[Problem]:
     for use_case in catalogue.values():
         where = _definition(use_case)
         messages = _protocol_problems(repo, use_case) + _ifu_problems(use_case, sections)
-        if not any(any(repo.glob(p.format(id=use_case.id))) for p in MODEL_CARDS):
-            messages.append(f"use case {use_case.id} has no model card (no filed or released "
-                            "model: validation/reports/models/ or releases/models/)")
         problems += [Problem(where, None, m) for m in messages]
         problems += _review_problems(repo, use_case, risks)
     reviews = repo / RISK_REVIEWS
