@@ -14,6 +14,8 @@ The seeds come from pools used for nothing else (floor study 49000-49999, its sh
 49500-49999 with `shift_overrides`); single process, tens of cases.
 
     PYTHONPATH=device .venv/bin/python bench/pv_floor_study.py [--cases 24] [--shift 8]
+    PYTHONPATH=device .venv/bin/python bench/pv_floor_study.py --stratum cirrhotic --cases 4 \
+        --shift 0      # the first 4 cases of one stratum in the pool (a rare stratum)
 """
 
 from __future__ import annotations
@@ -53,8 +55,14 @@ SHOWN = ("liver_enhancement_error_hu", "spleen_enhancement_error_hu",
          "unchanged_beyond_2mm_p99_abs_hu")
 
 
-def _plan(cases: int, shift: int) -> list[tuple[int, dict]]:
-    plan: list[tuple[int, dict]] = [(seed, {}) for seed in range(FLOOR_POOL, FLOOR_POOL + cases)]
+def _plan(cases: int, shift: int, stratum: str | None) -> list[tuple[int, dict]]:
+    plan: list[tuple[int, dict]] = []
+    seed = FLOOR_POOL
+    while len(plan) < cases and seed < SHIFT_POOL:
+        if stratum is None or phantom_stratum(sample_parameters(seed, "small",
+                                                                USE_CASE)) == stratum:
+            plan.append((seed, {}))
+        seed += 1
     seed = SHIFT_POOL
     while sum(1 for _, o in plan if o) < shift:
         if _shift_qualifies(sample_parameters(seed, "small", USE_CASE)):
@@ -71,12 +79,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=24)
     parser.add_argument("--shift", type=int, default=8)
+    parser.add_argument("--stratum", default=None, help="only cases of this stratum")
     args = parser.parse_args()
     use_case = load_use_case(USE_CASE)
     spacing = tuple(use_case.preprocessing.working_spacing_mm)
     rows: list[tuple[str, str, dict[str, float], dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="dc-pv-floor-") as tmp:
-        for seed, overrides in _plan(args.cases, args.shift):
+        for seed, overrides in _plan(args.cases, args.shift, args.stratum):
             start = time.perf_counter()
             case = render_case(sample_parameters(seed, "small", USE_CASE, **overrides))
             folder = Path(tmp) / case_id(seed, USE_CASE) / "ncct"

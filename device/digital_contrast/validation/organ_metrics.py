@@ -234,7 +234,8 @@ class LesionContrast:
 def lesion_contrasts(ncct: np.ndarray, synthetic: np.ndarray, reference: np.ndarray,
                      labels: np.ndarray, spacing: tuple[float, float, float]
                      ) -> list[LesionContrast]:
-    """Each liver lesion (a connected part of a lesion label) against its liver ring."""
+    """Each liver lesion (a connected part of the lesion labels: lesions that touch are judged
+    as one) against its liver ring."""
     lesions = np.isin(labels, LESION_LABELS)
     if not lesions.any():
         return []
