@@ -19,6 +19,7 @@ from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.usecases import load_use_case
 from digital_contrast.validation import load_protocol
 from digital_contrast.validation.cases import dataset_cases
+from digital_contrast.validation.metrics import with_confidence
 from digital_contrast.validation.protocol_run import evaluate, measured
 from digital_contrast.validation.results import CaseOutcome, stratum_medians
 
@@ -43,7 +44,8 @@ def main() -> None:
                 raise SystemExit("this dataset has no floor (paired cases)")
             start = time.perf_counter()
             ncct = read_series(case.ncct)
-            metrics = case.score(ncct, case.floor(ncct, spacing))
+            # The oracle never labels LOW CONFIDENCE: a lesion it loses counts against it.
+            metrics = with_confidence(case.score(ncct, case.floor(ncct, spacing)), False)
             outcome = CaseOutcome(case.case_id, case.seed, case.stratum)
             outcome.floor_metrics = measured(metrics)
             outcomes.append(outcome)

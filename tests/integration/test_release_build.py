@@ -27,13 +27,14 @@ from tests.support.signing import site_signer
 COUNTS = {"requirements": 3, "tests": 2, "risks": 1, "risk controls": 1}
 
 
-def _validation_run(build: Path, protocol_sha256: str, run_id: str) -> Path:
+def _validation_run(build: Path, protocol_sha256: str, run_id: str,
+                    use_case: str = "aaa-cta") -> Path:
     """A completed `validate` run as the runner files it (its content is the runner's test)."""
     folder = build / "validation" / run_id
     folder.mkdir(parents=True)
     ValidationRecord(
-        bundle_sha256="b" * 64, use_case="aaa-cta", model_name="aaa-cta", model_version="1.0.0",
-        protocol="validation/protocols/aaa-cta.yaml", protocol_sha256=protocol_sha256,
+        bundle_sha256="b" * 64, use_case=use_case, model_name=use_case, model_version="1.0.0",
+        protocol=f"validation/protocols/{use_case}.yaml", protocol_sha256=protocol_sha256,
         dataset="phantom seeds 9000-9023 (held out), small size", evidence="phantom only",
         criteria=[Criterion(metric="lumen_dice", op=">=", threshold=0.92, value=0.8)],
     ).save_signed(folder / "validation_record.json", site_signer())
@@ -44,7 +45,8 @@ def _validation_run(build: Path, protocol_sha256: str, run_id: str) -> Path:
 @pytest.fixture
 def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A clean tree at a known commit, a `qms check` without problems, and a run of the
-    current aaa-cta protocol in the build folder (returned)."""
+    current aaa-cta protocol in the build folder (returned), beside one of every other
+    protocol (a release needs a run of each)."""
     monkeypatch.setattr(record, "git_status", lambda repo: "")
     monkeypatch.setattr(record, "git_commit", lambda repo: "0123abcd" * 5)
     outside = check_clauses(REPO_ROOT / "qms" / "clause_map.yaml", command_names())[1]
@@ -56,6 +58,10 @@ def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     _validation_run(tmp_path / "build", "0" * 64, "aaa-cta-20261101T000000Z-bbbbbbbbbbbb")
     current = _validation_run(tmp_path / "build", hashlib.sha256(
         protocol.read_bytes()).hexdigest(), "aaa-cta-20261102T000000Z-bbbbbbbbbbbb")
+    for other in sorted(protocol.parent.glob("*.yaml")):
+        if other != protocol:
+            _validation_run(tmp_path / "build", hashlib.sha256(other.read_bytes()).hexdigest(),
+                            f"{other.stem}-20261102T000000Z-bbbbbbbbbbbb", other.stem)
     yield current
     get_settings.cache_clear()
 
@@ -167,12 +173,15 @@ def test_a_release_record_is_complete_hashed_and_never_overwritten(
     assert [c["clause"] for c in manifest["clauses_outside_repository"]] == ["4.1"]
     assert any(m["kind"] == "candidate" and len(m["bundle_sha256"]) == 64
                for m in manifest["models"])
-    assert manifest["validation"]["runs"] == [{
+    assert manifest["validation"]["runs"][0] == {
         "run_id": "aaa-cta-20261102T000000Z-bbbbbbbbbbbb",
         "protocol": "validation/protocols/aaa-cta.yaml",
         "protocol_sha256": hashlib.sha256(
             (REPO_ROOT / "validation/protocols/aaa-cta.yaml").read_bytes()).hexdigest(),
-        "bundle_sha256": "b" * 64, "passed": False}]  # the current protocol's run, not the old
+        "bundle_sha256": "b" * 64, "passed": False}  # the current protocol's run, not the old
+    assert [run["protocol"] for run in manifest["validation"]["runs"]] == [
+        f"validation/protocols/{p.name}"
+        for p in sorted((REPO_ROOT / "validation/protocols").glob("*.yaml"))]
     assert "validation/runs/aaa-cta-20261102T000000Z-bbbbbbbbbbbb/report.html" in on_disk
     assert any(f.endswith("validation_record.json") for f in manifest["validation"]["records"])
     # The generated documents, by the qms writers, and the release's own reports.

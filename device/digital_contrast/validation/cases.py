@@ -7,6 +7,12 @@ counted as error. Each phantom case also has its floor: the oracle, a model with
 geometry and intensities of the case that, like any model, cannot see the bolus (it assumes the
 middle of the phantom's bolus range at the series' kVp) and works on the model's working grid
 (the true enhancement resampled there and back). What the oracle misses, no model can meet.
+For abdomen-pv cases (the phantom extension) the oracle has the true label geometry, the
+case's unenhanced values and tube voltage (all visible in the NCCT) and the liver variant (fatty
+or cirrhotic: visible too), but the population-typical portal-venous enhancements of the
+extension instead of the case's sampled ones (`typical_pv_overrides`), which no NCCT shows.
+A dataset's shift set (abdomen-pv) takes cases with a liver variant and renders them with tube
+voltage, noise and liver enhancement beyond the training ranges (`shift_overrides`).
 Paired cases are a site's folders `<case>/ncct` and `<case>/cect` (DICOM folders or zips) on the
 same grid; they have no floor.
 """
@@ -14,6 +20,7 @@ same grid; they have no floor.
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,12 +29,20 @@ from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
 from digital_contrast.imaging.resampling import to_native_grid, to_working_spacing
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.volume import Volume
-from digital_contrast.phantom.case import PhantomCase, generate_case, noiseless_images
+from digital_contrast.phantom.case import (
+    PhantomCase,
+    generate_case,
+    noiseless_images,
+    render_case,
+)
 from digital_contrast.phantom.export import Phase, case_id, write_phase_dicom
+from digital_contrast.phantom.parameters import PhantomParameters, rng_stream
 from digital_contrast.phantom.sampling import BOLUS_RANGE, arterial_lumen_hu, sample_parameters
 from digital_contrast.validation.errors import ValidationRunError
 from digital_contrast.validation.metrics import (
     PRIMARY,
+    SHIFT,
+    abdomen_pv_metrics,
     paired_metrics,
     phantom_metrics,
     phantom_stratum,
@@ -66,14 +81,85 @@ def require_same_grid(volume: Volume, shape: tuple[int, ...], affine: np.ndarray
                                          f"by up to {offset:.3g}: flipped, rotated or shifted)")
 
 
+# Population-typical portal-venous enhancement (HU at 120 kVp, the phantom scales it by the
+# case's kVp): the middle of each of the extension's sampled ranges (phantom/extensions/
+# abdomen_pv.py), with the liver's reduction by its variant, which the NCCT shows.
+TYPICAL_PV = {
+    "liver_enhancement_hu": 55.0, "spleen_enhancement_hu": 72.5,
+    "kidney_cortex_enhancement_hu": 120.0, "kidney_medulla_enhancement_hu": 112.5,
+    "pancreas_enhancement_hu": 60.0, "ivc_suprarenal_enhancement_hu": 110.0,
+    "ivc_infrarenal_enhancement_hu": 72.5, "bowel_wall_enhancement_hu": 55.0,
+    "cyst_enhancement_hu": 2.0, "metastasis_enhancement_fraction": 0.35,
+    # base tissues an abdomen-pv case scales by kVp
+    "muscle_portal_delta_hu": 16.0, "portal_venous_aorta_hu": 175.0,
+    "renal_vein_portal_hu": 165.0, "iliac_vein_portal_hu": 130.0,
+    "aortic_wall_portal_delta_hu": 15.0,
+}
+TYPICAL_PORTAL_HU = 170.0  # main portal vein at 70 s; its enhancement is this minus blood
+FATTY_KEEP, CIRRHOTIC_KEEP = 0.95, 0.70  # middles of the variants' enhancement factors
+# The shift set: outside the training draws (kVp 80-140 with 140 rare, noise 8-30 HU, liver
+# enhancement 42-68 HU at 120 kVp) and only livers with a variant.
+SHIFT_KVP = (80.0, 140.0)
+SHIFT_NOISE_HU = ((4.0, 8.0), (30.0, 38.0))
+SHIFT_LIVER_ENHANCEMENT_HU = ((30.0, 42.0), (68.0, 80.0))
+
+
+def typical_pv_overrides(parameters: PhantomParameters) -> dict[str, Any]:
+    """What an ideal model could know of an abdomen-pv case's portal-venous values: the
+    typical enhancements, the liver's by its variant, the portal system's from the case's
+    unenhanced blood (visible in the NCCT)."""
+    extension = parameters.extension
+    assert extension is not None
+    liver = TYPICAL_PV["liver_enhancement_hu"]
+    liver *= FATTY_KEEP if extension.fatty else 1.0  # type: ignore[attr-defined]
+    liver *= CIRRHOTIC_KEEP if extension.cirrhotic else 1.0  # type: ignore[attr-defined]
+    portal = TYPICAL_PORTAL_HU - parameters.intensities.blood_hu
+    return TYPICAL_PV | {"liver_enhancement_hu": liver, "portal_enhancement_hu": portal,
+                         "splenic_vein_enhancement_hu": portal + 5.0,
+                         "smv_enhancement_hu": portal - 7.5,
+                         "hepatic_vein_enhancement_hu": portal - 15.0}
+
+
+def shift_overrides(seed: int) -> dict[str, Any]:
+    """Tube voltage at an extreme, noise and liver enhancement from the bands just beyond the
+    training ranges, from the seed's own "validation/shift" stream."""
+    r = rng_stream(seed, "validation/shift")
+
+    def band(bands: tuple[tuple[float, float], ...]) -> float:
+        lo, hi = bands[int(r.integers(0, len(bands)))]
+        return float(r.uniform(lo, hi))
+
+    return {"kvp": float(SHIFT_KVP[int(r.integers(0, 2))]), "noise_sd_hu": band(SHIFT_NOISE_HU),
+            "liver_enhancement_hu": band(SHIFT_LIVER_ENHANCEMENT_HU)}
+
+
+def _shift_qualifies(parameters: PhantomParameters) -> bool:
+    """Variants over-represented: a shift case has a fatty or cirrhotic liver."""
+    return parameters.extension is not None and (
+        parameters.extension.fatty or parameters.extension.cirrhotic)  # type: ignore[attr-defined]
+
+
+def shift_seeds(dataset: PhantomDataset) -> list[int]:
+    """The shift set's seeds: the first `cases` of its pool that qualify."""
+    if dataset.shift is None:
+        return []
+    chosen = [seed for seed in dataset.shift.seeds.seeds
+              if _shift_qualifies(sample_parameters(seed, dataset.size, dataset.extension))]
+    if len(chosen) < dataset.shift.cases:
+        raise ValidationRunError("DATASET_INVALID", f"the shift pool holds {len(chosen)} "
+                                 f"qualifying cases (need {dataset.shift.cases})")
+    return chosen[:dataset.shift.cases]
+
+
 def selected_seeds(dataset: PhantomDataset) -> list[int]:
     """The dataset's seeds: the whole range, or the first `cases_per_stratum` of each stratum
     in it (DATASET_INVALID when the pool holds too few of one)."""
     if dataset.cases_per_stratum is None:
         return list(dataset.seeds.seeds)
-    taken: dict[str, list[int]] = {stratum: [] for stratum in dataset.strata}
+    taken: dict[str, list[int]] = {stratum: [] for stratum in dataset.main_strata}
     for seed in dataset.seeds.seeds:
-        chosen = taken[phantom_stratum(sample_parameters(seed, dataset.size))]
+        chosen = taken[phantom_stratum(sample_parameters(seed, dataset.size,
+                                                         dataset.extension))]
         if len(chosen) < dataset.cases_per_stratum:
             chosen.append(seed)
     short = {s: len(v) for s, v in taken.items() if len(v) < dataset.cases_per_stratum}
@@ -83,10 +169,22 @@ def selected_seeds(dataset: PhantomDataset) -> list[int]:
     return sorted(seed for seeds in taken.values() for seed in seeds)
 
 
-def _oracle(case: PhantomCase, target_phase: str) -> Floor:
-    parameters = case.parameters
-    guess = arterial_lumen_hu(sum(BOLUS_RANGE) / 2, parameters.scanner.kvp)
-    unknowing = sample_parameters(parameters.seed, parameters.size, arterial_lumen_hu=guess)
+def _unknowing(parameters: PhantomParameters,
+               overrides: dict[str, Any]) -> PhantomParameters:
+    """The case's parameters with what no NCCT shows replaced by what a model can know."""
+    if parameters.extension is None:
+        guess = arterial_lumen_hu(sum(BOLUS_RANGE) / 2, parameters.scanner.kvp)
+        return sample_parameters(parameters.seed, parameters.size, arterial_lumen_hu=guess,
+                                 **overrides)
+    return sample_parameters(parameters.seed, parameters.size, parameters.extension.USE_CASE,
+                             **(overrides | typical_pv_overrides(parameters)))
+
+
+def _oracle(case: PhantomCase, target_phase: str,
+            overrides: dict[str, Any] | None = None) -> Floor:
+    """`overrides`: those the case was rendered with (a shift case's), kept by the oracle."""
+    unknowing = _unknowing(case.parameters, {k: v for k, v in (overrides or {}).items()
+                                             if k != "liver_enhancement_hu"})
     clean = noiseless_images(unknowing, case.labels)
     enhancement = (clean[target_phase] - clean["ncct"]).astype(np.float32)
     del clean
@@ -103,9 +201,14 @@ def phantom_cases(dataset: PhantomDataset, workdir: Path,
                   target_phase: str) -> Iterator[ValidationCase]:
     """`target_phase` is the use case's ('arterial', 'portal_venous'): the phase whose
     noiseless enhancement makes the reference."""
-    for seed in selected_seeds(dataset):
-        case = generate_case(seed, dataset.size)
-        folder = workdir / case_id(seed) / "ncct"  # written whole, in one rename
+    plan = [(seed, {}) for seed in selected_seeds(dataset)]
+    plan += [(seed, shift_overrides(seed)) for seed in shift_seeds(dataset)]
+    for seed, overrides in plan:
+        case = (render_case(sample_parameters(seed, dataset.size, dataset.extension,
+                                              **overrides))
+                if overrides else generate_case(seed, dataset.size, dataset.extension))
+        name = case_id(seed, dataset.extension)
+        folder = workdir / name / "ncct"  # written whole, in one rename
         write_phase_dicom(case, Phase.NCCT, folder)
         clean = noiseless_images(case.parameters, case.labels)
         enhancement = clean[target_phase] - clean["ncct"]
@@ -117,11 +220,15 @@ def phantom_cases(dataset: PhantomDataset, workdir: Path,
             require_same_grid(synthetic, case.labels.shape, case.affine,
                               "the synthetic series as read back")
             reference = np.clip(ncct.array + enhancement, HU_MIN, HU_MAX)
+            if case.parameters.extension is not None:
+                return abdomen_pv_metrics(ncct.array, synthetic.array, reference, case.labels,
+                                          case.spacing)
             return phantom_metrics(ncct.array, synthetic.array, reference, case.labels,
                                    case.spacing, case.parameters.aorta.thrombus_shape != "none")
 
-        yield ValidationCase(case_id(seed), seed, phantom_stratum(case.parameters), folder,
-                             score, _oracle(case, target_phase))
+        stratum = SHIFT if overrides else phantom_stratum(case.parameters)
+        yield ValidationCase(name, seed, stratum, folder, score,
+                             _oracle(case, target_phase, overrides))
 
 
 def _series(case_folder: Path, name: str) -> Path:

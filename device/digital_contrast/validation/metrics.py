@@ -13,6 +13,12 @@ maximum thickness is compared on every thrombus case. Unchanged tissue is body t
 2 mm from any voxel the reference enhances. Paired cases (a site's NCCT with its acquired CECT)
 have no labels: their metrics read the enhancement itself (reference - NCCT above 100 HU) and
 are computed for phantom cases too, so one protocol can be run on both.
+
+Phantom metrics and strata belong to a phantom use case: the base phantom (aaa-cta: aorta,
+lumen, thrombus) or an extension (abdomen-pv: organs, portal and hepatic veins, liver lesions,
+`organ_metrics`). Each catalogue entry says on which it is measured, so a protocol naming a
+metric its cases do not have is refused before anything runs; `PHANTOM_STRATA` holds the strata
+of each and `phantom_stratum` picks a case's from its parameters.
 """
 
 from dataclasses import dataclass
@@ -22,8 +28,10 @@ import torch
 from scipy import ndimage
 
 from digital_contrast.model.validation_record import PRIMARY
+from digital_contrast.phantom.extensions import BASE_USE_CASE
 from digital_contrast.phantom.labels import Label
 from digital_contrast.phantom.parameters import PhantomParameters
+from digital_contrast.validation.organ_metrics import organ_metrics
 
 SPURIOUS_TOLERANCE_MM = 2.0  # one working-grid voxel: the partial-volume shell is not spurious
 LUMEN_CORE_MM = 2.0  # the lumen core lies this far inside the true lumen's boundary
@@ -47,6 +55,22 @@ STRATA = {
     "high-noise": "noise > 20 HU, no iso-attenuating thrombus",
     "iso-ilt-high-noise": "uniform sac at noise > 20 HU (the hardest)",
 }
+ABDOMEN_PV = "abdomen-pv"
+SHIFT = "shift"  # cases of a dataset's shift set (drawn beyond the training ranges)
+# abdomen-pv strata, one per case in this order of precedence: noise first (it hides small
+# differences everywhere), then lesions (the lesion criterion needs them), then the liver state.
+PV_STRATA = {
+    PRIMARY: "normal liver, no liver lesion, noise <= 20 HU",
+    "fatty": "fatty liver (not cirrhotic), no liver lesion, noise <= 20 HU",
+    "cirrhotic": "cirrhotic liver (fatty or not: shrunken, nodular, wide portal vein, reduced "
+                 "enhancement), no liver lesion, noise <= 20 HU",
+    "lesions": "one or more liver lesions (cysts, hypovascular metastases), any liver, "
+               "noise <= 20 HU",
+    "high-noise": "noise > 20 HU, any liver, lesions or none",
+}
+PHANTOM_STRATA: dict[str, dict[str, str]] = {BASE_USE_CASE: STRATA, ABDOMEN_PV: PV_STRATA}
+SHIFT_STRATUM = ("a shift-set case: tube voltage, noise and the liver variants drawn beyond the "
+                 "training distribution (the protocol states how)")
 
 @dataclass(frozen=True)
 class Metric:
@@ -56,6 +80,8 @@ class Metric:
     datasets: tuple[str, ...]  # the dataset kinds it can be measured on
     description: str
     of_images: bool = True  # False: a judgement of the model's own (confidence), no oracle has
+    # Phantom use cases whose cases have what it measures (paired metrics: every one).
+    phantoms: tuple[str, ...] = (BASE_USE_CASE, ABDOMEN_PV)
 
 
 def _catalogue(*metrics: Metric) -> dict[str, Metric]:
@@ -63,27 +89,41 @@ def _catalogue(*metrics: Metric) -> dict[str, Metric]:
 
 
 _BOTH = ("phantom", "paired")
+_AORTA = (BASE_USE_CASE,)
+_PV = (ABDOMEN_PV,)
+LESIONS_LOST = "lesions_lost"
+LESIONS_LOST_UNFLAGGED = "lesions_lost_unflagged"
 METRICS = _catalogue(
     Metric("lumen_dice", "", "higher", ("phantom",),
-           "Dice of the half-maximum lumen (aortic region), synthetic vs reference"),
+           "Dice of the half-maximum lumen (aortic region), synthetic vs reference",
+           phantoms=_AORTA),
     Metric("thrombus_dice", "", "higher", ("phantom",),
-           "Dice of the sac that is not lumen, on cases whose thrombus is >= 5 mm thick"),
+           "Dice of the sac that is not lumen, on cases whose thrombus is >= 5 mm thick",
+           phantoms=_AORTA),
     Metric("ilt_max_thickness_mm", "mm", "lower", ("phantom",),
-           "maximum thickness of the true thrombus (reference, half-maximum lumen)"),
+           "maximum thickness of the true thrombus (reference, half-maximum lumen)",
+           phantoms=_AORTA),
     Metric("ilt_thickness_error_mm", "mm", "lower", ("phantom",),
-           "|maximum thrombus thickness, synthetic - reference| (thrombus cases)"),
-    Metric("lumen_mae_hu", "HU", "lower", ("phantom",), "mean |error| inside the true lumen"),
+           "|maximum thrombus thickness, synthetic - reference| (thrombus cases)",
+           phantoms=_AORTA),
+    Metric("lumen_mae_hu", "HU", "lower", ("phantom",), "mean |error| inside the true lumen",
+           phantoms=_AORTA),
     Metric("lumen_gain_mae_hu", "HU", "lower", ("phantom",),
            "mean |error| inside the true lumen after one gain per case, fitted in the lumen "
-           "core, scales the synthetic enhancement"),
+           "core, scales the synthetic enhancement",
+           phantoms=_AORTA),
     Metric("lumen_abs_bias_fraction", "", "lower", ("phantom",),
-           "|mean enhancement error| in the lumen core / mean true enhancement there"),
+           "|mean enhancement error| in the lumen core / mean true enhancement there",
+           phantoms=_AORTA),
     Metric("diameter_error_mm", "mm", "lower", ("phantom",),
-           "|maximum lumen diameter, synthetic - reference| (half-maximum lumen)"),
+           "|maximum lumen diameter, synthetic - reference| (half-maximum lumen)",
+           phantoms=_AORTA),
     Metric("spurious_lumen_ml", "mL", "lower", ("phantom",),
-           "half-maximum lumen synthesized where the reference has none"),
+           "half-maximum lumen synthesized where the reference has none",
+           phantoms=_AORTA),
     Metric("spurious_lumen_beyond_2mm_ml", "mL", "lower", ("phantom",),
-           "the same, more than 2 mm (one working-grid voxel) from the true lumen"),
+           "the same, more than 2 mm (one working-grid voxel) from the true lumen",
+           phantoms=_AORTA),
     Metric("unchanged_beyond_2mm_median_abs_hu", "HU", "lower", ("phantom",),
            "median |synthetic - NCCT| in body tissue more than 2 mm from enhancing tissue"),
     Metric("unchanged_beyond_2mm_p99_abs_hu", "HU", "lower", ("phantom",),
@@ -105,11 +145,55 @@ METRICS = _catalogue(
     Metric(LOW_CONFIDENCE, "", "lower", _BOTH,
            "1 when the result is labelled LOW CONFIDENCE exactly as a job labels it, else 0 "
            "(its mean over a stratum is the fraction of cases so labelled)", of_images=False),
+    Metric("liver_enhancement_error_hu", "HU", "lower", ("phantom",),
+           "|mean synthetic - mean true enhancement| in the liver more than 3 mm inside its "
+           "outline (vessels and lesions are not liver)", phantoms=_PV),
+    Metric("spleen_enhancement_error_hu", "HU", "lower", ("phantom",),
+           "the same in the spleen", phantoms=_PV),
+    Metric("kidney_cortex_enhancement_error_hu", "HU", "lower", ("phantom",),
+           "the same in the renal cortex more than 3 mm inside the kidney's outline",
+           phantoms=_PV),
+    Metric("liver_dice", "", "higher", ("phantom",),
+           "Dice of the half-maximum liver (each image's own median enhancement in its "
+           "interior), synthetic vs reference, in the liver and a 3 mm ring", phantoms=_PV),
+    Metric("spleen_dice", "", "higher", ("phantom",), "the same for the spleen", phantoms=_PV),
+    Metric("kidney_dice", "", "higher", ("phantom",),
+           "the same for the kidneys (cortex and medulla)", phantoms=_PV),
+    Metric("enhancing_organ_dice", "", "higher", ("phantom",),
+           "the lowest of liver, spleen and kidney Dice of the case", phantoms=_PV),
+    Metric("portal_vein_gain_error_fraction", "", "lower", ("phantom",),
+           "mean |g x synthetic - true enhancement| over the portal vein / its mean true "
+           "enhancement, g one least-squares gain per case fitted in the vein's core (> 2 mm "
+           "inside its wall): per-case contrast values are invisible in the NCCT",
+           phantoms=_PV),
+    Metric("portal_vein_breaks", "", "lower", ("phantom",),
+           "breaks of the synthetic portal system (portal, splenic and superior mesenteric "
+           "veins): runs >= 4 mm of the true centreline band below half the image's own vein "
+           "enhancement that cut the vein into more pieces than the reference shows",
+           phantoms=_PV),
+    Metric("hepatic_vein_breaks", "", "lower", ("phantom",),
+           "the same for the hepatic veins", phantoms=_PV),
+    Metric(LESIONS_LOST, "", "lower", ("phantom",),
+           "liver lesions whose |contrast to a 2-6 mm liver ring| is lower in the synthetic "
+           "image than in the NCCT by more than 2 HU (cases with lesions)", phantoms=_PV),
+    Metric(LESIONS_LOST_UNFLAGGED, "", "lower", ("phantom",),
+           "lesions lost in a result not labelled LOW CONFIDENCE (the oracle never labels: "
+           "its value is its lesions_lost)", phantoms=_PV),
+    Metric("lesion_contrast_change_hu", "HU", "higher", ("phantom",),
+           "lowest over the case's lesions of |synthetic contrast| - |NCCT contrast|",
+           phantoms=_PV),
 )
 
 
+def phantom_use_case(parameters: PhantomParameters) -> str:
+    """The phantom use case of a case: its extension's, or the base phantom's."""
+    return BASE_USE_CASE if parameters.extension is None else parameters.extension.USE_CASE
+
+
 def phantom_stratum(parameters: PhantomParameters) -> str:
-    """The case's stratum (STRATA) from its parameters."""
+    """The case's stratum (PHANTOM_STRATA of its phantom use case) from its parameters."""
+    if parameters.extension is not None:
+        return _pv_stratum(parameters)
     has_ilt = parameters.aorta.thrombus_shape != "none"
     iso = has_ilt and abs(parameters.intensities.thrombus_minus_blood_hu) <= ISO_ATTENUATING_HU
     noisy = parameters.scanner.noise_sd_hu > HIGH_NOISE_HU
@@ -118,6 +202,20 @@ def phantom_stratum(parameters: PhantomParameters) -> str:
     if noisy:
         return "high-noise"
     return PRIMARY if has_ilt else "no-ilt"
+
+
+def _pv_stratum(parameters: PhantomParameters) -> str:
+    extension = parameters.extension
+    if getattr(extension, "USE_CASE", None) != ABDOMEN_PV:
+        raise ValueError(f"no validation strata for phantom extension "
+                         f"{getattr(extension, 'USE_CASE', extension)!r}")
+    if parameters.scanner.noise_sd_hu > HIGH_NOISE_HU:
+        return "high-noise"
+    if extension.lesion_count:  # type: ignore[union-attr]
+        return "lesions"
+    if extension.cirrhotic:  # type: ignore[union-attr]
+        return "cirrhotic"
+    return "fatty" if extension.fatty else PRIMARY  # type: ignore[union-attr]
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -232,9 +330,46 @@ def phantom_metrics(ncct: np.ndarray, synthetic: np.ndarray, reference: np.ndarr
     if core.any():
         out["lumen_abs_bias_fraction"] = abs(float((pred_enh[core] - true_enh[core]).mean())
                                              / max(float(true_enh[core].mean()), 1.0))
-    enhancing = true_enh >= ENHANCING_HU
-    unchanged = _beyond(body, enhancing, spacing)
-    change = np.abs(pred_enh[unchanged])
-    out["unchanged_beyond_2mm_median_abs_hu"] = float(np.median(change))
-    out["unchanged_beyond_2mm_p99_abs_hu"] = float(np.percentile(change, 99))
+    out.update(unchanged_tissue(pred_enh, true_enh, body, spacing))
+    return out
+
+
+def unchanged_tissue(predicted: np.ndarray, true: np.ndarray, body: np.ndarray,
+                     spacing: tuple[float, float, float]) -> dict[str, float]:
+    """|synthetic - NCCT| in body tissue more than 2 mm from any voxel the reference enhances
+    by ENHANCING_HU or more: median and 99th percentile."""
+    unchanged = _beyond(body, true >= ENHANCING_HU, spacing)
+    if not unchanged.any():
+        return {}
+    change = np.abs(predicted[unchanged])
+    return {"unchanged_beyond_2mm_median_abs_hu": float(np.median(change)),
+            "unchanged_beyond_2mm_p99_abs_hu": float(np.percentile(change, 99))}
+
+
+def abdomen_pv_metrics(ncct: np.ndarray, synthetic: np.ndarray, reference: np.ndarray,
+                       labels: np.ndarray, spacing: tuple[float, float, float], *,
+                       label_free: bool = True) -> dict[str, float]:
+    """Every metric of an abdomen-pv phantom case: label-free, organ, vein and lesion metrics
+    (`organ_metrics`), unchanged tissue, and per-label MAE and bias. `label_free=False` leaves
+    out the label-free ones (SSIM alone takes seconds) where a study does not need them."""
+    out = paired_metrics(ncct, synthetic, reference, spacing) if label_free else {}
+    body = labels != Label.AIR
+    error = synthetic - reference
+    for label in Label:
+        mask = (labels == label) & body
+        if mask.sum() >= 20:
+            out[f"mae_{label.name.lower()}"] = float(np.abs(error[mask]).mean())
+            out[f"bias_{label.name.lower()}"] = float(error[mask].mean())
+    out.update(organ_metrics(ncct, synthetic, reference, labels, spacing))
+    out.update(unchanged_tissue(synthetic - ncct, reference - ncct, body, spacing))
+    return out
+
+
+def with_confidence(metrics: dict[str, float], low_confidence: bool) -> dict[str, float]:
+    """The metrics that depend on the result's LOW CONFIDENCE label: a lost lesion counts
+    against the model only where the result does not warn the reader (the oracle, which never
+    labels, is passed low_confidence=False)."""
+    out = dict(metrics)
+    if LESIONS_LOST in out:
+        out[LESIONS_LOST_UNFLAGGED] = 0.0 if low_confidence else out[LESIONS_LOST]
     return out

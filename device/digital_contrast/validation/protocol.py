@@ -23,9 +23,15 @@ from pydantic import (
 
 from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.model.validation_record import PRIMARY, Rule
+from digital_contrast.phantom.extensions import BASE_USE_CASE
 from digital_contrast.qms.yaml_records import YamlDocument, display_path
 from digital_contrast.validation.errors import ValidationRunError
-from digital_contrast.validation.metrics import METRICS, STRATA
+from digital_contrast.validation.metrics import (
+    ABDOMEN_PV,
+    METRICS,
+    PHANTOM_STRATA,
+    SHIFT,
+)
 
 ProtocolId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{0,63}$")]
 
@@ -39,30 +45,69 @@ class SeedRange(FrozenSchema):
         return range(self.start, self.start + self.count)
 
 
+class ShiftSet(FrozenSchema):
+    """Cases drawn beyond the training distribution (`validation.cases.shift_overrides` says
+    how, per phantom extension): the first `cases` of `seeds` that qualify, stratum `shift`."""
+
+    seeds: SeedRange
+    cases: int = Field(ge=1, le=1000)
+    description: str = Field(min_length=1)
+
+
 class PhantomDataset(FrozenSchema):
     """Cases rendered by the procedural phantom: evidence about the pipeline, not patients.
     With `cases_per_stratum`, `seeds` is a pool walked in order, taking the first that many
-    cases of every stratum (their strata follow from the sampled parameters alone)."""
+    cases of every stratum (their strata follow from the sampled parameters alone).
+    `extension` names the phantom extension of the cases (a use case id; none: the base
+    phantom, aaa-cta), which decides their strata and metrics; `shift` adds a shift set."""
 
     generator: Literal["digital_contrast.phantom"]
     size: Literal["small", "clinical"]
     seeds: SeedRange
     cases_per_stratum: int | None = Field(None, ge=1, le=1000)
+    extension: Literal["abdomen-pv"] | None = None
+    shift: ShiftSet | None = None
+
+    @field_validator("shift")
+    @classmethod
+    def _shift_defined(cls, shift: ShiftSet | None, info: ValidationInfo) -> ShiftSet | None:
+        if shift is not None and info.data.get("extension") != ABDOMEN_PV:
+            raise ValueError("a shift set is defined for the abdomen-pv extension only")
+        if shift is not None:
+            main, extra = info.data.get("seeds"), shift.seeds.seeds
+            if main is not None and set(main.seeds) & set(extra):
+                raise ValueError("the shift set's seeds overlap the dataset's seeds")
+        return shift
 
     @property
     def kind(self) -> str:
         return "phantom"
 
     @property
+    def phantom(self) -> str:
+        """The phantom use case of the cases."""
+        return self.extension or BASE_USE_CASE
+
+    @property
+    def main_strata(self) -> tuple[str, ...]:
+        return tuple(PHANTOM_STRATA[self.phantom])
+
+    @property
     def strata(self) -> tuple[str, ...]:
-        return tuple(STRATA)
+        return self.main_strata + ((SHIFT,) if self.shift else ())
 
     def describe(self) -> str:
         seeds = self.seeds.seeds
         pool = f"phantom seeds {seeds.start}-{seeds.stop - 1} (held out)"
+        if self.extension:
+            pool = f"{self.extension} {pool}"
         if self.cases_per_stratum:
-            pool = (f"the first {self.cases_per_stratum} cases of each of {len(STRATA)} strata "
-                    f"from {pool}")
+            pool = (f"the first {self.cases_per_stratum} cases of each of "
+                    f"{len(self.main_strata)} strata from {pool}")
+        if self.shift:
+            extra = self.shift.seeds.seeds
+            pool += (f", and a shift set of {self.shift.cases} cases from seeds "
+                     f"{extra.start}-{extra.stop - 1}")
         return f"{pool}, {self.size} size"
 
 
@@ -104,6 +149,17 @@ class Protocol(FrozenSchema):
     revisions: list[Revision] = Field(min_length=1)
 
     # Field validators (not one model validator) so that a problem is reported at its line.
+    @field_validator("dataset")
+    @classmethod
+    def _cases_of_the_use_case(cls, dataset: PhantomDataset | PairedDataset,
+                               info: ValidationInfo) -> PhantomDataset | PairedDataset:
+        use_case = info.data.get("use_case")
+        if (isinstance(dataset, PhantomDataset) and dataset.extension is not None
+                and use_case is not None and dataset.extension != use_case):
+            raise ValueError(f"the dataset's phantom extension {dataset.extension!r} is not "
+                             f"this protocol's use case {use_case!r}")
+        return dataset
+
     @field_validator("acceptance")
     @classmethod
     def _measurable(cls, rules: list[Rule], info: ValidationInfo) -> list[Rule]:
@@ -117,6 +173,11 @@ class Protocol(FrozenSchema):
                 raise ValueError(f"rule {index}: metric {rule.metric!r} needs "
                                  f"{' or '.join(metric.datasets)} cases; this dataset is "
                                  f"{dataset.kind}")
+            if (isinstance(dataset, PhantomDataset) and "paired" not in metric.datasets
+                    and dataset.phantom not in metric.phantoms):
+                raise ValueError(f"rule {index}: metric {rule.metric!r} is measured on "
+                                 f"{' or '.join(metric.phantoms)} phantom cases; this dataset "
+                                 f"is {dataset.phantom}")
             if dataset is not None and rule.stratum not in dataset.strata:
                 raise ValueError(f"rule {index}: stratum {rule.stratum!r} is unknown; this "
                                  f"dataset has {', '.join(dataset.strata)}")

@@ -42,6 +42,7 @@ from digital_contrast.validation.metrics import (
     LOW_CONFIDENCE,
     METRICS,
     UNCERTAIN_LUMEN_FRACTION,
+    with_confidence,
 )
 from digital_contrast.validation.protocol import FixedProtocol
 from digital_contrast.validation.protocol_commit import ProtocolCommit, require_committed
@@ -150,14 +151,17 @@ def _run_case(case: ValidationCase, model: LockedModel, out: Path) -> CaseOutcom
         outcome.output_series_uid = result.series.series_instance_uid
         outcome.output_sha256 = result.synthesis.output_sha256
         outcome.low_confidence = result.confidence.low_confidence
-        metrics = case.score(result.ncct, read_series(result.series.folder))
+        metrics = with_confidence(case.score(result.ncct, read_series(result.series.folder)),
+                                  result.confidence.low_confidence)
         metrics[LOW_CONFIDENCE] = float(result.confidence.low_confidence)
         if result.confidence.uncertain_fraction is not None:  # None: uncalibrated bundle
             metrics[UNCERTAIN_LUMEN_FRACTION] = result.confidence.uncertain_fraction
         outcome.metrics = measured(metrics)
         if case.floor is not None:
             oracle = case.floor(result.ncct, model.network_config.spacing_mm)
-            outcome.floor_metrics = measured(case.score(result.ncct, oracle))
+            # The oracle never labels its result: a lesion it loses counts against it.
+            outcome.floor_metrics = measured(with_confidence(case.score(result.ncct, oracle),
+                                                             False))
     except DigitalContrastError as exc:
         outcome.failure_code, outcome.failure_detail = exc.code, exc.detail
     except Exception as exc:  # a defect fails its case, listed in the report, not the run

@@ -9,7 +9,16 @@ import math
 from pathlib import Path
 
 from digital_contrast.qms.documents import document_header, render, write_pdf
-from digital_contrast.validation.metrics import METRICS, PRIMARY, STRATA
+from digital_contrast.usecases import load_use_case
+from digital_contrast.validation.metrics import (
+    METRICS,
+    PHANTOM_STRATA,
+    PRIMARY,
+    SHIFT,
+    SHIFT_STRATUM,
+    STRATA,
+)
+from digital_contrast.validation.protocol import PhantomDataset, Protocol
 from digital_contrast.validation.results import CASES_COMPLETED, ValidationRun, stratum_medians
 
 TITLE = "Validation report"
@@ -48,6 +57,17 @@ def _plot(run: ValidationRun, metric: str, op: str, threshold: float) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue().encode()).decode()
 
 
+def _strata(protocol: Protocol) -> dict[str, str]:
+    """What each stratum of the protocol's dataset holds, as the report lists them."""
+    dataset = protocol.dataset
+    if not isinstance(dataset, PhantomDataset):
+        return dict(STRATA)  # as before: paired cases are all primary
+    strata = dict(PHANTOM_STRATA[dataset.phantom])
+    if dataset.shift is not None:
+        strata[SHIFT] = f"{SHIFT_STRATUM}: {dataset.shift.description}"
+    return strata
+
+
 def write_report(folder: Path, run: ValidationRun) -> list[Path]:
     """report.html and report.pdf in `folder`."""
     protocol = run.protocol.protocol
@@ -63,7 +83,10 @@ def write_report(folder: Path, run: ValidationRun) -> list[Path]:
                                     approvals=APPROVALS),
         "run": run, "record": run.record, "protocol": protocol, "criteria": criteria,
         "plots": plots, "columns": list(dict.fromkeys(r.metric for r in protocol.acceptance)),
-        "floor_failures": run.floor_failures, "strata": STRATA,
+        "floor_failures": run.floor_failures, "strata": _strata(protocol),
+        # Every report repeats what the use case excludes (abdomen-pv: lesion detection and
+        # characterisation), so no figure in it reads as evidence for what is excluded.
+        "exclusions": load_use_case(protocol.use_case).exclusions,
         "by_stratum": [{"metric": m, "model": stratum_medians(run.cases, m),
                         "floor": stratum_medians(run.cases, m, floor=True)}
                        for m in dict.fromkeys(r.metric for r in protocol.acceptance)],
