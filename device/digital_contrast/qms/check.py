@@ -12,8 +12,9 @@ qms/anomalies.yaml, whose references and tests are checked too), no residual pro
 claimed below what its controls' evidence supports, the SOUP list matches the installed
 runtime closure, every source module belongs to a software item, has a docstring and imports
 (as read, and as seen while the tests ran) only the items its item may use (qms/design.py),
-every process document of docs/qms/ keeps a revision history (qms/revisions.py), and every
-applicable clause is satisfied. Residual risks computed unacceptable, or ALARP without a
+every process document of docs/qms/ keeps a revision history (qms/revisions.py), every use case
+has its protocol, risk review and section of the instructions for use (qms/use_cases.py), and
+every applicable clause is satisfied. Residual risks computed unacceptable, or ALARP without a
 demonstrated benefit, are release blockers: listed apart (`CheckResult.blockers`), they do not
 fail the check, and every release record states the overall residual risk conclusion they lead
 to.
@@ -42,6 +43,7 @@ from digital_contrast.qms.requirements import Records, load_records
 from digital_contrast.qms.revisions import check_process_docs
 from digital_contrast.qms.sources import source_files
 from digital_contrast.qms.tree import TreeHashError, working_tree_hash
+from digital_contrast.qms.use_cases import check_use_cases
 from digital_contrast.qms.verification_records import check_verification_records
 from digital_contrast.qms.yaml_records import Problem, YamlDocument, display_path, duplicates
 
@@ -358,6 +360,7 @@ def run_checks(run: TestRun, *, commands: set[str], repo: Path = REPO_ROOT,
                                     requirements=set(records.requirements),
                                     items=set(records.items),
                                     risks=set(risk_file.risks) if risk_file else set())
+    problems += check_use_cases(repo, set(risk_file.risks) if risk_file else set())
     blockers: list[str] = []
     if risk_file is not None:
         # A control left open only by tests that document a known anomaly is not a gap: the

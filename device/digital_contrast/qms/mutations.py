@@ -25,6 +25,8 @@ CONTROLS = "risk/controls.yaml"
 SOUP = "qms/soup.yaml"
 REVIEWS = "qms/soup/reviews"
 EXAMINED = "docs/regulatory.md"  # the file the seeded verification records examine
+IFU = "docs/instructions-for-use.md"
+PV_REVIEW = "risk/usecases/abdomen-pv.yaml"
 # SI-PHANTOM may use SI-SYSTEM and SI-IMAGING only; SI-STORE is out of its reach.
 PHANTOM_MODULE = "device/digital_contrast/phantom/noise.py"
 FORBIDDEN_MODULE = "digital_contrast.store.tables"
@@ -359,4 +361,19 @@ MUTATIONS: list[Mutation] = [
     Mutation("soup-version-drift", "a SOUP item upgraded in the environment but not in its "
              "assessment", r"numpy is [\d.]+ in the SOUP list but 0\.0\.1 is installed",
              closure=_soup_upgraded_behind_its_back),
+    Mutation("use-case-protocol-of-another", "a use case's protocol file says it is for another "
+             "use case", r"aaa-cta\.yaml\) is for use case abdomen-pv",
+             seed=lambda ws: ws.sub("validation/protocols/aaa-cta.yaml", r"^use_case: aaa-cta$",
+                                    "use_case: abdomen-pv")),
+    Mutation("use-case-without-risk-review", "a use case whose risk review was deleted",
+             r"use case abdomen-pv has no risk review", seed=lambda ws: ws.remove(PV_REVIEW)),
+    Mutation("use-case-review-unknown-risk", "a use case's risk review naming a risk the risk "
+             "file does not hold", r"risk review of abdomen-pv: unknown risk RISK-099",
+             seed=lambda ws: ws.sub(PV_REVIEW, r"RISK-021\]", "RISK-099]")),
+    Mutation("use-case-without-ifu-section", "a use case without its section of the "
+             "instructions for use", r"use case abdomen-pv has no section in the instructions",
+             seed=lambda ws: ws.sub(IFU, r"^## abdomen-pv:", "## Abdomen, portal-venous:")),
+    Mutation("use-case-ifu-without-notice", "instructions for use that no longer state the use "
+             "case's notice", r"instructions for use of abdomen-pv do not state its notice",
+             seed=lambda ws: ws.sub(IFU, r"NOT FOR LESION DETECTION", "NOT FOR LESION FINDING")),
 ]
