@@ -54,11 +54,7 @@ def phantom_generate(
                       " x ".join(f"{s:.2f}" for s in case["spacing_mm"]),
                       f"{p['aorta']['aneurysm_max_diameter_mm']:.0f}", *_thrombus_cells(p),
                       f"{p['scanner']['noise_sd_hu']:.0f}")
-    console.print(table)
-    for case in manifest["cases"]:
-        paths = ", ".join(entry["path"] for entry in case["series"].values())
-        console.print(f"{case['case_id']}: {paths}, labels {case['labels']['path']}")
-    console.print(f"Manifest: {out / 'manifest.json'}")
+    _print_files(out, table, manifest)
 
 
 def _extension_summary(out: Path, manifest: dict) -> None:
@@ -76,11 +72,7 @@ def _extension_summary(out: Path, manifest: dict) -> None:
                       " x ".join(f"{s:.2f}" for s in case["spacing_mm"]),
                       f"{p['scanner']['kvp']:g}", ext.get("liver_state", "-"), lesions,
                       f"{p['scanner']['noise_sd_hu']:.0f}")
-    console.print(table)
-    for case in manifest["cases"]:
-        paths = ", ".join(entry["path"] for entry in case["series"].values())
-        console.print(f"{case['case_id']}: {paths}, labels {case['labels']['path']}")
-    console.print(f"Manifest: {out / 'manifest.json'}")
+    _print_files(out, table, manifest)
 
 
 def _thrombus_cells(p: dict) -> tuple[str, str]:
@@ -89,3 +81,11 @@ def _thrombus_cells(p: dict) -> tuple[str, str]:
         return "none", "-"
     return (f"{aorta['thrombus_shape']} {aorta['thrombus_max_thickness_mm']:.0f} mm",
             f"{p['intensities']['thrombus_minus_blood_hu']:+.1f}")
+
+
+def _print_files(out: Path, table: Table, manifest: dict) -> None:
+    console.print(table)
+    for case in manifest["cases"]:
+        paths = ", ".join(entry["path"] for entry in case["series"].values())
+        console.print(f"{case['case_id']}: {paths}, labels {case['labels']['path']}")
+    console.print(f"Manifest: {out / 'manifest.json'}")

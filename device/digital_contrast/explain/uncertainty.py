@@ -22,6 +22,7 @@ the whole volume is run again per sample; the spread is the standard deviation b
 unperturbed sample enhances by at least ENHANCED_TISSUE_HU, less their edge.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,6 +89,18 @@ def _perturbations(settings: TTASettings) -> list[tuple[tuple[int, int, int], fl
     return draws
 
 
+def _samples(image: torch.Tensor, settings: TTASettings, dims: tuple[int, int, int]
+             ) -> Iterator[tuple[tuple[int, int, int], torch.Tensor]]:
+    """Each sample's shift and its perturbed image, shifted along `dims` (the first sample
+    unperturbed). Callers hold `deterministic` and inference mode."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    for n, (shift, gain, offset) in enumerate(_perturbations(settings)):
+        noisy = image * gain + offset
+        if n:
+            noisy = noisy + torch.randn(image.shape, generator=generator) * settings.noise_sd_hu
+        yield shift, torch.roll(noisy, shifts=shift, dims=dims)
+
+
 def estimate_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
                          settings: TTASettings | None = None) -> UncertaintyMap:
     settings = settings or TTASettings()
@@ -96,18 +109,12 @@ def estimate_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
     if lumen is None or cascade.lumen_network is None or config is None:
         return _first_stage_uncertainty(prediction, cascade, settings)
     crop = torch.from_numpy(lumen.image)
-    generator = torch.Generator().manual_seed(settings.seed)
     mean = np.zeros(crop.shape, dtype=np.float64)
     square = np.zeros(crop.shape, dtype=np.float64)
     within = np.zeros(crop.shape, dtype=np.float64)
     possible = np.zeros(crop.shape, dtype=np.float64)
-    draws = _perturbations(settings)
     with deterministic(settings.seed, get_settings().inference_threads), torch.inference_mode():
-        for n, (shift, gain, offset) in enumerate(draws):
-            noisy = crop * gain + offset
-            if n:
-                noisy = noisy + torch.randn(crop.shape, generator=generator) * settings.noise_sd_hu
-            shifted = torch.roll(noisy, shifts=shift, dims=(0, 1, 2))
+        for shift, shifted in _samples(crop, settings, dims=(0, 1, 2)):
             # The offset moves the image against the blood reference: its estimation error.
             raw = np.roll(lumen_probabilities(cascade.lumen_network, shifted, lumen.blood.hu,
                                               config), tuple(-s for s in shift), axis=(1, 2, 3))
@@ -117,7 +124,7 @@ def estimate_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
             # The network's own doubt, wherever it is, even where the rendering dropped it.
             within += lumen.lumen_enhancement_hu ** 2 * raw[LUMEN] * (1.0 - raw[LUMEN])
             possible += raw[LUMEN]
-    count = len(draws)
+    count = settings.samples
     between = np.maximum(square / count - (mean / count) ** 2, 0.0)
     sd = np.sqrt(between + within / count).astype(np.float32)
     return UncertaintyMap(sd_hu=sd, region=scored_region(lumen.lumen, possible / count),
@@ -127,24 +134,18 @@ def estimate_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
 def _first_stage_uncertainty(prediction: WorkingPrediction, cascade: Cascade,
                              settings: TTASettings) -> UncertaintyMap:
     image = prediction.image.as_tensor()[None]  # (1, 1, k, j, i) HU
-    generator = torch.Generator().manual_seed(settings.seed)
     mean = np.zeros(image.shape[2:], dtype=np.float64)
     square = np.zeros(image.shape[2:], dtype=np.float64)
     first = None
-    draws = _perturbations(settings)
     with deterministic(settings.seed, get_settings().inference_threads), torch.inference_mode():
-        for n, (shift, gain, offset) in enumerate(draws):
-            noisy = image * gain + offset
-            if n:
-                noisy = noisy + torch.randn(image.shape, generator=generator) * settings.noise_sd_hu
-            shifted = torch.roll(noisy, shifts=shift, dims=(2, 3, 4))
+        for shift, shifted in _samples(image, settings, dims=(2, 3, 4)):
             output = run_network(cascade.network, shifted, cascade.network_config)
             enhancement = np.roll(output[0, 0].numpy() * prediction.hu_per_unit,
                                   tuple(-s for s in shift), axis=(0, 1, 2))
             first = enhancement if first is None else first
             mean += enhancement
             square += enhancement.astype(np.float64) ** 2
-    count = len(draws)
+    count = settings.samples
     sd = np.sqrt(np.maximum(square / count - (mean / count) ** 2, 0.0)).astype(np.float32)
     region = ndimage.binary_erosion(first >= ENHANCED_TISSUE_HU)
     return UncertaintyMap(sd_hu=sd, region=region, settings=settings, region_name=TISSUE_REGION,
