@@ -9,9 +9,10 @@ import pytest
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.phantom.case import generate_case, noiseless_images
+from digital_contrast.phantom.extensions import get_extension
 from digital_contrast.phantom.labels import LESION_LABELS, Label
 from digital_contrast.validation import load_protocol
-from digital_contrast.validation.cases import _oracle, typical_pv_overrides
+from digital_contrast.validation.cases import _oracle
 from digital_contrast.validation.metrics import abdomen_pv_metrics, with_confidence
 from digital_contrast.validation.protocol_run import evaluate, measured
 from digital_contrast.validation.results import CaseOutcome
@@ -48,7 +49,7 @@ def _verdicts(metrics: dict[str, float], stratum: str = "lesions") -> dict[str, 
 @pytest.mark.req("SRS-VAL-015", "SRS-VAL-013")
 def test_the_oracle_knows_what_an_ncct_shows_and_no_more(floor) -> None:
     case, _, _ = floor
-    typical = typical_pv_overrides(case.parameters)
+    typical = get_extension("abdomen-pv").typical_overrides(case.parameters)
     assert typical["liver_enhancement_hu"] == 55.0  # a normal liver
     assert typical["portal_enhancement_hu"] == pytest.approx(
         170.0 - case.parameters.intensities.blood_hu)

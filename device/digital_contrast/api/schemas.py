@@ -125,7 +125,7 @@ class JobView(BaseModel):
     @classmethod
     def of(cls, job: Job, series_uid: str | None,
            deliveries: list[Delivery] | None = None) -> "JobView":
-        result = job.result or {}
+        result, use_case = job.result or {}, load_use_case(job.use_case)
         return cls(
             id=job.id, state=job.state, use_case=job.use_case, series_uid=series_uid,
             options=job.options or {}, attempts=job.attempts,
@@ -136,8 +136,7 @@ class JobView(BaseModel):
             warnings=result.get("warnings", []), output_series_uid=job.output_series_uid,
             error=JobError(code=job.error_code, detail=job.error_detail)
             if job.error_code else None, energy=result.get("energy"),
-            evidence=f"{NO_CONTRAST} {load_use_case(job.use_case).evidence}",
-            notice=load_use_case(job.use_case).notice,
+            evidence=f"{NO_CONTRAST} {use_case.evidence}", notice=use_case.notice,
             confidence=result.get("confidence"),
             maps=[MapView.of(job.id, entry) for entry in result.get("maps", [])],
             explain=result.get("explain"),

@@ -41,7 +41,7 @@ from digital_contrast.model.lumen_stage import (
     build_lumen_network,
     lumen_input,
 )
-from digital_contrast.model.network import state_dict_bytes
+from digital_contrast.model.network import save_checkpoint, state_dict_bytes
 from digital_contrast.phantom.sampling import sample_parameters
 
 ENERGY_LOG = "energy.jsonl"
@@ -193,12 +193,6 @@ def _learning_rate(config: LumenTrainingConfig, step: int) -> float:
         * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _save(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(value, tmp)
-    tmp.replace(path)
-
-
 def train_lumen_stage(config: LumenTrainingConfig, out: Path, cache_dir: Path,
                       log: Callable[[str], None] = print) -> Path:
     """Train (or resume) into `out`; returns the final weights' path."""
@@ -265,10 +259,10 @@ def train_lumen_stage(config: LumenTrainingConfig, out: Path, cache_dir: Path,
                     handle.write(json.dumps(record) + "\n")
                 log(json.dumps(record))
             if step % config.checkpoint_every == 0 or step == config.steps:
-                _save(checkpoint, {"model": model.state_dict(),
-                                   "optimizer": optimizer.state_dict(), "step": step,
-                                   "sampler": rng.bit_generator.state,
-                                   "torch": torch.get_rng_state()})
+                save_checkpoint(checkpoint, {"model": model.state_dict(),
+                                             "optimizer": optimizer.state_dict(), "step": step,
+                                             "sampler": rng.bit_generator.state,
+                                             "torch": torch.get_rng_state()})
     weights_path = out / "weights.pt"
     weights_path.write_bytes(state_dict_bytes(model.state_dict()))
     (out / "lumen_stage.json").write_text(json.dumps(stage.to_dict(), indent=2) + "\n")

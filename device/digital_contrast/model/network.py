@@ -19,6 +19,7 @@ selectable for experiments.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -53,6 +54,14 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 def _identity(tensor: torch.Tensor) -> tuple[Any, ...]:
     return (tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
+
+
+def save_checkpoint(path: Path, value: Any) -> None:
+    """A training checkpoint, replaced whole or not at all: an interrupted save leaves the
+    previous one."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(value, tmp)
+    tmp.replace(path)
 
 
 def state_dict_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:

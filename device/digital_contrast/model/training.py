@@ -45,7 +45,7 @@ from .data import (
     validation_transforms,
 )
 from .determinism import deterministic
-from .network import build_network, state_dict_bytes
+from .network import build_network, save_checkpoint, state_dict_bytes
 from .network_config import NetworkConfig
 from .tracking import DEFAULT_EXPERIMENT, TrainingRun
 
@@ -304,9 +304,10 @@ def _fit(config: TrainingConfig, manifest: Mapping[str, Any], device: torch.devi
         history.append(metrics)
         step_losses += losses
         on_epoch(metrics, epoch)
-        _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "schedule": schedule.state_dict(), "torch": torch.get_rng_state(),
-                           "history": history, "step_losses": step_losses})
+        save_checkpoint(checkpoint, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(), "torch": torch.get_rng_state(),
+            "history": history, "step_losses": step_losses})
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return _Fit(state, history, step_losses)
 
@@ -315,22 +316,15 @@ def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _save(path: Path, value: Any) -> None:
-    """Replaced whole or not at all: an interrupted save leaves the previous checkpoint."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(value, tmp)
-    tmp.replace(path)
-
-
 def _resumable_run(out: Path, config: TrainingConfig) -> str | None:
     """The MLflow run id of an earlier invocation in `out`, None for a fresh folder;
     TRAINING_RESUME_MISMATCH when the folder trained another configuration."""
     if not (out / RUN_FILE).exists():
         return None
-    found = json.loads((out / CONFIG_FILE).read_text("utf-8"))
-    if found != config.to_dict():
-        differs = sorted(k for k in set(found) | set(config.to_dict())
-                         if found.get(k) != config.to_dict().get(k))
+    found, wanted = json.loads((out / CONFIG_FILE).read_text("utf-8")), config.to_dict()
+    if found != wanted:
+        differs = sorted(k for k in found.keys() | wanted.keys()
+                         if found.get(k) != wanted.get(k))
         raise TrainingResumeError("TRAINING_RESUME_MISMATCH",
                                   f"{out} holds a training of another configuration (differs "
                                   f"in {', '.join(differs)}); use a new output folder")

@@ -10,7 +10,8 @@ middle of the phantom's bolus range at the series' kVp) and works on the model's
 For abdomen-pv cases (the phantom extension) the oracle has the true label geometry, the
 case's unenhanced values and tube voltage (all visible in the NCCT) and the liver variant (fatty
 or cirrhotic: visible too), but the population-typical portal-venous enhancements of the
-extension instead of the case's sampled ones (`typical_pv_overrides`), which no NCCT shows.
+extension instead of the case's sampled ones (the extension's `typical_overrides`), which no
+NCCT shows.
 A dataset's shift set (abdomen-pv) takes cases with a liver variant and renders them with tube
 voltage, noise and liver enhancement beyond the training ranges (`shift_overrides`).
 Paired cases are a site's folders `<case>/ncct` and `<case>/cect` (DICOM folders or zips) on the
@@ -36,6 +37,7 @@ from digital_contrast.phantom.case import (
     render_case,
 )
 from digital_contrast.phantom.export import Phase, case_id, write_phase_dicom
+from digital_contrast.phantom.extensions import get_extension
 from digital_contrast.phantom.parameters import PhantomParameters, rng_stream
 from digital_contrast.phantom.sampling import BOLUS_RANGE, arterial_lumen_hu, sample_parameters
 from digital_contrast.validation.errors import ValidationRunError
@@ -81,43 +83,11 @@ def require_same_grid(volume: Volume, shape: tuple[int, ...], affine: np.ndarray
                                          f"by up to {offset:.3g}: flipped, rotated or shifted)")
 
 
-# Population-typical portal-venous enhancement (HU at 120 kVp, the phantom scales it by the
-# case's kVp): the middle of each of the extension's sampled ranges (phantom/extensions/
-# abdomen_pv.py), with the liver's reduction by its variant, which the NCCT shows.
-TYPICAL_PV = {
-    "liver_enhancement_hu": 55.0, "spleen_enhancement_hu": 72.5,
-    "kidney_cortex_enhancement_hu": 120.0, "kidney_medulla_enhancement_hu": 112.5,
-    "pancreas_enhancement_hu": 60.0, "ivc_suprarenal_enhancement_hu": 110.0,
-    "ivc_infrarenal_enhancement_hu": 72.5, "bowel_wall_enhancement_hu": 55.0,
-    "cyst_enhancement_hu": 2.0, "metastasis_enhancement_fraction": 0.35,
-    # base tissues an abdomen-pv case scales by kVp
-    "muscle_portal_delta_hu": 16.0, "portal_venous_aorta_hu": 175.0,
-    "renal_vein_portal_hu": 165.0, "iliac_vein_portal_hu": 130.0,
-    "aortic_wall_portal_delta_hu": 15.0,
-}
-TYPICAL_PORTAL_HU = 170.0  # main portal vein at 70 s; its enhancement is this minus blood
-FATTY_KEEP, CIRRHOTIC_KEEP = 0.95, 0.70  # middles of the variants' enhancement factors
 # The shift set: outside the training draws (kVp 80-140 with 140 rare, noise 8-30 HU, liver
 # enhancement 42-68 HU at 120 kVp) and only livers with a variant.
 SHIFT_KVP = (80.0, 140.0)
 SHIFT_NOISE_HU = ((4.0, 8.0), (30.0, 38.0))
 SHIFT_LIVER_ENHANCEMENT_HU = ((30.0, 42.0), (68.0, 80.0))
-
-
-def typical_pv_overrides(parameters: PhantomParameters) -> dict[str, Any]:
-    """What an ideal model could know of an abdomen-pv case's portal-venous values: the
-    typical enhancements, the liver's by its variant, the portal system's from the case's
-    unenhanced blood (visible in the NCCT)."""
-    extension = parameters.extension
-    assert extension is not None
-    liver = TYPICAL_PV["liver_enhancement_hu"]
-    liver *= FATTY_KEEP if extension.fatty else 1.0  # type: ignore[attr-defined]
-    liver *= CIRRHOTIC_KEEP if extension.cirrhotic else 1.0  # type: ignore[attr-defined]
-    portal = TYPICAL_PORTAL_HU - parameters.intensities.blood_hu
-    return TYPICAL_PV | {"liver_enhancement_hu": liver, "portal_enhancement_hu": portal,
-                         "splenic_vein_enhancement_hu": portal + 5.0,
-                         "smv_enhancement_hu": portal - 7.5,
-                         "hepatic_vein_enhancement_hu": portal - 15.0}
 
 
 def shift_overrides(seed: int) -> dict[str, Any]:
@@ -176,8 +146,10 @@ def _unknowing(parameters: PhantomParameters,
         guess = arterial_lumen_hu(sum(BOLUS_RANGE) / 2, parameters.scanner.kvp)
         return sample_parameters(parameters.seed, parameters.size, arterial_lumen_hu=guess,
                                  **overrides)
-    return sample_parameters(parameters.seed, parameters.size, parameters.extension.USE_CASE,
-                             **(overrides | typical_pv_overrides(parameters)))
+    use_case = parameters.extension.USE_CASE
+    typical = get_extension(use_case).typical_overrides(parameters)
+    return sample_parameters(parameters.seed, parameters.size, use_case,
+                             **(overrides | typical))
 
 
 def _oracle(case: PhantomCase, target_phase: str,

@@ -168,8 +168,8 @@ METRICS = _catalogue(
            phantoms=_PV),
     Metric("portal_vein_breaks", "", "lower", ("phantom",),
            "breaks of the synthetic portal system (portal, splenic and superior mesenteric "
-           "veins): runs >= 4 mm of the true centreline band below half the image's own vein "
-           "enhancement that cut the vein into more pieces than the reference shows",
+           "veins): runs >= 4 mm of the true centreline band below half the true vein "
+           "enhancement there that cut the vein into more pieces than the reference shows",
            phantoms=_PV),
     Metric("hepatic_vein_breaks", "", "lower", ("phantom",),
            "the same for the hepatic veins", phantoms=_PV),
@@ -297,11 +297,7 @@ def phantom_metrics(ncct: np.ndarray, synthetic: np.ndarray, reference: np.ndarr
     body = labels != Label.AIR
     error = synthetic - reference
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    for label in Label:
-        mask = (labels == label) & body
-        if mask.sum() >= 20:
-            out[f"mae_{label.name.lower()}"] = float(np.abs(error[mask]).mean())
-            out[f"bias_{label.name.lower()}"] = float(error[mask].mean())
+    out.update(per_label_errors(error, labels, body))
     # Enhanced branches and veins beside the aorta count on both sides alike.
     vessel = np.isin(labels, [Label.AORTA_LUMEN, Label.THROMBUS, Label.AORTIC_WALL])
     calcium = ndimage.binary_dilation(labels == Label.CALCIFICATION)
@@ -334,6 +330,18 @@ def phantom_metrics(ncct: np.ndarray, synthetic: np.ndarray, reference: np.ndarr
     return out
 
 
+def per_label_errors(error: np.ndarray, labels: np.ndarray, body: np.ndarray
+                     ) -> dict[str, float]:
+    """MAE and bias (HU) of every label with at least 20 voxels in the body."""
+    out = {}
+    for label in Label:
+        mask = (labels == label) & body
+        if mask.sum() >= 20:
+            out[f"mae_{label.name.lower()}"] = float(np.abs(error[mask]).mean())
+            out[f"bias_{label.name.lower()}"] = float(error[mask].mean())
+    return out
+
+
 def unchanged_tissue(predicted: np.ndarray, true: np.ndarray, body: np.ndarray,
                      spacing: tuple[float, float, float]) -> dict[str, float]:
     """|synthetic - NCCT| in body tissue more than 2 mm from any voxel the reference enhances
@@ -354,12 +362,7 @@ def abdomen_pv_metrics(ncct: np.ndarray, synthetic: np.ndarray, reference: np.nd
     out the label-free ones (SSIM alone takes seconds) where a study does not need them."""
     out = paired_metrics(ncct, synthetic, reference, spacing) if label_free else {}
     body = labels != Label.AIR
-    error = synthetic - reference
-    for label in Label:
-        mask = (labels == label) & body
-        if mask.sum() >= 20:
-            out[f"mae_{label.name.lower()}"] = float(np.abs(error[mask]).mean())
-            out[f"bias_{label.name.lower()}"] = float(error[mask].mean())
+    out.update(per_label_errors(synthetic - reference, labels, body))
     out.update(organ_metrics(ncct, synthetic, reference, labels, spacing))
     out.update(unchanged_tissue(synthetic - ncct, reference - ncct, body, spacing))
     return out

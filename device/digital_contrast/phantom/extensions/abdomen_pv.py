@@ -455,6 +455,20 @@ class AbdomenPVExtension(PhantomExtension):
             L.LUNG: (e.lung_hu,) * 3,
         }
 
+    def typical_overrides(self, p: PhantomParameters) -> dict[str, Any]:
+        """The typical enhancements; the liver's by its variant and the portal system's from
+        the case's unenhanced blood, both of which the NCCT shows."""
+        e = p.extension
+        assert isinstance(e, AbdomenPVParameters)
+        liver = TYPICAL_PV["liver_enhancement_hu"]
+        liver *= FATTY_KEEP if e.fatty else 1.0
+        liver *= CIRRHOTIC_KEEP if e.cirrhotic else 1.0
+        portal = TYPICAL_PORTAL_HU - p.intensities.blood_hu
+        return TYPICAL_PV | {"liver_enhancement_hu": liver, "portal_enhancement_hu": portal,
+                             "splenic_vein_enhancement_hu": portal + 5.0,
+                             "smv_enhancement_hu": portal - 7.5,
+                             "hepatic_vein_enhancement_hu": portal - 15.0}
+
     def texture(self, p: PhantomParameters) -> dict[Label, float]:
         e = p.extension
         assert isinstance(e, AbdomenPVParameters)
@@ -463,6 +477,23 @@ class AbdomenPVExtension(PhantomExtension):
                 L.SPLENIC_VEIN: 2.0, L.SUPERIOR_MESENTERIC_VEIN: 2.0, L.HEPATIC_VEIN: 2.0,
                 L.IVC_INFRARENAL: 2.0}
 
+
+# Population-typical portal-venous enhancement (HU at 120 kVp, the phantom scales it by the
+# case's kVp): the middle of each of this extension's sampled ranges, with the liver's
+# reduction by its variant, which the NCCT shows (the validation oracle's knowledge).
+TYPICAL_PV = {
+    "liver_enhancement_hu": 55.0, "spleen_enhancement_hu": 72.5,
+    "kidney_cortex_enhancement_hu": 120.0, "kidney_medulla_enhancement_hu": 112.5,
+    "pancreas_enhancement_hu": 60.0, "ivc_suprarenal_enhancement_hu": 110.0,
+    "ivc_infrarenal_enhancement_hu": 72.5, "bowel_wall_enhancement_hu": 55.0,
+    "cyst_enhancement_hu": 2.0, "metastasis_enhancement_fraction": 0.35,
+    # base tissues an abdomen-pv case scales by kVp
+    "muscle_portal_delta_hu": 16.0, "portal_venous_aorta_hu": 175.0,
+    "renal_vein_portal_hu": 165.0, "iliac_vein_portal_hu": 130.0,
+    "aortic_wall_portal_delta_hu": 15.0,
+}
+TYPICAL_PORTAL_HU = 170.0  # main portal vein at 70 s; its enhancement is this minus blood
+FATTY_KEEP, CIRRHOTIC_KEEP = 0.95, 0.70  # middles of the variants' enhancement factors
 
 _BOWEL = (L.BOWEL_WALL, L.BOWEL_FLUID, L.BOWEL_AIR)
 _ORGAN_BED = _allow(L.FAT_VISCERAL, *_BOWEL)

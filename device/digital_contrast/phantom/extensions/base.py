@@ -60,3 +60,8 @@ class PhantomExtension:
     def texture(self, p: PhantomParameters) -> dict[Label, float]:
         """Unenhanced texture SD (HU) of labels this extension sets or changes."""
         return {}
+
+    def typical_overrides(self, p: PhantomParameters) -> dict[str, Any]:
+        """What an ideal model could know of a case's enhancement (the oracle of a validation
+        floor): population-typical values of the fields no NCCT shows, from what it does."""
+        return {}
