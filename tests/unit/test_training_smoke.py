@@ -31,7 +31,9 @@ from digital_contrast.model.training import (
     CHECKPOINT_FILE,
     ENERGY_LOG,
     RUN_FILE,
+    InitialWeights,
     TrainingConfig,
+    TrainingInitError,
     TrainingResult,
     TrainingResumeError,
     reference_config,
@@ -241,3 +243,53 @@ def test_a_folder_of_another_configuration_is_not_resumed(runs: dict[str, Any]) 
         train(other, runs["uri"], output_dir=folder)
     assert info.value.code == "TRAINING_RESUME_MISMATCH" and "learning_rate" in str(info.value)
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def _initial(path: Path) -> InitialWeights:
+    return InitialWeights(path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+@pytest.mark.req("SRS-MOD-015")
+def test_a_training_starts_from_the_weights_its_config_names(runs: dict[str, Any]) -> None:
+    first: TrainingResult = runs["first"]
+    config = runs["config"].model_copy(update={"initial_weights": _initial(first.weights_path)})
+    tuned = train(config, runs["uri"], output_dir=runs["root"] / "tuned")
+    # Started from the trained weights, the first epoch's loss is that of the trained network,
+    # below the fresh run's first epoch; the config that says so is the run's record.
+    assert tuned.history[0]["train_loss"] < first.history[0]["train_loss"]
+    assert tuned.weights_sha256 != first.weights_sha256
+    recorded = json.loads((runs["root"] / "tuned" / "training_config.json").read_text())
+    assert recorded["initial_weights"] == {"path": str(first.weights_path),
+                                           "sha256": first.weights_sha256}
+    params = MlflowClient(tracking_uri=runs["uri"]).get_run(tuned.run_id).data.params
+    assert first.weights_sha256 in json.dumps(params)
+
+
+@pytest.mark.req("SRS-MOD-015")
+def test_initial_weights_that_are_not_the_named_bytes_or_do_not_fit_are_refused(
+        runs: dict[str, Any], tmp_path: Path) -> None:
+    first: TrainingResult = runs["first"]
+    changed = tmp_path / "changed.pt"
+    changed.write_bytes(first.weights_path.read_bytes() + b"\0")
+    wider = smoke_config(network=NetworkConfig(channels=(16, 32, 64), strides=(2, 2),
+                                               num_res_units=1, spacing_mm=(3.0, 3.0, 3.0)))
+    cases = {
+        "missing": (runs["config"], InitialWeights(path=str(tmp_path / "none.pt"),
+                                                   sha256=first.weights_sha256)),
+        "other bytes": (runs["config"], InitialWeights(path=str(changed),
+                                                       sha256=first.weights_sha256)),
+        "another network": (wider, _initial(first.weights_path)),
+    }
+    client = MlflowClient(tracking_uri=runs["uri"])
+    before = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    for name, (config, initial) in cases.items():
+        out = tmp_path / name
+        with pytest.raises(TrainingInitError) as info:
+            train(config.model_copy(update={"initial_weights": initial}), runs["uri"],
+                  output_dir=out)
+        assert info.value.code == "TRAINING_INITIAL_WEIGHTS_INVALID", name
+        assert not out.exists(), name  # refused before anything was written or tracked
+    after = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    assert after == before
+    with pytest.raises(ValueError):  # a digest that is not one
+        InitialWeights(path=str(first.weights_path), sha256="abc")

@@ -20,8 +20,9 @@ BundleArgument = Annotated[Path, typer.Argument(help="Bundle folder (weights.pt,
 def model_train(
     use_case: Annotated[str, typer.Option("--use-case", help="Use case id.")] = "aaa-cta",
     preset: Annotated[str, typer.Option("--config", help="A preset of the use case's training "
-                                        "config (training/<use case>/training.yaml): "
-                                        "reference | smoke")] = "reference",
+                                        "config (training/<use case>/training.yaml), e.g. "
+                                        "reference, smoke or abdomen-pv's veins")
+                  ] = "reference",
     model_version: Annotated[str, typer.Option(help="Version written into the bundle.")
                              ] = "0.1.0",
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the preset.")] = None,

@@ -8,6 +8,9 @@ random state); `train` given a folder that holds one resumes the same MLflow run
 finished epoch (the finished epochs' patches drawn again and dropped), and the weights are those
 of a run that went through (runs take an hour or more on two CPU cores). The energy of every
 invocation is appended to the folder's energy log and summed.
+
+A config may start from earlier weights (fine-tuning): named by path (relative to the
+repository) and SHA-256, so the config still determines the result; other bytes are refused.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from monai.inferers import sliding_window_inference
 from pydantic import Field, model_validator
 
 from digital_contrast.carbon.measure import DEFAULT_COUNTRY, EnergyMeasurement, measure_energy
-from digital_contrast.config import get_settings
+from digital_contrast.config import REPO_ROOT, get_settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.phantom.labels import Label
@@ -45,7 +48,7 @@ from .data import (
     validation_transforms,
 )
 from .determinism import deterministic
-from .network import build_network, save_checkpoint, state_dict_bytes
+from .network import build_network, load_state_dict_bytes, save_checkpoint, state_dict_bytes
 from .network_config import NetworkConfig
 from .tracking import DEFAULT_EXPERIMENT, TrainingRun
 
@@ -61,6 +64,31 @@ ENERGY_LOG = "energy.jsonl"  # one line per invocation
 
 class TrainingResumeError(DigitalContrastError):
     """TRAINING_RESUME_MISMATCH: the folder holds a checkpoint of another configuration."""
+
+
+class TrainingInitError(DigitalContrastError):
+    """TRAINING_INITIAL_WEIGHTS_INVALID: the weights a config starts from are missing, are not
+    the bytes its SHA-256 names, or do not fit its network."""
+
+
+class InitialWeights(FrozenSchema):
+    """Weights to start from: a first-stage `weights.pt` (a bundle's or a training's)."""
+
+    path: str = Field(min_length=1)  # relative to the repository root, or absolute
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    def load(self) -> dict[str, torch.Tensor]:
+        path = Path(self.path) if Path(self.path).is_absolute() else REPO_ROOT / self.path
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise TrainingInitError("TRAINING_INITIAL_WEIGHTS_INVALID",
+                                    f"cannot read {self.path}: {exc.strerror}") from None
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise TrainingInitError("TRAINING_INITIAL_WEIGHTS_INVALID",
+                                    f"{self.path} is not the weights of SHA-256 "
+                                    f"{self.sha256[:12]}...")
+        return load_state_dict_bytes(data)
 
 
 class TrainingConfig(FrozenSchema):
@@ -88,6 +116,7 @@ class TrainingConfig(FrozenSchema):
     extra_loss_labels: dict[str, float] = Field(default_factory=dict)
     sampled_labels: tuple[str, ...] = ()
     validation_overlap: float = Field(0.25, ge=0.0, lt=1.0)
+    initial_weights: InitialWeights | None = None  # None: a fresh initialisation
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(2, ge=1)
@@ -234,6 +263,19 @@ def evaluate(model: torch.nn.Module, volumes: Sequence[Mapping[str, torch.Tensor
             for region in sums if counts[region]}
 
 
+def initial_network(config: TrainingConfig) -> torch.nn.Module:
+    """The network before training: fresh, or holding the config's initial weights."""
+    model = build_network(config.network)
+    if config.initial_weights is not None:
+        try:
+            model.load_state_dict(config.initial_weights.load(), strict=True)
+        except RuntimeError as exc:  # another architecture: names or shapes differ
+            raise TrainingInitError("TRAINING_INITIAL_WEIGHTS_INVALID",
+                                    f"{config.initial_weights.path} does not fit the network: "
+                                    f"{str(exc).splitlines()[0]}") from None
+    return model
+
+
 @dataclass
 class _Fit:
     state_dict: dict[str, torch.Tensor]
@@ -251,7 +293,7 @@ def _fit(config: TrainingConfig, manifest: Mapping[str, Any], device: torch.devi
     val_data = phantom_dataset(manifest["validation"], validation_transforms(
         config.network, config.patch_size, **weights), workers)
     # Channels-last 3D weights: about twice as fast on CPU (oneDNN), same results.
-    model = build_network(config.network).to(device, memory_format=torch.channels_last_3d)
+    model = initial_network(config).to(device, memory_format=torch.channels_last_3d)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -359,6 +401,7 @@ def train(config: TrainingConfig, tracking_uri: str | None = None,
                              config.target_phase, config.phantom_extension)
     digest = manifest_sha256(manifest)
     earlier = _resumable_run(Path(output_dir), config) if output_dir else None
+    initial_network(config)  # refused weights fail here, before an MLflow run starts
     if earlier is None:
         run = TrainingRun.start(tracking_uri, config.to_dict(), digest, experiment_name,
                                 run_name=f"train-{config.target_phase}-{digest[:8]}",
