@@ -54,13 +54,13 @@ def test_risk_reviews_are_checked(repo: Path) -> None:
     reviews = repo / RISK_REVIEWS
     (reviews / "aaa-cta.yaml").unlink()
     text = (reviews / "abdomen-pv.yaml").read_text()
-    (reviews / "abdomen-pv.yaml").write_text(text.replace("RISK-021]", "RISK-099]", 1))
+    (reviews / "abdomen-pv.yaml").write_text(text.replace("RISK-022]", "RISK-099]", 1))
     (reviews / "liver-arterial.yaml").write_text(text)
     messages = _messages(repo)
     assert any("use case aaa-cta has no risk review (risk/usecases/aaa-cta.yaml)" in m
                for m in messages)
     assert any("abdomen-pv.yaml:" in m and "unknown risk RISK-099" in m for m in messages)
-    assert any("RISK-021 is added but not among the risks that apply" in m for m in messages)
+    assert any("RISK-022 is added but not among the risks that apply" in m for m in messages)
     assert any("risk review of unknown use case liver-arterial" in m for m in messages)
     (reviews / "liver-arterial.yaml").unlink()
     (reviews / "abdomen-pv.yaml").write_text(text.replace("use_case: abdomen-pv",

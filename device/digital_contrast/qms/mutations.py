@@ -369,7 +369,7 @@ MUTATIONS: list[Mutation] = [
              r"use case abdomen-pv has no risk review", seed=lambda ws: ws.remove(PV_REVIEW)),
     Mutation("use-case-review-unknown-risk", "a use case's risk review naming a risk the risk "
              "file does not hold", r"risk review of abdomen-pv: unknown risk RISK-099",
-             seed=lambda ws: ws.sub(PV_REVIEW, r"RISK-021\]", "RISK-099]")),
+             seed=lambda ws: ws.sub(PV_REVIEW, r"RISK-022\]", "RISK-099]")),
     Mutation("use-case-without-ifu-section", "a use case without its section of the "
              "instructions for use", r"use case abdomen-pv has no section in the instructions",
              seed=lambda ws: ws.sub(IFU, r"^## abdomen-pv:", "## Abdomen, portal-venous:")),
