@@ -10,7 +10,7 @@ from digital_contrast.config import REPO_ROOT
 from digital_contrast.qms.use_cases import IFU, RISK_REVIEWS, check_use_cases, ifu_sections
 from digital_contrast.usecases import use_cases
 
-RISKS = {f"RISK-{n:03d}" for n in range(1, 22)}
+RISKS = {p.stem for p in (REPO_ROOT / "risk" / "risks").glob("RISK-*.yaml")}
 
 
 @pytest.fixture
