@@ -260,7 +260,8 @@ def test_a_training_starts_from_the_weights_its_config_names(runs: dict[str, Any
     assert tuned.weights_sha256 != first.weights_sha256
     recorded = json.loads((runs["root"] / "tuned" / "training_config.json").read_text())
     assert recorded["initial_weights"] == {"path": str(first.weights_path),
-                                           "sha256": first.weights_sha256}
+                                           "sha256": first.weights_sha256,
+                                           "new_outputs": False}
     params = MlflowClient(tracking_uri=runs["uri"]).get_run(tuned.run_id).data.params
     assert first.weights_sha256 in json.dumps(params)
 

@@ -22,7 +22,7 @@ from digital_contrast.imaging.volume import Volume
 from digital_contrast.inference.cascade import Cascade
 from digital_contrast.inference.synthesize import predict_working
 from digital_contrast.model.explain_evidence import SanityCheck
-from digital_contrast.model.network import build_network
+from digital_contrast.model.network import build_network, enhancement_only
 from digital_contrast.model.network_config import NetworkConfig
 from digital_contrast.phantom.case import PhantomCase, generate_case
 from digital_contrast.phantom.labels import Label
@@ -40,7 +40,7 @@ def randomised_copy(config: NetworkConfig, seed: int = 12345) -> torch.nn.Module
     network = build_network(config).eval()
     for parameter in network.parameters():
         parameter.requires_grad_(False)
-    return network
+    return enhancement_only(network, config)
 
 
 def aorta_region(case: PhantomCase, affine: torch.Tensor, shape: Sequence[int],

@@ -8,13 +8,13 @@ import torch
 
 from digital_contrast.model.bundle import Bundle
 from digital_contrast.model.lumen_stage import LumenStageConfig, build_lumen_network
-from digital_contrast.model.network import build_network
+from digital_contrast.model.network import build_network, enhancement_only
 from digital_contrast.model.network_config import NetworkConfig
 
 
 @dataclass(frozen=True, eq=False)
 class Cascade:
-    network: torch.nn.Module  # stage 1
+    network: torch.nn.Module  # stage 1, its enhancement channel alone
     network_config: NetworkConfig
     lumen_network: torch.nn.Module | None  # stage 2; None: the bundle has stage 1 alone
     lumen_config: LumenStageConfig | None
@@ -22,7 +22,8 @@ class Cascade:
     @classmethod
     def of(cls, bundle: Bundle) -> "Cascade":
         """The bundle's stages with its weights (strict: every tensor must match)."""
-        network = _frozen(build_network(bundle.manifest.network), bundle.state_dict())
+        config = bundle.manifest.network
+        network = enhancement_only(_frozen(build_network(config), bundle.state_dict()), config)
         stage2 = bundle.manifest.lumen_stage
         lumen = None if stage2 is None else _frozen(build_lumen_network(stage2),
                                                     bundle.lumen_state_dict())

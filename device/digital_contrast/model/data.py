@@ -47,6 +47,7 @@ LUMEN_LABELS: tuple[Label, ...] = ARTERIAL_LUMEN_LABELS
 # Keys of a sample: network input, target, loss weight map (all one channel, same grid).
 IMAGE, TARGET, LOSS_WEIGHT = "image", "target", "loss_weight"
 LABELS, SAMPLE_WEIGHT, PARAMETERS, KVP = "labels", "sample_weight", "parameters", "kvp"
+SEGMENT = "segment"  # class index per voxel (0 background), with segmentation classes
 
 
 def ascii_json(value: Any) -> str:
@@ -114,17 +115,19 @@ class WeightMapsd(MapTransform):
     Thrombus looks like blood in the NCCT but must stay unenhanced, so errors there are what
     the weight makes expensive; a use case adds what it is read for (e.g. thin veins, lesions).
     sample_weight = 1 outside and `vessel_weight` inside vessels and the use case's sampled
-    labels: patch centres are drawn in proportion to it.
+    labels: patch centres are drawn in proportion to it. With `segment` (the labels of each
+    segmentation class, in class order), the class index map (0: none of them).
     """
 
     def __init__(self, lumen_weight: float, thrombus_weight: float, vessel_weight: float,
                  extra_loss: Mapping[int, float] | None = None,
-                 sampled: Sequence[int] = ()) -> None:
+                 sampled: Sequence[int] = (), segment: Sequence[Sequence[int]] = ()) -> None:
         super().__init__(keys=[LABELS])
         self.lumen_weight, self.thrombus_weight = lumen_weight, thrombus_weight
         self.vessel_weight = vessel_weight
         self.extra_loss = dict(extra_loss or {})
         self.sampled = [*(int(v) for v in VESSEL_LABELS), *sampled]
+        self.segment = [torch.tensor([int(v) for v in labels]) for labels in segment]
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         labels = torch.as_tensor(data[LABELS]).round().to(torch.int64)
@@ -138,6 +141,11 @@ class WeightMapsd(MapTransform):
             weight = weight + extra * (labels == label).float()
         out[LOSS_WEIGHT] = weight
         out[SAMPLE_WEIGHT] = 1.0 + (self.vessel_weight - 1.0) * vessel.float()
+        if self.segment:
+            classes = torch.zeros_like(labels, dtype=torch.uint8)
+            for index, members in enumerate(self.segment, start=1):
+                classes[torch.isin(labels, members)] = index
+            out[SEGMENT] = classes
         return out
 
 
@@ -159,7 +167,8 @@ class ScaleHUd(MapTransform):
 def volume_transforms(network: NetworkConfig, min_size: Sequence[int], target_phase: str,
                       lumen_weight: float, thrombus_weight: float, vessel_weight: float,
                       extra_loss: Mapping[int, float] | None = None,
-                      sampled: Sequence[int] = ()) -> list[Any]:
+                      sampled: Sequence[int] = (),
+                      segment: Sequence[Sequence[int]] = ()) -> list[Any]:
     """Deterministic part: render, resample to the working grid, pad, weight maps, scale."""
     return [
         PhantomPaird(network.spacing_mm, target_phase),
@@ -169,7 +178,7 @@ def volume_transforms(network: NetworkConfig, min_size: Sequence[int], target_ph
         # A volume smaller than a patch: air around the image, nothing around the rest.
         SpatialPadd(keys=[IMAGE], spatial_size=list(min_size), value=AIR_HU),
         SpatialPadd(keys=[TARGET, LABELS], spatial_size=list(min_size), value=0.0),
-        WeightMapsd(lumen_weight, thrombus_weight, vessel_weight, extra_loss, sampled),
+        WeightMapsd(lumen_weight, thrombus_weight, vessel_weight, extra_loss, sampled, segment),
         ScaleHUd(network),
     ]
 
@@ -178,12 +187,13 @@ def training_transforms(network: NetworkConfig, patch_size: Sequence[int],
                         patches_per_volume: int, target_phase: str, lumen_weight: float,
                         thrombus_weight: float, vessel_weight: float,
                         extra_loss: Mapping[int, float] | None = None,
-                        sampled: Sequence[int] = ()) -> Compose:
+                        sampled: Sequence[int] = (),
+                        segment: Sequence[Sequence[int]] = ()) -> Compose:
     """Cached volume transforms, then vessel-weighted random patches as plain tensors."""
-    keys = [IMAGE, TARGET, LOSS_WEIGHT]
+    keys = [IMAGE, TARGET, LOSS_WEIGHT, *([SEGMENT] if segment else [])]
     return Compose([
         *volume_transforms(network, patch_size, target_phase, lumen_weight, thrombus_weight,
-                           vessel_weight, extra_loss, sampled),
+                           vessel_weight, extra_loss, sampled, segment),
         DeleteItemsd(keys=[LABELS, PARAMETERS, KVP]),  # not needed for patches: smaller cache
         RandWeightedCropd(keys=keys, w_key=SAMPLE_WEIGHT, spatial_size=list(patch_size),
                           num_samples=patches_per_volume),
@@ -195,12 +205,13 @@ def training_transforms(network: NetworkConfig, patch_size: Sequence[int],
 def validation_transforms(network: NetworkConfig, min_size: Sequence[int], target_phase: str,
                           lumen_weight: float, thrombus_weight: float, vessel_weight: float,
                           extra_loss: Mapping[int, float] | None = None,
-                          sampled: Sequence[int] = ()) -> Compose:
+                          sampled: Sequence[int] = (),
+                          segment: Sequence[Sequence[int]] = ()) -> Compose:
     """Whole volumes on the working grid, with labels and loss weights for per-region errors."""
-    keys = [IMAGE, TARGET, LABELS, LOSS_WEIGHT]
+    keys = [IMAGE, TARGET, LABELS, LOSS_WEIGHT, *([SEGMENT] if segment else [])]
     return Compose([
         *volume_transforms(network, min_size, target_phase, lumen_weight, thrombus_weight,
-                           vessel_weight, extra_loss, sampled),
+                           vessel_weight, extra_loss, sampled, segment),
         SelectItemsd(keys=keys),
         EnsureTyped(keys=keys, data_type="tensor", track_meta=False),
     ])

@@ -6,7 +6,9 @@ NCCT through a narrow soft-tissue window, so that the few HU between blood and t
 lost in the first channel's scale. Output: one channel, the contrast enhancement (target phase
 minus NCCT) in HU divided by `output_scale_hu` and, with `iodine_kvp_exponent`, normalised to
 REFERENCE_KVP: iodine attenuates more at low tube voltage (about (120/kVp)^1.3 over 80-140
-kVp), a fact the network need not learn from images that do not show the voltage.
+kVp), a fact the network need not learn from images that do not show the voltage. With
+`segmentation_classes`, the logits of background and each class follow in further channels,
+trained beside the enhancement; `enhancement_only` gives inference the first channel alone.
 Everything inference needs to reproduce the training conditions is in `NetworkConfig`.
 
 Normalisation: batch norm by default. In eval mode it is a fixed affine map per channel, so an
@@ -31,9 +33,26 @@ from digital_contrast.model.network_config import NetworkConfig
 def build_network(config: NetworkConfig) -> torch.nn.Module:
     """A freshly initialised network (seed torch first for reproducible weights)."""
     return UNet(
-        spatial_dims=3, in_channels=config.in_channels, out_channels=1, channels=config.channels,
+        spatial_dims=3, in_channels=config.in_channels, out_channels=config.out_channels,
+        channels=config.channels,
         strides=config.strides, num_res_units=config.num_res_units,
         norm=config.norm.upper(), dropout=config.dropout)
+
+
+class _EnhancementChannel(torch.nn.Module):
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)[:, :1]
+
+
+def enhancement_only(network: torch.nn.Module, config: NetworkConfig) -> torch.nn.Module:
+    """The network as inference uses it: one output channel, the enhancement."""
+    if not config.segmentation_classes:
+        return network
+    return _EnhancementChannel(network).train(network.training)
 
 
 def _window(hu: torch.Tensor, window: tuple[float, float]) -> torch.Tensor:

@@ -31,6 +31,11 @@ class NetworkConfig(FrozenSchema):
     iodine_kvp_exponent: float | None = Field(None, gt=0.0)  # output x (120/kVp)^this
     # Enhancement only where the native NCCT looks like blood or soft tissue (see tissue_gate).
     tissue_gate_hu: tuple[float, float, float, float] | None = None
+    # Classes (besides background) the network also segments, in extra output channels after
+    # the enhancement: a training objective that tells apart structures an L1 regression hedges
+    # between (a vein and a lesion, both darker than the liver in the NCCT). Inference reads
+    # the enhancement channel alone.
+    segmentation_classes: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> NetworkConfig:
@@ -48,11 +53,19 @@ class NetworkConfig(FrozenSchema):
                              "full to, zero above)")
         if any(not 0.1 <= s <= 10.0 for s in self.spacing_mm):
             raise ValueError("spacing_mm entries must lie in [0.1, 10] mm")
+        classes = self.segmentation_classes
+        if len(set(classes)) != len(classes) or not all(c.strip() for c in classes):
+            raise ValueError("segmentation_classes must be distinct, non-empty names")
         return self
 
     @property
     def in_channels(self) -> int:
         return 1 if self.detail_window is None else 2
+
+    @property
+    def out_channels(self) -> int:
+        """The enhancement, then background and each segmentation class, where there are any."""
+        return 1 + (len(self.segmentation_classes) + 1 if self.segmentation_classes else 0)
 
     @property
     def divisor(self) -> int:

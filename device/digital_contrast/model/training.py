@@ -11,6 +11,8 @@ invocation is appended to the folder's energy log and summed.
 
 A config may start from earlier weights (fine-tuning): named by path (relative to the
 repository) and SHA-256, so the config still determines the result; other bytes are refused.
+With segmentation classes (the network's), the loss adds Dice + cross-entropy of the class
+channels against the phantom labels of each class, times `segmentation_loss_weight`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Literal
 import torch
 from monai.data import DataLoader
 from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss
 from pydantic import Field, model_validator
 
 from digital_contrast.carbon.measure import DEFAULT_COUNTRY, EnergyMeasurement, measure_energy
@@ -39,6 +42,7 @@ from .data import (
     LABELS,
     LOSS_WEIGHT,
     LUMEN_LABELS,
+    SEGMENT,
     TARGET,
     ascii_json,
     data_manifest,
@@ -72,10 +76,13 @@ class TrainingInitError(DigitalContrastError):
 
 
 class InitialWeights(FrozenSchema):
-    """Weights to start from: a first-stage `weights.pt` (a bundle's or a training's)."""
+    """Weights to start from: a first-stage `weights.pt` (a bundle's or a training's).
+    `new_outputs`: the network has more output channels than those weights; the tensors whose
+    shape differs (those of the output layers) keep their fresh initialisation."""
 
     path: str = Field(min_length=1)  # relative to the repository root, or absolute
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    new_outputs: bool = False
 
     def load(self) -> dict[str, torch.Tensor]:
         path = Path(self.path) if Path(self.path).is_absolute() else REPO_ROOT / self.path
@@ -117,9 +124,23 @@ class TrainingConfig(FrozenSchema):
     sampled_labels: tuple[str, ...] = ()
     validation_overlap: float = Field(0.25, ge=0.0, lt=1.0)
     initial_weights: InitialWeights | None = None  # None: a fresh initialisation
+    # Segmentation classes and the phantom labels of each (the network's classes are its keys).
+    segmentation_labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    segmentation_loss_weight: float = Field(1.0, ge=0.0)
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(2, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _classes_from_labels(cls, data: Any) -> Any:
+        """The network segments the classes `segmentation_labels` names, in its order."""
+        if not isinstance(data, dict) or not data.get("segmentation_labels"):
+            return data
+        network = data.get("network", NetworkConfig())
+        fields = (network.model_dump() if isinstance(network, NetworkConfig) else dict(network))
+        return {**data, "network": {**fields,
+                                    "segmentation_classes": tuple(data["segmentation_labels"])}}
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
@@ -137,6 +158,14 @@ class TrainingConfig(FrozenSchema):
             raise ValueError(f"unknown phantom labels: {', '.join(unknown)}")
         if any(w < 0 for w in self.extra_loss_labels.values()):
             raise ValueError("extra loss weights must be >= 0")
+        if tuple(self.segmentation_labels) != self.network.segmentation_classes:
+            raise ValueError("a network with segmentation_classes needs segmentation_labels")
+        members = [name for names in self.segmentation_labels.values() for name in names]
+        if len(set(members)) != len(members) or not all(self.segmentation_labels.values()):
+            raise ValueError("each segmentation class needs its own, non-empty phantom labels")
+        if set(members) - set(Label.__members__):
+            raise ValueError(f"unknown phantom labels: "
+                             f"{', '.join(sorted(set(members) - set(Label.__members__)))}")
         return self
 
     def label_weights(self) -> dict[str, Any]:
@@ -145,7 +174,9 @@ class TrainingConfig(FrozenSchema):
                 "thrombus_weight": self.thrombus_loss_weight,
                 "vessel_weight": self.vessel_sampling_weight,
                 "extra_loss": {int(Label[n]): w for n, w in self.extra_loss_labels.items()},
-                "sampled": tuple(int(Label[n]) for n in self.sampled_labels)}
+                "sampled": tuple(int(Label[n]) for n in self.sampled_labels),
+                "segment": tuple(tuple(int(Label[n]) for n in names)
+                                 for names in self.segmentation_labels.values())}
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
@@ -251,7 +282,7 @@ def evaluate(model: torch.nn.Module, volumes: Sequence[Mapping[str, torch.Tensor
             overlap=config.validation_overlap)
         if not isinstance(prediction, torch.Tensor):
             raise TypeError("the network must return one tensor")
-        error = ((prediction[0].cpu() * scale).clamp(min=0.0) - volume[TARGET] * scale).abs()
+        error = ((prediction[0, :1].cpu() * scale).clamp(min=0.0) - volume[TARGET] * scale).abs()
         labels = volume[LABELS].round().to(torch.int64)
         masks = {"body": labels != int(Label.AIR), "lumen": torch.isin(labels, lumen_values),
                  "thrombus": labels == int(Label.THROMBUS),
@@ -266,12 +297,23 @@ def evaluate(model: torch.nn.Module, volumes: Sequence[Mapping[str, torch.Tensor
 def initial_network(config: TrainingConfig) -> torch.nn.Module:
     """The network before training: fresh, or holding the config's initial weights."""
     model = build_network(config.network)
-    if config.initial_weights is not None:
+    initial = config.initial_weights
+    if initial is not None:
+        state = initial.load()
+        if initial.new_outputs:
+            own = model.state_dict()
+            kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+            if len(kept) == len(state) or set(state) != set(own):
+                raise TrainingInitError("TRAINING_INITIAL_WEIGHTS_INVALID",
+                                        f"{initial.path} is not this network with fewer "
+                                        "outputs: new_outputs needs the same layers, the "
+                                        "output layers of another shape")
+            state = own | kept
         try:
-            model.load_state_dict(config.initial_weights.load(), strict=True)
+            model.load_state_dict(state, strict=True)
         except RuntimeError as exc:  # another architecture: names or shapes differ
             raise TrainingInitError("TRAINING_INITIAL_WEIGHTS_INVALID",
-                                    f"{config.initial_weights.path} does not fit the network: "
+                                    f"{initial.path} does not fit the network: "
                                     f"{str(exc).splitlines()[0]}") from None
     return model
 
@@ -300,6 +342,8 @@ def _fit(config: TrainingConfig, manifest: Mapping[str, Any], device: torch.devi
         optimizer, T_max=config.epochs * config.steps_per_epoch,
         eta_min=min(config.min_learning_rate, config.learning_rate))
     scale = config.network.output_scale_hu
+    # batch=True: Dice over the whole batch, so a class absent from one patch is no 0/0.
+    segmentation_loss = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
     history: list[dict[str, float]] = []
     step_losses: list[float] = []
     # Main-process loading with a seeded generator: MONAI reseeds the random crops from it.
@@ -329,13 +373,16 @@ def _fit(config: TrainingConfig, manifest: Mapping[str, Any], device: torch.devi
             batch = next(batches)
             image, target = batch[IMAGE].to(device), batch[TARGET].to(device)
             prediction = model(image)
-            loss = weighted_l1(prediction, target, batch[LOSS_WEIGHT].to(device))
+            loss = weighted_l1(prediction[:, :1], target, batch[LOSS_WEIGHT].to(device))
+            if config.segmentation_labels:
+                loss = loss + config.segmentation_loss_weight * segmentation_loss(
+                    prediction[:, 1:], batch[SEGMENT].to(device).long())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             losses.append(float(loss.detach()))
-            l1_hu.append(float((prediction.detach() - target).abs().mean()) * scale)
+            l1_hu.append(float((prediction[:, :1].detach() - target).abs().mean()) * scale)
             if progress is not None:
                 progress(epoch, step, losses[-1])
         metrics = {"train_loss": sum(losses) / len(losses),
