@@ -19,6 +19,10 @@ NCCT looks like blood or soft tissue: +300 HU at 30-70 HU for the arterial phase
 without the DICOM round trip: the validation record itself comes from `digital-contrast
 validate --protocol P`.
 
+`--seeds A-B` takes phantom seeds A to B of the use case instead (model selection, a first look
+at a candidate before its protocol run): seeds in the protocol's pools are refused, so that the
+held-out cases stay unseen until the validation run.
+
 `--shift N` adds N shift-set cases, reported as stratum "shift" beside the protocol's strata:
 the protocol's own shift set where it defines one (abdomen-pv), else seeds 30000 on
 (`lumen_data.shift_parameters`: blood, thrombus contrast, noise, kernel, sac bulge and slice
@@ -127,6 +131,11 @@ def shift_cases(dataset, count: int) -> list[PhantomParameters]:
     return [shift_parameters(SHIFT_SEEDS_FROM + n) for n in range(count)]
 
 
+def _seed_range(text: str) -> range:
+    start, _, end = text.partition("-")
+    return range(int(start), int(end or start) + 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -136,6 +145,8 @@ def main() -> None:
                         help="validation protocol of phantom cases (default: aaa-cta's)")
     parser.add_argument("--cases", type=int, default=None,
                         help="fewer cases than the protocol (0: the shift set only)")
+    parser.add_argument("--seeds", type=_seed_range, default=None,
+                        help="A-B: these seeds instead of the protocol's (none of its pools)")
     parser.add_argument("--shift", type=int, default=0, help="shift-set cases to add")
     parser.add_argument("--report", type=Path,
                         help="write every median (method x stratum) as JSON, for the model card")
@@ -144,7 +155,13 @@ def main() -> None:
     protocol = load_protocol(args.protocol).protocol
     dataset = protocol.dataset
     phase = load_use_case(protocol.use_case).target_phase.value
-    seeds = selected_seeds(dataset)[:args.cases]  # the protocol's cases, in order
+    if args.seeds is not None:
+        pools = set(dataset.seeds.seeds) | set(dataset.shift.seeds.seeds if dataset.shift else ())
+        if pools & set(args.seeds):
+            parser.error("--seeds overlaps the protocol's held-out pools")
+        seeds = list(args.seeds)
+    else:
+        seeds = selected_seeds(dataset)[:args.cases]  # the protocol's cases, in order
     if args.production:
         from digital_contrast.inference import LockedModel
 
