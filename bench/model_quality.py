@@ -53,7 +53,7 @@ from digital_contrast.validation.metrics import (
     phantom_metrics,
     phantom_stratum,
 )
-from digital_contrast.validation.protocol import load_protocol
+from digital_contrast.validation.protocol import PhantomDataset, load_protocol
 from digital_contrast.validation.protocol_run import evaluate
 from digital_contrast.validation.results import CaseOutcome
 
@@ -123,7 +123,7 @@ def case_metrics(case: PhantomCase, synthetic: np.ndarray, reference: np.ndarray
                            case.parameters.aorta.thrombus_shape != "none")
 
 
-def shift_cases(dataset, count: int) -> list[PhantomParameters]:
+def shift_cases(dataset: PhantomDataset, count: int) -> list[PhantomParameters]:
     """The first `count` cases of the protocol's shift set, or of aaa-cta's."""
     if dataset.shift is not None:
         return [sample_parameters(seed, dataset.size, dataset.extension, **shift_overrides(seed))

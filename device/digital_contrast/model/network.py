@@ -34,8 +34,7 @@ def build_network(config: NetworkConfig) -> torch.nn.Module:
     """A freshly initialised network (seed torch first for reproducible weights)."""
     return UNet(
         spatial_dims=3, in_channels=config.in_channels, out_channels=config.out_channels,
-        channels=config.channels,
-        strides=config.strides, num_res_units=config.num_res_units,
+        channels=config.channels, strides=config.strides, num_res_units=config.num_res_units,
         norm=config.norm.upper(), dropout=config.dropout)
 
 

@@ -152,7 +152,8 @@ class TrainingConfig(FrozenSchema):
             raise ValueError("a seed cannot be both a training and a validation case")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("training seeds must be distinct")
-        unknown = sorted((set(self.extra_loss_labels) | set(self.sampled_labels))
+        members = [name for names in self.segmentation_labels.values() for name in names]
+        unknown = sorted((set(self.extra_loss_labels) | set(self.sampled_labels) | set(members))
                          - set(Label.__members__))
         if unknown:
             raise ValueError(f"unknown phantom labels: {', '.join(unknown)}")
@@ -160,12 +161,8 @@ class TrainingConfig(FrozenSchema):
             raise ValueError("extra loss weights must be >= 0")
         if tuple(self.segmentation_labels) != self.network.segmentation_classes:
             raise ValueError("a network with segmentation_classes needs segmentation_labels")
-        members = [name for names in self.segmentation_labels.values() for name in names]
         if len(set(members)) != len(members) or not all(self.segmentation_labels.values()):
             raise ValueError("each segmentation class needs its own, non-empty phantom labels")
-        if set(members) - set(Label.__members__):
-            raise ValueError(f"unknown phantom labels: "
-                             f"{', '.join(sorted(set(members) - set(Label.__members__)))}")
         return self
 
     def label_weights(self) -> dict[str, Any]:
@@ -448,7 +445,8 @@ def train(config: TrainingConfig, tracking_uri: str | None = None,
                              config.target_phase, config.phantom_extension)
     digest = manifest_sha256(manifest)
     earlier = _resumable_run(Path(output_dir), config) if output_dir else None
-    initial_network(config)  # refused weights fail here, before an MLflow run starts
+    if config.initial_weights is not None:
+        initial_network(config)  # refused weights fail here, before an MLflow run starts
     if earlier is None:
         run = TrainingRun.start(tracking_uri, config.to_dict(), digest, experiment_name,
                                 run_name=f"train-{config.target_phase}-{digest[:8]}",
