@@ -17,6 +17,7 @@ from digital_contrast.cli import (
     phantom,
     qms,
     release,
+    repository,
     senders,
     service,
     signing,
@@ -59,7 +60,7 @@ app.command("worker")(service.worker)
 app.command("dimse")(service.dimse)
 app.command("purge")(service.purge_command)
 for group in (phantom, model, release, keys, senders, destinations, deliveries, signing, audit,
-              batch, qms, usecase):
+              batch, qms, usecase, repository):
     app.add_typer(group.app, name=group.NAME)
 
 

@@ -1,0 +1,114 @@
+"""`digital-contrast repository ...`: the CT repository, beside the clinical path."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from digital_contrast.cli.output import console, user_errors
+
+NAME = "repository"
+app = typer.Typer(no_args_is_help=True,
+                  help="CT repository: de-identification at the site, for research (not the "
+                       "clinical path).")
+
+
+@app.command("ingest")
+@user_errors
+def repository_ingest(
+    source: Annotated[Path, typer.Argument(help="A DICOM file or a folder of them (recursive).",
+                                           exists=True)],
+    site: Annotated[str, typer.Option(help="This site's id: names its key, e.g. site-a.")],
+    out: Annotated[Path | None, typer.Option(
+        help="Repository folder (default: <DC_DATA_DIR>/repository/<site>).")] = None,
+    safe_private: Annotated[Path | None, typer.Option(
+        help="YAML list of private elements to keep: {creator, group, element}.",
+        exists=True, dir_okay=False)] = None,
+) -> None:
+    """De-identify every series under SOURCE by the PS3.15 basic profile with the research
+    options, with UIDs, pseudonyms and date offsets keyed by the site's secret (created in the
+    keys folder on first use; it never leaves the site). A series with an instance that cannot
+    be de-identified safely is refused whole."""
+    from digital_contrast.config import get_settings
+    from digital_contrast.keys.folder import keys_folder
+    from digital_contrast.repository.deid.deidentify import Deidentifier
+    from digital_contrast.repository.deid.pseudonyms import SiteKey
+    from digital_contrast.repository.deid.safe_private import load_safe_private
+    from digital_contrast.repository.ingest import ingest, site_secret_name
+
+    secret = keys_folder().secret(site_secret_name(site))
+    target = out or get_settings().data_dir.resolve() / "repository" / site
+    safe = load_safe_private(safe_private) if safe_private else frozenset()
+    report = ingest(source, target, Deidentifier(SiteKey(site, secret), safe_private=safe))
+    console.print(f"{report.written} instances of {report.series_written} series de-identified "
+                  f"into {target} ({report.ms_per_instance:.1f} ms per instance)",
+                  highlight=False)
+    for code, count in sorted(report.refused_series.items()):
+        console.print(f"refused {count} series: {code}", highlight=False)
+    if report.not_dicom:
+        console.print(f"skipped {report.not_dicom} files that are not DICOM instances",
+                      highlight=False)
+
+
+@app.command("proof")
+@user_errors
+def repository_proof() -> None:
+    """Run the planted-PHI proof: the corpus from PS3.15 Table E.1-1 de-identified with a
+    throwaway key (never a site's) and checked against the checker's own transcription of the
+    table; per MIDI-B category, the actions checked and missed. Exit 1 on any miss."""
+    import secrets
+
+    from digital_contrast.repository.deid.deidentify import Deidentifier, SafePrivate
+    from digital_contrast.repository.deid.pseudonyms import SiteKey
+    from digital_contrast.repository.proof.checker import check
+    from digital_contrast.repository.proof.corpus import (
+        SAFE_CREATOR,
+        SAFE_ELEMENT,
+        planted_corpus,
+    )
+    from digital_contrast.repository.proof.table import load_table
+
+    corpus = planted_corpus()
+    safe = frozenset({SafePrivate(SAFE_CREATOR[0], SAFE_CREATOR[1], SAFE_ELEMENT)})
+    deidentifier = Deidentifier(SiteKey("proof", secrets.token_bytes(32)), safe_private=safe)
+    result = check(corpus, [deidentifier.deidentify(i.dataset) for i in corpus])
+    table = load_table()
+    console.print(f"{len(corpus)} instances, {len(corpus[0].planted)} planted attributes each; "
+                  f"checker's table: PS3.15 E.1-1 {table.edition} ({table.source})",
+                  highlight=False)
+    missed = {m.category for m in result.misses}
+    for category, count in sorted(result.checked.items()):
+        misses = sum(m.category == category for m in result.misses)
+        console.print(f"  {category:<30} {count:>6} checked {misses:>5} missed", highlight=False)
+    console.print(f"correct actions: {100 * result.correct_fraction:.2f} %", highlight=False)
+    for miss in result.misses[:20]:
+        console.print(f"  MISS {miss.category}: {miss.where}: expected {miss.expected}, "
+                      f"got {miss.observed}", highlight=False)
+    if missed:
+        raise typer.Exit(1)
+
+
+@app.command("rotate-key")
+@user_errors
+def repository_rotate_key(
+    site: Annotated[str, typer.Option(help="The site whose de-identification key to rotate.")],
+    break_linkage: Annotated[bool, typer.Option(
+        "--break-linkage", help="Confirm: studies ingested after the rotation cannot be linked "
+                                "to those before (new UIDs, pseudonyms and date offsets).")
+    ] = False,
+) -> None:
+    """Retire the site's de-identification key (kept under secrets/retired/) and make a new
+    one: only when the key may have leaked, since every pseudonym changes with it."""
+    from digital_contrast.keys.folder import keys_folder
+    from digital_contrast.repository.ingest import site_secret_name
+
+    name = site_secret_name(site)
+    if not break_linkage:
+        console.print("nothing rotated: pass --break-linkage to confirm that pseudonyms before "
+                      "and after the rotation will not be linkable", highlight=False)
+        raise typer.Exit(1)
+    folder = keys_folder()
+    folder.rotate_secret(name)
+    console.print(f"rotated secrets/{name}.key ({len(folder.retired_secrets(name))} retired); "
+                  "tell the repository the date: pseudonyms before it are not linkable to "
+                  "those after", highlight=False)

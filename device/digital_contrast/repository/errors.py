@@ -1,0 +1,10 @@
+"""Errors of the CT repository, each with a stable code."""
+
+from digital_contrast.errors import DigitalContrastError
+
+
+class RepositoryError(DigitalContrastError):
+    """DEID_BURNED_IN (BurnedInAnnotation is not NO), DEID_SECONDARY_CAPTURE (a screen capture
+    may carry text in its pixels; no OCR here), DEID_NOT_IMAGE (no pixel data), DEID_SITE_INVALID
+    (a site id the keys folder cannot name), DEID_SAFE_LIST_INVALID (a safe-list of private
+    elements that cannot be read)."""

@@ -1,0 +1,113 @@
+"""`repository ingest`: a phantom CT series de-identified at the site through the command line,
+valid for dciodvfy, idempotent, keyed per site, with a refused series written nowhere and
+nothing identifying in the log."""
+
+import logging
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from typer.testing import CliRunner
+
+from digital_contrast.cli import app
+from digital_contrast.keys.folder import keys_folder
+from tests.support.dciodvfy import dciodvfy_errors
+
+
+@pytest.fixture
+def source(tmp_path: Path, phantom_series: dict) -> Path:
+    """The phantom NCCT series, a second series with burned-in text on one instance, and a
+    file that is not DICOM."""
+    root = tmp_path / "source"
+    shutil.copytree(phantom_series["ncct"], root / "ncct")
+    burned = root / "burned"
+    burned.mkdir()
+    for index, path in enumerate(sorted((root / "ncct").glob("*.dcm"))[:3]):
+        ds = dcmread(path)
+        ds.SeriesInstanceUID = ds.SeriesInstanceUID + ".9"
+        ds.SOPInstanceUID = ds.SOPInstanceUID + ".9"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.BurnedInAnnotation = "YES" if index == 1 else "NO"
+        ds.save_as(burned / path.name)
+    (root / "README.txt").write_text("not an image")
+    return root
+
+
+def _ingest(source: Path, out: Path, site: str = "site-a"):
+    return CliRunner().invoke(app, ["repository", "ingest", str(source), "--site", site,
+                                    "--out", str(out)])
+
+
+@pytest.mark.req("SRS-REPO-005", "SRS-REPO-001", "SRS-REPO-002", "SRS-REPO-003")
+def test_ingest_deidentifies_a_series_and_refuses_one(
+        source: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    originals = {dcmread(p).SOPInstanceUID: dcmread(p) for p in (source / "ncct").glob("*.dcm")}
+    identifying = {str(next(iter(originals.values())).PatientID),
+                   str(next(iter(originals.values())).StudyInstanceUID),
+                   str(next(iter(originals.values())).PatientName)}
+    out = tmp_path / "repository"
+    with caplog.at_level(logging.DEBUG):
+        result = _ingest(source, out)
+    assert result.exit_code == 0, result.output
+    assert f"{len(originals)} instances of 1 series" in result.output
+    assert "refused 1 series: DEID_BURNED_IN" in result.output
+    assert "skipped 1 files" in result.output
+    written = sorted(out.rglob("*.dcm"))
+    assert len(written) == len(originals)  # nothing of the refused series
+    assert not list(out.rglob("*.part"))
+    key_file = keys_folder().file("secrets", "deid-site-site-a.key")
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+    first = dcmread(written[0])
+    assert first.PatientIdentityRemoved == "YES"
+    assert {dcmread(p).StudyInstanceUID for p in written} == {first.StudyInstanceUID}
+    assert first.StudyInstanceUID not in identifying
+    assert first.PatientID == written[0].parent.parent.parent.name
+    source_pixels = {o.pixel_array.tobytes() for o in originals.values()}
+    assert all(dcmread(p).pixel_array.tobytes() in source_pixels for p in written[:5])
+    for path in (written[0], written[len(written) // 2]):
+        assert dciodvfy_errors(path) == [], path
+    log = "\n".join(r.getMessage() for r in caplog.records) + result.output
+    for value in identifying:
+        assert value not in log
+
+    # the same study sent again: the same files, not duplicates
+    before = {p.relative_to(out): p.read_bytes() for p in written}
+    again = _ingest(source, out)
+    assert again.exit_code == 0, again.output
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.dcm")} == before
+
+    # another site's key: unlinkable pseudonyms
+    other = tmp_path / "other"
+    assert _ingest(source, other, site="site-b").exit_code == 0
+    theirs = dcmread(next(other.rglob("*.dcm")))
+    assert theirs.StudyInstanceUID != first.StudyInstanceUID
+    assert theirs.PatientID != first.PatientID
+
+
+@pytest.mark.req("SRS-REPO-005", "SRS-REPO-002")
+def test_an_unusable_site_id_writes_nothing(source: Path, tmp_path: Path) -> None:
+    result = _ingest(source, tmp_path / "out", site="../x")
+    assert result.exit_code == 2
+    assert "DEID_SITE_INVALID" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.req("SRS-REPO-002")
+def test_rotating_the_site_key_breaks_linkage_only_when_confirmed(
+        source: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert _ingest(source, tmp_path / "before").exit_code == 0
+    refused = runner.invoke(app, ["repository", "rotate-key", "--site", "site-a"])
+    assert refused.exit_code == 1 and "nothing rotated" in refused.output
+    rotated = runner.invoke(app, ["repository", "rotate-key", "--site", "site-a",
+                                  "--break-linkage"])
+    assert rotated.exit_code == 0, rotated.output
+    assert keys_folder().retired_secrets("deid-site-site-a")
+    assert _ingest(source, tmp_path / "after").exit_code == 0
+    before = dcmread(next((tmp_path / "before").rglob("*.dcm")))
+    after = dcmread(next((tmp_path / "after").rglob("*.dcm")))
+    assert before.PatientID != after.PatientID
+    assert before.StudyInstanceUID != after.StudyInstanceUID
