@@ -143,3 +143,23 @@ def test_a_site_id_must_name_a_key_file_safely(site) -> None:
         site_secret_name(site)
     assert raised.value.code == "DEID_SITE_INVALID"
     assert site_secret_name("site-a") == "deid-site-site-a"
+
+
+@pytest.mark.req("SRS-REPO-002")
+def test_without_a_patient_id_each_study_is_its_own_patient() -> None:
+    first, second = _ct(), _ct()
+    for ds, study in ((first, "1.2.3.4"), (second, "1.2.3.99")):
+        ds.PatientID = ""
+        ds.StudyInstanceUID = study
+    one, two = (Deidentifier(KEY_A).deidentify(ds) for ds in (first, second))
+    assert one.PatientID != two.PatientID  # strangers are not linked
+    assert one.PatientID == Deidentifier(KEY_A).deidentify(first).PatientID
+
+
+@pytest.mark.req("SRS-REPO-001")
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DA")
+def test_a_date_that_cannot_be_read_is_removed_not_kept() -> None:
+    ds = _ct()
+    ds.AcquisitionDate = "15.03.2024"
+    out = Deidentifier(KEY_A).deidentify(ds)
+    assert "AcquisitionDate" not in out and "StudyDate" in out

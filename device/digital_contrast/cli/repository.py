@@ -35,9 +35,13 @@ def repository_ingest(
     from digital_contrast.repository.deid.pseudonyms import SiteKey
     from digital_contrast.repository.deid.safe_private import load_safe_private
     from digital_contrast.repository.ingest import ingest, site_secret_name
+    from digital_contrast.service.process import prepare_service_process
 
+    settings = get_settings()
+    # Files private to the user, and library messages (pydicom quotes invalid values) scrubbed.
+    prepare_service_process(settings)
     secret = keys_folder().secret(site_secret_name(site))
-    target = out or get_settings().data_dir.resolve() / "repository" / site
+    target = out or settings.data_dir.resolve() / "repository" / site
     safe = load_safe_private(safe_private) if safe_private else frozenset()
     report = ingest(source, target, Deidentifier(SiteKey(site, secret), safe_private=safe))
     console.print(f"{report.written} instances of {report.series_written} series de-identified "

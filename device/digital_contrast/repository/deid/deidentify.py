@@ -99,8 +99,7 @@ class Deidentifier:
         refused = refusal(dataset)
         if refused is not None:
             raise refused
-        patient_id = str(dataset.get("PatientID", ""))
-        issuer = str(dataset.get("IssuerOfPatientID", ""))
+        patient_id, issuer = _patient_key(dataset)
         context = _Context(
             offset=self._offset(dataset),
             identifiers=identifier_words([str(dataset.get(k, "")) for k in _IDENTIFYING]),
@@ -117,8 +116,7 @@ class Deidentifier:
 
     def _offset(self, dataset: Dataset) -> dt.timedelta:
         """The patient's date offset: one per patient id and issuer at this site."""
-        return dt.timedelta(days=self.key.date_offset_days(
-            str(dataset.get("PatientID", "")), str(dataset.get("IssuerOfPatientID", ""))))
+        return dt.timedelta(days=self.key.date_offset_days(*_patient_key(dataset)))
 
     # --- the walk ------------------------------------------------------------------------
     def _walk(self, dataset: Dataset, context: _Context) -> None:
@@ -230,6 +228,16 @@ class Deidentifier:
 class _Context:
     offset: dt.timedelta
     identifiers: frozenset[str]
+
+
+def _patient_key(dataset: Dataset) -> tuple[str, str]:
+    """(patient id, issuer) the pseudonym and date offset are keyed on. Without a patient id
+    each study stands for its own patient: one pseudonym for every patient without an id
+    would link strangers."""
+    patient_id = str(dataset.get("PatientID", "") or "").strip()
+    if not patient_id:
+        return f"study:{dataset.get('StudyInstanceUID', '')}", "no patient id"
+    return patient_id, str(dataset.get("IssuerOfPatientID", "") or "")
 
 
 def _values(element: DataElement) -> list:
