@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65_535, description="TCP port `serve` binds to.")
     database_url: str = Field("", description="SQLAlchemy URL; default SQLite under data_dir.")
     mlflow_uri: str = Field("", description="MLflow tracking URI; default SQLite under data_dir.")
+    repository_database_url: str = Field(
+        "", description="SQLAlchemy URL of the CT repository's series index, a database apart "
+        "from the clinical store; default SQLite at data_dir/repository/index.db.")
     site: str = Field("default-site", min_length=1, description="Site name stamped on records.")
     keys_dir: Path = Field(
         Path.home() / ".config" / "digital-contrast" / "keys",
@@ -211,6 +214,8 @@ class Settings(BaseSettings):
                              "rewrite the database's folder must not reach the anchor too")
         if not self.mlflow_uri:
             self.mlflow_uri = f"sqlite:///{data_dir / 'mlflow.db'}"
+        if not self.repository_database_url:
+            self.repository_database_url = f"sqlite:///{data_dir / 'repository' / 'index.db'}"
         return self
 
     @property

@@ -2,6 +2,8 @@
 (its own process, as a site runs it), valid for dciodvfy, idempotent, keyed per site, with a
 refused series written nowhere and nothing identifying in its output or log."""
 
+import json
+import os
 import shutil
 import stat
 import subprocess
@@ -45,13 +47,19 @@ UNREADABLE_DATE = "15.03.2024"
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR DA")
 
 
+def _command(*args: str, data: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "digital_contrast", "repository", *args],
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "DC_DATA_DIR": str(data)})
+
+
 def _ingest(source: Path, out: Path, site: str = "site-a") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "digital_contrast", "repository", "ingest",
-                           str(source), "--site", site, "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    return _command("ingest", str(source), "--site", site, "--out", str(out),
+                    data=out.parent / "data")
 
 
-@pytest.mark.req("SRS-REPO-005", "SRS-REPO-001", "SRS-REPO-002", "SRS-REPO-003")
+@pytest.mark.req("SRS-REPO-005", "SRS-REPO-001", "SRS-REPO-002", "SRS-REPO-003",
+                 "SRS-REPO-006", "SRS-REPO-007")
 def test_ingest_deidentifies_a_series_and_refuses_one(source: Path, tmp_path: Path) -> None:
     originals = {dcmread(p).SOPInstanceUID: dcmread(p) for p in (source / "ncct").glob("*.dcm")}
     identifying = {str(next(iter(originals.values())).PatientID),
@@ -88,6 +96,17 @@ def test_ingest_deidentifies_a_series_and_refuses_one(source: Path, tmp_path: Pa
     again = _ingest(source, out)
     assert again.returncode == 0, again.stderr
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.dcm")} == before
+
+    # one index row for the series, labelled at the site from its source headers
+    found = _command("search", "--json", data=tmp_path / "data")
+    assert found.returncode == 0, found.stderr
+    rows = [json.loads(line) for line in found.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 1 and "1 series match" in found.stdout
+    row = rows[0]
+    assert row["series_uid"] == first.SeriesInstanceUID == written[0].parent.name
+    assert (row["phase"], row["region"], row["instances"], row["quality"], row["site"]) == (
+        "native", "abdomen", len(originals), "complete", "site-a")
+    assert row["kvp"] == float(next(iter(originals.values())).KVP)
 
     # another site's key: unlinkable pseudonyms
     other = tmp_path / "other"

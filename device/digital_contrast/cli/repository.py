@@ -27,13 +27,15 @@ def repository_ingest(
 ) -> None:
     """De-identify every series under SOURCE by the PS3.15 basic profile with the research
     options, with UIDs, pseudonyms and date offsets keyed by the site's secret (created in the
-    keys folder on first use; it never leaves the site). A series with an instance that cannot
-    be de-identified safely is refused whole."""
+    keys folder on first use; it never leaves the site), and record each series in the index
+    (DC_REPOSITORY_DATABASE_URL). A series with an instance that cannot be de-identified
+    safely is refused whole."""
     from digital_contrast.config import get_settings
     from digital_contrast.keys.folder import keys_folder
     from digital_contrast.repository.deid.deidentify import Deidentifier
     from digital_contrast.repository.deid.pseudonyms import SiteKey
     from digital_contrast.repository.deid.safe_private import load_safe_private
+    from digital_contrast.repository.index.database import open_index, sessions
     from digital_contrast.repository.ingest import ingest, site_secret_name
     from digital_contrast.service.process import prepare_service_process
 
@@ -43,7 +45,12 @@ def repository_ingest(
     secret = keys_folder().secret(site_secret_name(site))
     target = out or settings.data_dir.resolve() / "repository" / site
     safe = load_safe_private(safe_private) if safe_private else frozenset()
-    report = ingest(source, target, Deidentifier(SiteKey(site, secret), safe_private=safe))
+    engine = open_index(settings.repository_database_url)
+    try:
+        report = ingest(source, target, Deidentifier(SiteKey(site, secret), safe_private=safe),
+                        sessions(engine))
+    finally:
+        engine.dispose()
     console.print(f"{report.written} instances of {report.series_written} series de-identified "
                   f"into {target} ({report.ms_per_instance:.1f} ms per instance)",
                   highlight=False)
@@ -116,3 +123,82 @@ def repository_rotate_key(
     console.print(f"rotated secrets/{name}.key ({len(folder.retired_secrets(name))} retired); "
                   "tell the repository the date: pseudonyms before it are not linkable to "
                   "those after", highlight=False)
+
+
+def _range(text: str | None) -> tuple[float | None, float | None]:
+    if not text:
+        return None, None
+    low, _, high = text.partition("-")
+    try:
+        return (float(low) if low else None), (float(high) if high else None)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a range A-B (either end may be left out)"
+                                 ) from None
+
+
+@app.command("search")
+@user_errors
+def repository_search(
+    phase: Annotated[list[str] | None, typer.Option(
+        help="native, arterial, portal_venous, delayed, unknown (repeatable).")] = None,
+    region: Annotated[list[str] | None, typer.Option(help="abdomen, chest, ... (repeatable).")
+                      ] = None,
+    kvp: Annotated[str | None, typer.Option(help="Tube voltage range A-B, e.g. 100-120.")
+                   ] = None,
+    thickness: Annotated[str | None, typer.Option(help="Slice thickness range in mm, A-B.")
+                         ] = None,
+    kernel: Annotated[list[str] | None, typer.Option(help="Reconstruction kernel.")] = None,
+    site: Annotated[list[str] | None, typer.Option(help="Contributing site.")] = None,
+    age_band: Annotated[list[str] | None, typer.Option(help="e.g. 60-69, 90+.")] = None,
+    sex: Annotated[list[str] | None, typer.Option(help="M, F or O.")] = None,
+    quality: Annotated[list[str] | None, typer.Option(help="complete, gaps, unknown.")] = None,
+    pairs: Annotated[bool, typer.Option(
+        "--pairs", help="Contrast series whose study also holds a native series.")] = False,
+    limit: Annotated[int, typer.Option(help="Rows to show (0: count only).")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")
+                       ] = False,
+) -> None:
+    """Search the series index. Phase and region are header labels, not verified from the
+    images; generated values (the scale test's) are named in each row."""
+    import json
+
+    from pydantic import ValidationError
+    from rich.table import Table
+
+    from digital_contrast.cli.output import fail
+    from digital_contrast.config import get_settings
+    from digital_contrast.repository.index.database import open_index, sessions
+    from digital_contrast.repository.index.search import SeriesQuery, search
+
+    kvp_min, kvp_max = _range(kvp)
+    thick_min, thick_max = _range(thickness)
+    try:
+        query = SeriesQuery(phase=phase or [], region=region or [], kvp_min=kvp_min,
+                            kvp_max=kvp_max, thickness_min_mm=thick_min,
+                            thickness_max_mm=thick_max, kernel=kernel or [], site=site or [],
+                            age_band=age_band or [], sex=sex or [], quality=quality or [],
+                            with_native_pair=pairs, limit=limit)
+    except ValidationError as exc:
+        raise fail("SEARCH_INVALID", "; ".join(
+            ": ".join(filter(None, (".".join(map(str, e["loc"])), e["msg"])))
+            for e in exc.errors())) from None
+    engine = open_index(get_settings().repository_database_url)
+    try:
+        with sessions(engine)() as session:
+            count, rows = search(session, query)
+    finally:
+        engine.dispose()
+    columns = ("site", "series_uid", "study_uid", "phase", "region", "kvp", "thickness_mm",
+               "kernel", "age_band", "sex", "instances", "quality", "generated")
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps({c: getattr(row, c) for c in columns}))
+    else:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*("" if getattr(row, c) is None else str(getattr(row, c))
+                            for c in columns))
+        if rows:
+            console.print(table)
+    console.print(f"{count} series match (phase and region from headers, unverified)",
+                  highlight=False)

@@ -9,10 +9,15 @@ second run over the same source writes the same files again (same keyed UIDs), n
 duplicates. Nothing identifying is logged or reported: counts, codes and pseudonymous UIDs only.
 
     <out>/<pseudonymous patient>/<study UID>/<series UID>/<SOP instance UID>.dcm
+
+Each written series gets its row in the series index: labels read from the source's headers
+at the site (only the labels leave it), UIDs, pseudonym and dates from the de-identified copy.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 import re
@@ -24,10 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from sqlalchemy.orm import Session, sessionmaker
 
 from digital_contrast.repository.deid.deidentify import Deidentifier, refusal
 from digital_contrast.repository.errors import RepositoryError
+from digital_contrast.repository.index.classify import labels_of
+from digital_contrast.repository.index.records import record_series, series_row
 
 log = logging.getLogger(__name__)
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
@@ -86,23 +95,36 @@ def _series_of(source: Path, report: IngestReport) -> dict[str, list[tuple[Path,
     return series
 
 
-def _write(dataset, out: Path) -> Path:
+def _write(dataset: Dataset, out: Path) -> tuple[Path, str]:
+    """The file written (under a temporary name, then renamed) and its SHA-256."""
     target = (out / str(dataset.PatientID) / str(dataset.StudyInstanceUID)
               / str(dataset.SeriesInstanceUID) / f"{dataset.SOPInstanceUID}.dcm")
     target.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue()
     handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".part")
     try:
         with os.fdopen(handle, "wb") as stream:
-            dataset.save_as(stream, enforce_file_format=True)
+            stream.write(data)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return target
+    return target, hashlib.sha256(data).hexdigest()
 
 
-def ingest(source: Path, out: Path, deidentifier: Deidentifier) -> IngestReport:
-    """De-identify every accepted series under `source` into `out`."""
+def _position(dataset: Dataset) -> float | None:
+    try:
+        return float(dataset.ImagePositionPatient[2])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+
+
+def ingest(source: Path, out: Path, deidentifier: Deidentifier,
+           index: sessionmaker[Session] | None = None) -> IngestReport:
+    """De-identify every accepted series under `source` into `out`, and record each in the
+    series `index` when given (a row replaced when the series comes again)."""
     report = IngestReport()
     started = time.perf_counter()
     # the source's series UIDs are identifying: grouped by, never logged
@@ -114,17 +136,29 @@ def ingest(source: Path, out: Path, deidentifier: Deidentifier) -> IngestReport:
             report.refused_instances += len(members)
             log.info("series refused: %s (%d instances)", code, len(members))
             continue
-        written = []
+        written: list[tuple[Path, str]] = []
+        positions: list[float] = []
+        labels = deidentified = None
         try:
             for path, _ in members:
-                written.append(_write(deidentifier.deidentify(dcmread(path)), Path(out)))
+                original = dcmread(path)
+                labels = labels or labels_of(original)  # at the site, before de-identifying
+                deidentified = deidentifier.deidentify(original)
+                written.append(_write(deidentified, Path(out)))
+                if (z := _position(deidentified)) is not None:
+                    positions.append(z)
         except RepositoryError as exc:  # pixel data missing on the full read
-            for path in written:
+            for path, _ in written:
                 path.unlink(missing_ok=True)
             report.refused_series[exc.code] += 1
             report.refused_instances += len(members)
             log.info("series refused: %s (%d instances)", exc.code, len(members))
             continue
+        if index is not None and labels is not None and deidentified is not None:
+            with index.begin() as session:
+                record_series(session, [series_row(
+                    deidentifier.key.site, labels, deidentified, instances=len(written),
+                    positions=positions, file_digests=[d for _, d in written])])
         report.written += len(written)
         report.series_written += 1
     report.seconds = time.perf_counter() - started

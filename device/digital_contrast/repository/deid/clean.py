@@ -18,7 +18,7 @@ import yaml
 VOCABULARY = frozenset(yaml.safe_load(
     Path(__file__).with_name("clean_vocabulary.yaml").read_text("utf-8"))["words"])
 _TECHNICAL = re.compile(r"^[A-Z]{0,4}\d{1,4}([.,]\d{1,3})?[A-Z]{0,4}$")
-_SPLIT = re.compile(r"[\s^/\\_:;,()\[\]{}|+=*\"'<>#@!?&]+")
+_SPLIT = re.compile(r"[\s^/\\_:;,()\[\]{}|+=*\"'<>#@!?&-]+")
 _DIGITS = re.compile(r"\d+")
 
 

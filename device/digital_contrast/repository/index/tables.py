@@ -1,0 +1,61 @@
+"""The index's one table (SQLAlchemy 2 typed declarative); its schema is owned by the
+migrations under index/migrations, never by `create_all`.
+
+What comes from headers is flagged as such (`phase_source`, `region_source`): image-based
+classification comes later, and a cohort must know which labels nobody has verified. Values
+generated to fill a column a source lacks (the scale test on IDC's index) name that column in
+`generated`, so no figure can pass them off as data.
+"""
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Date, Double, Index, Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+PHASES = ("native", "arterial", "portal_venous", "delayed", "unknown")
+REGIONS = ("head", "neck", "chest", "abdomen", "pelvis", "abdomen_pelvis", "chest_abdomen_pelvis",
+           "whole_body", "extremity", "unknown")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s", "pk": "pk_%(table_name)s"})
+
+
+class Series(Base):
+    __tablename__ = "repository_series"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(64))
+    series_uid: Mapped[str] = mapped_column(String(64))
+    study_uid: Mapped[str] = mapped_column(String(64))
+    patient: Mapped[str] = mapped_column(String(64))  # the site's pseudonym
+    modality: Mapped[str] = mapped_column(String(16))
+    region: Mapped[str] = mapped_column(String(32))
+    region_source: Mapped[str] = mapped_column(String(16))  # "header" (unverified)
+    phase: Mapped[str] = mapped_column(String(16))
+    phase_source: Mapped[str] = mapped_column(String(16))  # "header" (unverified)
+    kvp: Mapped[float | None] = mapped_column(Double)
+    thickness_mm: Mapped[float | None] = mapped_column(Double)
+    kernel: Mapped[str | None] = mapped_column(String(64))
+    manufacturer: Mapped[str | None] = mapped_column(String(64))
+    study_date: Mapped[date | None] = mapped_column(Date)  # shifted by the patient's offset
+    age_band: Mapped[str | None] = mapped_column(String(8))  # "60-69", "90+"
+    sex: Mapped[str | None] = mapped_column(String(1))  # M, F, O
+    instances: Mapped[int] = mapped_column(Integer)
+    quality: Mapped[str] = mapped_column(String(16))  # "complete", "gaps", "unknown"
+    series_sha256: Mapped[str | None] = mapped_column(String(64))  # of its files' SHA-256s
+    source: Mapped[str] = mapped_column(String(16))  # "ingest", "idc-index"
+    generated: Mapped[str] = mapped_column(String(256), default="")  # columns filled by us
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        Index("uq_repository_series_site_series_uid", "site", "series_uid", unique=True),
+        Index("ix_repository_series_cohort", "region", "phase", "kvp", "thickness_mm"),
+        Index("ix_repository_series_study_phase", "study_uid", "phase"),
+        Index("ix_repository_series_age_band_sex", "age_band", "sex"),
+        Index("ix_repository_series_kernel", "kernel"),
+    )
