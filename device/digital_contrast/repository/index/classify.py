@@ -64,8 +64,12 @@ def _text(ds: Dataset, *keywords: str) -> str:
 
 
 def phase_of(ds: Dataset) -> str:
-    text = _text(ds, "SeriesDescription", "ProtocolName")
-    normalised = " ".join(_WORD.findall(text))
+    return phase_from_text(_text(ds, "SeriesDescription", "ProtocolName"))
+
+
+def phase_from_text(text: str) -> str:
+    """The phase named by a description's words, or "unknown"."""
+    normalised = " ".join(_WORD.findall(text.upper()))
     if any(phrase in normalised for phrase in _NATIVE_PHRASES):
         return "native"
     words = set(normalised.split())
@@ -76,9 +80,13 @@ def phase_of(ds: Dataset) -> str:
 
 
 def region_of(ds: Dataset) -> str:
-    words = set(_WORD.findall(_text(ds, "BodyPartExamined")))
-    if not words:
-        words = set(_WORD.findall(_text(ds, "StudyDescription", "SeriesDescription")))
+    return region_from_text(_text(ds, "BodyPartExamined"),
+                            _text(ds, "StudyDescription", "SeriesDescription"))
+
+
+def region_from_text(body_part: str, descriptions: str) -> str:
+    """The region of the body part's words, else of the descriptions', or "unknown"."""
+    words = set(_WORD.findall(body_part.upper())) or set(_WORD.findall(descriptions.upper()))
     for required, region in _REGIONS:
         if required <= words:
             return region
