@@ -81,7 +81,7 @@ def idc_rows(table: Any) -> Iterator[list[dict[str, Any]]]:
                 "study_date": _date(r["StudyDate"]), "age_band": age_band(r["PatientAge"]),
                 "sex": sex if sex in ("M", "F", "O") else None,
                 "instances": int(r["instanceCount"] or 0), "quality": "unknown",
-                "series_sha256": None, "source": "idc-index", "generated": GENERATED,
+                "instance_set_sha256": None, "source": "idc-index", "generated": GENERATED,
                 "extra": {},
             })
         yield rows

@@ -30,7 +30,7 @@ def _row(n: int, **values) -> dict:
            "region_source": "header", "phase": "native", "phase_source": "header",
            "kvp": 120.0, "thickness_mm": 1.0, "kernel": "B30F", "manufacturer": "ACME",
            "study_date": dt.date(2015, 1, 1), "age_band": "60-69", "sex": "F",
-           "instances": 300, "quality": "complete", "series_sha256": f"{n:064x}",
+           "instances": 300, "quality": "complete", "instance_set_sha256": f"{n:064x}",
            "source": "ingest", "generated": "", "extra": {}}
     return {**row, **values}
 

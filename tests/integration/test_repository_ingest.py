@@ -15,6 +15,7 @@ from pydicom import dcmread
 from typer.testing import CliRunner
 
 from digital_contrast.cli import app
+from digital_contrast.jobs.batch_manifest import folder_instance_set
 from digital_contrast.keys.folder import keys_folder
 from tests.support.dciodvfy import dciodvfy_errors
 
@@ -107,6 +108,9 @@ def test_ingest_deidentifies_a_series_and_refuses_one(source: Path, tmp_path: Pa
     assert (row["phase"], row["region"], row["instances"], row["quality"], row["site"]) == (
         "native", "abdomen", len(originals), "complete", "site-a")
     assert row["kvp"] == float(next(iter(originals.values())).KVP)
+    # the series is named as a batch manifest names it
+    assert (row["series_uid"], row["instance_set_sha256"]) == folder_instance_set(
+        written[0].parent)
 
     # another site's key: unlinkable pseudonyms
     other = tmp_path / "other"

@@ -4,7 +4,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from digital_contrast.repository.index.classify import age_band, labels_of, phase_of, region_of
-from digital_contrast.repository.index.records import quality_of, series_sha256
+from digital_contrast.repository.index.records import quality_of
 
 
 def _ds(**values) -> Dataset:
@@ -69,4 +69,3 @@ def test_labels_and_quality() -> None:
     assert quality_of([0.0, 1.0, 3.0, 4.0]) == "gaps"
     assert quality_of([0.0, 1.0, 1.0, 2.0]) == "gaps"
     assert quality_of([5.0]) == "unknown"
-    assert series_sha256(["b", "a"]) == series_sha256(["a", "b"]) != series_sha256(["a"])

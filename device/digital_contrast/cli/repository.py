@@ -188,11 +188,12 @@ def repository_search(
             count, rows = search(session, query)
     finally:
         engine.dispose()
-    columns = ("site", "series_uid", "study_uid", "phase", "region", "kvp", "thickness_mm",
-               "kernel", "age_band", "sex", "instances", "quality", "generated")
+    columns = ("site", "series_uid", "phase", "region", "kvp", "thickness_mm", "kernel",
+               "age_band", "sex", "instances", "quality", "generated")
     if as_json:
+        every = [c.name for c in type(rows[0]).__table__.columns if c.name != "id"] if rows else []
         for row in rows:
-            typer.echo(json.dumps({c: getattr(row, c) for c in columns}))
+            typer.echo(json.dumps({c: getattr(row, c) for c in every}, default=str))
     else:
         table = Table(*columns)
         for row in rows:

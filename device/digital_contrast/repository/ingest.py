@@ -157,8 +157,8 @@ def ingest(source: Path, out: Path, deidentifier: Deidentifier,
         if index is not None and labels is not None and deidentified is not None:
             with index.begin() as session:
                 record_series(session, [series_row(
-                    deidentifier.key.site, labels, deidentified, instances=len(written),
-                    positions=positions, file_digests=[d for _, d in written])])
+                    deidentifier.key.site, labels, deidentified, positions=positions,
+                    files=[(path.stem, digest) for path, digest in written])])
         report.written += len(written)
         report.series_written += 1
     report.seconds = time.perf_counter() - started

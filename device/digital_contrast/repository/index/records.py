@@ -4,7 +4,6 @@ ingested again replaces its row: one row per site and pseudonymous series UID)."
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,15 +15,10 @@ from sqlalchemy.orm import Session
 
 from digital_contrast.repository.index.classify import HEADER, SeriesLabels
 from digital_contrast.repository.index.tables import Series
+from digital_contrast.store.studies import instance_set_sha256
 
 _UPDATED = [c.name for c in Series.__table__.columns if c.name not in ("id", "site",
                                                                          "series_uid")]
-
-
-def series_sha256(file_digests: Sequence[str]) -> str:
-    """The series' hash: SHA-256 of its files' SHA-256s, sorted (order of reading is not
-    the series' identity)."""
-    return hashlib.sha256("".join(sorted(file_digests)).encode()).hexdigest()
 
 
 def quality_of(positions: Sequence[float]) -> str:
@@ -46,10 +40,11 @@ def _date(value: Any) -> dt.date | None:
         return None
 
 
-def series_row(site: str, labels: SeriesLabels, deidentified: Dataset, *, instances: int,
-               positions: Sequence[float], file_digests: Sequence[str]) -> dict[str, Any]:
+def series_row(site: str, labels: SeriesLabels, deidentified: Dataset, *,
+               positions: Sequence[float], files: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """The row of one ingested series; `deidentified` is one of its de-identified instances
-    (UIDs, pseudonym and the shifted date come from it, never from the source)."""
+    (UIDs, pseudonym and the shifted date come from it, never from the source); `files` its
+    (SOP instance UID, file SHA-256) pairs, hashed as batch manifests name a series."""
     return {
         "site": site, "series_uid": str(deidentified.SeriesInstanceUID),
         "study_uid": str(deidentified.StudyInstanceUID), "patient": str(deidentified.PatientID),
@@ -57,8 +52,8 @@ def series_row(site: str, labels: SeriesLabels, deidentified: Dataset, *, instan
         "phase": labels.phase, "phase_source": HEADER, "kvp": labels.kvp,
         "thickness_mm": labels.thickness_mm, "kernel": labels.kernel,
         "manufacturer": labels.manufacturer, "study_date": _date(deidentified.get("StudyDate")),
-        "age_band": labels.age_band, "sex": labels.sex, "instances": instances,
-        "quality": quality_of(positions), "series_sha256": series_sha256(file_digests),
+        "age_band": labels.age_band, "sex": labels.sex, "instances": len(files),
+        "quality": quality_of(positions), "instance_set_sha256": instance_set_sha256(files),
         "source": "ingest", "generated": "",
         "extra": {k: str(deidentified.get(k, "") or "") for k in
                   ("SeriesDescription", "BodyPartExamined", "ContrastBolusAgent")},

@@ -47,7 +47,8 @@ class Series(Base):
     sex: Mapped[str | None] = mapped_column(String(1))  # M, F, O
     instances: Mapped[int] = mapped_column(Integer)
     quality: Mapped[str] = mapped_column(String(16))  # "complete", "gaps", "unknown"
-    series_sha256: Mapped[str | None] = mapped_column(String(64))  # of its files' SHA-256s
+    # SHA-256 over sorted (SOP instance UID, file SHA-256): a batch manifest's series identity
+    instance_set_sha256: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))  # "ingest", "idc-index"
     generated: Mapped[str] = mapped_column(String(256), default="")  # columns filled by us
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("sex", sa.String(1), nullable=True),
         sa.Column("instances", sa.Integer(), nullable=False),
         sa.Column("quality", sa.String(16), nullable=False),
-        sa.Column("series_sha256", sa.String(64), nullable=True),
+        sa.Column("instance_set_sha256", sa.String(64), nullable=True),
         sa.Column("source", sa.String(16), nullable=False),
         sa.Column("generated", sa.String(256), nullable=False, server_default=""),
         sa.Column("extra", sa.JSON(), nullable=False),
