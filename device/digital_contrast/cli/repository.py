@@ -35,7 +35,7 @@ def repository_ingest(
     from digital_contrast.repository.deid.deidentify import Deidentifier
     from digital_contrast.repository.deid.pseudonyms import SiteKey
     from digital_contrast.repository.deid.safe_private import load_safe_private
-    from digital_contrast.repository.index.database import open_index, sessions
+    from digital_contrast.repository.index.database import index_sessions
     from digital_contrast.repository.ingest import ingest, site_secret_name
     from digital_contrast.service.process import prepare_service_process
 
@@ -45,12 +45,9 @@ def repository_ingest(
     secret = keys_folder().secret(site_secret_name(site))
     target = out or settings.data_dir.resolve() / "repository" / site
     safe = load_safe_private(safe_private) if safe_private else frozenset()
-    engine = open_index(settings.repository_database_url)
-    try:
+    with index_sessions(settings.repository_database_url) as index:
         report = ingest(source, target, Deidentifier(SiteKey(site, secret), safe_private=safe),
-                        sessions(engine))
-    finally:
-        engine.dispose()
+                        index)
     console.print(f"{report.written} instances of {report.series_written} series de-identified "
                   f"into {target} ({report.ms_per_instance:.1f} ms per instance)",
                   highlight=False)
@@ -157,9 +154,14 @@ def repository_search(
     limit: Annotated[int, typer.Option(help="Rows to show (0: count only).")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")
                        ] = False,
+    save: Annotated[str | None, typer.Option(
+        help="Save this search as a cohort of that name (a new version when its query or "
+             "its members changed).")] = None,
+    purpose: Annotated[str, typer.Option(help="What the saved cohort is for.")] = "",
 ) -> None:
-    """Search the series index. Phase and region are header labels, not verified from the
-    images; generated values (the scale test's) are named in each row."""
+    """Search the series index; with --save, save the search as a versioned cohort. Phase and
+    region are header labels, not verified from the images; generated values (the scale
+    test's) are named in each row."""
     import json
 
     from pydantic import ValidationError
@@ -167,7 +169,8 @@ def repository_search(
 
     from digital_contrast.cli.output import fail
     from digital_contrast.config import get_settings
-    from digital_contrast.repository.index.database import open_index, sessions
+    from digital_contrast.repository.index.cohorts import save_cohort
+    from digital_contrast.repository.index.database import index_sessions
     from digital_contrast.repository.index.search import SeriesQuery, search
 
     kvp_min, kvp_max = _range(kvp)
@@ -182,12 +185,12 @@ def repository_search(
         raise fail("SEARCH_INVALID", "; ".join(
             ": ".join(filter(None, (".".join(map(str, e["loc"])), e["msg"])))
             for e in exc.errors())) from None
-    engine = open_index(get_settings().repository_database_url)
-    try:
-        with sessions(engine)() as session:
+    with index_sessions(get_settings().repository_database_url) as index:
+        with index() as session:
             count, rows = search(session, query)
-    finally:
-        engine.dispose()
+        if save is not None:
+            with index.begin() as session:
+                saved = save_cohort(session, save, query, purpose)
     columns = ("site", "series_uid", "phase", "region", "kvp", "thickness_mm", "kernel",
                "age_band", "sex", "instances", "quality", "generated")
     if as_json:
@@ -203,3 +206,84 @@ def repository_search(
             console.print(table)
     console.print(f"{count} series match (phase and region from headers, unverified)",
                   highlight=False)
+    if save is not None:
+        console.print(f"cohort {saved.name} version {saved.version}"
+                      f"{'' if saved.created else ' (unchanged)'}: {saved.series_count} series, "
+                      f"sha256 {saved.cohort_sha256}", highlight=False)
+
+
+@app.command("cohorts")
+@user_errors
+def repository_cohorts() -> None:
+    """The saved cohorts: newest version, members, hash and purpose of each."""
+    from digital_contrast.config import get_settings
+    from digital_contrast.repository.index.cohorts import cohorts
+    from digital_contrast.repository.index.database import index_sessions
+
+    with index_sessions(get_settings().repository_database_url) as index, \
+            index() as session:
+        for cohort in cohorts(session):
+            console.print(f"{cohort.name} v{cohort.version}: {cohort.series_count} series, "
+                          f"sha256 {cohort.cohort_sha256}, saved "
+                          f"{cohort.created_at:%Y-%m-%d %H:%M} UTC: {cohort.purpose}",
+                          highlight=False)
+
+
+@app.command("export")
+@user_errors
+def repository_export(
+    name: Annotated[str, typer.Argument(help="The saved cohort.")],
+    use_case: Annotated[str, typer.Option(help="The use case the manifest is for.")],
+    out: Annotated[Path, typer.Option(help="The batch manifest to write (JSON Lines).")],
+    version: Annotated[int | None, typer.Option(help="Its version (default: newest).")] = None,
+    files: Annotated[Path | None, typer.Option(
+        help="The repository folder ingest wrote: each case names its series' folder there, "
+             "relative to the manifest.", exists=True, file_okay=False)] = None,
+) -> None:
+    """Write a saved cohort version as a batch manifest (version 1): one case per series with
+    its instance-set hash, the cohort's name, version and hash in the provenance."""
+    import datetime as dt
+    import os
+
+    from digital_contrast.config import get_settings
+    from digital_contrast.jobs.batch_manifest import (
+        FORMAT,
+        VERSION,
+        ManifestCase,
+        ManifestHeader,
+        write_manifest,
+    )
+    from digital_contrast.repository.errors import RepositoryError
+    from digital_contrast.repository.index.cohorts import cohort_version
+    from digital_contrast.repository.index.database import index_sessions
+
+    with index_sessions(get_settings().repository_database_url) as index, \
+            index() as session:
+        cohort, members = cohort_version(session, name, version)
+    if not members:
+        raise RepositoryError("COHORT_EMPTY", f"cohort {cohort.name} v{cohort.version} has no "
+                                              "series: a manifest lists at least one case")
+    out = out.resolve()
+    if files is not None and out.parent not in (files.resolve(), *files.resolve().parents):
+        raise RepositoryError("EXPORT_INVALID", "a batch manifest names folders inside its own "
+                                                "folder: write it in the repository folder or "
+                                                "a folder above it")
+    header = ManifestHeader(
+        format=FORMAT, version=VERSION, name=f"cohort {cohort.name} v{cohort.version}",
+        use_case=use_case, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        provenance={"cohort": cohort.name, "cohort_version": cohort.version,
+                    "cohort_sha256": cohort.cohort_sha256, "purpose": cohort.purpose,
+                    "labels": "phase and region from headers, unverified"})
+
+    def folder(member) -> str | None:
+        if files is None:
+            return None
+        path = files.resolve() / member.patient / member.study_uid / member.series_uid
+        return os.path.relpath(path, out.parent).replace(os.sep, "/")
+
+    written = write_manifest(out, header, (ManifestCase(
+        case_id=f"{m.site}.{m.series_uid}"[:128], series_instance_uid=m.series_uid,
+        instance_set_sha256=m.instance_set_sha256, folder=folder(m),
+        provenance={"site": m.site}) for m in members))
+    console.print(f"{written} cases of cohort {cohort.name} v{cohort.version} written to {out} "
+                  f"(sha256 {cohort.cohort_sha256})", highlight=False)

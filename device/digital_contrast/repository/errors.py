@@ -7,4 +7,7 @@ class RepositoryError(DigitalContrastError):
     """DEID_BURNED_IN (BurnedInAnnotation is not NO), DEID_SECONDARY_CAPTURE (a screen capture
     may carry text in its pixels; no OCR here), DEID_NOT_IMAGE (no pixel data), DEID_SITE_INVALID
     (a site id the keys folder cannot name), DEID_SAFE_LIST_INVALID (a safe-list of private
-    elements that cannot be read)."""
+    elements that cannot be read), COHORT_INVALID (a cohort name or purpose that cannot be
+    saved), COHORT_UNKNOWN (no such cohort or version), COHORT_EMPTY (nothing to export),
+    INDEX_UNAVAILABLE (the series index database cannot be used), EXPORT_INVALID (a manifest
+    that could not name its folders)."""

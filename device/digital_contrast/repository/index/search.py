@@ -46,7 +46,8 @@ class SeriesQuery(FrozenSchema):
         return self
 
 
-def _conditions(query: SeriesQuery) -> list[Any]:
+def conditions(query: SeriesQuery) -> list[Any]:
+    """The WHERE clauses of the query over `Series`."""
     where = [Series.modality == query.modality]
     for column, values in ((Series.phase, query.phase), (Series.region, query.region),
                            (Series.kernel, query.kernel), (Series.site, query.site),
@@ -72,7 +73,7 @@ def _conditions(query: SeriesQuery) -> list[Any]:
 
 def search(session: Session, query: SeriesQuery) -> tuple[int, list[Series]]:
     """(number of matching series, the first `limit` of them in index order)."""
-    where = _conditions(query)
+    where = conditions(query)
     count = session.scalar(select(func.count()).select_from(Series).where(*where)) or 0
     rows = list(session.scalars(select(Series).where(*where).order_by(Series.id)
                                 .limit(query.limit))) if query.limit else []

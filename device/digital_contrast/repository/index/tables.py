@@ -1,5 +1,6 @@
-"""The index's one table (SQLAlchemy 2 typed declarative); its schema is owned by the
-migrations under index/migrations, never by `create_all`.
+"""The index's tables (SQLAlchemy 2 typed declarative): series, and saved cohorts with their
+frozen members; the schema is owned by the migrations under index/migrations, never by
+`create_all`.
 
 What comes from headers is flagged as such (`phase_source`, `region_source`): image-based
 classification comes later, and a cohort must know which labels nobody has verified. Values
@@ -7,10 +8,21 @@ generated to fill a column a source lacks (the scale test on IDC's index) name t
 `generated`, so no figure can pass them off as data.
 """
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, Double, Index, Integer, MetaData, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 PHASES = ("native", "arterial", "portal_venous", "delayed", "unknown")
@@ -60,3 +72,35 @@ class Series(Base):
         Index("ix_repository_series_age_band_sex", "age_band", "sex"),
         Index("ix_repository_series_kernel", "kernel"),
     )
+
+
+class Cohort(Base):
+    """A saved search, versioned: a new version when its query or its members change. Its
+    members are frozen when it is saved, so a version always resolves to the same manifest."""
+
+    __tablename__ = "repository_cohorts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    query: Mapped[dict[str, Any]] = mapped_column(JSON)
+    purpose: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    series_count: Mapped[int] = mapped_column(Integer)
+    # SHA-256 over the sorted "site<TAB>series UID<TAB>instance-set hash" lines of its members
+    cohort_sha256: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("uq_repository_cohorts_name_version", "name", "version",
+                            unique=True),)
+
+
+class CohortMember(Base):
+    __tablename__ = "repository_cohort_members"
+
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("repository_cohorts.id",
+                                                      ondelete="CASCADE"), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    series_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(64))
+    patient: Mapped[str] = mapped_column(String(64))
+    instance_set_sha256: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,97 @@
+"""Saved cohorts: a search saved under a name, versioned, its members frozen per version.
+
+Saving again with the same query and the same members changes nothing (the version stays);
+a changed query, or an index that now answers the query with other series, makes a new
+version. A version's hash (`cohort_sha256`) names exactly its members, so a validation
+protocol can name the cohort it was evaluated on and nothing else will match it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digital_contrast.repository.errors import RepositoryError
+from digital_contrast.repository.index.search import SeriesQuery, conditions
+from digital_contrast.repository.index.tables import Cohort, CohortMember, Series
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+@dataclass(frozen=True)
+class SavedCohort:
+    name: str
+    version: int
+    series_count: int
+    cohort_sha256: str
+    created: bool  # False: the newest version already had this query and these members
+
+
+def cohort_sha256(members: list[tuple[str, str, str | None]]) -> str:
+    """SHA-256 over the sorted "site<TAB>series UID<TAB>instance-set hash" lines."""
+    lines = sorted(f"{site}\t{uid}\t{digest or ''}\n" for site, uid, digest in members)
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _check_name(name: str) -> None:
+    if not NAME.match(name):
+        raise RepositoryError("COHORT_INVALID", "a cohort name is 2-64 lower-case letters, "
+                                                "digits, '.', '_' or '-'")
+
+
+def save_cohort(session: Session, name: str, query: SeriesQuery, purpose: str) -> SavedCohort:
+    """Resolve `query` now and save it as `name`'s next version, unless the newest version
+    has the same query and members."""
+    _check_name(name)
+    if not purpose.strip():
+        raise RepositoryError("COHORT_INVALID", "say what the cohort is for (--purpose)")
+    definition = query.model_dump(mode="json", exclude={"limit"})
+    rows = session.execute(select(Series.site, Series.series_uid, Series.study_uid,
+                                  Series.patient, Series.instance_set_sha256)
+                           .where(*conditions(query))).all()
+    digest = cohort_sha256([(r.site, r.series_uid, r.instance_set_sha256) for r in rows])
+    newest = session.scalars(select(Cohort).where(Cohort.name == name)
+                             .order_by(Cohort.version.desc()).limit(1)).first()
+    if newest is not None and newest.query == definition and newest.cohort_sha256 == digest:
+        return SavedCohort(name, newest.version, newest.series_count, digest, created=False)
+    cohort = Cohort(name=name, version=(newest.version + 1) if newest else 1, query=definition,
+                    purpose=purpose.strip()[:256], created_at=dt.datetime.now(dt.UTC),
+                    series_count=len(rows), cohort_sha256=digest)
+    session.add(cohort)
+    session.flush()
+    session.bulk_insert_mappings(CohortMember, [  # type: ignore[arg-type]
+        {"cohort_id": cohort.id, "site": r.site, "series_uid": r.series_uid,
+         "study_uid": r.study_uid, "patient": r.patient,
+         "instance_set_sha256": r.instance_set_sha256} for r in rows])
+    return SavedCohort(name, cohort.version, len(rows), digest, created=True)
+
+
+def cohort_version(session: Session, name: str, version: int | None = None
+                   ) -> tuple[Cohort, list[CohortMember]]:
+    """A saved version (default: the newest) and its members, in site and UID order;
+    COHORT_UNKNOWN when there is no such cohort or version."""
+    _check_name(name)
+    statement = select(Cohort).where(Cohort.name == name)
+    statement = statement.where(Cohort.version == version) if version is not None else \
+        statement.order_by(Cohort.version.desc()).limit(1)
+    cohort = session.scalars(statement).first()
+    if cohort is None:
+        raise RepositoryError("COHORT_UNKNOWN", f"no cohort {name!r}" + (
+            f" version {version}" if version is not None else ""))
+    members = list(session.scalars(select(CohortMember).where(CohortMember.cohort_id == cohort.id)
+                                   .order_by(CohortMember.site, CohortMember.series_uid)))
+    return cohort, members
+
+
+def cohorts(session: Session) -> list[Cohort]:
+    """The newest version of every cohort, by name."""
+    newest = (select(Cohort.name, func.max(Cohort.version).label("version"))
+              .group_by(Cohort.name).subquery())
+    return list(session.scalars(select(Cohort).join(
+        newest, (Cohort.name == newest.c.name) & (Cohort.version == newest.c.version))
+        .order_by(Cohort.name)))

@@ -1,0 +1,151 @@
+"""Saved cohorts on SQLite and PostgreSQL: versions, frozen members, hashes, the index's
+migration from its first revision with rows, and the export as a batch manifest that the
+batch reader accepts and whose folders hash to what it names."""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from digital_contrast.cli import app
+from digital_contrast.jobs.batch_manifest import folder_instance_set, read_manifest
+from digital_contrast.repository.errors import RepositoryError
+from digital_contrast.repository.index.cohorts import cohort_version, cohorts, save_cohort
+from digital_contrast.repository.index.database import MIGRATIONS, open_index, sessions
+from digital_contrast.repository.index.records import record_series
+from digital_contrast.repository.index.search import SeriesQuery
+from digital_contrast.store.database import make_engine
+from tests.integration.test_repository_index import _row
+from tests.support.databases import throwaway_postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def index_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'index.db'}"
+        return
+    with throwaway_postgres_database() as url:
+        yield url
+
+
+@pytest.mark.req("SRS-REPO-008")
+def test_versions_change_only_with_the_query_or_its_members(index_url: str) -> None:
+    engine = open_index(index_url)
+    make = sessions(engine)
+    with make.begin() as session:
+        record_series(session, [_row(0), _row(1, phase="portal_venous")])
+    pv = SeriesQuery(phase=["portal_venous"])
+
+    def save(query: SeriesQuery = pv, purpose: str = "training pairs"):
+        with make.begin() as session:
+            return save_cohort(session, "pv", query, purpose)
+
+    first = save()
+    assert (first.version, first.series_count, first.created) == (1, 1, True)
+    again = save(purpose="other words")
+    assert (again.version, again.created, again.cohort_sha256) == (1, False,
+                                                                  first.cohort_sha256)
+    with make.begin() as session:  # a new matching series: the members changed
+        record_series(session, [_row(3, phase="portal_venous")])
+    second = save()
+    assert (second.version, second.series_count) == (2, 2)
+    assert second.cohort_sha256 != first.cohort_sha256
+    third = save(SeriesQuery(phase=["portal_venous"], kvp_max=130))  # same members, new query
+    assert (third.version, third.cohort_sha256) == (3, second.cohort_sha256)
+    with make() as session:
+        old, members = cohort_version(session, "pv", 1)  # frozen at its version
+        assert [m.series_uid for m in members] == ["2.25.1"]
+        assert old.query["phase"] == ["portal_venous"] and "limit" not in old.query
+        assert [(c.name, c.version) for c in cohorts(session)] == [("pv", 3)]
+        for name, version, code in (("pv", 9, "COHORT_UNKNOWN"), ("nope", None,
+                                                                   "COHORT_UNKNOWN"),
+                                    ("Bad Name", None, "COHORT_INVALID")):
+            with pytest.raises(RepositoryError) as raised:
+                cohort_version(session, name, version)
+            assert raised.value.code == code
+    with make.begin() as session, pytest.raises(RepositoryError) as raised:
+        save_cohort(session, "pv", pv, "  ")
+    assert raised.value.code == "COHORT_INVALID"
+    engine.dispose()
+
+
+@pytest.mark.req("SRS-REPO-008", "SRS-REPO-007")
+def test_the_index_upgrades_from_its_first_revision_with_rows(index_url: str) -> None:
+    engine = make_engine(index_url)
+    with engine.connect() as connection, connection.begin():
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "r0001")
+    with sessions(engine).begin() as session:
+        record_series(session, [_row(0), _row(1, phase="arterial")])
+    engine.dispose()
+    engine = open_index(index_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM repository_series")).scalar() == 2
+        assert connection.execute(text(
+            "SELECT version_num FROM repository_alembic_version")).scalar() == "r0002"
+    with sessions(engine).begin() as session:
+        assert save_cohort(session, "all", SeriesQuery(), "everything").series_count == 2
+    engine.dispose()
+
+
+@pytest.mark.req("SRS-REPO-008", "SRS-REPO-005")
+def test_a_cohort_of_ingested_series_exports_as_a_batch_manifest(
+        tmp_path: Path, phantom_series: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("DC_DATA_DIR", str(data))
+    out = tmp_path / "repository"
+    for phase in ("ncct", "arterial"):
+        done = subprocess.run(
+            [sys.executable, "-m", "digital_contrast", "repository", "ingest",
+             str(phantom_series[phase]), "--site", "site-a", "--out", str(out)],
+            capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+    runner = CliRunner()
+    saved = runner.invoke(app, ["repository", "search", "--pairs", "--limit", "0", "--save",
+                                "arterial-pairs", "--purpose", "phantom demo"])
+    assert saved.exit_code == 0, saved.output
+    assert "1 series match" in saved.output and "version 1" in saved.output
+    outside = tmp_path / "exports" / "cohort.jsonl"  # its folders would not be inside it
+    outside.parent.mkdir()
+    refused = runner.invoke(app, ["repository", "export", "arterial-pairs", "--use-case",
+                                  "aaa-cta", "--out", str(outside), "--files", str(out)])
+    assert refused.exit_code == 2 and "EXPORT_INVALID" in refused.output
+    assert not outside.exists()
+    manifest = tmp_path / "cohort.jsonl"
+    exported = runner.invoke(app, ["repository", "export", "arterial-pairs", "--use-case",
+                                   "aaa-cta", "--out", str(manifest), "--files", str(out)])
+    assert exported.exit_code == 0, exported.output
+    read = read_manifest(manifest)
+    assert read.header.provenance["cohort"] == "arterial-pairs"
+    assert read.header.provenance["cohort_version"] == 1
+    (case,) = read.cases
+    assert (case.series_instance_uid, case.instance_set_sha256) == folder_instance_set(
+        read.root / case.folder)
+    refused = runner.invoke(app, ["repository", "export", "nothing", "--use-case", "aaa-cta",
+                                  "--out", str(tmp_path / "x.jsonl")])
+    assert refused.exit_code == 2 and "COHORT_UNKNOWN" in refused.output
+    assert not (tmp_path / "x.jsonl").exists()
+    empty = runner.invoke(app, ["repository", "search", "--phase", "delayed", "--save", "none",
+                                "--purpose", "nothing yet"])
+    assert empty.exit_code == 0, empty.output
+    refused = runner.invoke(app, ["repository", "export", "none", "--use-case", "aaa-cta",
+                                  "--out", str(tmp_path / "y.jsonl")])
+    assert refused.exit_code == 2 and "COHORT_EMPTY" in refused.output
+    assert not (tmp_path / "y.jsonl").exists()
+
+
+@pytest.mark.req("SRS-REPO-008")
+def test_an_index_that_cannot_be_used_is_named_not_traced(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DC_REPOSITORY_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    result = CliRunner().invoke(app, ["repository", "cohorts"])
+    assert result.exit_code == 2
+    assert "INDEX_UNAVAILABLE" in result.output and "Traceback" not in result.output
