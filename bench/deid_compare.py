@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom import dcmread
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pydicom.dataset import Dataset
 
 from digital_contrast.repository.deid.deidentify import Deidentifier, SafePrivate
 from digital_contrast.repository.deid.pseudonyms import SiteKey
@@ -35,6 +34,7 @@ from digital_contrast.repository.proof.corpus import (
     SAFE_CREATOR,
     SAFE_ELEMENT,
     ct_image,
+    file_bytes,
     planted_corpus,
 )
 
@@ -103,13 +103,7 @@ def _slice(index: int) -> bytes:
     ds.StudyTime = "101500"
     ds.AccessionNumber, ds.InstitutionName = "A123", "St Elsewhere"
     ds.SeriesDescription, ds.StationName = "Abdomen PV 1.0 B30f", "CT01"
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return file_bytes(ds)
 
 
 def _speed(method: Method, slices: list[bytes], repeats: int) -> list[float]:
@@ -145,7 +139,7 @@ def main() -> None:
         outputs = []
         for instance in corpus:
             try:
-                outputs.append(method(dcmread(io.BytesIO(_bytes(instance.dataset)))))
+                outputs.append(method(dcmread(io.BytesIO(file_bytes(instance.dataset)))))
             except Exception as exc:  # a peer failing on the corpus is a result
                 print(f"{name:<18}failed on the corpus: {type(exc).__name__}")
                 outputs.append(None)
@@ -159,12 +153,6 @@ def main() -> None:
         worst = Counter(m.category for m in result.misses).most_common(4)
         if worst:
             print(" " * 18 + "misses: " + ", ".join(f"{c} {n}" for c, n in worst))
-
-
-def _bytes(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 if __name__ == "__main__":

@@ -158,13 +158,13 @@ def main() -> None:
         }
         print(f"{'cohort query (count + first 50)':<42}{'matches':>9}{'p50 ms':>9}"
               f"{'p95 ms':>9}")
-        for name, query in cohorts.items():
-            def run(query: SeriesQuery = query) -> int:
-                with make() as session:
-                    return search(session, query)[0]
+        def count(query: SeriesQuery) -> int:
+            with make() as session:
+                return search(session, query)[0]
 
-            count, times = timed(run, args.repeats)
-            print(f"{name:<42}{count:>9}{statistics.median(times):>9.1f}"
+        for name, query in cohorts.items():
+            matches, times = timed(lambda query=query: count(query), args.repeats)
+            print(f"{name:<42}{matches:>9}{statistics.median(times):>9.1f}"
                   f"{nearest_rank(times, 0.95):>9.1f}")
 
         others = peers()
@@ -183,11 +183,7 @@ def main() -> None:
         print(f"{'query both answer (count)':<26}{'method':<16}{'answer':>9}{'same':>6}"
               f"{'p50 ms':>10}{'p95 ms':>10}")
         for name, (sql, query) in both.items():
-            def ours(query: SeriesQuery = query) -> int:
-                with make() as session:
-                    return search(session, query)[0]
-
-            mine, times = timed(ours, args.repeats)
+            mine, times = timed(lambda query=query: count(query), args.repeats)
             print(f"{name:<26}{'ours (PG)':<16}{mine:>9}{'':>6}"
                   f"{statistics.median(times):>10.1f}{nearest_rank(times, 0.95):>10.1f}")
             for peer, ask in others.items():

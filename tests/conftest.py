@@ -165,3 +165,15 @@ def phantom_series(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folders = {phase: write_phase_dicom(case, phase, root / phase.value) and root / phase.value
                for phase in (Phase.NCCT, Phase.ARTERIAL)}
     return {"case": case, **folders}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def index_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A new, empty database for the repository's series index, once per supported database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'index.db'}"
+        return
+    from tests.support.databases import throwaway_postgres_database
+
+    with throwaway_postgres_database() as url:
+        yield url

@@ -4,7 +4,6 @@ batch reader accepts and whose folders hash to what it names."""
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,7 @@ from digital_contrast.repository.index.database import MIGRATIONS, open_index, s
 from digital_contrast.repository.index.records import record_series
 from digital_contrast.repository.index.search import SeriesQuery
 from digital_contrast.store.database import make_engine
-from tests.integration.test_repository_index import _row
-from tests.support.databases import throwaway_postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def index_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'index.db'}"
-        return
-    with throwaway_postgres_database() as url:
-        yield url
+from tests.support.repository import index_row as _row
 
 
 @pytest.mark.req("SRS-REPO-008")

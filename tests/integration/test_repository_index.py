@@ -1,8 +1,6 @@
 """The series index on SQLite and PostgreSQL: its own migrations beside the clinical store's,
 rows replaced when a series comes again, and every filter of the search."""
 
-import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,26 +11,7 @@ from digital_contrast.repository.index.records import record_series
 from digital_contrast.repository.index.search import SeriesQuery, search
 from digital_contrast.repository.index.tables import Series
 from tests.support.databases import throwaway_postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def index_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'index.db'}"
-        return
-    with throwaway_postgres_database() as url:
-        yield url
-
-
-def _row(n: int, **values) -> dict:
-    row = {"site": "site-a", "series_uid": f"2.25.{n}", "study_uid": f"2.25.9{n // 2}",
-           "patient": f"P{n // 4}", "modality": "CT", "region": "abdomen",
-           "region_source": "header", "phase": "native", "phase_source": "header",
-           "kvp": 120.0, "thickness_mm": 1.0, "kernel": "B30F", "manufacturer": "ACME",
-           "study_date": dt.date(2015, 1, 1), "age_band": "60-69", "sex": "F",
-           "instances": 300, "quality": "complete", "instance_set_sha256": f"{n:064x}",
-           "source": "ingest", "generated": "", "extra": {}}
-    return {**row, **values}
+from tests.support.repository import index_row as _row
 
 
 @pytest.mark.req("SRS-REPO-007")

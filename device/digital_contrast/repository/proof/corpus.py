@@ -149,6 +149,17 @@ def ct_image(series: int, charset: str) -> Dataset:
     return ds
 
 
+def file_bytes(ds: Dataset) -> bytes:
+    """The CT instance as a PS3.10 file (Explicit VR Little Endian)."""
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 def _private(ds: Dataset, patient: int, charset: str) -> None:
     surname = CHARSETS[charset][0]
     phi = ds.private_block(PHI_CREATOR[1], PHI_CREATOR[0], create=True)
@@ -172,13 +183,7 @@ def _instance(patient: int, study: int, series: int, charset: str,
     ds.PatientID = f"{token(0x00100020)}-{patient}"
     ds.IssuerOfPatientID = f"{token(0x00100021)}"
     _private(ds, patient, charset)
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    read = dcmread(io.BytesIO(buffer.getvalue()))
+    read = dcmread(io.BytesIO(file_bytes(ds)))
     surname, given, ideographic = CHARSETS[charset]
     names = (surname, given, *(ideographic.split("^") if ideographic else ()))
     return CorpusInstance(read, patient, study, series, charset, tuple(planted), names)
