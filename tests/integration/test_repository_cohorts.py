@@ -2,6 +2,7 @@
 migration from its first revision with rows, and the export as a batch manifest that the
 batch reader accepts and whose folders hash to what it names."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
+from pydicom import dcmread
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -79,56 +81,87 @@ def test_the_index_upgrades_from_its_first_revision_with_rows(index_url: str) ->
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM repository_series")).scalar() == 2
         assert connection.execute(text(
-            "SELECT version_num FROM repository_alembic_version")).scalar() == "r0002"
+            "SELECT version_num FROM repository_alembic_version")).scalar() == "r0003"
     with sessions(engine).begin() as session:
         assert save_cohort(session, "all", SeriesQuery(), "everything").series_count == 2
     engine.dispose()
 
 
-@pytest.mark.req("SRS-REPO-008", "SRS-REPO-005")
+def _patients(phantom_series: dict, root: Path, count: int) -> Path:
+    """The phantom study sent as `count` patients (same age band, sex, year, scanner: one
+    k-anonymity class), each with its own ids and UIDs."""
+    for patient in range(count):
+        for phase in ("ncct", "arterial"):
+            folder = root / f"p{patient}" / phase
+            folder.mkdir(parents=True)
+            for path in sorted(phantom_series[phase].glob("*.dcm")):
+                ds = dcmread(path)
+                ds.PatientID = f"{ds.PatientID}-{patient}"
+                for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+                    setattr(ds, keyword, f"{getattr(ds, keyword)}.{patient + 1}")
+                ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+                ds.save_as(folder / path.name)
+    return root
+
+
+@pytest.mark.req("SRS-REPO-008", "SRS-REPO-009", "SRS-REPO-005")
 def test_a_cohort_of_ingested_series_exports_as_a_batch_manifest(
         tmp_path: Path, phantom_series: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = tmp_path / "data"
-    monkeypatch.setenv("DC_DATA_DIR", str(data))
+    monkeypatch.setenv("DC_DATA_DIR", str(tmp_path / "data"))
     out = tmp_path / "repository"
-    for phase in ("ncct", "arterial"):
-        done = subprocess.run(
-            [sys.executable, "-m", "digital_contrast", "repository", "ingest",
-             str(phantom_series[phase]), "--site", "site-a", "--out", str(out)],
-            capture_output=True, text=True, timeout=300, check=False)
-        assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "digital_contrast", "repository", "ingest",
+         str(_patients(phantom_series, tmp_path / "source", 2)), "--site", "site-a", "--out",
+         str(out)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
     runner = CliRunner()
     saved = runner.invoke(app, ["repository", "search", "--pairs", "--limit", "0", "--save",
                                 "arterial-pairs", "--purpose", "phantom demo"])
     assert saved.exit_code == 0, saved.output
-    assert "1 series match" in saved.output and "version 1" in saved.output
+    assert "2 series match" in saved.output and "version 1" in saved.output
+
+    def export(*args: str) -> object:
+        return runner.invoke(app, ["repository", "export", *args, "--use-case", "aaa-cta",
+                                   "--dua", "DUA-7", "--files", str(out)])
+
     outside = tmp_path / "exports" / "cohort.jsonl"  # its folders would not be inside it
     outside.parent.mkdir()
-    refused = runner.invoke(app, ["repository", "export", "arterial-pairs", "--use-case",
-                                  "aaa-cta", "--out", str(outside), "--files", str(out)])
+    refused = export("arterial-pairs", "--out", str(outside))
     assert refused.exit_code == 2 and "EXPORT_INVALID" in refused.output
-    assert not outside.exists()
+    # two patients: their shifted study years differ (one offset each), so by default each is
+    # a class of one; without the year they are one class, which k = 3 suppresses, k = 2 keeps
+    without_year = ("--quasi-identifiers", "age_band,sex,manufacturer,site")
+    for args in (("--min-k", "2"), ("--min-k", "3", *without_year)):
+        refused = export("arterial-pairs", "--out", str(tmp_path / "k.jsonl"), *args)
+        assert refused.exit_code == 2 and "COHORT_EMPTY" in refused.output
     manifest = tmp_path / "cohort.jsonl"
-    exported = runner.invoke(app, ["repository", "export", "arterial-pairs", "--use-case",
-                                   "aaa-cta", "--out", str(manifest), "--files", str(out)])
+    exported = export("arterial-pairs", "--out", str(manifest), "--min-k", "2", *without_year)
     assert exported.exit_code == 0, exported.output
+    assert "0 series of 0 patients suppressed" in exported.output
     read = read_manifest(manifest)
-    assert read.header.provenance["cohort"] == "arterial-pairs"
-    assert read.header.provenance["cohort_version"] == 1
-    (case,) = read.cases
-    assert (case.series_instance_uid, case.instance_set_sha256) == folder_instance_set(
-        read.root / case.folder)
-    refused = runner.invoke(app, ["repository", "export", "nothing", "--use-case", "aaa-cta",
-                                  "--out", str(tmp_path / "x.jsonl")])
+    provenance = read.header.provenance
+    assert (provenance["cohort"], provenance["cohort_version"], provenance["data_use_agreement"]
+            ) == ("arterial-pairs", 1, "DUA-7")
+    assert json.loads(str(provenance["k_anonymity"]))["min_k"] == 2
+    assert len(read.cases) == 2
+    for case in read.cases:
+        assert (case.series_instance_uid, case.instance_set_sha256) == folder_instance_set(
+            read.root / case.folder)
+    refused = export("nothing", "--out", str(tmp_path / "x.jsonl"))
     assert refused.exit_code == 2 and "COHORT_UNKNOWN" in refused.output
-    assert not (tmp_path / "x.jsonl").exists()
-    empty = runner.invoke(app, ["repository", "search", "--phase", "delayed", "--save", "none",
-                                "--purpose", "nothing yet"])
-    assert empty.exit_code == 0, empty.output
-    refused = runner.invoke(app, ["repository", "export", "none", "--use-case", "aaa-cta",
-                                  "--out", str(tmp_path / "y.jsonl")])
-    assert refused.exit_code == 2 and "COHORT_EMPTY" in refused.output
-    assert not (tmp_path / "y.jsonl").exists()
+    assert not [p for p in tmp_path.iterdir() if p.suffix in (".part",) or p.name in (
+        "x.jsonl", "k.jsonl")] and not outside.exists()
+
+    # one export recorded, sealed; a record changed afterwards breaks the chain
+    log = runner.invoke(app, ["repository", "exports"])
+    assert log.exit_code == 0 and "1 exports; seal chain intact" in log.output
+    assert "arterial-pairs v1 for aaa-cta under DUA-7: 2 series" in log.output
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'repository' / 'index.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE repository_exports SET data_use_agreement = 'DUA-8'"))
+    engine.dispose()
+    log = runner.invoke(app, ["repository", "exports"])
+    assert log.exit_code == 1 and "changed after it was sealed" in log.output
 
 
 @pytest.mark.req("SRS-REPO-008")

@@ -235,15 +235,29 @@ def repository_export(
     name: Annotated[str, typer.Argument(help="The saved cohort.")],
     use_case: Annotated[str, typer.Option(help="The use case the manifest is for.")],
     out: Annotated[Path, typer.Option(help="The batch manifest to write (JSON Lines).")],
+    dua: Annotated[str, typer.Option(
+        "--dua", help="The data use agreement the export is made under (its id).")],
+    min_k: Annotated[int, typer.Option(
+        help="Each combination of age band, sex, study year, scanner manufacturer and site "
+             "must be shared by this many patients, or its series are suppressed.", min=2)
+                     ] = 5,
+    quasi_identifiers: Annotated[str, typer.Option(
+        help="The quasi-identifiers k counts over, comma-separated.")
+    ] = "age_band,sex,study_year,manufacturer,site",
     version: Annotated[int | None, typer.Option(help="Its version (default: newest).")] = None,
     files: Annotated[Path | None, typer.Option(
         help="The repository folder ingest wrote: each case names its series' folder there, "
              "relative to the manifest.", exists=True, file_okay=False)] = None,
 ) -> None:
     """Write a saved cohort version as a batch manifest (version 1): one case per series with
-    its instance-set hash, the cohort's name, version and hash in the provenance."""
+    its instance-set hash, the series of every quasi-identifier class smaller than k
+    suppressed, the cohort's name, version, hash and the k-anonymity report in the
+    provenance; the export is recorded, sealed, in the export log."""
     import datetime as dt
+    import hashlib
+    import json
     import os
+    import tempfile
 
     from digital_contrast.config import get_settings
     from digital_contrast.jobs.batch_manifest import (
@@ -253,37 +267,97 @@ def repository_export(
         ManifestHeader,
         write_manifest,
     )
+    from digital_contrast.keys.folder import keys_folder
     from digital_contrast.repository.errors import RepositoryError
-    from digital_contrast.repository.index.cohorts import cohort_version
+    from digital_contrast.repository.index.cohorts import cohort_version, export_rows
     from digital_contrast.repository.index.database import index_sessions
+    from digital_contrast.repository.index.exports import SECRET_NAME, record_export
+    from digital_contrast.repository.index.kanonymity import QUASI_IDENTIFIERS, k_anonymise
 
-    with index_sessions(get_settings().repository_database_url) as index, \
-            index() as session:
-        cohort, members = cohort_version(session, name, version)
-    if not members:
-        raise RepositoryError("COHORT_EMPTY", f"cohort {cohort.name} v{cohort.version} has no "
-                                              "series: a manifest lists at least one case")
+    if not dua.strip():
+        raise RepositoryError("EXPORT_INVALID", "name the data use agreement (--dua)")
+    names = tuple(n.strip() for n in quasi_identifiers.split(",") if n.strip())
+    if not names or set(names) - set(QUASI_IDENTIFIERS):
+        raise RepositoryError("EXPORT_INVALID", "quasi-identifiers are some of "
+                                                f"{', '.join(QUASI_IDENTIFIERS)}")
     out = out.resolve()
     if files is not None and out.parent not in (files.resolve(), *files.resolve().parents):
         raise RepositoryError("EXPORT_INVALID", "a batch manifest names folders inside its own "
                                                 "folder: write it in the repository folder or "
                                                 "a folder above it")
-    header = ManifestHeader(
-        format=FORMAT, version=VERSION, name=f"cohort {cohort.name} v{cohort.version}",
-        use_case=use_case, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        provenance={"cohort": cohort.name, "cohort_version": cohort.version,
-                    "cohort_sha256": cohort.cohort_sha256, "purpose": cohort.purpose,
-                    "labels": "phase and region from headers, unverified"})
+    secret = keys_folder().secret(SECRET_NAME)
+    with index_sessions(get_settings().repository_database_url) as index:
+        with index() as session:
+            cohort, members = cohort_version(session, name, version)
+            report = k_anonymise(export_rows(session, members), min_k, names)
+        if not report.kept:
+            raise RepositoryError("COHORT_EMPTY", f"cohort {cohort.name} v{cohort.version}: no "
+                                                  f"series left to export at k = {min_k} "
+                                                  f"({len(members)} before suppression)")
+        kept = {(r.site, r.series_uid) for r in report.kept}
+        header = ManifestHeader(
+            format=FORMAT, version=VERSION, name=f"cohort {cohort.name} v{cohort.version}",
+            use_case=use_case, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            provenance={"cohort": cohort.name, "cohort_version": cohort.version,
+                        "cohort_sha256": cohort.cohort_sha256, "purpose": cohort.purpose,
+                        "data_use_agreement": dua.strip(),
+                        "labels": "phase and region from headers, unverified",
+                        "k_anonymity": json.dumps(report.as_dict())})
 
-    def folder(member) -> str | None:
-        if files is None:
-            return None
-        path = files.resolve() / member.patient / member.study_uid / member.series_uid
-        return os.path.relpath(path, out.parent).replace(os.sep, "/")
+        def folder(member) -> str | None:
+            if files is None:
+                return None
+            path = files.resolve() / member.patient / member.study_uid / member.series_uid
+            return os.path.relpath(path, out.parent).replace(os.sep, "/")
 
-    written = write_manifest(out, header, (ManifestCase(
-        case_id=f"{m.site}.{m.series_uid}"[:128], series_instance_uid=m.series_uid,
-        instance_set_sha256=m.instance_set_sha256, folder=folder(m),
-        provenance={"site": m.site}) for m in members))
+        handle, temporary = tempfile.mkstemp(dir=out.parent, suffix=".part")
+        os.close(handle)
+        try:
+            written = write_manifest(Path(temporary), header, (ManifestCase(
+                case_id=f"{m.site}.{m.series_uid}"[:128], series_instance_uid=m.series_uid,
+                instance_set_sha256=m.instance_set_sha256, folder=folder(m),
+                provenance={"site": m.site}) for m in members
+                if (m.site, m.series_uid) in kept))
+            digest = hashlib.sha256(Path(temporary).read_bytes()).hexdigest()
+            with index.begin() as session:  # the record first: no export goes unrecorded
+                record_export(session, secret, cohort=cohort.name,
+                              cohort_version=cohort.version, cohort_sha256=cohort.cohort_sha256,
+                              purpose=cohort.purpose, data_use_agreement=dua.strip()[:128],
+                              use_case=use_case, min_k=min_k, series_exported=written,
+                              series_suppressed=report.series_suppressed,
+                              manifest_sha256=digest)
+            os.replace(temporary, out)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
     console.print(f"{written} cases of cohort {cohort.name} v{cohort.version} written to {out} "
-                  f"(sha256 {cohort.cohort_sha256})", highlight=False)
+                  f"(sha256 {digest}); k-anonymity at k = {min_k} over {', '.join(names)}: "
+                  f"{report.classes} classes, "
+                  f"smallest {report.smallest_class_before} patients before suppression, "
+                  f"{report.series_suppressed} series of {report.patients_suppressed} patients "
+                  "suppressed", highlight=False)
+
+
+@app.command("exports")
+@user_errors
+def repository_exports() -> None:
+    """The export log, and whether its seal chain is intact (exit 1 when not)."""
+    from digital_contrast.config import get_settings
+    from digital_contrast.keys.folder import keys_folder
+    from digital_contrast.repository.index.database import index_sessions
+    from digital_contrast.repository.index.exports import SECRET_NAME, verify_exports
+
+    secret = keys_folder().secret(SECRET_NAME)
+    with index_sessions(get_settings().repository_database_url) as index, \
+            index() as session:
+        records, problems = verify_exports(session, secret)
+    for r in records:
+        console.print(f"{r.id} {r.exported_at:%Y-%m-%d %H:%M} UTC {r.cohort} v{r.cohort_version} "
+                      f"for {r.use_case} under {r.data_use_agreement}: {r.series_exported} "
+                      f"series (k = {r.min_k}, {r.series_suppressed} suppressed), manifest "
+                      f"{r.manifest_sha256[:16]}", highlight=False)
+    for problem in problems:
+        console.print(f"[bold red]BROKEN[/]: {problem}", highlight=False)
+    console.print(f"{len(records)} exports; seal chain {'broken' if problems else 'intact'}",
+                  highlight=False)
+    if problems:
+        raise typer.Exit(1)

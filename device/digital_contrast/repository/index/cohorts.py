@@ -13,10 +13,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from digital_contrast.repository.errors import RepositoryError
+from digital_contrast.repository.index.kanonymity import ExportRow
 from digital_contrast.repository.index.search import SeriesQuery, conditions
 from digital_contrast.repository.index.tables import Cohort, CohortMember, Series
 
@@ -95,3 +96,19 @@ def cohorts(session: Session) -> list[Cohort]:
     return list(session.scalars(select(Cohort).join(
         newest, (Cohort.name == newest.c.name) & (Cohort.version == newest.c.version))
         .order_by(Cohort.name)))
+
+
+def export_rows(session: Session, members: list[CohortMember]) -> list[ExportRow]:
+    """The members with the quasi-identifiers the index holds for them now."""
+    found = {(s.site, s.series_uid): s for s in session.scalars(select(Series).where(
+        tuple_(Series.site, Series.series_uid).in_([(m.site, m.series_uid) for m in members])))
+    } if members else {}
+    rows = []
+    for member in members:
+        series = found.get((member.site, member.series_uid))
+        rows.append(ExportRow(
+            site=member.site, series_uid=member.series_uid, patient=member.patient,
+            age_band=series.age_band if series else None, sex=series.sex if series else None,
+            study_year=series.study_date.year if series and series.study_date else None,
+            manufacturer=series.manufacturer if series else None))
+    return rows

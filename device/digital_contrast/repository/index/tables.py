@@ -104,3 +104,26 @@ class CohortMember(Base):
     study_uid: Mapped[str] = mapped_column(String(64))
     patient: Mapped[str] = mapped_column(String(64))
     instance_set_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class ExportRecord(Base):
+    """One export of a cohort: what left, under which data use agreement, sealed in a chain
+    (HMAC of the record and the previous seal under a keys-folder secret), so a record removed
+    or changed afterwards shows."""
+
+    __tablename__ = "repository_exports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    exported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cohort: Mapped[str] = mapped_column(String(64))
+    cohort_version: Mapped[int] = mapped_column(Integer)
+    cohort_sha256: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(256))
+    data_use_agreement: Mapped[str] = mapped_column(String(128))
+    use_case: Mapped[str] = mapped_column(String(64))
+    min_k: Mapped[int] = mapped_column(Integer)
+    series_exported: Mapped[int] = mapped_column(Integer)
+    series_suppressed: Mapped[int] = mapped_column(Integer)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    previous_seal: Mapped[str] = mapped_column(String(64))
+    seal: Mapped[str] = mapped_column(String(64))
