@@ -27,12 +27,11 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from digital_contrast.repository.deid.deidentify import Deidentifier, SafePrivate
+from digital_contrast.repository.deid.deidentify import Deidentifier
 from digital_contrast.repository.deid.pseudonyms import SiteKey
 from digital_contrast.repository.proof.checker import check
 from digital_contrast.repository.proof.corpus import (
-    SAFE_CREATOR,
-    SAFE_ELEMENT,
+    SAFE_LIST,
     ct_image,
     file_bytes,
     planted_corpus,
@@ -42,8 +41,7 @@ Method = Callable[[Dataset], Dataset]
 
 
 def ours() -> Method:
-    safe = frozenset({SafePrivate(SAFE_CREATOR[0], SAFE_CREATOR[1], SAFE_ELEMENT)})
-    return Deidentifier(SiteKey("bench", b"b" * 32), safe_private=safe).deidentify
+    return Deidentifier(SiteKey("bench", b"b" * 32), safe_private=SAFE_LIST).deidentify
 
 
 def dicognito_method() -> Method:

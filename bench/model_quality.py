@@ -131,7 +131,8 @@ def shift_cases(dataset: PhantomDataset, count: int) -> list[PhantomParameters]:
     return [shift_parameters(SHIFT_SEEDS_FROM + n) for n in range(count)]
 
 
-def _seed_range(text: str) -> range:
+def seed_range(text: str) -> range:
+    """'A-B' (or 'A') as the range of seeds A to B, both included."""
     start, _, end = text.partition("-")
     return range(int(start), int(end or start) + 1)
 
@@ -145,7 +146,7 @@ def main() -> None:
                         help="validation protocol of phantom cases (default: aaa-cta's)")
     parser.add_argument("--cases", type=int, default=None,
                         help="fewer cases than the protocol (0: the shift set only)")
-    parser.add_argument("--seeds", type=_seed_range, default=None,
+    parser.add_argument("--seeds", type=seed_range, default=None,
                         help="A-B: these seeds instead of the protocol's (none of its pools)")
     parser.add_argument("--shift", type=int, default=0, help="shift-set cases to add")
     parser.add_argument("--report", type=Path,

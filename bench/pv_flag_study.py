@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from model_quality import seed_range  # this folder: the script's own
 from scipy import ndimage
 
 from digital_contrast.explain.uncertainty import estimate_uncertainty
@@ -47,11 +48,6 @@ from digital_contrast.validation.organ_metrics import (
 THRESHOLDS_HU = (3.0, 5.4, 8.0, 12.0)  # 5.4: abdomen-pv 1.0.0's calibrated threshold
 
 
-def _seed_range(text: str) -> range:
-    first, last = (int(v) for v in text.split("-"))
-    return range(first, last + 1)
-
-
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -59,7 +55,7 @@ def _median(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, required=True)
-    parser.add_argument("--seeds", type=_seed_range, default=range(1000, 1012))
+    parser.add_argument("--seeds", type=seed_range, default=range(1000, 1012))
     parser.add_argument("--samples", type=int, default=TTASettings().samples)
     args = parser.parse_args()
     bundle = read_bundle(args.bundle)

@@ -19,14 +19,10 @@ Target (issue 22): p95 <= 200 ms for the cohort queries at >= 1 M series.
 import argparse
 import datetime as dt
 import hashlib
-import os
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-
-sys.path.insert(0, os.path.dirname(__file__))
 
 from query_scale import nearest_rank, postgres_database
 

@@ -168,10 +168,11 @@ def phantom_series(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def index_url(request: pytest.FixtureRequest, tmp_path: Path):
-    """A new, empty database for the repository's series index, once per supported database."""
+def blank_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """An empty database (no tables), once per supported database: the store's or the
+    repository index's to migrate."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'index.db'}"
+        yield f"sqlite:///{tmp_path / 'nested' / 'blank.db'}"
         return
     from tests.support.databases import throwaway_postgres_database
 

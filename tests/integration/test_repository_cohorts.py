@@ -26,8 +26,8 @@ from tests.support.repository import index_row as _row
 
 
 @pytest.mark.req("SRS-REPO-008")
-def test_versions_change_only_with_the_query_or_its_members(index_url: str) -> None:
-    engine = open_index(index_url)
+def test_versions_change_only_with_the_query_or_its_members(blank_url: str) -> None:
+    engine = open_index(blank_url)
     make = sessions(engine)
     with make.begin() as session:
         record_series(session, [_row(0), _row(1, phase="portal_venous")])
@@ -67,8 +67,8 @@ def test_versions_change_only_with_the_query_or_its_members(index_url: str) -> N
 
 
 @pytest.mark.req("SRS-REPO-008", "SRS-REPO-007")
-def test_the_index_upgrades_from_its_first_revision_with_rows(index_url: str) -> None:
-    engine = make_engine(index_url)
+def test_the_index_upgrades_from_its_first_revision_with_rows(blank_url: str) -> None:
+    engine = make_engine(blank_url)
     with engine.connect() as connection, connection.begin():
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
@@ -77,7 +77,7 @@ def test_the_index_upgrades_from_its_first_revision_with_rows(index_url: str) ->
     with sessions(engine).begin() as session:
         record_series(session, [_row(0), _row(1, phase="arterial")])
     engine.dispose()
-    engine = open_index(index_url)
+    engine = open_index(blank_url)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM repository_series")).scalar() == 2
         assert connection.execute(text(

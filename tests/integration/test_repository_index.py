@@ -15,9 +15,9 @@ from tests.support.repository import index_row as _row
 
 
 @pytest.mark.req("SRS-REPO-007")
-def test_the_index_keeps_its_own_migrations(index_url: str) -> None:
-    engine = open_index(index_url)
-    open_index(index_url).dispose()  # at head already: nothing to do, nothing broken
+def test_the_index_keeps_its_own_migrations(blank_url: str) -> None:
+    engine = open_index(blank_url)
+    open_index(blank_url).dispose()  # at head already: nothing to do, nothing broken
     tables = set(inspect(engine).get_table_names())
     assert {"repository_series", "repository_alembic_version"} <= tables
     assert not {"alembic_version", "jobs", "series"} & tables
@@ -45,8 +45,8 @@ def _both_histories(url: str) -> None:
 
 
 @pytest.mark.req("SRS-REPO-007")
-def test_search_filters_and_pairs(index_url: str) -> None:
-    engine = open_index(index_url)
+def test_search_filters_and_pairs(blank_url: str) -> None:
+    engine = open_index(blank_url)
     make = sessions(engine)
     rows = [
         _row(0), _row(1, phase="portal_venous", kvp=100.0),  # a pair in study 2.25.90

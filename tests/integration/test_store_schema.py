@@ -35,7 +35,6 @@ from tests.support.databases import (
     STORE_TABLES,
     run_concurrently,
     table_names,
-    throwaway_postgres_database,
 )
 
 EXPECTED_TABLES = {"studies", "series", "instances", "jobs", "job_events", "emission_records",
@@ -44,16 +43,6 @@ EXPECTED_TABLES = {"studies", "series", "instances", "jobs", "job_events", "emis
                    "audit_events", "audit_exports", "auth_failures", "api_keys",
                    "file_deletions", "dicom_senders", "destinations", "deliveries",
                    "batches", "batch_cases"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def blank_url(request: pytest.FixtureRequest, tmp_path: Path):
-    """An empty database (no tables), once per supported database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'nested' / 'blank.db'}"
-        return
-    with throwaway_postgres_database() as url:
-        yield url
 
 
 def _revisions() -> list[str]:

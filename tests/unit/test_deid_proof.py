@@ -9,14 +9,12 @@ from collections import Counter
 import pytest
 from pydicom.tag import Tag
 
-from digital_contrast.repository.deid.deidentify import Deidentifier, SafePrivate
+from digital_contrast.repository.deid.deidentify import Deidentifier
 from digital_contrast.repository.deid.profile import Action, research_profile
 from digital_contrast.repository.deid.pseudonyms import SiteKey
 from digital_contrast.repository.proof.checker import ProofResult, check
-from digital_contrast.repository.proof.corpus import SAFE_CREATOR, SAFE_ELEMENT, planted_corpus
+from digital_contrast.repository.proof.corpus import SAFE_LIST, planted_corpus
 from digital_contrast.repository.proof.table import load_table
-
-SAFE = frozenset({SafePrivate(SAFE_CREATOR[0], SAFE_CREATOR[1], SAFE_ELEMENT)})
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +23,7 @@ def corpus():
 
 
 def _deidentifier(key: bytes = b"k" * 32, **kwargs) -> Deidentifier:
-    return Deidentifier(SiteKey("site-a", key), safe_private=SAFE, **kwargs)
+    return Deidentifier(SiteKey("site-a", key), safe_private=SAFE_LIST, **kwargs)
 
 
 def _run(corpus, deidentifier) -> ProofResult:
@@ -84,7 +82,7 @@ def test_the_checker_fails_a_deidentifier_that_skips_nested_sequences(corpus) ->
         def _items(self, element, context) -> None:
             pass
 
-    result = _run(corpus, TopLevelOnly(SiteKey("site-a", b"k" * 32), safe_private=SAFE))
+    result = _run(corpus, TopLevelOnly(SiteKey("site-a", b"k" * 32), safe_private=SAFE_LIST))
     nested = [m for m in result.misses if " nested " in m.where]
     assert nested
 
@@ -99,7 +97,7 @@ def test_the_checker_fails_new_uids_on_every_pass(corpus) -> None:
             calls[original] += 1
             return super().uid(f"{original}#{calls[original]}")
 
-    result = _run(corpus, Deidentifier(FreshKeys("site-a", b"k" * 32), safe_private=SAFE))
+    result = _run(corpus, Deidentifier(FreshKeys("site-a", b"k" * 32), safe_private=SAFE_LIST))
     assert {m.category for m in result.misses} == {"UID changed consistently"}
 
 
@@ -109,7 +107,7 @@ def test_the_checker_fails_a_date_offset_per_study(corpus) -> None:
         def _offset(self, dataset):
             return dt.timedelta(days=400 + zlib.crc32(str(dataset.StudyInstanceUID).encode()) % 50)
 
-    result = _run(corpus, OffsetPerStudy(SiteKey("site-a", b"k" * 32), safe_private=SAFE))
+    result = _run(corpus, OffsetPerStudy(SiteKey("site-a", b"k" * 32), safe_private=SAFE_LIST))
     assert {m.category for m in result.misses} == {"date shifted consistently"}
 
 

@@ -66,19 +66,15 @@ def repository_proof() -> None:
     table; per MIDI-B category, the actions checked and missed. Exit 1 on any miss."""
     import secrets
 
-    from digital_contrast.repository.deid.deidentify import Deidentifier, SafePrivate
+    from digital_contrast.repository.deid.deidentify import Deidentifier
     from digital_contrast.repository.deid.pseudonyms import SiteKey
     from digital_contrast.repository.proof.checker import check
-    from digital_contrast.repository.proof.corpus import (
-        SAFE_CREATOR,
-        SAFE_ELEMENT,
-        planted_corpus,
-    )
+    from digital_contrast.repository.proof.corpus import SAFE_LIST, planted_corpus
     from digital_contrast.repository.proof.table import load_table
 
     corpus = planted_corpus()
-    safe = frozenset({SafePrivate(SAFE_CREATOR[0], SAFE_CREATOR[1], SAFE_ELEMENT)})
-    deidentifier = Deidentifier(SiteKey("proof", secrets.token_bytes(32)), safe_private=safe)
+    deidentifier = Deidentifier(SiteKey("proof", secrets.token_bytes(32)),
+                                safe_private=SAFE_LIST)
     result = check(corpus, [deidentifier.deidentify(i.dataset) for i in corpus])
     table = load_table()
     console.print(f"{len(corpus)} instances, {len(corpus[0].planted)} planted attributes each; "

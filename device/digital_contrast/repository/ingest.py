@@ -1,12 +1,13 @@
 """`repository ingest SRC --site S`: de-identify a folder of DICOM files at the site into the
 site's repository folder.
 
-Two passes. The first reads headers only and groups instances by series, so that a series with
-one instance that must be refused (burned-in text, a screen capture, no pixels) is refused
-whole: half a series is worse than none. The second de-identifies the accepted series, each
-file written to a temporary name and renamed, so a crash leaves no half-written file, and a
-second run over the same source writes the same files again (same keyed UIDs), never
-duplicates. Nothing identifying is logged or reported: counts, codes and pseudonymous UIDs only.
+Two passes. The first reads headers (the pixels deferred, not read) and groups instances by
+series, so that a series with one instance that must be refused (burned-in text, a screen
+capture, no pixels) is refused whole: half a series is worse than none. The second
+de-identifies the accepted series, each file written to a temporary name and renamed, so a
+crash leaves no half-written file, and a second run over the same source writes the same files
+again (same keyed UIDs), never duplicates. Nothing identifying is logged or reported: counts,
+codes and pseudonymous UIDs only.
 
     <out>/<pseudonymous patient>/<study UID>/<series UID>/<SOP instance UID>.dcm
 
@@ -57,7 +58,6 @@ class IngestReport:
     written: int = 0
     series_written: int = 0
     refused_series: Counter = field(default_factory=Counter)  # code -> series
-    refused_instances: int = 0
     not_dicom: int = 0
     seconds: float = 0.0
 
@@ -79,16 +79,14 @@ def _series_of(source: Path, report: IngestReport) -> dict[str, list[tuple[Path,
     """Series UID -> [(file, refusal code or None)], from headers only."""
     series: dict[str, list[tuple[Path, str | None]]] = {}
     for path in _files(source):
-        try:
-            header = dcmread(path, stop_before_pixels=True)
+        try:  # values over 1 KB (the pixels) are deferred: seen to be there, never read
+            header = dcmread(path, defer_size=1024)
         except (InvalidDicomError, OSError, ValueError, EOFError):
             report.not_dicom += 1
             continue
         if "SOPInstanceUID" not in header or "SeriesInstanceUID" not in header:
             report.not_dicom += 1
             continue
-        # stop_before_pixels hides the pixel data: judge the rest, and pixels on the full read
-        header.PixelData = b""
         refused = refusal(header)
         series.setdefault(str(header.SeriesInstanceUID), []).append(
             (path, refused.code if refused else None))
@@ -121,6 +119,11 @@ def _position(dataset: Dataset) -> float | None:
         return None
 
 
+def _refused(report: IngestReport, code: str, instances: int) -> None:
+    report.refused_series[code] += 1
+    log.info("series refused: %s (%d instances)", code, instances)
+
+
 def ingest(source: Path, out: Path, deidentifier: Deidentifier,
            index: sessionmaker[Session] | None = None) -> IngestReport:
     """De-identify every accepted series under `source` into `out`, and record each in the
@@ -131,10 +134,7 @@ def ingest(source: Path, out: Path, deidentifier: Deidentifier,
     for members in _series_of(Path(source), report).values():
         codes = {code for _, code in members if code}
         if codes:
-            code = sorted(codes)[0]
-            report.refused_series[code] += 1
-            report.refused_instances += len(members)
-            log.info("series refused: %s (%d instances)", code, len(members))
+            _refused(report, sorted(codes)[0], len(members))
             continue
         written: list[tuple[Path, str]] = []
         positions: list[float] = []
@@ -147,12 +147,10 @@ def ingest(source: Path, out: Path, deidentifier: Deidentifier,
                 written.append(_write(deidentified, Path(out)))
                 if (z := _position(deidentified)) is not None:
                     positions.append(z)
-        except RepositoryError as exc:  # pixel data missing on the full read
+        except RepositoryError as exc:  # a file changed between the two passes
             for path, _ in written:
                 path.unlink(missing_ok=True)
-            report.refused_series[exc.code] += 1
-            report.refused_instances += len(members)
-            log.info("series refused: %s (%d instances)", exc.code, len(members))
+            _refused(report, exc.code, len(members))
             continue
         if index is not None and labels is not None and deidentified is not None:
             with index.begin() as session:

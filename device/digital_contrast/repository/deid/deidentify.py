@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian
@@ -244,7 +245,7 @@ def _values(element: DataElement) -> list:
     value = element.value
     if value is None or value == "":
         return []
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+    if isinstance(value, MultiValue | list | tuple):
         return [v for v in value if v not in (None, "")]
     return [value]
 

@@ -2,10 +2,10 @@
 Profile with the options a research repository needs.
 
 The basic profile's action per attribute comes from the dicom-anonymizer package's transcription
-of the standard (release 2026c), a maintained library that follows the standard's editions; the
-options are this module's decisions, written from PS3.15 Annex E's option definitions. The proof
-of de-identification (`repository.proof`) checks the result against a different transcription
-of the table, so a slip in either shows as a failing action.
+of the standard (release 2026c), a maintained library that follows the standard's editions. The
+option columns (options.yaml) were transcribed from the only machine-readable copy of them here,
+the extraction the proof's checker reads (`repository.proof.table`): the basic profile is
+checked against an independent transcription, the options against their own source.
 
 A compound action of the table ("X/Z", "Z/D", "X/Z/D") is resolved to the one that keeps every
 IOD conformant without keeping data: emptying (Z), which Types 2 and 3 allow; "X/D" removes;
@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 import yaml
+from pydicom.datadict import dictionary_VR
 from pydicom.tag import BaseTag, Tag
 
 BASIC_TABLE_EDITION = "2026c"  # the dicom-anonymizer database transcribing that edition
@@ -152,28 +153,24 @@ def basic_table() -> tuple[dict[BaseTag, Action], tuple[MaskedRule, ...]]:
     return exact, tuple(masked)
 
 
+def _vr(tag: int) -> str:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:  # not in pydicom's dictionary: no VR-specific handling
+        return ""
+
+
 @cache
 def research_profile(options: frozenset[Option] = frozenset(Option)) -> Profile:
     """The basic profile with `options` (default: all four of this repository)."""
-    from pydicom.datadict import dictionary_VR
-
     exact, masked = basic_table()
-    rules = {}
-    for tag, basic in exact.items():
-        try:
-            vr = dictionary_VR(tag)
-        except KeyError:
-            vr = ""
-        rules[tag] = _with_options(int(tag), basic, options, vr)
+    rules = {tag: _with_options(int(tag), basic, options, _vr(tag))
+             for tag, basic in exact.items()}
     # an option may name an attribute the basic table has not (yet): its rule is the option's
     for columns in (option_columns()[o] for o in options):
         for (value, mask), _ in columns.items():
             if mask == 0xFFFFFFFF and Tag(value) not in rules:
-                try:
-                    vr = dictionary_VR(value)
-                except KeyError:
-                    vr = ""
-                rules[Tag(value)] = _with_options(value, Action.REMOVE, options, vr)
+                rules[Tag(value)] = _with_options(value, Action.REMOVE, options, _vr(value))
     masked = tuple(MaskedRule(m.value, m.mask, _with_options(m.value, m.action, options, ""))
                    for m in masked)
     return Profile(rules, masked, options)

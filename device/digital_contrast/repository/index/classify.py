@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 HEADER = "header"  # the source of a label nobody has verified
 _WORD = re.compile(r"[A-Z0-9]+")
@@ -58,8 +59,8 @@ def _text(ds: Dataset, *keywords: str) -> str:
     for keyword in keywords:
         value = ds.get(keyword)
         if value is not None:
-            parts.append(" ".join(map(str, value)) if isinstance(value, list | tuple) or
-                         type(value).__name__ == "MultiValue" else str(value))
+            parts.append(" ".join(map(str, value)) if isinstance(value, MultiValue | list | tuple)
+                         else str(value))
     return " ".join(parts).upper()
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
 from digital_contrast.repository.proof.corpus import (
@@ -82,7 +83,7 @@ def _element(ds: Dataset, planted: Planted) -> DataElement | None:
 def _text(value) -> str:
     if isinstance(value, (bytes, bytearray)):
         return value.decode("latin-1")
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+    if isinstance(value, MultiValue | list | tuple):
         return "\\".join(_text(v) for v in value)
     return "" if value is None else str(value)
 

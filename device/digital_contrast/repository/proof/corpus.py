@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
+from digital_contrast.repository.deid.deidentify import SafePrivate
 from digital_contrast.repository.proof.table import Row, load_table
 
 TOKEN = re.compile(r"PHI([0-9A-F]{8})")
@@ -29,6 +30,7 @@ ROOT = "1.2.826.0.1.3680043.10.1087"  # planted UIDs (test data, never issued to
 PHI_CREATOR = ("PHI CORP 1", 0x0009)
 SAFE_CREATOR = ("DC SAFE 1", 0x0011)
 SAFE_ELEMENT = 0x01  # (0011,xx01): safe; (0011,xx02) is not
+SAFE_LIST = frozenset({SafePrivate(SAFE_CREATOR[0], SAFE_CREATOR[1], SAFE_ELEMENT)})
 CHARSETS = {  # character set -> (surname, given name, PN with ideographic group)
     "ISO_IR 100": ("Müller", "Jörg", None),
     "ISO_IR 192": ("山田", "太郎", None),
