@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from pydicom import dcmread
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -66,6 +67,36 @@ def test_versions_change_only_with_the_query_or_its_members(blank_url: str) -> N
     engine.dispose()
 
 
+@pytest.mark.req("SRS-REPO-008", "SRS-REPO-013")
+def test_a_pair_cohort_freezes_the_native_series_each_pairs_with(blank_url: str) -> None:
+    engine = open_index(blank_url)
+    make = sessions(engine)
+    study = {"study_uid": "2.25.77"}
+    with make.begin() as session:
+        record_series(session, [_row(10, thickness_mm=5.0, **study),
+                                _row(11, thickness_mm=1.0, **study),
+                                _row(12, phase="arterial", thickness_mm=1.25, **study),
+                                _row(13, phase="arterial")])  # no native in its study
+    pairs = SeriesQuery(with_native_pair=True)
+
+    def save() -> tuple[object, list]:
+        with make.begin() as session:
+            saved = save_cohort(session, "pairs", pairs, "training pairs")
+        with make() as session:
+            return saved, cohort_version(session, "pairs")[1]
+
+    first, members = save()
+    assert [(m.series_uid, m.native_series_uid, m.native_instance_set_sha256)
+            for m in members] == [("2.25.12", "2.25.11", f"{11:064x}")]  # the nearest thickness
+    with make.begin() as session:  # as near, and a lower UID: the pick changes, so the version
+        record_series(session, [_row(1, thickness_mm=1.5, **study)])
+    second, members = save()
+    assert [m.native_series_uid for m in members] == ["2.25.1"]
+    assert (second.version, second.series_count) == (2, 1)
+    assert second.cohort_sha256 != first.cohort_sha256
+    engine.dispose()
+
+
 @pytest.mark.req("SRS-REPO-008", "SRS-REPO-007")
 def test_the_index_upgrades_from_its_first_revision_with_rows(blank_url: str) -> None:
     engine = make_engine(blank_url)
@@ -81,7 +112,8 @@ def test_the_index_upgrades_from_its_first_revision_with_rows(blank_url: str) ->
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM repository_series")).scalar() == 2
         assert connection.execute(text(
-            "SELECT version_num FROM repository_alembic_version")).scalar() == "r0003"
+            "SELECT version_num FROM repository_alembic_version")).scalar() == \
+            ScriptDirectory(str(MIGRATIONS)).get_current_head()
     with sessions(engine).begin() as session:
         assert save_cohort(session, "all", SeriesQuery(), "everything").series_count == 2
     engine.dispose()
@@ -144,9 +176,11 @@ def test_a_cohort_of_ingested_series_exports_as_a_batch_manifest(
             ) == ("arterial-pairs", 1, "DUA-7")
     assert json.loads(str(provenance["k_anonymity"]))["min_k"] == 2
     assert len(read.cases) == 2
-    for case in read.cases:
-        assert (case.series_instance_uid, case.instance_set_sha256) == folder_instance_set(
-            read.root / case.folder)
+    for case in read.cases:  # the native series in, its arterial series as the reference
+        assert case.reference is not None and case.reference.phase == "arterial"
+        for series in (case, case.reference):
+            assert (series.series_instance_uid, series.instance_set_sha256
+                    ) == folder_instance_set(read.root / series.folder)
     refused = export("nothing", "--out", str(tmp_path / "x.jsonl"))
     assert refused.exit_code == 2 and "COHORT_UNKNOWN" in refused.output
     assert not [p for p in tmp_path.iterdir() if p.suffix in (".part",) or p.name in (

@@ -259,7 +259,6 @@ def repository_export(
     from digital_contrast.jobs.batch_manifest import (
         FORMAT,
         VERSION,
-        ManifestCase,
         ManifestHeader,
         write_manifest,
     )
@@ -267,6 +266,7 @@ def repository_export(
     from digital_contrast.repository.errors import RepositoryError
     from digital_contrast.repository.index.cohorts import cohort_version, export_rows
     from digital_contrast.repository.index.database import index_sessions
+    from digital_contrast.repository.index.export_manifest import manifest_cases
     from digital_contrast.repository.index.exports import SECRET_NAME, record_export
     from digital_contrast.repository.index.kanonymity import QUASI_IDENTIFIERS, k_anonymise
 
@@ -286,34 +286,25 @@ def repository_export(
         with index() as session:
             cohort, members = cohort_version(session, name, version)
             report = k_anonymise(export_rows(session, members), min_k, names)
-        if not report.kept:
-            raise RepositoryError("COHORT_EMPTY", f"cohort {cohort.name} v{cohort.version}: no "
-                                                  f"series left to export at k = {min_k} "
-                                                  f"({len(members)} before suppression)")
-        kept = {(r.site, r.series_uid) for r in report.kept}
-        header = ManifestHeader(
-            format=FORMAT, version=VERSION, name=f"cohort {cohort.name} v{cohort.version}",
-            use_case=use_case, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            provenance={"cohort": cohort.name, "cohort_version": cohort.version,
-                        "cohort_sha256": cohort.cohort_sha256, "purpose": cohort.purpose,
-                        "data_use_agreement": dua.strip(),
-                        "labels": "phase and region from headers, unverified",
-                        "k_anonymity": json.dumps(report.as_dict())})
-
-        def folder(member) -> str | None:
-            if files is None:
-                return None
-            path = files.resolve() / member.patient / member.study_uid / member.series_uid
-            return os.path.relpath(path, out.parent).replace(os.sep, "/")
-
+            if not report.kept:
+                raise RepositoryError("COHORT_EMPTY", f"cohort {cohort.name} v{cohort.version}: "
+                                                      f"no series left to export at k = {min_k} "
+                                                      f"({len(members)} before suppression)")
+            kept = {(r.site, r.series_uid) for r in report.kept}
+            header = ManifestHeader(
+                format=FORMAT, version=VERSION, name=f"cohort {cohort.name} v{cohort.version}",
+                use_case=use_case,
+                created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                provenance={"cohort": cohort.name, "cohort_version": cohort.version,
+                            "cohort_sha256": cohort.cohort_sha256, "purpose": cohort.purpose,
+                            "data_use_agreement": dua.strip(),
+                            "labels": "phase and region from headers, unverified",
+                            "k_anonymity": json.dumps(report.as_dict())})
+            cases = manifest_cases(session, members, kept, files, out.parent)
         handle, temporary = tempfile.mkstemp(dir=out.parent, suffix=".part")
         os.close(handle)
         try:
-            written = write_manifest(Path(temporary), header, (ManifestCase(
-                case_id=f"{m.site}.{m.series_uid}"[:128], series_instance_uid=m.series_uid,
-                instance_set_sha256=m.instance_set_sha256, folder=folder(m),
-                provenance={"site": m.site}) for m in members
-                if (m.site, m.series_uid) in kept))
+            written = write_manifest(Path(temporary), header, cases)
             digest = hashlib.sha256(Path(temporary).read_bytes()).hexdigest()
             with index.begin() as session:  # the record first: no export goes unrecorded
                 record_export(session, secret, cohort=cohort.name,

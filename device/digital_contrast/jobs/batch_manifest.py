@@ -6,7 +6,10 @@ version, the use case, a name and the provenance of the cohort; a case names the
 Series Instance UID), the hash of exactly its instances (`instance_set_sha256`, as the store
 computes it: SHA-256 over the sorted "SOP Instance UID<TAB>file SHA-256<LF>" lines) and, for a
 series that is not in the store yet, the folder its files are in (relative to the manifest).
-A manifest is checked whole before anything is submitted; each error names its line.
+A case may also name its `reference`: the contrast series of the same study and frame of
+reference that training and validation compare the synthesis with (a repository cohort of
+pairs); batch synthesis reads the case's own series only. A manifest is checked whole before
+anything is submitted; each error names its line.
 """
 
 import hashlib
@@ -46,6 +49,35 @@ class ManifestHeader(BaseModel):
     provenance: Provenance = Field(default_factory=dict)
 
 
+def _relative_folder(value: str | None) -> str | None:
+    if value is None:
+        return None
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or "\\" in value or not path.parts:
+        raise ValueError("a relative folder inside the manifest's folder, '/' separated")
+    return value
+
+
+def _dicom_uid(value: str) -> str:
+    if not _UID.fullmatch(value):
+        raise ValueError("a DICOM UID: digits and dots")
+    return value
+
+
+class ManifestReference(BaseModel):
+    """The contrast series a case's synthesis is compared with (training, validation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    series_instance_uid: str = Field(max_length=64)
+    instance_set_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    phase: str = Field(min_length=1, max_length=32, description="e.g. arterial, portal_venous")
+    folder: str | None = Field(None, max_length=1024, description="Relative to the manifest")
+
+    _uid = field_validator("series_instance_uid")(_dicom_uid)
+    _folder = field_validator("folder")(_relative_folder)
+
+
 class ManifestCase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,6 +86,10 @@ class ManifestCase(BaseModel):
     instance_set_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     folder: str | None = Field(None, max_length=1024, description="Relative to the manifest")
     provenance: Provenance = Field(default_factory=dict)
+    reference: ManifestReference | None = None
+
+    _uid = field_validator("series_instance_uid")(_dicom_uid)
+    _folder = field_validator("folder")(_relative_folder)
 
     @field_validator("case_id")
     @classmethod
@@ -61,23 +97,6 @@ class ManifestCase(BaseModel):
         if not _CASE_ID.fullmatch(value):
             raise ValueError("1-128 letters, digits, '.', '_' or '-', starting with a letter "
                              "or digit")
-        return value
-
-    @field_validator("series_instance_uid")
-    @classmethod
-    def _uid(cls, value: str) -> str:
-        if not _UID.fullmatch(value):
-            raise ValueError("a DICOM UID: digits and dots")
-        return value
-
-    @field_validator("folder")
-    @classmethod
-    def _folder(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        path = PurePosixPath(value)
-        if path.is_absolute() or ".." in path.parts or "\\" in value or not path.parts:
-            raise ValueError("a relative folder inside the manifest's folder, '/' separated")
         return value
 
 

@@ -2,8 +2,9 @@
 
 Saving again with the same query and the same members changes nothing (the version stays);
 a changed query, or an index that now answers the query with other series, makes a new
-version. A version's hash (`cohort_sha256`) names exactly its members, so a validation
-protocol can name the cohort it was evaluated on and nothing else will match it.
+version. A version's hash (`cohort_sha256`) names exactly its members (and, in a cohort of
+native + contrast pairs, the native series each pairs with), so a validation protocol can name
+the cohort it was evaluated on and nothing else will match it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
@@ -33,10 +35,39 @@ class SavedCohort:
     created: bool  # False: the newest version already had this query and these members
 
 
-def cohort_sha256(members: list[tuple[str, str, str | None]]) -> str:
-    """SHA-256 over the sorted "site<TAB>series UID<TAB>instance-set hash" lines."""
-    lines = sorted(f"{site}\t{uid}\t{digest or ''}\n" for site, uid, digest in members)
+def cohort_sha256(members: list[tuple[str, str, str | None]],
+                  natives: list[tuple[str, str | None] | None] | None = None) -> str:
+    """SHA-256 over the sorted "site<TAB>series UID<TAB>instance-set hash" lines; a member of
+    a pair cohort adds "<TAB>native series UID<TAB>its instance-set hash" to its line."""
+    pairs = natives or [None] * len(members)
+    lines = sorted(f"{site}\t{uid}\t{digest or ''}"
+                   + (f"\t{native[0]}\t{native[1] or ''}" if native else "") + "\n"
+                   for (site, uid, digest), native in zip(members, pairs, strict=True))
     return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def native_partners(session: Session, rows: list[Any]) -> list[tuple[str, str | None] | None]:
+    """For each contrast series, the native series of its study it pairs with: of several,
+    the one whose slice thickness is nearest, then the lowest UID (the same pick every time)."""
+    studies = {(r.site, r.study_uid) for r in rows}
+    found: dict[tuple[str, str], list[Any]] = {}
+    if studies:
+        for native in session.execute(select(
+                Series.site, Series.study_uid, Series.series_uid, Series.thickness_mm,
+                Series.instance_set_sha256).where(
+                Series.phase == "native",
+                tuple_(Series.site, Series.study_uid).in_(sorted(studies)))):
+            found.setdefault((native.site, native.study_uid), []).append(native)
+
+    def pick(row: Any) -> tuple[str, str | None] | None:
+        candidates = found.get((row.site, row.study_uid))
+        if not candidates:
+            return None
+        best = min(candidates, key=lambda n: (
+            abs((n.thickness_mm or 0.0) - (row.thickness_mm or 0.0)), n.series_uid))
+        return best.series_uid, best.instance_set_sha256
+
+    return [pick(row) for row in rows]
 
 
 def _check_name(name: str) -> None:
@@ -53,9 +84,11 @@ def save_cohort(session: Session, name: str, query: SeriesQuery, purpose: str) -
         raise RepositoryError("COHORT_INVALID", "say what the cohort is for (--purpose)")
     definition = query.model_dump(mode="json", exclude={"limit"})
     rows = session.execute(select(Series.site, Series.series_uid, Series.study_uid,
-                                  Series.patient, Series.instance_set_sha256)
-                           .where(*conditions(query))).all()
-    digest = cohort_sha256([(r.site, r.series_uid, r.instance_set_sha256) for r in rows])
+                                  Series.patient, Series.instance_set_sha256,
+                                  Series.thickness_mm).where(*conditions(query))).all()
+    natives = native_partners(session, rows) if query.with_native_pair else [None] * len(rows)
+    digest = cohort_sha256([(r.site, r.series_uid, r.instance_set_sha256) for r in rows],
+                           natives)
     newest = session.scalars(select(Cohort).where(Cohort.name == name)
                              .order_by(Cohort.version.desc()).limit(1)).first()
     if newest is not None and newest.query == definition and newest.cohort_sha256 == digest:
@@ -68,7 +101,10 @@ def save_cohort(session: Session, name: str, query: SeriesQuery, purpose: str) -
     session.bulk_insert_mappings(CohortMember, [  # type: ignore[arg-type]
         {"cohort_id": cohort.id, "site": r.site, "series_uid": r.series_uid,
          "study_uid": r.study_uid, "patient": r.patient,
-         "instance_set_sha256": r.instance_set_sha256} for r in rows])
+         "instance_set_sha256": r.instance_set_sha256,
+         "native_series_uid": native[0] if native else None,
+         "native_instance_set_sha256": native[1] if native else None}
+        for r, native in zip(rows, natives, strict=True)])
     return SavedCohort(name, cohort.version, len(rows), digest, created=True)
 
 

@@ -104,6 +104,9 @@ class CohortMember(Base):
     study_uid: Mapped[str] = mapped_column(String(64))
     patient: Mapped[str] = mapped_column(String(64))
     instance_set_sha256: Mapped[str | None] = mapped_column(String(64))
+    # a pair cohort's contrast series keeps the native series of its study: the model's input
+    native_series_uid: Mapped[str | None] = mapped_column(String(64))
+    native_instance_set_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class ExportRecord(Base):

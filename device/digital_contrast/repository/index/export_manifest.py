@@ -1,0 +1,68 @@
+"""A saved cohort version as batch manifest cases (jobs.batch_manifest, version 1).
+
+A member of a plain cohort is one case: its series. A member of a cohort of native + contrast
+pairs is one case too, named by the contrast series, whose series is the native one (what a
+synthesis starts from) and whose `reference` is the contrast series (what training and
+validation compare the synthesis with). With the repository folder ingest wrote, each case
+names its series' folder there, relative to the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from pathlib import Path
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from digital_contrast.jobs.batch_manifest import ManifestCase, ManifestReference
+from digital_contrast.repository.errors import RepositoryError
+from digital_contrast.repository.index.tables import CohortMember, Series
+
+
+def _phases(session: Session, members: list[CohortMember]) -> dict[tuple[str, str], str]:
+    keys = [(m.site, m.series_uid) for m in members]
+    if not keys:
+        return {}
+    return {(r.site, r.series_uid): r.phase for r in session.execute(
+        select(Series.site, Series.series_uid, Series.phase).where(
+            tuple_(Series.site, Series.series_uid).in_(keys)))}
+
+
+def manifest_cases(session: Session, members: list[CohortMember],
+                   kept: Collection[tuple[str, str]], files: Path | None,
+                   manifest_folder: Path) -> list[ManifestCase]:
+    """The cases of the `kept` members (site, series UID), in member order."""
+
+    def folder(member: CohortMember, series_uid: str) -> str | None:
+        if files is None:
+            return None
+        path = files.resolve() / member.patient / member.study_uid / series_uid
+        return os.path.relpath(path, manifest_folder.resolve()).replace(os.sep, "/")
+
+    phases = _phases(session, members)
+    cases = []
+    for m in members:
+        if (m.site, m.series_uid) not in kept:
+            continue
+        case_id = f"{m.site}.{m.series_uid}"[:128]
+        if m.native_series_uid is None:
+            cases.append(ManifestCase(
+                case_id=case_id, series_instance_uid=m.series_uid,
+                instance_set_sha256=m.instance_set_sha256, folder=folder(m, m.series_uid),
+                provenance={"site": m.site}))
+            continue
+        if m.instance_set_sha256 is None or m.native_instance_set_sha256 is None:
+            raise RepositoryError("EXPORT_INVALID", f"case {case_id}: a pair without the "
+                                                    "instance-set hash of both series (not "
+                                                    "ingested here) cannot be compared")
+        cases.append(ManifestCase(
+            case_id=case_id, series_instance_uid=m.native_series_uid,
+            instance_set_sha256=m.native_instance_set_sha256,
+            folder=folder(m, m.native_series_uid), provenance={"site": m.site},
+            reference=ManifestReference(
+                series_instance_uid=m.series_uid, instance_set_sha256=m.instance_set_sha256,
+                phase=phases.get((m.site, m.series_uid), "unknown"),
+                folder=folder(m, m.series_uid))))
+    return cases
