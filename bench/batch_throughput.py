@@ -36,8 +36,8 @@ BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 
 def cohort(count: int) -> Path:
     """N small phantom NCCT series, one folder each (seeds 1000...), and their manifest."""
+    from digital_contrast.batch_manifest import cases_from_folder_tree, write_manifest
     from digital_contrast.jobs.batch import manifest_header
-    from digital_contrast.jobs.batch_manifest import cases_from_folder_tree, write_manifest
     from digital_contrast.phantom.case import generate_case
     from digital_contrast.phantom.export import Phase, write_phase_dicom
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from digital_contrast.batch_manifest import read_manifest
 from digital_contrast.jobs.batch import open_batch, submit_cases
-from digital_contrast.jobs.batch_manifest import read_manifest
 from digital_contrast.jobs.worker import Worker
 from digital_contrast.phantom.case import generate_case
 from digital_contrast.phantom.export import Phase, write_phase_dicom

@@ -18,13 +18,13 @@ from kombu import Connection
 from sqlalchemy import func, select
 
 from digital_contrast.api.app import create_app
-from digital_contrast.config import Settings
-from digital_contrast.jobs.batch import manifest_header, open_batch, outcomes, submit_cases
-from digital_contrast.jobs.batch_manifest import (
+from digital_contrast.batch_manifest import (
     cases_from_folder_tree,
     read_manifest,
     write_manifest,
 )
+from digital_contrast.config import Settings
+from digital_contrast.jobs.batch import manifest_header, open_batch, outcomes, submit_cases
 from digital_contrast.jobs.celery_executor import make_celery, queue_name
 from digital_contrast.jobs.dispatch import celery_publisher, dispatch_pending
 from digital_contrast.phantom.case import generate_case

@@ -365,3 +365,17 @@ def test_an_incomplete_spec_is_refused(fields: dict, message: str) -> None:
         MapSpec(**{**arguments, **fields})
     assert MapSpec(**arguments).slug == "uncertainty-tta"
     assert ATTRIBUTION.slug == "attribution-integrated-gradients"
+
+
+@pytest.mark.req("SRS-LOG-002")
+def test_a_one_component_patient_name_is_copied_and_never_quoted_in_a_warning() -> None:
+    import warnings
+
+    datasets, _ = ct_slices(n=4, patient_name="SMITHSONIAN")
+    source = volume_from_datasets(datasets).source
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (sc,) = build_secondary_captures({"axial": np.zeros((8, 8, 3), np.uint8)}, source,
+                                         UNCERTAINTY, MODEL)
+    assert str(sc.PatientName) == "SMITHSONIAN"
+    assert not [w for w in caught if "SMITHSONIAN" in str(w.message)]

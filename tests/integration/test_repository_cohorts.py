@@ -11,12 +11,11 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from pydicom import dcmread
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from digital_contrast.batch_manifest import folder_instance_set, read_manifest
 from digital_contrast.cli import app
-from digital_contrast.jobs.batch_manifest import folder_instance_set, read_manifest
 from digital_contrast.repository.errors import RepositoryError
 from digital_contrast.repository.index.cohorts import cohort_version, cohorts, save_cohort
 from digital_contrast.repository.index.database import MIGRATIONS, open_index, sessions
@@ -24,6 +23,7 @@ from digital_contrast.repository.index.records import record_series
 from digital_contrast.repository.index.search import SeriesQuery
 from digital_contrast.store.database import make_engine
 from tests.support.repository import index_row as _row
+from tests.support.repository import phantom_patients
 
 
 @pytest.mark.req("SRS-REPO-008")
@@ -119,23 +119,6 @@ def test_the_index_upgrades_from_its_first_revision_with_rows(blank_url: str) ->
     engine.dispose()
 
 
-def _patients(phantom_series: dict, root: Path, count: int) -> Path:
-    """The phantom study sent as `count` patients (same age band, sex, year, scanner: one
-    k-anonymity class), each with its own ids and UIDs."""
-    for patient in range(count):
-        for phase in ("ncct", "arterial"):
-            folder = root / f"p{patient}" / phase
-            folder.mkdir(parents=True)
-            for path in sorted(phantom_series[phase].glob("*.dcm")):
-                ds = dcmread(path)
-                ds.PatientID = f"{ds.PatientID}-{patient}"
-                for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
-                    setattr(ds, keyword, f"{getattr(ds, keyword)}.{patient + 1}")
-                ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-                ds.save_as(folder / path.name)
-    return root
-
-
 @pytest.mark.req("SRS-REPO-008", "SRS-REPO-009", "SRS-REPO-005")
 def test_a_cohort_of_ingested_series_exports_as_a_batch_manifest(
         tmp_path: Path, phantom_series: dict, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,7 +126,7 @@ def test_a_cohort_of_ingested_series_exports_as_a_batch_manifest(
     out = tmp_path / "repository"
     done = subprocess.run(
         [sys.executable, "-m", "digital_contrast", "repository", "ingest",
-         str(_patients(phantom_series, tmp_path / "source", 2)), "--site", "site-a", "--out",
+         str(phantom_patients(phantom_series, tmp_path / "source", 2)), "--site", "site-a", "--out",
          str(out)], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     runner = CliRunner()
@@ -160,6 +143,12 @@ def test_a_cohort_of_ingested_series_exports_as_a_batch_manifest(
     outside.parent.mkdir()
     refused = export("arterial-pairs", "--out", str(outside))
     assert refused.exit_code == 2 and "EXPORT_INVALID" in refused.output
+    elsewhere = runner.invoke(app, [  # a folder that does not hold the series
+        "repository", "export", "arterial-pairs", "--use-case", "aaa-cta", "--dua", "DUA-7",
+        "--min-k", "2", "--quasi-identifiers", "age_band,sex,manufacturer,site",
+        "--files", str(outside.parent), "--out", str(outside)])
+    assert elsewhere.exit_code == 2 and "EXPORT_INVALID" in elsewhere.output
+    assert "is not in" in " ".join(elsewhere.output.split()) and not outside.exists()
     # two patients: their shifted study years differ (one offset each), so by default each is
     # a class of one; without the year they are one class, which k = 3 suppresses, k = 2 keeps
     without_year = ("--quasi-identifiers", "age_band,sex,manufacturer,site")

@@ -14,8 +14,8 @@ import pytest
 from pydicom import dcmread
 from typer.testing import CliRunner
 
+from digital_contrast.batch_manifest import folder_instance_set
 from digital_contrast.cli import app
-from digital_contrast.jobs.batch_manifest import folder_instance_set
 from digital_contrast.keys.folder import keys_folder
 from tests.support.dciodvfy import dciodvfy_errors
 

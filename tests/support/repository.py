@@ -1,7 +1,11 @@
-"""Rows of the repository's series index for tests: one call per series, overrides by name."""
+"""The repository in tests: rows of its series index (one call per series, overrides by name)
+and a phantom study sent as several patients."""
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
+
+from pydicom import dcmread
 
 
 def index_row(n: int, **values: Any) -> dict[str, Any]:
@@ -14,3 +18,20 @@ def index_row(n: int, **values: Any) -> dict[str, Any]:
            "instances": 300, "quality": "complete", "instance_set_sha256": f"{n:064x}",
            "source": "ingest", "generated": "", "extra": {}}
     return {**row, **values}
+
+
+def phantom_patients(phantom_series: dict, root: Path, count: int) -> Path:
+    """The phantom study sent as `count` patients (same age band, sex, year, scanner: one
+    k-anonymity class), each with its own ids and UIDs."""
+    for patient in range(count):
+        for phase in ("ncct", "arterial"):
+            folder = root / f"p{patient}" / phase
+            folder.mkdir(parents=True)
+            for path in sorted(phantom_series[phase].glob("*.dcm")):
+                ds = dcmread(path)
+                ds.PatientID = f"{ds.PatientID}-{patient}"
+                for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+                    setattr(ds, keyword, f"{getattr(ds, keyword)}.{patient + 1}")
+                ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+                ds.save_as(folder / path.name)
+    return root

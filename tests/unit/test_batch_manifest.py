@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from digital_contrast.jobs.batch_manifest import (
+from digital_contrast.batch_manifest import (
     ManifestCase,
     ManifestError,
     ManifestHeader,

@@ -31,6 +31,7 @@ from digital_contrast.api.routers import (
     jobs,
     keys,
     records,
+    repository,
     sustainability,
     uploads,
 )
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         config = settings or get_settings()
         state = open_state(config)
         app.state.service = state
+        app.state.repository_index = repository.RepositoryIndex(config.repository_database_url)
         # Everything imported so far (torch, MLflow, pydicom...) lives as long as the process:
         # kept out of the cyclic collector, whose full passes over it took a sixth of the CPU
         # of STOW ingest (perf, bench/api_load.py).
@@ -124,6 +126,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             stop.set()
             for thread in threads:
                 thread.join(timeout=30)
+            app.state.repository_index.dispose()
             state.engine.dispose()
 
     # Documentation pages from vendored files (routers.home): FastAPI's own load a CDN.
@@ -142,7 +145,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                            expose_headers=["Location", "Link", "Warning", "Content-Type",
                                            REQUEST_ID_HEADER], max_age=600)
     for module in (home, health, dicomweb, uploads, jobs, keys, records, sustainability,
-                   dashboard):
+                   repository, dashboard):
         app.include_router(module.router)
     dashboard.install_login_redirect(app)
     # The dashboard's CSS, JS and Chart.js: public and read-only (roles.PUBLIC_MOUNTS).

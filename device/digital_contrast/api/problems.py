@@ -42,6 +42,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "DELIVERY_INVALID_STATE": 409,
     "RECORD_NOT_FOUND": 404, "RECORD_TAMPERED": 409, "RECORD_UNREADABLE": 409,
     "REGISTRY_UNREACHABLE": 503, "DATABASE_UNREACHABLE": 503,
+    "COHORT_UNKNOWN": 404, "COHORT_INVALID": 422, "INDEX_UNAVAILABLE": 503,
     "MODEL_INTEGRITY": 503, "MODEL_NOT_VALIDATED": 503, "MODEL_NOT_REGISTERED": 503,
     # The installation's models and keys, not the request: the operators must act.
     "PROTOCOL_OUTDATED": 503, "REGISTRY_CHANGED_OUTSIDE": 503, "RECORD_UNSIGNED": 503,
@@ -60,6 +61,7 @@ _MODELS = "docs/operations.md#models-and-the-registry"
 _INPUT = "docs/clinical-integration.md#input-refusals"
 _KEYS = "docs/regulatory.md#keys-and-signed-records"
 _LIMITS = "docs/operations.md#limits-and-rate-limits"
+_REPOSITORY = "docs/repository.md#researcher-access-over-the-api"
 GUIDE_BY_CODE: dict[str, str] = {
     "USECASE_NO_MODEL": _MODELS, "PROTOCOL_OUTDATED": _MODELS, "REGISTRY_CHANGED_OUTSIDE": _MODELS,
     "RECORD_UNSIGNED": _KEYS, "SIGNER_UNTRUSTED": _KEYS, "SIGNATURE_INVALID": _KEYS,
@@ -76,7 +78,7 @@ GUIDE_BY_PREFIX: dict[str, str] = {
     "QIDO": "docs/clinical-integration.md#sending-images",
     "EXPLAIN": "docs/clinical-integration.md#explainability-and-confidence",
     "JOB": "docs/clinical-integration.md#jobs", "RESULT": "docs/clinical-integration.md#jobs",
-    "DATABASE": "docs/operations.md#the-service",
+    "DATABASE": "docs/operations.md#the-service", "COHORT": _REPOSITORY, "INDEX": _REPOSITORY,
 }
 GUIDE_DEFAULT = "docs/clinical-integration.md#errors"
 

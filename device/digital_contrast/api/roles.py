@@ -2,7 +2,8 @@
 
 A route missing from the matrix is refused for everyone (fail closed), and a test walks the
 app's route table against it. Least privilege: only clinicians touch patient data; admins
-manage keys and models but do not read images.
+manage keys and models but do not read images; researchers read the CT repository's index
+(pseudonymous series and cohorts) and nothing else, never the clinical store.
 """
 
 import re
@@ -14,6 +15,8 @@ CLINICAL = frozenset({Role.CLINICIAN})
 RECORDS = frozenset({Role.REGULATORY, Role.ADMIN})
 ADMIN = frozenset({Role.ADMIN})
 SUSTAINABILITY = frozenset({Role.SUSTAINABILITY, Role.ADMIN})
+# Not even admins: the repository's research data stays with the role that has a purpose for it.
+RESEARCH = frozenset({Role.RESEARCHER})
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/"): PUBLIC,
@@ -50,6 +53,9 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/sustainability/summary"): SUSTAINABILITY,
     ("GET", "/v1/sustainability/timeseries"): SUSTAINABILITY,
     ("GET", "/v1/sustainability/export.csv"): SUSTAINABILITY,
+    ("GET", "/v1/repository/series"): RESEARCH,
+    ("GET", "/v1/repository/cohorts"): RESEARCH,
+    ("GET", "/v1/repository/cohorts/{name}"): RESEARCH,
     ("GET", "/v1/audit"): RECORDS,
     ("GET", "/v1/models"): RECORDS,
     ("GET", "/v1/records/validation"): RECORDS,

@@ -1,9 +1,9 @@
 """Request and response bodies of the /v1 API (OpenAPI examples included)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from digital_contrast.explain.attribution import Method
 from digital_contrast.store import Job, JobState, Role
@@ -396,3 +396,62 @@ class ReleaseSummary(BaseModel):
     file_count: int = Field(description="Files listed (with their SHA-256) in the manifest")
     manifest_href: str = Field(description="GET this for the manifest; each file at "
                                "<manifest_href>/files/<path>")
+
+
+REPOSITORY_EVIDENCE = (
+    "Phase and region labels come from the source DICOM headers at the site and are "
+    "unverified: nobody checked them against the images. Values generated to fill a column a "
+    "source lacks are named, per row, in its `generated` column. Patients are named by their "
+    "site's pseudonym; UIDs and dates are de-identified at the site.")
+
+
+class SeriesPage(BaseModel):
+    """A search of the CT repository's series index."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "count": 2, "limit": 50, "series": [{
+            "site": "site-a", "series_uid": "2.25.1234", "study_uid": "2.25.5678",
+            "patient": "PSEUDO-3F2A", "modality": "CT", "region": "abdomen",
+            "region_source": "header", "phase": "portal_venous", "phase_source": "header",
+            "kvp": 120.0, "thickness_mm": 1.0, "kernel": "B30f", "manufacturer": "SIEMENS",
+            "study_date": "2019-04-02", "age_band": "60-69", "sex": "F", "instances": 312,
+            "quality": "complete", "instance_set_sha256": SHA256_EXAMPLE, "source": "ingest",
+            "generated": "", "extra": {}}], "evidence": REPOSITORY_EVIDENCE}]})
+
+    count: int = Field(description="Series matching the query (all of them, not the page)")
+    limit: int = Field(description="The most rows returned (0: the count only)")
+    series: list[dict[str, Any]] = Field(description="The first `limit` matches in index "
+                                         "order: every column of the index but its row id")
+    evidence: str = Field(description="What the labels and values are, and are not")
+
+
+class CohortSummary(BaseModel):
+    """A saved cohort's version (its members frozen when it was saved)."""
+
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [{
+        "name": "pv-pairs", "version": 1, "series_count": 2, "cohort_sha256": SHA256_EXAMPLE,
+        "purpose": "PV synthesis training pairs", "created_at": "2026-12-07T15:53:00Z"}]})
+
+    name: str
+    version: int
+    series_count: int
+    cohort_sha256: str = Field(description="SHA-256 of the sorted 'site<TAB>series UID<TAB>"
+                               "instance-set hash' lines of its members")
+    purpose: str
+    created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # Saved in UTC; SQLite hands the time back without its zone.
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class CohortVersion(CohortSummary):
+    """A saved cohort's version with its query and its members."""
+
+    query: dict[str, Any] = Field(description="The search it was saved from")
+    members: list[dict[str, Any]] = Field(description="Site, series UID, study UID, patient "
+                                          "pseudonym and instance-set hash of each series, in "
+                                          "site and series UID order")
+    evidence: str

@@ -62,8 +62,8 @@ def manifest_command(
         help="Every received, non-synthetic CT series of the site in the store.")] = False,
 ) -> None:
     """Write a batch manifest (version 1) from a folder tree or from the store."""
+    from digital_contrast.batch_manifest import cases_from_folder_tree, write_manifest
     from digital_contrast.jobs.batch import manifest_cases_from_store, manifest_header
-    from digital_contrast.jobs.batch_manifest import cases_from_folder_tree, write_manifest
     from digital_contrast.usecases import load_use_case
 
     if (from_folder is None) == (not from_store):
@@ -101,8 +101,8 @@ def submit_command(
     """Submit every case of MANIFEST not submitted yet (the same manifest resumes its batch;
     a finished case is never run again), then watch the batch with its rate and ETA. Ctrl-C
     stops watching; the submitted jobs go on."""
+    from digital_contrast.batch_manifest import read_manifest
     from digital_contrast.jobs.batch import open_batch, progress, submit_cases
-    from digital_contrast.jobs.batch_manifest import read_manifest
 
     manifest = read_manifest(manifest_path)  # checked whole before anything is written
     settings = get_settings()

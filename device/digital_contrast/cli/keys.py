@@ -17,7 +17,9 @@ app = typer.Typer(no_args_is_help=True, help="API keys of the service.")
 @app.command("create")
 @user_errors
 def keys_create(
-    role: Annotated[str, typer.Option(help="clinician | regulatory | sustainability | admin")],
+    role: Annotated[str, typer.Option(
+        help="clinician | regulatory | sustainability | admin | researcher (the repository's "
+             "search and cohorts only).")],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
     site: Annotated[str | None, typer.Option(help="Default: DC_SITE.")] = None,
     valid_days: Annotated[int, typer.Option(min=1, max=3650,

@@ -29,19 +29,33 @@ def model_train(
     out: Annotated[Path | None, typer.Option(
         help="Training folder; the same command again resumes an interrupted training there "
              "[default: DATA_DIR/training/<run id>].")] = None,
+    cohort: Annotated[Path | None, typer.Option(
+        help="Train the first stage on a repository cohort of native + contrast pairs: the "
+             "batch manifest `repository export` wrote (with --files).", exists=True,
+        dir_okay=False)] = None,
 ) -> None:
     """Train the stages the use case's training config names (the first as one MLflow run) and
-    write their bundle. Each stage resumes from its checkpoint when run again with --out."""
+    write their bundle. Each stage resumes from its checkpoint when run again with --out.
+    With --cohort, the first stage alone learns from the cohort's pairs, each checked against
+    the manifest's hashes before the run starts."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from digital_contrast.batch_manifest import read_manifest
+    from digital_contrast.model.cohort_data import CohortDataError
     from digital_contrast.model.lumen_training import measured_energy_kwh, train_measured
     from digital_contrast.model.training import train
-    from digital_contrast.model.training_plan import training_plan
+    from digital_contrast.model.training_plan import cohort_plan, training_plan
     from digital_contrast.model.use_case_training import LumenStageRun, write_trained_bundle
     from digital_contrast.usecases import load_use_case
 
     case = load_use_case(use_case)
     plan = training_plan(case, preset, epochs)
+    manifest = read_manifest(cohort) if cohort is not None else None
+    if manifest is not None:
+        plan = cohort_plan(plan, manifest)
+    elif plan.cohort_only:
+        raise CohortDataError("TRAINING_COHORT_INVALID", f"preset {preset} trains on a "
+                                                         "cohort: give --cohort MANIFEST")
     config = plan.first_stage
     settings = get_settings()
     columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
@@ -51,7 +65,7 @@ def model_train(
                                  epoch=0, loss=float("nan"))
         result = train(config, progress=lambda epoch, step, loss: progress.update(
             task, advance=1, epoch=epoch + 1, loss=loss), output_dir=out,
-            country_iso_code=settings.carbon_country.upper())
+            country_iso_code=settings.carbon_country.upper(), cohort=manifest)
     lumen = None
     if plan.second_stage is not None:
         folder = (out or settings.data_dir / "training" / result.run_id) / "lumen-stage"

@@ -1,11 +1,17 @@
 """`digital-contrast repository ...`: the CT repository, beside the clinical path."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from digital_contrast.cli.output import console, user_errors
+
+if TYPE_CHECKING:  # imported where used: the command line starts fast
+    from digital_contrast.repository.deid.deidentify import SafePrivate
+    from digital_contrast.repository.deid.pseudonyms import SiteKey
+    from digital_contrast.repository.ingest_runs import Dispatch
+    from digital_contrast.repository.ingest_runs import Progress as RunProgress
 
 NAME = "repository"
 app = typer.Typer(no_args_is_help=True,
@@ -24,12 +30,18 @@ def repository_ingest(
     safe_private: Annotated[Path | None, typer.Option(
         help="YAML list of private elements to keep: {creator, group, element}.",
         exists=True, dir_okay=False)] = None,
+    executor: Annotated[Literal["embedded", "celery"] | None, typer.Option(
+        help="embedded: in this process; celery: one message per series to the Celery "
+             "workers (DC_BROKER_URL), a run to follow with ingest-status (default: "
+             "DC_EXECUTOR).")] = None,
 ) -> None:
     """De-identify every series under SOURCE by the PS3.15 basic profile with the research
     options, with UIDs, pseudonyms and date offsets keyed by the site's secret (created in the
     keys folder on first use; it never leaves the site), and record each series in the index
     (DC_REPOSITORY_DATABASE_URL). A series with an instance that cannot be de-identified
-    safely is refused whole."""
+    safely is refused whole. With the Celery executor the run is planned here (headers only)
+    and its series de-identified by the workers; a broker that is down leaves them pending
+    (INGEST_BROKER_UNREACHABLE, then ingest-resume)."""
     from digital_contrast.config import get_settings
     from digital_contrast.keys.folder import keys_folder
     from digital_contrast.repository.deid.deidentify import Deidentifier
@@ -45,6 +57,9 @@ def repository_ingest(
     secret = keys_folder().secret(site_secret_name(site))
     target = out or settings.data_dir.resolve() / "repository" / site
     safe = load_safe_private(safe_private) if safe_private else frozenset()
+    if (executor or settings.executor) == "celery":
+        _ingest_on_celery(source, target, SiteKey(site, secret), safe)
+        return
     with index_sessions(settings.repository_database_url) as index:
         report = ingest(source, target, Deidentifier(SiteKey(site, secret), safe_private=safe),
                         index)
@@ -255,13 +270,13 @@ def repository_export(
     import os
     import tempfile
 
-    from digital_contrast.config import get_settings
-    from digital_contrast.jobs.batch_manifest import (
+    from digital_contrast.batch_manifest import (
         FORMAT,
         VERSION,
         ManifestHeader,
         write_manifest,
     )
+    from digital_contrast.config import get_settings
     from digital_contrast.keys.folder import keys_folder
     from digital_contrast.repository.errors import RepositoryError
     from digital_contrast.repository.index.cohorts import cohort_version, export_rows
@@ -348,3 +363,129 @@ def repository_exports() -> None:
                   highlight=False)
     if problems:
         raise typer.Exit(1)
+
+
+def _ingest_on_celery(source: Path, out: Path, key: "SiteKey",
+                      safe: "frozenset[SafePrivate]") -> None:
+    """Plan the run (pass 1, here), then one message per pending series to the workers."""
+    from digital_contrast.config import get_settings
+    from digital_contrast.jobs.celery_executor import make_celery
+    from digital_contrast.jobs.repository_ingest import ingest_publisher
+    from digital_contrast.repository.index.database import index_sessions
+    from digital_contrast.repository.ingest_runs import dispatch_items, plan_run, progress
+
+    settings = get_settings()
+    with index_sessions(settings.repository_database_url) as index:
+        with index.begin() as session:
+            run_id = plan_run(session, source, out, key, safe).id
+        with index() as session:
+            planned = progress(session, run_id)
+        console.print(f"ingest run {run_id}: {planned.run.series} series "
+                      f"({planned.run.files} instances) planned into {planned.run.out}",
+                      highlight=False)
+        _print_codes(planned)
+        sent = dispatch_items(index, run_id, ingest_publisher(make_celery(settings)))
+    _dispatched(run_id, sent)
+    console.print(f"follow it: digital-contrast repository ingest-status {run_id} --wait",
+                  highlight=False)
+
+
+def _dispatched(run_id: int, sent: "Dispatch") -> None:
+    from digital_contrast.repository.errors import RepositoryError
+
+    console.print(f"{sent.published} series handed to the Celery workers", highlight=False)
+    if sent.error is not None:
+        raise RepositoryError("INGEST_BROKER_UNREACHABLE", (
+            f"run {run_id}: {sent.waiting} series left pending, the broker is unreachable or "
+            f"did not confirm ({sent.error}); when it is back: digital-contrast repository "
+            f"ingest-resume {run_id}"))
+
+
+def _print_codes(progress: "RunProgress") -> None:
+    for (state, code), count in sorted(progress.codes.items()):
+        console.print(f"{state} {count} series: {code}", highlight=False)
+    if progress.run.not_dicom:
+        console.print(f"skipped {progress.run.not_dicom} files that are not DICOM instances",
+                      highlight=False)
+
+
+def _print_progress(progress: "RunProgress") -> None:
+    items, run = progress.items, progress.run
+    console.print(f"ingest run {run.id} at {run.site}, created {run.created_at:%Y-%m-%d %H:%M} "
+                  f"UTC, into {run.out}: {run.state}", highlight=False)
+    console.print(f"{run.series} series: {items['done']} done, {items['pending']} pending, "
+                  f"{items['refused']} refused, {items['failed']} failed", highlight=False)
+    last = progress.last_finished
+    elapsed = "" if last is None else \
+        f", the last finished {(last - run.created_at).total_seconds():.1f} s after planning"
+    console.print(f"{progress.written} instances written, {progress.ms_per_instance:.1f} ms "
+                  f"per instance (workers' time){elapsed}", highlight=False)
+    if progress.unpublished:
+        console.print(f"{progress.unpublished} pending series not handed to the broker yet: "
+                      f"digital-contrast repository ingest-resume {run.id}", highlight=False)
+    _print_codes(progress)
+
+
+@app.command("ingest-status")
+@user_errors
+def repository_ingest_status(
+    run: Annotated[int, typer.Argument(help="The ingest run (its number).")],
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Follow the run until no series handed to the broker is pending.")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between polls with --wait.",
+                                            min=0.2)] = 2.0,
+) -> None:
+    """The progress of an ingest run through the Celery executor: series done, pending,
+    refused (with their codes) and failed, instances written and the workers' time per
+    instance. Exit 1 when series failed (ingest-resume retries them)."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from digital_contrast.config import get_settings
+    from digital_contrast.repository.index.database import index_sessions
+    from digital_contrast.repository.ingest_runs import progress
+
+    with index_sessions(get_settings().repository_database_url) as index:
+        with index() as session:
+            now = progress(session, run)
+        # a series no broker confirmed has no message to wait for: ingest-resume first
+        if wait and now.items["pending"] > now.unpublished:
+            with Progress("run {task.fields[run]}", BarColumn(), MofNCompleteColumn(),
+                          "series", TimeElapsedColumn(), console=console, transient=True,
+                          disable=not console.is_terminal) as bar:  # a pipe: the summary only
+                task = bar.add_task("ingest", total=now.run.series, run=run)
+                while now.items["pending"] > now.unpublished:
+                    bar.update(task, completed=now.run.series - now.items["pending"])
+                    time.sleep(interval)
+                    with index() as session:
+                        now = progress(session, run)
+    _print_progress(now)
+    if now.items["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command("ingest-resume")
+@user_errors
+def repository_ingest_resume(
+    run: Annotated[int, typer.Argument(help="The ingest run (its number).")],
+) -> None:
+    """Hand the run's pending and failed series to the Celery workers again (a series already
+    done is never done twice; one run again writes the same files)."""
+    from digital_contrast.config import get_settings
+    from digital_contrast.jobs.celery_executor import make_celery
+    from digital_contrast.jobs.repository_ingest import ingest_publisher
+    from digital_contrast.repository.index.database import index_sessions
+    from digital_contrast.repository.ingest_runs import progress, resume
+
+    settings = get_settings()
+    with index_sessions(settings.repository_database_url) as index:
+        with index() as session:
+            before = progress(session, run)
+        if not before.open:
+            console.print(f"nothing to resume: no series of run {run} is pending or failed",
+                          highlight=False)
+            return
+        sent = resume(index, run, ingest_publisher(make_celery(settings)))
+    _dispatched(run, sent)

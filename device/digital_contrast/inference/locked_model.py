@@ -33,6 +33,8 @@ class LockedModel:
     # ones the new record will carry); None: not calibrated.
     explain_evidence: ExplainEvidence | None
     cascade: Cascade
+    # The repository cohort its first stage learnt from (bundle provenance); None: the phantom.
+    training_cohort_sha256: str | None = None
 
     @property
     def bundle_sha256(self) -> str:
@@ -89,8 +91,10 @@ class LockedModel:
     def _built(cls, bundle: Bundle, use_case: UseCase, registered: RegisteredBundle,
                validation: ValidationRecord | None,
                explain: ExplainEvidence | None) -> "LockedModel":
+        cohort = bundle.manifest.provenance.get("training_cohort") or {}
         return cls(use_case=use_case, registered=registered, validation=validation,
-                   explain_evidence=explain, cascade=Cascade.of(bundle))
+                   explain_evidence=explain, cascade=Cascade.of(bundle),
+                   training_cohort_sha256=cohort.get("cohort_sha256"))
 
 
 def resolve_registered(registry: ModelRegistry, use_case: UseCase,

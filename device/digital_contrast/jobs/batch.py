@@ -17,14 +17,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digital_contrast.errors import DigitalContrastError
-from digital_contrast.intake import IntakeCode, ParsedInstance, ingest, validate_instance
-from digital_contrast.jobs.batch_manifest import (
+from digital_contrast.batch_manifest import (
     Manifest,
     ManifestCase,
     ManifestHeader,
     case_files,
 )
+from digital_contrast.errors import DigitalContrastError
+from digital_contrast.intake import IntakeCode, ParsedInstance, ingest, validate_instance
 from digital_contrast.jobs.submit import submit
 from digital_contrast.service import ServiceState
 from digital_contrast.store import Instance, Origin

@@ -12,11 +12,14 @@ inputs and the deterministic output UIDs make a second run publish nothing twice
 Queues are quorum queues (replicated, persistent messages, publisher confirms), one per
 installation: `dc-jobs-<database identity>`, so two sites sharing a broker never run each
 other's jobs. Prefetch is one message per worker process: a waiting job is never held by a
-busy worker.
+busy worker. The repository's ingest items ride the same queue (jobs.repository_ingest).
 """
+
+from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from celery import Celery
 from celery.exceptions import Reject
@@ -24,9 +27,11 @@ from kombu import Queue
 from sqlalchemy.exc import OperationalError
 
 from digital_contrast.config import Settings
-from digital_contrast.jobs.worker import Worker, new_worker_id
-from digital_contrast.service import open_state
+from digital_contrast.jobs.repository_ingest import register_ingest_task
 from digital_contrast.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from digital_contrast.jobs.worker import Worker
 
 log = logging.getLogger(__name__)
 TASK = "digital_contrast.run_job"
@@ -64,12 +69,19 @@ def make_celery(settings: Settings) -> Celery:
     worker: list[Worker] = []  # opened in the pool process at its first job, never before the fork
 
     def current() -> Worker:
+        # imported here: the job worker loads torch, which a producer (`batch submit`,
+        # `repository ingest`) never needs
+        from digital_contrast.jobs.worker import Worker, new_worker_id
+        from digital_contrast.service import open_state
+
         if not worker:
             worker.append(Worker(open_state(settings), lease_seconds=settings.job_lease_s,
                                  worker_id=new_worker_id("celery")))
         return worker[0]
 
-    @app.task(name=TASK)  # acks late, rejected when the worker is lost: app.conf above
+    # acks late, rejected when the worker is lost: app.conf above. Not shared: a shared task
+    # would join every app made later in the process, with this app's settings.
+    @app.task(name=TASK, shared=False)
     def run_job(job_id: str) -> None:
         try:
             current().run_dispatched(job_id)
@@ -78,4 +90,6 @@ def make_celery(settings: Settings) -> Celery:
             threading.Event().wait(INFRASTRUCTURE_BACKOFF_S)
             raise Reject(type(exc).__name__, requeue=True) from None
 
+    # the repository's ingest items share the queue: one kind of worker for both
+    register_ingest_task(app, settings, INFRASTRUCTURE_BACKOFF_S)
     return app

@@ -195,11 +195,19 @@ def training_transforms(network: NetworkConfig, patch_size: Sequence[int],
         *volume_transforms(network, patch_size, target_phase, lumen_weight, thrombus_weight,
                            vessel_weight, extra_loss, sampled, segment),
         DeleteItemsd(keys=[LABELS, PARAMETERS, KVP]),  # not needed for patches: smaller cache
-        RandWeightedCropd(keys=keys, w_key=SAMPLE_WEIGHT, spatial_size=list(patch_size),
-                          num_samples=patches_per_volume),
-        SelectItemsd(keys=keys),
-        EnsureTyped(keys=keys, data_type="tensor", track_meta=False),
+        *patch_transforms(keys, patch_size, patches_per_volume),
     ])
+
+
+def patch_transforms(keys: Sequence[str], patch_size: Sequence[int],
+                     patches_per_volume: int) -> list[Any]:
+    """The random tail: patches centred by the sampling weights, `keys` kept, plain tensors."""
+    return [
+        RandWeightedCropd(keys=list(keys), w_key=SAMPLE_WEIGHT, spatial_size=list(patch_size),
+                          num_samples=patches_per_volume),
+        SelectItemsd(keys=list(keys)),
+        EnsureTyped(keys=list(keys), data_type="tensor", track_meta=False),
+    ]
 
 
 def validation_transforms(network: NetworkConfig, min_size: Sequence[int], target_phase: str,

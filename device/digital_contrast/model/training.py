@@ -1,4 +1,5 @@
-"""Deterministic, vessel-weighted training of the enhancement network on phantom cases.
+"""Deterministic, vessel-weighted training of the enhancement network on phantom cases, or on
+the native + contrast pairs of a repository cohort (`cohort_data`).
 
 Each training is one MLflow run (see `tracking`) whose energy is measured (CodeCarbon).
 Same configuration + same platform => same weights, bit for bit: seeded MONAI/torch RNGs, a
@@ -26,17 +27,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from monai.data import DataLoader
+from monai.data import CacheDataset, DataLoader
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
+from monai.transforms import Compose
 from pydantic import Field, model_validator
 
+from digital_contrast.batch_manifest import Manifest
 from digital_contrast.carbon.measure import DEFAULT_COUNTRY, EnergyMeasurement, measure_energy
 from digital_contrast.config import REPO_ROOT, get_settings
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.frozen_schema import FrozenSchema
 from digital_contrast.phantom.labels import Label
 
+from .cohort_data import (
+    CohortDataError,
+    cohort_data_manifest,
+    cohort_dataset,
+    cohort_items,
+    cohort_training_transforms,
+)
 from .data import (
     IMAGE,
     LABELS,
@@ -101,7 +111,7 @@ class InitialWeights(FrozenSchema):
 class TrainingConfig(FrozenSchema):
     """Everything that determines the trained weights (the network config included)."""
 
-    seeds: tuple[int, ...] = Field(min_length=1)  # phantom cases trained on
+    seeds: tuple[int, ...] = ()  # phantom cases trained on (none: a cohort's)
     validation_seeds: tuple[int, ...] = ()  # held-out cases, evaluated after each epoch
     phantom_size: Literal["small", "clinical"] = "small"
     target_phase: Literal["arterial", "portal_venous"] = "arterial"
@@ -127,6 +137,9 @@ class TrainingConfig(FrozenSchema):
     # Segmentation classes and the phantom labels of each (the network's classes are its keys).
     segmentation_labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     segmentation_loss_weight: float = Field(1.0, ge=0.0)
+    # Instead of phantom seeds, the pairs of a repository cohort: its batch manifest's SHA-256
+    # (cohort_data); the manifest itself is given to `train`, which checks it is this one.
+    cohort_manifest_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(2, ge=1)
@@ -148,6 +161,13 @@ class TrainingConfig(FrozenSchema):
         if any(p % divisor for p in self.patch_size):
             raise ValueError(f"patch_size entries must be multiples of {divisor}"
                              " (the network's total downsampling)")
+        if self.cohort_manifest_sha256 is not None:
+            if (self.seeds or self.validation_seeds or self.phantom_extension
+                    or self.extra_loss_labels or self.sampled_labels or self.segmentation_labels):
+                raise ValueError("a cohort's pairs carry no phantom seeds or labels: seeds, "
+                                 "phantom_extension and the label weights must be empty")
+        elif not self.seeds:
+            raise ValueError("seeds: at least one phantom case, or a cohort")
         if set(self.seeds) & set(self.validation_seeds):
             raise ValueError("a seed cannot be both a training and a validation case")
         if len(set(self.seeds)) != len(self.seeds):
@@ -181,7 +201,9 @@ class TrainingConfig(FrozenSchema):
         return self.network.spacing_mm
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # without a cohort the key is left out: phantom configurations keep their bytes
+        return self.model_dump(mode="json", exclude=None if self.cohort_manifest_sha256
+                               else {"cohort_manifest_sha256"})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingConfig:
@@ -230,6 +252,7 @@ class TrainingResult:
     step_losses: list[float]
     energy: EnergyMeasurement
     duration_s: float
+    cohort: dict[str, Any] | None = None  # the cohort trained on (None: the phantom)
 
     @property
     def network(self) -> NetworkConfig:
@@ -322,15 +345,28 @@ class _Fit:
     step_losses: list[float]
 
 
-def _fit(config: TrainingConfig, manifest: Mapping[str, Any], device: torch.device,
+def _datasets(config: TrainingConfig, manifest: Mapping[str, Any],
+              pairs: list[dict[str, str]] | None) -> tuple[CacheDataset, CacheDataset]:
+    """Training and validation data: the manifest's phantom cases, or a cohort's `pairs`
+    (no validation volumes: a cohort is validated under its protocol, not per epoch)."""
+    workers = min(config.num_threads, len(pairs if pairs is not None else config.seeds))
+    if pairs is not None:
+        return (cohort_dataset(pairs, cohort_training_transforms(
+            config.network, config.patch_size, config.patches_per_volume,
+            config.lumen_loss_weight, config.vessel_sampling_weight), workers),
+            CacheDataset([], transform=Compose([])))
+    weights = {"target_phase": config.target_phase, **config.label_weights()}
+    return (phantom_dataset(manifest["training"], training_transforms(
+        config.network, config.patch_size, config.patches_per_volume, **weights), workers),
+        phantom_dataset(manifest["validation"], validation_transforms(
+            config.network, config.patch_size, **weights), workers))
+
+
+def _fit(config: TrainingConfig, manifest: Mapping[str, Any],
+         pairs: list[dict[str, str]] | None, device: torch.device,
          progress: ProgressCallback | None,
          on_epoch: Callable[[dict[str, float], int], None], checkpoint: Path) -> _Fit:
-    weights = {"target_phase": config.target_phase, **config.label_weights()}
-    workers = min(config.num_threads, len(config.seeds))
-    train_data = phantom_dataset(manifest["training"], training_transforms(
-        config.network, config.patch_size, config.patches_per_volume, **weights), workers)
-    val_data = phantom_dataset(manifest["validation"], validation_transforms(
-        config.network, config.patch_size, **weights), workers)
+    train_data, val_data = _datasets(config, manifest, pairs)
     # Channels-last 3D weights: about twice as fast on CPU (oneDNN), same results.
     model = initial_network(config).to(device, memory_format=torch.channels_last_3d)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
@@ -432,8 +468,12 @@ def total_energy(out: Path) -> EnergyMeasurement:
 def train(config: TrainingConfig, tracking_uri: str | None = None,
           progress: ProgressCallback | None = None, *, output_dir: Path | None = None,
           experiment_name: str = DEFAULT_EXPERIMENT, artifact_location: str | None = None,
-          country_iso_code: str = DEFAULT_COUNTRY) -> TrainingResult:
+          country_iso_code: str = DEFAULT_COUNTRY,
+          cohort: Manifest | None = None) -> TrainingResult:
     """Train, tracked as one MLflow run; weights land in `output_dir` and in the run.
+
+    A configuration naming a cohort trains on the pairs of `cohort`, the batch manifest of
+    that SHA-256, every pair checked before the run starts (`cohort_data.cohort_items`).
 
     `tracking_uri` defaults to the settings' MLflow URI, `output_dir` to
     `<data_dir>/training/<run id>`. An `output_dir` holding an interrupted training of the same
@@ -441,8 +481,16 @@ def train(config: TrainingConfig, tracking_uri: str | None = None,
     """
     started = time.perf_counter()
     device = resolve_device(config.device)
-    manifest = data_manifest(config.seeds, config.validation_seeds, config.phantom_size,
-                             config.target_phase, config.phantom_extension)
+    pairs = None
+    if config.cohort_manifest_sha256 is None:
+        manifest = data_manifest(config.seeds, config.validation_seeds, config.phantom_size,
+                                 config.target_phase, config.phantom_extension)
+    elif cohort is None or cohort.sha256 != config.cohort_manifest_sha256:
+        raise CohortDataError("TRAINING_COHORT_CHANGED", "the batch manifest given is not the "
+                                                         "one the configuration names")
+    else:
+        pairs = cohort_items(cohort, config.target_phase)
+        manifest = cohort_data_manifest(cohort, config.target_phase)
     digest = manifest_sha256(manifest)
     earlier = _resumable_run(Path(output_dir), config) if output_dir else None
     if config.initial_weights is not None:
@@ -463,7 +511,7 @@ def train(config: TrainingConfig, tracking_uri: str | None = None,
         try:
             with (measure_energy(f"training {run.run_id}", country_iso_code) as measured,
                   deterministic(config.seed, config.num_threads)):
-                fit = _fit(config, manifest, device, progress,
+                fit = _fit(config, manifest, pairs, device, progress,
                            lambda metrics, epoch: run.log_metrics(metrics, step=epoch),
                            out / CHECKPOINT_FILE)
         finally:  # after the measurement closed; an interrupted invocation's energy counts too
@@ -488,4 +536,6 @@ def train(config: TrainingConfig, tracking_uri: str | None = None,
             run_id=run.run_id, config=config, weights_path=out / WEIGHTS_FILE,
             weights_sha256=weights_sha256, state_dict=fit.state_dict, manifest_sha256=digest,
             metrics=fit.history[-1], history=fit.history, step_losses=fit.step_losses,
-            energy=energy, duration_s=time.perf_counter() - started)
+            energy=energy, duration_s=time.perf_counter() - started,
+            cohort=None if pairs is None else {"batch_manifest_sha256": cohort.sha256,
+                                               **manifest["cohort"]})

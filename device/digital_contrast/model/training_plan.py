@@ -3,7 +3,8 @@ first stage's training configuration and the second stage's; a preset without `s
 trains the first stage alone.
 
 Each stage is a code preset (`base`) with the file's overrides; seeds may be written as
-`{start, count}`. The first stage always gets the use case's preprocessing and target phase,
+`{start, count}`. A preset with `cohort: true` trains on a repository cohort only
+(`cohort_plan`). The first stage always gets the use case's preprocessing and target phase,
 whatever the preset's grid, so that the bundle it makes carries them. Adding a use case adds
 this file, not code.
 """
@@ -15,8 +16,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from digital_contrast.batch_manifest import Manifest
 from digital_contrast.config import REPO_ROOT
 from digital_contrast.errors import DigitalContrastError
+from digital_contrast.model.cohort_data import CohortDataError
 from digital_contrast.model.lumen_training import (
     LumenTrainingConfig,
     reference_lumen_config,
@@ -43,6 +46,7 @@ class TrainingPlan:
     preset: str
     first_stage: TrainingConfig
     second_stage: LumenTrainingConfig | None  # None: the bundle is the first stage alone
+    cohort_only: bool = False  # a preset for a cohort's pairs (`cohort: true`), not the phantom
 
 
 def training_config_path(use_case: str, root: Path = TRAINING_DIR) -> Path:
@@ -98,4 +102,29 @@ def training_plan(use_case: UseCase, preset: str, epochs: int | None = None,
     second_spec = stages.get("second_stage")
     second = None if second_spec is None else _stage(second_spec, SECOND_STAGE_BASES,
                                                      f"{where} second_stage")
-    return TrainingPlan(use_case.id, preset, first, second)
+    return TrainingPlan(use_case.id, preset, first, second, stages.get("cohort") is True)
+
+
+def cohort_plan(plan: TrainingPlan, cohort: Manifest) -> TrainingPlan:
+    """The plan's first stage trained on the pairs of `cohort` instead of phantom cases.
+
+    A cohort has no labels: a preset with a second stage (trained on phantom crops of the
+    aortic lumen) or label weights is refused, as is a manifest for another use case.
+    """
+    if cohort.header.use_case != plan.use_case:
+        raise CohortDataError("TRAINING_COHORT_INVALID", f"the manifest is for use case "
+                                                         f"{cohort.header.use_case}, not "
+                                                         f"{plan.use_case}")
+    if plan.second_stage is not None:
+        raise CohortDataError("TRAINING_COHORT_UNSUPPORTED", f"preset {plan.preset} trains a "
+                                                             "second stage on phantom labels: "
+                                                             "a cohort trains a first stage "
+                                                             "alone (e.g. preset cohort-smoke)")
+    fields = {**plan.first_stage.model_dump(), "seeds": (), "validation_seeds": (),
+              "cohort_manifest_sha256": cohort.sha256}
+    try:
+        first = TrainingConfig.model_validate(fields)
+    except ValidationError as exc:
+        raise CohortDataError("TRAINING_COHORT_UNSUPPORTED",
+                              f"preset {plan.preset}: {exc.errors()[0]['msg']}") from None
+    return TrainingPlan(plan.use_case, plan.preset, first, None, plan.cohort_only)

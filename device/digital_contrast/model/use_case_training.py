@@ -41,6 +41,8 @@ def write_trained_bundle(result: TrainingResult, lumen: LumenStageRun | None,
                   "duration_s": round(result.duration_s, 1)}
     if lumen is not None:
         provenance["lumen_stage_energy_kwh"] = lumen.energy_kwh
+    if result.cohort is not None:  # real pairs, not the phantom: which, and how labelled
+        provenance["training_cohort"] = result.cohort
     return write_bundle(bundles_dir / use_case.id / result.run_id, use_case=use_case,
                         model_version=model_version, network=result.network,
                         state_dict=result.state_dict,

@@ -10,4 +10,7 @@ class RepositoryError(DigitalContrastError):
     elements that cannot be read), COHORT_INVALID (a cohort name or purpose that cannot be
     saved), COHORT_UNKNOWN (no such cohort or version), COHORT_EMPTY (nothing to export),
     INDEX_UNAVAILABLE (the series index database cannot be used), EXPORT_INVALID (a manifest
-    that could not name its folders)."""
+    that could not name its folders, a pair without both instance sets), and of ingest runs:
+    INGEST_RUN_UNKNOWN, INGEST_BROKER_UNREACHABLE (series left pending), INGEST_KEY_MISSING /
+    INGEST_KEY_MISMATCH (a worker without the run's site key, or with another),
+    INGEST_SOURCE_CHANGED (a source file gone or changed between the two passes)."""

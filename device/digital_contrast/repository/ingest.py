@@ -25,9 +25,10 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -75,7 +76,7 @@ def _files(source: Path) -> Iterator[Path]:
             yield Path(root) / name
 
 
-def _series_of(source: Path, report: IngestReport) -> dict[str, list[tuple[Path, str | None]]]:
+def series_of(source: Path, report: IngestReport) -> dict[str, list[tuple[Path, str | None]]]:
     """Series UID -> [(file, refusal code or None)], from headers only."""
     series: dict[str, list[tuple[Path, str | None]]] = {}
     for path in _files(source):
@@ -124,6 +125,49 @@ def _refused(report: IngestReport, code: str, instances: int) -> None:
     log.info("series refused: %s (%d instances)", code, instances)
 
 
+@dataclass(frozen=True)
+class WrittenSeries:
+    """One series as pass 2 wrote it: its files (path, SHA-256) and its index row."""
+
+    files: list[tuple[Path, str]]
+    row: dict[str, Any]
+
+
+def _source(path: Path) -> Dataset:
+    try:
+        return dcmread(path)
+    except (InvalidDicomError, OSError, ValueError, EOFError):  # the message names the path
+        raise RepositoryError("INGEST_SOURCE_CHANGED", "a source file of the series can no "
+                                                       "longer be read as DICOM") from None
+
+
+def deidentify_series(paths: Sequence[Path], out: Path,
+                      deidentifier: Deidentifier) -> WrittenSeries:
+    """Pass 2 for one series that pass 1 accepted: every instance de-identified and written.
+    RepositoryError, with nothing of the series left written, when an instance must be refused
+    now (a file changed or vanished between the two passes)."""
+    written: list[tuple[Path, str]] = []
+    positions: list[float] = []
+    labels = deidentified = None
+    try:
+        for path in paths:
+            original = _source(path)
+            labels = labels or labels_of(original)  # at the site, before de-identifying
+            deidentified = deidentifier.deidentify(original)
+            written.append(_write(deidentified, out))
+            if (z := _position(deidentified)) is not None:
+                positions.append(z)
+    except RepositoryError:
+        for path, _ in written:
+            path.unlink(missing_ok=True)
+        raise
+    if labels is None or deidentified is None:
+        raise RepositoryError("INGEST_SOURCE_CHANGED", "the series has no instance left")
+    return WrittenSeries(written, series_row(
+        deidentifier.key.site, labels, deidentified, positions=positions,
+        files=[(path.stem, digest) for path, digest in written]))
+
+
 def ingest(source: Path, out: Path, deidentifier: Deidentifier,
            index: sessionmaker[Session] | None = None) -> IngestReport:
     """De-identify every accepted series under `source` into `out`, and record each in the
@@ -131,33 +175,20 @@ def ingest(source: Path, out: Path, deidentifier: Deidentifier,
     report = IngestReport()
     started = time.perf_counter()
     # the source's series UIDs are identifying: grouped by, never logged
-    for members in _series_of(Path(source), report).values():
+    for members in series_of(Path(source), report).values():
         codes = {code for _, code in members if code}
         if codes:
             _refused(report, sorted(codes)[0], len(members))
             continue
-        written: list[tuple[Path, str]] = []
-        positions: list[float] = []
-        labels = deidentified = None
         try:
-            for path, _ in members:
-                original = dcmread(path)
-                labels = labels or labels_of(original)  # at the site, before de-identifying
-                deidentified = deidentifier.deidentify(original)
-                written.append(_write(deidentified, Path(out)))
-                if (z := _position(deidentified)) is not None:
-                    positions.append(z)
-        except RepositoryError as exc:  # a file changed between the two passes
-            for path, _ in written:
-                path.unlink(missing_ok=True)
+            series = deidentify_series([path for path, _ in members], Path(out), deidentifier)
+        except RepositoryError as exc:
             _refused(report, exc.code, len(members))
             continue
-        if index is not None and labels is not None and deidentified is not None:
+        if index is not None:
             with index.begin() as session:
-                record_series(session, [series_row(
-                    deidentifier.key.site, labels, deidentified, positions=positions,
-                    files=[(path.stem, digest) for path, digest in written])])
-        report.written += len(written)
+                record_series(session, [series.row])
+        report.written += len(series.files)
         report.series_written += 1
     report.seconds = time.perf_counter() - started
     log.info("ingest: %d instances of %d series written, %d series refused",

@@ -29,6 +29,7 @@ class Role(StrEnum):
     REGULATORY = "regulatory"
     SUSTAINABILITY = "sustainability"
     ADMIN = "admin"
+    RESEARCHER = "researcher"  # the repository's search and cohorts, never the clinical store
 
 
 class EnergyStatus(StrEnum):

@@ -15,7 +15,9 @@ NCCT shows.
 A dataset's shift set (abdomen-pv) takes cases with a liver variant and renders them with tube
 voltage, noise and liver enhancement beyond the training ranges (`shift_overrides`).
 Paired cases are a site's folders `<case>/ncct` and `<case>/cect` (DICOM folders or zips) on the
-same grid; they have no floor.
+same grid; they have no floor. Cohort cases are the pairs of a repository export: the native
+series in, the contrast series of the same frame of reference as the reference, scored on the
+native slices it covers whole; no floor either.
 """
 
 from collections.abc import Callable, Iterator
@@ -25,11 +27,19 @@ from typing import Any
 
 import numpy as np
 
+from digital_contrast.batch_manifest import ManifestError, read_manifest
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
-from digital_contrast.imaging.resampling import to_native_grid, to_working_spacing
+from digital_contrast.imaging.resampling import resample, to_native_grid, to_working_spacing
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.volume import Volume
+from digital_contrast.model.cohort_data import (
+    CASE,
+    NCCT,
+    REFERENCE,
+    CohortDataError,
+    cohort_items,
+)
 from digital_contrast.phantom.case import (
     PhantomCase,
     generate_case,
@@ -49,7 +59,12 @@ from digital_contrast.validation.metrics import (
     phantom_metrics,
     phantom_stratum,
 )
-from digital_contrast.validation.protocol import PairedDataset, PhantomDataset
+from digital_contrast.validation.protocol import (
+    CohortDataset,
+    Dataset,
+    PairedDataset,
+    PhantomDataset,
+)
 
 GEOMETRY_TOLERANCE_MM = 1e-3
 Scorer = Callable[[Volume, Volume], dict[str, float]]  # (NCCT as read, synthetic as read)
@@ -232,8 +247,56 @@ def paired_cases(dataset: PairedDataset, base: Path) -> Iterator[ValidationCase]
         yield ValidationCase(folder.name, None, PRIMARY, ncct, score)
 
 
-def dataset_cases(dataset: PhantomDataset | PairedDataset, workdir: Path,
-                  protocol_folder: Path, target_phase: str) -> Iterator[ValidationCase]:
+def covered_slab(reference: Volume, ncct: Volume) -> tuple[slice, np.ndarray]:
+    """The NCCT's slices the reference covers whole, and the reference resampled onto them;
+    CASE_GEOMETRY when it covers none (the pair shares its frame of reference: checked)."""
+    moved = resample(reference.array, reference.affine, ncct.affine, ncct.shape, "zeros")
+    coverage = resample(np.ones(reference.shape, np.float32), reference.affine, ncct.affine,
+                        ncct.shape, "zeros") >= 0.999
+    whole = np.flatnonzero(coverage.reshape(coverage.shape[0], -1).all(axis=1))
+    if not len(whole):
+        raise CaseError("CASE_GEOMETRY", "the reference covers no whole slice of the NCCT")
+    slab = slice(int(whole[0]), int(whole[-1]) + 1)
+    return slab, moved[slab]
+
+
+def cohort_cases(dataset: CohortDataset, base: Path,
+                 target_phase: str) -> Iterator[ValidationCase]:
+    """The pairs of the export the protocol names, every one checked before the first runs
+    (`model.cohort_data.cohort_items`); scored on the slices the reference covers whole."""
+    path = dataset.manifest if dataset.manifest.is_absolute() else base / dataset.manifest
+    try:
+        manifest = read_manifest(path)
+    except ManifestError as exc:
+        raise ValidationRunError("DATASET_INVALID", f"{exc.code}: {exc.detail}") from None
+    if manifest.sha256 != dataset.manifest_sha256:
+        raise ValidationRunError("DATASET_CHANGED", f"{path.name} is not the export this "
+                                                    f"protocol revision names (SHA-256 "
+                                                    f"{manifest.sha256[:12]}, not "
+                                                    f"{dataset.manifest_sha256[:12]})")
+    if manifest.header.provenance.get("cohort_sha256") != dataset.cohort_sha256:
+        raise ValidationRunError("DATASET_CHANGED", f"{path.name} exports another cohort "
+                                                    "than the one the protocol names")
+    try:
+        items = cohort_items(manifest, target_phase)
+    except CohortDataError as exc:
+        raise ValidationRunError("DATASET_INVALID", f"{exc.code}: {exc.detail}") from None
+    for item in items:
+        def score(read_ncct: Volume, synthetic: Volume,
+                  folder: str = item[REFERENCE]) -> dict[str, float]:
+            require_same_grid(synthetic, read_ncct.shape, read_ncct.affine,
+                              "the synthetic series as read back")
+            slab, reference = covered_slab(read_series(Path(folder)), read_ncct)
+            return paired_metrics(read_ncct.array[slab], synthetic.array[slab], reference,
+                                  read_ncct.spacing)
+
+        yield ValidationCase(item[CASE], None, PRIMARY, Path(item[NCCT]), score)
+
+
+def dataset_cases(dataset: Dataset, workdir: Path, protocol_folder: Path,
+                  target_phase: str) -> Iterator[ValidationCase]:
     if isinstance(dataset, PhantomDataset):
         return phantom_cases(dataset, workdir, target_phase)
+    if isinstance(dataset, CohortDataset):
+        return cohort_cases(dataset, protocol_folder, target_phase)
     return paired_cases(dataset, protocol_folder)

@@ -130,6 +130,35 @@ class PairedDataset(FrozenSchema):
         return f"paired cases in {self.folder}: {self.description}"
 
 
+class CohortDataset(FrozenSchema):
+    """A repository cohort of native + contrast pairs as `repository export --files` wrote it
+    (`manifest`: the batch manifest, relative to the protocol's folder or absolute). The
+    protocol revision names the cohort version's hash and the export's SHA-256, so it
+    validates on exactly that cohort and export; each pair's contrast series is the reference,
+    resampled onto the native grid."""
+
+    generator: Literal["digital_contrast.repository"]
+    manifest: Path
+    cohort_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    manifest_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    description: str = Field(min_length=1)
+
+    @property
+    def kind(self) -> str:
+        return "paired"  # label-free metrics, as a site's own pairs
+
+    @property
+    def strata(self) -> tuple[str, ...]:
+        return (PRIMARY,)
+
+    def describe(self) -> str:
+        return (f"repository cohort {self.cohort_sha256[:12]} (export "
+                f"{self.manifest_sha256[:12]}): {self.description}")
+
+
+Dataset = PhantomDataset | PairedDataset | CohortDataset
+
+
 class Revision(FrozenSchema):
     version: int = Field(ge=1)
     date: dt.date | None = None
@@ -142,7 +171,7 @@ class Protocol(FrozenSchema):
     version: int = Field(ge=1)
     use_case: str
     evidence: str = Field(min_length=1)
-    dataset: PhantomDataset | PairedDataset
+    dataset: Dataset
     reference: str = Field(min_length=1)
     primary_stratum: str = Field(min_length=1)
     acceptance: list[Rule] = Field(min_length=1)
@@ -151,8 +180,7 @@ class Protocol(FrozenSchema):
     # Field validators (not one model validator) so that a problem is reported at its line.
     @field_validator("dataset")
     @classmethod
-    def _cases_of_the_use_case(cls, dataset: PhantomDataset | PairedDataset,
-                               info: ValidationInfo) -> PhantomDataset | PairedDataset:
+    def _cases_of_the_use_case(cls, dataset: Dataset, info: ValidationInfo) -> Dataset:
         use_case = info.data.get("use_case")
         if (isinstance(dataset, PhantomDataset) and dataset.extension is not None
                 and use_case is not None and dataset.extension != use_case):

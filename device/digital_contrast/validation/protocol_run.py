@@ -44,7 +44,7 @@ from digital_contrast.validation.metrics import (
     UNCERTAIN_LUMEN_FRACTION,
     with_confidence,
 )
-from digital_contrast.validation.protocol import FixedProtocol
+from digital_contrast.validation.protocol import CohortDataset, FixedProtocol
 from digital_contrast.validation.protocol_commit import ProtocolCommit, require_committed
 from digital_contrast.validation.report import write_report
 from digital_contrast.validation.results import CASES_COMPLETED, CaseOutcome, ValidationRun
@@ -78,6 +78,11 @@ def run_validation(fixed: FixedProtocol, model: LockedModel, out_root: Path, sig
     if model.use_case.id != protocol.use_case:
         raise ValidationRunError("PROTOCOL_MISMATCH", f"{fixed.name} validates use case "
                                  f"{protocol.use_case}; the model is for {model.use_case.id}")
+    dataset = protocol.dataset
+    if isinstance(dataset, CohortDataset) and \
+            model.training_cohort_sha256 == dataset.cohort_sha256:
+        raise ValidationRunError("DATASET_INVALID", "the model learnt from this cohort: it is "
+                                                    "validated on another one")
     commit = require_committed(fixed.path, fixed.sha256, fixed.name)  # before anything runs
     started = datetime.now(UTC)
     run_id = f"{protocol.id}-{started:%Y%m%dT%H%M%SZ}-{model.bundle_sha256[:12]}"

@@ -4,6 +4,7 @@ A rendering is a picture for people, so it goes to the PACS as Secondary Capture
 Parametric Map: the same study and patient, its own series, labelled as this product's output.
 """
 
+import warnings
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -59,24 +60,29 @@ def build_secondary_captures(renderings: Mapping[str, np.ndarray], source: Sourc
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
             raise MapOutputError(f"rendering {view!r} must be an (H, W, 3) uint8 image, not "
                                  f"{pixels.shape} {pixels.dtype}")
-        sc = SCImage(
-            pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,
-            coordinate_system="PATIENT", study_instance_uid=source.study_instance_uid,
-            series_instance_uid=series_uid,
-            series_number=map_series_number(source, spec, rendering=True),
-            sop_instance_uid=uid_from("map-rendering-instance", series_uid, view),
-            instance_number=number, manufacturer=MANUFACTURER,
-            patient_id=reference.PatientID, patient_name=reference.PatientName,
-            patient_birth_date=reference.PatientBirthDate, patient_sex=reference.PatientSex,
-            accession_number=reference.AccessionNumber, study_id=reference.StudyID,
-            study_date=reference.StudyDate, study_time=reference.StudyTime,
-            referring_physician_name=reference.ReferringPhysicianName,
-            patient_orientation=patient_orientation(header.ImageOrientationPatient, view),
-            contributing_equipment=[*_scanner(reference), our_equipment(model, spec, created)],
-            series_description=map_series_description(model, spec, "PREVIEW"),
-            manufacturer_model_name=PRODUCT_NAME, software_versions=[__version__, model.label],
-            content_date=date, content_time=time, series_date=date, series_time=time,
-            specific_character_set=header.get("SpecificCharacterSet"))
+        with warnings.catch_warnings():
+            # The source's name is copied as it is (changing it would change patient data);
+            # highdicom's warning about a one-component name quotes it, which no log may do.
+            warnings.filterwarnings("ignore", message=".*intended person name",
+                                    category=UserWarning)
+            sc = SCImage(
+                pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,
+                coordinate_system="PATIENT", study_instance_uid=source.study_instance_uid,
+                series_instance_uid=series_uid,
+                series_number=map_series_number(source, spec, rendering=True),
+                sop_instance_uid=uid_from("map-rendering-instance", series_uid, view),
+                instance_number=number, manufacturer=MANUFACTURER,
+                patient_id=reference.PatientID, patient_name=reference.PatientName,
+                patient_birth_date=reference.PatientBirthDate, patient_sex=reference.PatientSex,
+                accession_number=reference.AccessionNumber, study_id=reference.StudyID,
+                study_date=reference.StudyDate, study_time=reference.StudyTime,
+                referring_physician_name=reference.ReferringPhysicianName,
+                patient_orientation=patient_orientation(header.ImageOrientationPatient, view),
+                contributing_equipment=[*_scanner(reference), our_equipment(model, spec, created)],
+                series_description=map_series_description(model, spec, "PREVIEW"),
+                manufacturer_model_name=PRODUCT_NAME, software_versions=[__version__, model.label],
+                content_date=date, content_time=time, series_date=date, series_time=time,
+                specific_character_set=header.get("SpecificCharacterSet"))
         sc.copy_patient_and_study_information(reference)
         copy_series_anatomy(sc, source)
         _label(sc, source, spec, model, view, created)

@@ -3,8 +3,9 @@
 A member of a plain cohort is one case: its series. A member of a cohort of native + contrast
 pairs is one case too, named by the contrast series, whose series is the native one (what a
 synthesis starts from) and whose `reference` is the contrast series (what training and
-validation compare the synthesis with). With the repository folder ingest wrote, each case
-names its series' folder there, relative to the manifest.
+validation compare the synthesis with). With the repository folder ingest wrote (a site's,
+or the folder holding those of several sites), each case names its series' folder there,
+relative to the manifest; a series that is not there is refused, never written unfound.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from digital_contrast.jobs.batch_manifest import ManifestCase, ManifestReference
+from digital_contrast.batch_manifest import ManifestCase, ManifestReference
 from digital_contrast.repository.errors import RepositoryError
 from digital_contrast.repository.index.tables import CohortMember, Series
 
@@ -38,8 +39,13 @@ def manifest_cases(session: Session, members: list[CohortMember],
     def folder(member: CohortMember, series_uid: str) -> str | None:
         if files is None:
             return None
-        path = files.resolve() / member.patient / member.study_uid / series_uid
-        return os.path.relpath(path, manifest_folder.resolve()).replace(os.sep, "/")
+        inside = Path(member.patient, member.study_uid, series_uid)
+        # a site's repository folder, or the folder above those of several sites
+        for path in (files.resolve() / inside, files.resolve() / member.site / inside):
+            if path.is_dir():
+                return os.path.relpath(path, manifest_folder.resolve()).replace(os.sep, "/")
+        raise RepositoryError("EXPORT_INVALID", f"series {series_uid} of {member.site} is not "
+                                                f"in {files} (nor in its {member.site} folder)")
 
     phases = _phases(session, members)
     cases = []

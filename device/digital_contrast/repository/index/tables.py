@@ -130,3 +130,51 @@ class ExportRecord(Base):
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     previous_seal: Mapped[str] = mapped_column(String(64))
     seal: Mapped[str] = mapped_column(String(64))
+
+
+class IngestRun(Base):
+    """One `repository ingest` through the Celery executor: pass 1's plan, its items worked
+    off by the workers. Its rows stay in the site's own index: an item's source paths may be
+    identifying, and never appear in a log or a report."""
+
+    __tablename__ = "repository_ingest_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    out: Mapped[str] = mapped_column(String(4096))  # the repository folder, absolute
+    # planned (not every pending item's message confirmed yet), dispatched, complete
+    state: Mapped[str] = mapped_column(String(16))
+    series: Mapped[int] = mapped_column(Integer)  # items: the series pass 1 found
+    files: Mapped[int] = mapped_column(Integer)  # DICOM instances pass 1 found
+    not_dicom: Mapped[int] = mapped_column(Integer)
+    # the site's safe-list of private elements at planning: [{creator, group, element}]
+    safe_private: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # an HMAC under the site's key at planning: a worker holding another key refuses to work
+    key_check: Mapped[str] = mapped_column(String(64))
+
+
+class IngestItem(Base):
+    """One series of a run. `item_key` is an HMAC of its source series UID under the site's
+    key: opaque, yet the same for the same series in every run at the site."""
+
+    __tablename__ = "repository_ingest_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("repository_ingest_runs.id",
+                                                   ondelete="CASCADE"))
+    item_key: Mapped[str] = mapped_column(String(64))
+    sources: Mapped[list[str]] = mapped_column(JSON)  # source file paths: identifying
+    state: Mapped[str] = mapped_column(String(16))  # pending, done, refused, failed
+    code: Mapped[str | None] = mapped_column(String(64))  # refusal code or failure's type
+    instances: Mapped[int] = mapped_column(Integer)  # in the source
+    written: Mapped[int] = mapped_column(Integer, default=0)
+    series_uid: Mapped[str | None] = mapped_column(String(64))  # pseudonymous, once done
+    seconds: Mapped[float | None] = mapped_column(Double)  # de-identifying and writing it
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("uq_repository_ingest_items_run_id_item_key", "run_id", "item_key", unique=True),
+        Index("ix_repository_ingest_items_run_id_state", "run_id", "state"),
+    )
