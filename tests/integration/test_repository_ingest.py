@@ -4,7 +4,6 @@ refused series written nowhere and nothing identifying in its output or log."""
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -18,33 +17,16 @@ from digital_contrast.batch_manifest import folder_instance_set
 from digital_contrast.cli import app
 from digital_contrast.keys.folder import keys_folder
 from tests.support.dciodvfy import dciodvfy_errors
+from tests.support.ingest_source import UNREADABLE_DATE, ingest_source
 
 
 @pytest.fixture
 def source(tmp_path: Path, phantom_series: dict) -> Path:
     """The phantom NCCT series, a second series with burned-in text on one instance, and a
     file that is not DICOM."""
-    root = tmp_path / "source"
-    shutil.copytree(phantom_series["ncct"], root / "ncct")
-    burned = root / "burned"
-    burned.mkdir()
-    for index, path in enumerate(sorted((root / "ncct").glob("*.dcm"))[:3]):
-        ds = dcmread(path)
-        ds.SeriesInstanceUID = ds.SeriesInstanceUID + ".9"
-        ds.SOPInstanceUID = ds.SOPInstanceUID + ".9"
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.BurnedInAnnotation = "YES" if index == 1 else "NO"
-        ds.save_as(burned / path.name)
-    (root / "README.txt").write_text("not an image")
-    # an unreadable date: pydicom's warning quotes it, the scrubbed log must not
-    quirky = sorted((root / "ncct").glob("*.dcm"))[0]
-    ds = dcmread(quirky)
-    ds.AcquisitionDate = UNREADABLE_DATE
-    ds.save_as(quirky)
-    return root
+    return ingest_source(phantom_series, tmp_path / "source", phases=("ncct",))
 
 
-UNREADABLE_DATE = "15.03.2024"
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR DA")
 
 

@@ -1,4 +1,4 @@
-"""A source folder for ingest tests: the phantom NCCT and arterial series, a third series
+"""A source folder for ingest tests: the phantom NCCT and arterial series (or `phases`), a series
 refused for burned-in text on one instance, a file that is not DICOM and a date pydicom warns
 about (its warning quotes the value: a scrubbed log must not)."""
 
@@ -10,8 +10,9 @@ from pydicom import dcmread
 UNREADABLE_DATE = "15.03.2024"
 
 
-def ingest_source(phantom_series: dict, root: Path) -> Path:
-    for phase in ("ncct", "arterial"):
+def ingest_source(phantom_series: dict, root: Path,
+                  phases: tuple[str, ...] = ("ncct", "arterial")) -> Path:
+    for phase in phases:
         shutil.copytree(phantom_series[phase], root / phase)
     burned = root / "burned"
     burned.mkdir()
