@@ -32,6 +32,8 @@ _EVENTS = {
     "result": DicomEvent("110103", "DICOM Instances Accessed", "R"),
     "delivery": DicomEvent("110106", "Export", "R"),
     "purge": DicomEvent("110105", "DICOM Study Deleted", "D"),
+    # a researcher's search or cohort read of the series index: identifiers, not images
+    "repository": DicomEvent("110112", "Query", "E"),
     "dashboard": DicomEvent("110114", "User Authentication", "E"),
     "key": SECURITY_ALERT, "signing": SECURITY_ALERT, "audit": SECURITY_ALERT,
     "sender": SECURITY_ALERT, "destination": SECURITY_ALERT,
