@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -22,8 +20,8 @@ from digital_contrast.repository.index.database import MIGRATIONS, open_index, s
 from digital_contrast.repository.index.records import record_series
 from digital_contrast.repository.index.search import SeriesQuery
 from digital_contrast.store.database import make_engine
+from tests.support.repository import index_at, phantom_patients
 from tests.support.repository import index_row as _row
-from tests.support.repository import phantom_patients
 
 
 @pytest.mark.req("SRS-REPO-008")
@@ -99,12 +97,7 @@ def test_a_pair_cohort_freezes_the_native_series_each_pairs_with(blank_url: str)
 
 @pytest.mark.req("SRS-REPO-008", "SRS-REPO-007")
 def test_the_index_upgrades_from_its_first_revision_with_rows(blank_url: str) -> None:
-    engine = make_engine(blank_url)
-    with engine.connect() as connection, connection.begin():
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = connection
-        command.upgrade(config, "r0001")
+    engine = index_at(blank_url, "r0001")
     with sessions(engine).begin() as session:
         record_series(session, [_row(0), _row(1, phase="arterial")])
     engine.dispose()

@@ -9,9 +9,7 @@ import secrets
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydicom import dcmread
@@ -39,21 +37,15 @@ from digital_contrast.repository.ingest_runs import (
     reopen_failed,
     run_item,
 )
-from digital_contrast.store.database import make_engine
 from tests.support.ingest_source import identifying_values, ingest_source, tree
-from tests.support.repository import index_row
+from tests.support.repository import index_at, index_row
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR DA")
 
 
 @pytest.mark.req("SRS-REPO-012", "SRS-REPO-007")
 def test_the_index_upgrades_from_r0004_with_rows(blank_url: str) -> None:
-    engine = make_engine(blank_url)
-    with engine.connect() as connection, connection.begin():
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = connection
-        command.upgrade(config, "r0004")
+    engine = index_at(blank_url, "r0004")
     with sessions(engine).begin() as session:
         record_series(session, [index_row(0), index_row(1, phase="arterial")])
         save_cohort(session, "all", SeriesQuery(), "everything")

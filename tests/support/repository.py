@@ -1,11 +1,17 @@
-"""The repository in tests: rows of its series index (one call per series, overrides by name)
-and a phantom study sent as several patients."""
+"""The repository in tests: rows of its series index (one call per series, overrides by name),
+an index at an earlier revision and a phantom study sent as several patients."""
 
 import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from pydicom import dcmread
+from sqlalchemy import Engine
+
+from digital_contrast.repository.index.database import MIGRATIONS
+from digital_contrast.store.database import make_engine
 
 
 def index_row(n: int, **values: Any) -> dict[str, Any]:
@@ -35,3 +41,14 @@ def phantom_patients(phantom_series: dict, root: Path, count: int) -> Path:
                 ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
                 ds.save_as(folder / path.name)
     return root
+
+
+def index_at(url: str, revision: str) -> Engine:
+    """An empty database at `url` migrated to the index's `revision` (a site's older index)."""
+    engine = make_engine(url)
+    with engine.connect() as connection, connection.begin():
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    return engine

@@ -279,7 +279,11 @@ def repository_export(
     from digital_contrast.config import get_settings
     from digital_contrast.keys.folder import keys_folder
     from digital_contrast.repository.errors import RepositoryError
-    from digital_contrast.repository.index.cohorts import cohort_version, export_rows
+    from digital_contrast.repository.index.cohorts import (
+        cohort_version,
+        export_rows,
+        member_series,
+    )
     from digital_contrast.repository.index.database import index_sessions
     from digital_contrast.repository.index.export_manifest import manifest_cases
     from digital_contrast.repository.index.exports import SECRET_NAME, record_export
@@ -300,7 +304,8 @@ def repository_export(
     with index_sessions(get_settings().repository_database_url) as index:
         with index() as session:
             cohort, members = cohort_version(session, name, version)
-            report = k_anonymise(export_rows(session, members), min_k, names)
+            series = member_series(session, members)
+            report = k_anonymise(export_rows(members, series), min_k, names)
             if not report.kept:
                 raise RepositoryError("COHORT_EMPTY", f"cohort {cohort.name} v{cohort.version}: "
                                                       f"no series left to export at k = {min_k} "
@@ -315,7 +320,7 @@ def repository_export(
                             "data_use_agreement": dua.strip(),
                             "labels": "phase and region from headers, unverified",
                             "k_anonymity": json.dumps(report.as_dict())})
-            cases = manifest_cases(session, members, kept, files, out.parent)
+            cases = manifest_cases(members, series, kept, files, out.parent)
         handle, temporary = tempfile.mkstemp(dir=out.parent, suffix=".part")
         os.close(handle)
         try:

@@ -22,10 +22,13 @@ from monai.data import MetaTensor
 from monai.transforms import Spacing, SpatialResample
 from scipy import ndimage
 
+from digital_contrast.imaging.volume import Volume
+
 Box = tuple[slice, slice, slice]  # a block of an array, each slice with start and stop set
 Padding = Literal["border", "zeros"]  # outside the source: its nearest edge voxel, or 0
 # Off-diagonal terms of the target -> source voxel map below this (relative) are rounding.
 ALIGNED_RTOL = 1e-6
+COVERED = 0.999  # interpolation weight inside the source: a voxel it covers whole
 
 
 def gaussian_filter(array: np.ndarray, sigma: Sequence[float], truncate: float,
@@ -114,6 +117,15 @@ def resample(source: np.ndarray | torch.Tensor, source_affine: np.ndarray,
                for axis, size in enumerate(shape))
     out = (z @ source.reshape(source.shape[0], -1)).reshape(shape[0], *source.shape[1:])
     return (y @ out @ x.T).numpy()
+
+
+def resample_onto(source: Volume, target: Volume) -> tuple[np.ndarray, np.ndarray]:
+    """`source` resampled onto `target`'s grid (0 outside it) and the mask of target voxels it
+    covers whole: what two acquisitions of one frame of reference are compared on."""
+    moved = resample(source.array, source.affine, target.affine, target.shape, "zeros")
+    covered = resample(np.ones(source.shape, np.float32), source.affine, target.affine,
+                       target.shape, "zeros") >= COVERED
+    return moved, covered
 
 
 def _interpolation(size: int, coords: np.ndarray, padding: Padding) -> torch.Tensor:

@@ -29,7 +29,7 @@ from monai.transforms import Compose, DeleteItemsd, MapTransform, Spacingd, Spat
 from digital_contrast.batch_manifest import Manifest, ManifestCase, case_files, folder_instance_set
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.imaging.errors import ImagingError
-from digital_contrast.imaging.resampling import anti_alias, resample
+from digital_contrast.imaging.resampling import anti_alias, resample_onto
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.volume import AIR_HU
 
@@ -138,10 +138,7 @@ class DicomPaird(MapTransform):
         except ImagingError as exc:
             raise CohortDataError("TRAINING_COHORT_UNREADABLE",
                                   f"case {data[CASE]}: {exc.code}: {exc.detail}") from None
-        shape = native.array.shape
-        moved = resample(contrast.array, contrast.affine, native.affine, shape, padding="zeros")
-        covered = resample(np.ones(contrast.array.shape, np.float32), contrast.affine,
-                           native.affine, shape, padding="zeros") >= 0.999
+        moved, covered = resample_onto(contrast, native)
         enhancement = np.where(covered, moved - native.array, 0.0).astype(np.float32)
         affine = torch.from_numpy(native.affine)
         out = dict(data)

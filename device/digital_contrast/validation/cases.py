@@ -30,7 +30,11 @@ import numpy as np
 from digital_contrast.batch_manifest import ManifestError, read_manifest
 from digital_contrast.errors import DigitalContrastError
 from digital_contrast.imaging.ct_image import HU_MAX, HU_MIN
-from digital_contrast.imaging.resampling import resample, to_native_grid, to_working_spacing
+from digital_contrast.imaging.resampling import (
+    resample_onto,
+    to_native_grid,
+    to_working_spacing,
+)
 from digital_contrast.imaging.series_reader import read_series
 from digital_contrast.imaging.volume import Volume
 from digital_contrast.model.cohort_data import (
@@ -250,10 +254,8 @@ def paired_cases(dataset: PairedDataset, base: Path) -> Iterator[ValidationCase]
 def covered_slab(reference: Volume, ncct: Volume) -> tuple[slice, np.ndarray]:
     """The NCCT's slices the reference covers whole, and the reference resampled onto them;
     CASE_GEOMETRY when it covers none (the pair shares its frame of reference: checked)."""
-    moved = resample(reference.array, reference.affine, ncct.affine, ncct.shape, "zeros")
-    coverage = resample(np.ones(reference.shape, np.float32), reference.affine, ncct.affine,
-                        ncct.shape, "zeros") >= 0.999
-    whole = np.flatnonzero(coverage.reshape(coverage.shape[0], -1).all(axis=1))
+    moved, covered = resample_onto(reference, ncct)
+    whole = np.flatnonzero(covered.reshape(covered.shape[0], -1).all(axis=1))
     if not len(whole):
         raise CaseError("CASE_GEOMETRY", "the reference covers no whole slice of the NCCT")
     slab = slice(int(whole[0]), int(whole[-1]) + 1)

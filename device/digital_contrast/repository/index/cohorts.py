@@ -134,17 +134,25 @@ def cohorts(session: Session) -> list[Cohort]:
         .order_by(Cohort.name)))
 
 
-def export_rows(session: Session, members: list[CohortMember]) -> list[ExportRow]:
-    """The members with the quasi-identifiers the index holds for them now."""
-    found = {(s.site, s.series_uid): s for s in session.scalars(select(Series).where(
-        tuple_(Series.site, Series.series_uid).in_([(m.site, m.series_uid) for m in members])))
-    } if members else {}
+def member_series(session: Session, members: list[CohortMember]
+                  ) -> dict[tuple[str, str], Series]:
+    """The index rows the members have now, by (site, series UID); a member whose series left
+    the index since the version was saved has none."""
+    if not members:
+        return {}
+    return {(s.site, s.series_uid): s for s in session.scalars(select(Series).where(
+        tuple_(Series.site, Series.series_uid).in_([(m.site, m.series_uid) for m in members])))}
+
+
+def export_rows(members: list[CohortMember],
+                series: dict[tuple[str, str], Series]) -> list[ExportRow]:
+    """The members with the quasi-identifiers their index rows (`member_series`) hold."""
     rows = []
     for member in members:
-        series = found.get((member.site, member.series_uid))
+        found = series.get((member.site, member.series_uid))
         rows.append(ExportRow(
             site=member.site, series_uid=member.series_uid, patient=member.patient,
-            age_band=series.age_band if series else None, sex=series.sex if series else None,
-            study_year=series.study_date.year if series and series.study_date else None,
-            manufacturer=series.manufacturer if series else None))
+            age_band=found.age_band if found else None, sex=found.sex if found else None,
+            study_year=found.study_date.year if found and found.study_date else None,
+            manufacturer=found.manufacturer if found else None))
     return rows

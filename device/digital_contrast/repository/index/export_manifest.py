@@ -1,4 +1,4 @@
-"""A saved cohort version as batch manifest cases (jobs.batch_manifest, version 1).
+"""A saved cohort version as batch manifest cases (digital_contrast.batch_manifest, version 1).
 
 A member of a plain cohort is one case: its series. A member of a cohort of native + contrast
 pairs is one case too, named by the contrast series, whose series is the native one (what a
@@ -11,30 +11,19 @@ relative to the manifest; a series that is not there is refused, never written u
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
-
-from sqlalchemy import select, tuple_
-from sqlalchemy.orm import Session
 
 from digital_contrast.batch_manifest import ManifestCase, ManifestReference
 from digital_contrast.repository.errors import RepositoryError
 from digital_contrast.repository.index.tables import CohortMember, Series
 
 
-def _phases(session: Session, members: list[CohortMember]) -> dict[tuple[str, str], str]:
-    keys = [(m.site, m.series_uid) for m in members]
-    if not keys:
-        return {}
-    return {(r.site, r.series_uid): r.phase for r in session.execute(
-        select(Series.site, Series.series_uid, Series.phase).where(
-            tuple_(Series.site, Series.series_uid).in_(keys)))}
-
-
-def manifest_cases(session: Session, members: list[CohortMember],
+def manifest_cases(members: list[CohortMember], series: Mapping[tuple[str, str], Series],
                    kept: Collection[tuple[str, str]], files: Path | None,
                    manifest_folder: Path) -> list[ManifestCase]:
-    """The cases of the `kept` members (site, series UID), in member order."""
+    """The cases of the `kept` members (site, series UID), in member order; `series`: their
+    index rows (`cohorts.member_series`), which give a pair's phase."""
 
     def folder(member: CohortMember, series_uid: str) -> str | None:
         if files is None:
@@ -47,7 +36,6 @@ def manifest_cases(session: Session, members: list[CohortMember],
         raise RepositoryError("EXPORT_INVALID", f"series {series_uid} of {member.site} is not "
                                                 f"in {files} (nor in its {member.site} folder)")
 
-    phases = _phases(session, members)
     cases = []
     for m in members:
         if (m.site, m.series_uid) not in kept:
@@ -69,6 +57,6 @@ def manifest_cases(session: Session, members: list[CohortMember],
             folder=folder(m, m.native_series_uid), provenance={"site": m.site},
             reference=ManifestReference(
                 series_instance_uid=m.series_uid, instance_set_sha256=m.instance_set_sha256,
-                phase=phases.get((m.site, m.series_uid), "unknown"),
+                phase=getattr(series.get((m.site, m.series_uid)), "phase", "unknown"),
                 folder=folder(m, m.series_uid))))
     return cases
