@@ -142,7 +142,7 @@ def test_a_cohort_of_ingested_series_exports_as_a_batch_manifest(
         "--files", str(outside.parent), "--out", str(outside)])
     assert elsewhere.exit_code == 2 and "EXPORT_INVALID" in elsewhere.output
     assert "is not in" in " ".join(elsewhere.output.split()) and not outside.exists()
-    # two patients: their shifted study years differ (one offset each), so by default each is
+    # two patients: their shifted study years differ (studies 20 years apart), so by default each is
     # a class of one; without the year they are one class, which k = 3 suppresses, k = 2 keeps
     without_year = ("--quasi-identifiers", "age_band,sex,manufacturer,site")
     for args in (("--min-k", "2"), ("--min-k", "3", *without_year)):

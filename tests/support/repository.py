@@ -27,8 +27,9 @@ def index_row(n: int, **values: Any) -> dict[str, Any]:
 
 
 def phantom_patients(phantom_series: dict, root: Path, count: int) -> Path:
-    """The phantom study sent as `count` patients (same age band, sex, year, scanner: one
-    k-anonymity class), each with its own ids and UIDs."""
+    """The phantom study sent as `count` patients (same age band, sex, scanner: one k-anonymity
+    class without the study year), each with its own ids and UIDs, their studies 20 years
+    apart: each patient's dates move back 1-10 years, so their shifted years never meet."""
     for patient in range(count):
         for phase in ("ncct", "arterial"):
             folder = root / f"p{patient}" / phase
@@ -39,6 +40,7 @@ def phantom_patients(phantom_series: dict, root: Path, count: int) -> Path:
                 for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
                     setattr(ds, keyword, f"{getattr(ds, keyword)}.{patient + 1}")
                 ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+                ds.StudyDate = f"{int(ds.StudyDate[:4]) + 20 * patient}{ds.StudyDate[4:]}"
                 ds.save_as(folder / path.name)
     return root
 
